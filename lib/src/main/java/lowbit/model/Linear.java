@@ -1,0 +1,83 @@
+package lowbit.model;
+
+import lowbit.tensor.PackedMatrix;
+import lowbit.tensor.Parallel;
+
+/**
+ * One linear layer y = x W^T + b of a loaded model, addressed by its Hugging Face module name
+ * ("model.layers.3.self_attn.q_proj"). Quantizers read {@link #weight()} and write back with
+ * {@link #setWeight(float[])}; the model is not reloaded.
+ */
+public final class Linear {
+    private final String name;
+    private final int layer;
+    private final String module;
+    private final int out;
+    private final int in;
+    private PackedMatrix packed;
+    private final float[] bias;
+
+    Linear(String name, int layer, String module, float[] weight, int out, int in, float[] bias) {
+        this.name = name;
+        this.layer = layer;
+        this.module = module;
+        this.out = out;
+        this.in = in;
+        if (bias != null && bias.length != out)
+            throw new IllegalArgumentException(name + ".bias has " + bias.length + " elements, expected " + out);
+        this.bias = bias;
+        this.packed = PackedMatrix.pack(weight, out, in);
+    }
+
+    /** Full module name, e.g. model.layers.3.mlp.down_proj. */
+    public String name() {
+        return name;
+    }
+
+    /** Transformer block index, -1 for layers outside the blocks (lm_head, OPT's project_in/out). */
+    public int layer() {
+        return layer;
+    }
+
+    /** Short module name: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj (OPT: out_proj, fc1, fc2), lm_head. */
+    public String module() {
+        return module;
+    }
+
+    public int outFeatures() {
+        return out;
+    }
+
+    public int inFeatures() {
+        return in;
+    }
+
+    /** A copy of W, row-major [out][in]. */
+    public float[] weight() {
+        return packed.unpack();
+    }
+
+    /** The bias (live array, may be null). */
+    public float[] bias() {
+        return bias;
+    }
+
+    /** Replaces W in place; the next forward pass uses it. */
+    public void setWeight(float[] weight) {
+        if (weight.length != out * in)
+            throw new IllegalArgumentException(name + ": new weight has " + weight.length + " elements, expected "
+                    + out + "x" + in);
+        for (float v : weight)
+            if (!Float.isFinite(v)) throw new IllegalArgumentException(name + ": new weight contains " + v);
+        packed = PackedMatrix.pack(weight, out, in);
+    }
+
+    void apply(float[] x, int rows, float[] y, Parallel par) {
+        packed.multiply(x, rows, y, bias, par);
+    }
+
+    @Override
+    public String toString() {
+        return name + " [" + out + "x" + in + "]";
+    }
+}

@@ -1,0 +1,578 @@
+package lowbit.model;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+import lowbit.io.Checkpoint;
+import lowbit.io.TensorInfo;
+import lowbit.tensor.PackedMatrix;
+import lowbit.tensor.Parallel;
+
+/**
+ * A decoder-only transformer in float32: the Llama family (Llama, Mistral, SmolLM, Qwen2 with q/k/v biases,
+ * Qwen3 with q/k norms) and OPT. Weights are loaded once from a {@link Checkpoint}; every window is run on
+ * its own (no cache across windows), which is what perplexity and calibration need.
+ */
+public final class Transformer implements AutoCloseable {
+    private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+    private static final int L = S.length();
+    /** Rows of logits materialized at once: bounds memory at LOGIT_ROWS x vocab floats. */
+    private static final int LOGIT_ROWS = 64;
+
+    private final ModelConfig cfg;
+    private final String source;
+    private final String sha256;
+    private final float[] embedTokens;   // [vocab][embedDim]
+    private final float[] embedPositions; // OPT: [maxPositions + 2][hidden]
+    private final Linear projectIn, projectOut; // OPT-350m style
+    private final Block[] blocks;
+    private final float[] finalNormW, finalNormB;
+    private final Linear lmHead;
+    private final Map<String, Linear> linears = new LinkedHashMap<>();
+    private final List<ForwardHook> hooks = new CopyOnWriteArrayList<>();
+    private Parallel par;
+
+    private record Block(float[] attnNormW, float[] attnNormB, Linear q, Linear k, Linear v, Linear o,
+                         float[] qNorm, float[] kNorm, float[] mlpNormW, float[] mlpNormB,
+                         Linear gate, Linear up, Linear down) {}
+
+    private Transformer(Checkpoint ckpt, int threads) {
+        this.cfg = ckpt.config();
+        this.source = ckpt.source();
+        this.sha256 = ckpt.sha256();
+        this.par = new Parallel(threads);
+        Weights w = new Weights(ckpt);
+        int hidden = cfg.hiddenSize();
+        boolean opt = cfg.family() == ModelConfig.Family.OPT;
+        String prefix = opt ? "model.decoder." : "model.";
+        int embedDim = opt ? cfg.wordEmbedProjDim() : hidden;
+        embedTokens = w.get(prefix + "embed_tokens.weight", cfg.vocabSize(), embedDim);
+        if (opt) {
+            embedPositions = w.get(prefix + "embed_positions.weight", cfg.maxPositions() + 2, hidden);
+            projectIn = embedDim != hidden ? linear(w, prefix + "project_in", -1, "project_in", hidden, embedDim) : null;
+            projectOut = embedDim != hidden ? linear(w, prefix + "project_out", -1, "project_out", embedDim, hidden) : null;
+        } else {
+            embedPositions = null;
+            projectIn = projectOut = null;
+        }
+        blocks = new Block[cfg.numLayers()];
+        for (int i = 0; i < blocks.length; i++) blocks[i] = opt ? optBlock(w, i) : llamaBlock(w, i);
+        if (opt) {
+            boolean hasFinal = cfg.normBefore() && w.has(prefix + "final_layer_norm.weight");
+            finalNormW = hasFinal ? w.get(prefix + "final_layer_norm.weight", hidden) : null;
+            finalNormB = hasFinal ? w.get(prefix + "final_layer_norm.bias", hidden) : null;
+        } else {
+            finalNormW = w.get("model.norm.weight", hidden);
+            finalNormB = null;
+        }
+        boolean tied = cfg.tieWordEmbeddings() || !w.has("lm_head.weight");
+        float[] head = tied ? embedTokens : w.get("lm_head.weight", cfg.vocabSize(), embedDim);
+        lmHead = new Linear("lm_head", -1, "lm_head", head, cfg.vocabSize(), embedDim, null);
+        linears.put("lm_head", lmHead);
+    }
+
+    /** Loads every weight of the checkpoint; uses all cores. */
+    public static Transformer load(Checkpoint ckpt) {
+        return new Transformer(ckpt, Parallel.defaultThreads());
+    }
+
+    public static Transformer load(Checkpoint ckpt, int threads) {
+        return new Transformer(ckpt, threads);
+    }
+
+    private Block llamaBlock(Weights w, int i) {
+        String p = "model.layers." + i + ".";
+        int h = cfg.hiddenSize(), ff = cfg.intermediateSize();
+        return new Block(
+                w.get(p + "input_layernorm.weight", h), null,
+                linear(w, p + "self_attn.q_proj", i, "q_proj", cfg.qDim(), h),
+                linear(w, p + "self_attn.k_proj", i, "k_proj", cfg.kvDim(), h),
+                linear(w, p + "self_attn.v_proj", i, "v_proj", cfg.kvDim(), h),
+                linear(w, p + "self_attn.o_proj", i, "o_proj", h, cfg.qDim()),
+                cfg.qkNorm() ? w.get(p + "self_attn.q_norm.weight", cfg.headDim()) : null,
+                cfg.qkNorm() ? w.get(p + "self_attn.k_norm.weight", cfg.headDim()) : null,
+                w.get(p + "post_attention_layernorm.weight", h), null,
+                linear(w, p + "mlp.gate_proj", i, "gate_proj", ff, h),
+                linear(w, p + "mlp.up_proj", i, "up_proj", ff, h),
+                linear(w, p + "mlp.down_proj", i, "down_proj", h, ff));
+    }
+
+    private Block optBlock(Weights w, int i) {
+        String p = "model.decoder.layers." + i + ".";
+        int h = cfg.hiddenSize(), ff = cfg.intermediateSize();
+        return new Block(
+                w.get(p + "self_attn_layer_norm.weight", h), w.get(p + "self_attn_layer_norm.bias", h),
+                linear(w, p + "self_attn.q_proj", i, "q_proj", h, h),
+                linear(w, p + "self_attn.k_proj", i, "k_proj", h, h),
+                linear(w, p + "self_attn.v_proj", i, "v_proj", h, h),
+                linear(w, p + "self_attn.out_proj", i, "out_proj", h, h),
+                null, null,
+                w.get(p + "final_layer_norm.weight", h), w.get(p + "final_layer_norm.bias", h),
+                null,
+                linear(w, p + "fc1", i, "fc1", ff, h),
+                linear(w, p + "fc2", i, "fc2", h, ff));
+    }
+
+    private Linear linear(Weights w, String name, int layer, String module, int out, int in) {
+        float[] weight = w.get(name + ".weight", out, in);
+        float[] bias = w.has(name + ".bias") ? w.get(name + ".bias", out) : null;
+        Linear lin = new Linear(name, layer, module, weight, out, in, bias);
+        linears.put(name, lin);
+        return lin;
+    }
+
+    /** Reads tensors by name and checks their shapes against the config, naming the checkpoint on mismatch. */
+    private record Weights(Checkpoint ckpt) {
+        boolean has(String name) {
+            return ckpt.tensors().containsKey(name);
+        }
+
+        float[] get(String name, long... shape) {
+            TensorInfo info = ckpt.tensors().get(name);
+            if (info == null)
+                throw new IllegalArgumentException(ckpt.source() + ": tensor " + name + " is missing (expected shape "
+                        + java.util.Arrays.toString(shape) + " for a " + ckptConfig() + " model)");
+            long n = 1;
+            for (long d : shape) n *= d;
+            if (info.elements() != n || (info.shape().length == shape.length && !java.util.Arrays.equals(info.shape(), shape)))
+                throw new IllegalArgumentException(ckpt.source() + ": tensor " + name + " has shape "
+                        + java.util.Arrays.toString(info.shape()) + ", the config implies " + java.util.Arrays.toString(shape));
+            return ckpt.floats(name);
+        }
+
+        private String ckptConfig() {
+            return ckpt.config().modelType();
+        }
+    }
+
+    public ModelConfig config() {
+        return cfg;
+    }
+
+    /** Where the weights came from. */
+    public String source() {
+        return source;
+    }
+
+    /** sha256 of the checkpoint's weight files. */
+    public String sha256() {
+        return sha256;
+    }
+
+    /** Every linear layer by module name, blocks in order, lm_head last. */
+    public Map<String, Linear> linears() {
+        return Collections.unmodifiableMap(linears);
+    }
+
+    public Linear linear(String name) {
+        Linear l = linears.get(name);
+        if (l == null) throw new IllegalArgumentException("no linear layer named " + name + " (have e.g. "
+                + linears.keySet().stream().limit(4).toList() + ")");
+        return l;
+    }
+
+    /** The linears of one block in execution order. */
+    public List<Linear> blockLinears(int layer) {
+        Block b = blocks[layer];
+        List<Linear> out = new ArrayList<>(List.of(b.q, b.k, b.v, b.o));
+        if (b.gate != null) out.add(b.gate);
+        out.add(b.up);
+        out.add(b.down);
+        return out;
+    }
+
+    /** Adds a hook; closing the returned handle removes it. */
+    public AutoCloseable addHook(ForwardHook hook) {
+        hooks.add(hook);
+        return () -> hooks.remove(hook);
+    }
+
+    public int threads() {
+        return par.threads();
+    }
+
+    /** Changes the thread count; results are bitwise the same on any count. */
+    public void setThreads(int threads) {
+        if (threads != par.threads()) {
+            par.close();
+            par = new Parallel(threads);
+        }
+    }
+
+    // ---------------------------------------------------------------- forward
+
+    /** Token embeddings (plus OPT's learned positions and project_in): [tokens][hidden]. */
+    public float[] embed(int[] tokens) {
+        int T = tokens.length, h = cfg.hiddenSize();
+        int e = embedPositions != null ? cfg.wordEmbedProjDim() : h;
+        if (embedPositions != null && T > cfg.maxPositions())
+            throw new IllegalArgumentException("window of " + T + " tokens is longer than OPT's "
+                    + cfg.maxPositions() + " learned positions");
+        float[] x = new float[T * e];
+        for (int t = 0; t < T; t++) {
+            int id = tokens[t];
+            if (id < 0 || id >= cfg.vocabSize())
+                throw new IllegalArgumentException("token id " + id + " at position " + t + " is outside the vocabulary of "
+                        + cfg.vocabSize());
+            System.arraycopy(embedTokens, id * e, x, t * e, e);
+        }
+        if (projectIn != null) x = run(projectIn, x, T);
+        if (embedPositions != null) {
+            // OPT's positions start at offset 2 (its first two rows are padding-related).
+            for (int t = 0; t < T; t++)
+                for (int j = 0; j < h; j++) x[t * h + j] += embedPositions[(t + 2) * h + j];
+        }
+        return x;
+    }
+
+    /** Runs transformer block {@code layer} on x [rows][hidden] in place. */
+    public void block(int layer, float[] x, int rows) {
+        Block b = blocks[layer];
+        if (cfg.family() == ModelConfig.Family.OPT) optBlock(b, layer, x, rows);
+        else llamaBlock(b, layer, x, rows);
+    }
+
+    private void llamaBlock(Block b, int layer, float[] x, int T) {
+        int h = cfg.hiddenSize();
+        float[] n = rmsNorm(x, T, h, b.attnNormW);
+        float[] q = run(b.q, n, T), k = run(b.k, n, T), v = run(b.v, n, T);
+        if (b.qNorm != null) {
+            rmsNormHeads(q, T * cfg.numHeads(), b.qNorm);
+            rmsNormHeads(k, T * cfg.numKvHeads(), b.kNorm);
+        }
+        rope(q, T, cfg.numHeads());
+        rope(k, T, cfg.numKvHeads());
+        for (ForwardHook hook : hooks) hook.keyValue(layer, k, v, T);
+        float[] attn = attention(q, k, v, T);
+        addInto(x, run(b.o, attn, T));
+        n = rmsNorm(x, T, h, b.mlpNormW);
+        float[] g = run(b.gate, n, T), u = run(b.up, n, T);
+        siluMul(g, u);
+        addInto(x, run(b.down, g, T));
+    }
+
+    private void optBlock(Block b, int layer, float[] x, int T) {
+        int h = cfg.hiddenSize();
+        boolean pre = cfg.normBefore();
+        float[] n = pre ? layerNorm(x, T, h, b.attnNormW, b.attnNormB) : x;
+        float[] q = run(b.q, n, T), k = run(b.k, n, T), v = run(b.v, n, T);
+        for (ForwardHook hook : hooks) hook.keyValue(layer, k, v, T);
+        addInto(x, run(b.o, attention(q, k, v, T), T));
+        if (!pre) System.arraycopy(layerNorm(x, T, h, b.attnNormW, b.attnNormB), 0, x, 0, x.length);
+        n = pre ? layerNorm(x, T, h, b.mlpNormW, b.mlpNormB) : x;
+        float[] f = run(b.up, n, T);
+        activation(f);
+        addInto(x, run(b.down, f, T));
+        if (!pre) System.arraycopy(layerNorm(x, T, h, b.mlpNormW, b.mlpNormB), 0, x, 0, x.length);
+    }
+
+    /** The final norm (and OPT's project_out): the input of lm_head, [rows][embedDim]. */
+    public float[] finalHidden(float[] x, int rows) {
+        float[] n = x;
+        if (finalNormW != null)
+            n = finalNormB != null ? layerNorm(x, rows, cfg.hiddenSize(), finalNormW, finalNormB)
+                    : rmsNorm(x, rows, cfg.hiddenSize(), finalNormW);
+        if (projectOut != null) n = run(projectOut, n, rows);
+        return n;
+    }
+
+    /** Hidden states after every block: [tokens][hidden]. */
+    public float[] hidden(int[] tokens) {
+        float[] x = embed(tokens);
+        for (int l = 0; l < blocks.length; l++) block(l, x, tokens.length);
+        return x;
+    }
+
+    /** log-softmax of the logits at every position: [tokens][vocab]. Memory grows with vocab; for perplexity use {@link #nll}. */
+    public float[][] logProbs(int[] tokens) {
+        int T = tokens.length, V = cfg.vocabSize();
+        float[] h = finalHidden(hidden(tokens), T);
+        float[][] out = new float[T][];
+        forLogitChunks(h, T, (row, logits, off) -> {
+            float[] lp = new float[V];
+            double lse = logSumExp(logits, off, V);
+            for (int j = 0; j < V; j++) lp[j] = (float) (logits[off + j] - lse);
+            out[row] = lp;
+        });
+        return out;
+    }
+
+    /**
+     * Next-token negative log-likelihood of a window: element t is -log p(tokens[t+1] | tokens[0..t]),
+     * tokens.length - 1 values (the perplexity protocol scores every position).
+     */
+    public double[] nll(int[] tokens) {
+        int T = tokens.length;
+        if (T < 2) throw new IllegalArgumentException("a window needs at least 2 tokens, got " + T);
+        float[] h = finalHidden(hidden(tokens), T);
+        double[] nll = new double[T - 1];
+        int V = cfg.vocabSize();
+        forLogitChunks(h, T - 1, (row, logits, off) -> nll[row] = logSumExp(logits, off, V) - logits[off + tokens[row + 1]]);
+        return nll;
+    }
+
+    private interface LogitRow {
+        void accept(int row, float[] logits, int offset);
+    }
+
+    private void forLogitChunks(float[] h, int rows, LogitRow consumer) {
+        int V = cfg.vocabSize(), e = lmHead.inFeatures();
+        float[] logits = new float[LOGIT_ROWS * V];
+        float[] chunk = new float[LOGIT_ROWS * e];
+        for (int r0 = 0; r0 < rows; r0 += LOGIT_ROWS) {
+            int n = Math.min(LOGIT_ROWS, rows - r0);
+            System.arraycopy(h, r0 * e, chunk, 0, n * e);
+            for (ForwardHook hook : hooks) hook.linearInput(lmHead, chunk, n);
+            lmHead.apply(chunk, n, logits, par);
+            for (ForwardHook hook : hooks) hook.linearOutput(lmHead, logits, n);
+            int base = r0;
+            par.forEach(n, i -> consumer.accept(base + i, logits, i * V));
+        }
+    }
+
+    private static double logSumExp(float[] a, int off, int n) {
+        float max = Float.NEGATIVE_INFINITY;
+        for (int j = 0; j < n; j++) max = Math.max(max, a[off + j]);
+        FloatVector mx = FloatVector.broadcast(S, max);
+        FloatVector acc = FloatVector.zero(S);
+        int j = 0;
+        for (; j + L <= n; j += L)
+            acc = acc.add(FloatVector.fromArray(S, a, off + j).sub(mx).lanewise(VectorOperators.EXP));
+        double sum = acc.reduceLanes(VectorOperators.ADD);
+        for (; j < n; j++) sum += Math.exp(a[off + j] - max);
+        return max + Math.log(sum);
+    }
+
+    // ---------------------------------------------------------------- pieces
+
+    private float[] run(Linear lin, float[] x, int rows) {
+        for (ForwardHook hook : hooks) hook.linearInput(lin, x, rows);
+        float[] y = new float[rows * lin.outFeatures()];
+        lin.apply(x, rows, y, par);
+        for (ForwardHook hook : hooks) hook.linearOutput(lin, y, rows);
+        return y;
+    }
+
+    private float[] rmsNorm(float[] x, int rows, int d, float[] w) {
+        float[] out = new float[rows * d];
+        float eps = (float) cfg.normEps();
+        par.forEach(rows, r -> {
+            int o = r * d;
+            float ss = 0;
+            for (int j = 0; j < d; j++) ss += x[o + j] * x[o + j];
+            float inv = (float) (1.0 / Math.sqrt(ss / d + eps));
+            for (int j = 0; j < d; j++) out[o + j] = w[j] * (x[o + j] * inv);
+        });
+        return out;
+    }
+
+    /** RMSNorm over each head_dim slice, in place (Qwen3's q_norm/k_norm). */
+    private void rmsNormHeads(float[] x, int slices, float[] w) {
+        int d = cfg.headDim();
+        float eps = (float) cfg.normEps();
+        par.forEach(slices, s -> {
+            int o = s * d;
+            float ss = 0;
+            for (int j = 0; j < d; j++) ss += x[o + j] * x[o + j];
+            float inv = (float) (1.0 / Math.sqrt(ss / d + eps));
+            for (int j = 0; j < d; j++) x[o + j] = w[j] * (x[o + j] * inv);
+        });
+    }
+
+    private float[] layerNorm(float[] x, int rows, int d, float[] w, float[] b) {
+        float[] out = new float[rows * d];
+        double eps = cfg.normEps();
+        par.forEach(rows, r -> {
+            int o = r * d;
+            double mean = 0;
+            for (int j = 0; j < d; j++) mean += x[o + j];
+            mean /= d;
+            double var = 0;
+            for (int j = 0; j < d; j++) var += (x[o + j] - mean) * (x[o + j] - mean);
+            var /= d;
+            double inv = 1.0 / Math.sqrt(var + eps);
+            for (int j = 0; j < d; j++) out[o + j] = (float) ((x[o + j] - mean) * inv) * w[j] + b[j];
+        });
+        return out;
+    }
+
+    private float[] ropeCos = new float[0], ropeSin = new float[0];
+    private int ropeRows;
+
+    /** HF's rotate_half convention: dimension i pairs with i + headDim/2. */
+    private void rope(float[] x, int T, int heads) {
+        int d = cfg.headDim(), half = d / 2;
+        ensureRope(T);
+        float[] cos = ropeCos, sin = ropeSin;
+        par.forEach(T, t -> {
+            int c = t * half;
+            for (int hd = 0; hd < heads; hd++) {
+                int o = (t * heads + hd) * d;
+                for (int i = 0; i < half; i++) {
+                    float a = x[o + i], b = x[o + i + half];
+                    x[o + i] = a * cos[c + i] - b * sin[c + i];
+                    x[o + i + half] = b * cos[c + i] + a * sin[c + i];
+                }
+            }
+        });
+    }
+
+    private synchronized void ensureRope(int T) {
+        if (ropeRows >= T) return;
+        int half = cfg.headDim() / 2;
+        float[] cos = new float[T * half], sin = new float[T * half];
+        for (int i = 0; i < half; i++) {
+            // inv_freq in float32 as transformers computes it, the angle in double
+            float invFreq = (float) (1.0 / Math.pow(cfg.ropeTheta(), (2.0 * i) / cfg.headDim()));
+            for (int t = 0; t < T; t++) {
+                float angle = (float) t * invFreq;
+                cos[t * half + i] = (float) Math.cos(angle);
+                sin[t * half + i] = (float) Math.sin(angle);
+            }
+        }
+        ropeCos = cos;
+        ropeSin = sin;
+        ropeRows = T;
+    }
+
+    /**
+     * Causal softmax attention with GQA. Keys are transposed per kv head so that both score and value
+     * products are broadcast-FMA loops over contiguous memory; four query rows share each load.
+     */
+    private float[] attention(float[] q, float[] k, float[] v, int T) {
+        int H = cfg.numHeads(), KV = cfg.numKvHeads(), d = cfg.headDim();
+        int qStride = H * d, kvStride = KV * d, group = H / KV;
+        int Tp = (T + L - 1) / L * L;
+        float[][] kt = new float[KV][d * Tp];
+        par.forEach(KV, g -> {
+            float[] dst = kt[g];
+            for (int t = 0; t < T; t++)
+                for (int j = 0; j < d; j++) dst[j * Tp + t] = k[t * kvStride + g * d + j];
+        });
+        float scale = (float) (1.0 / Math.sqrt(d));
+        float[] out = new float[T * qStride];
+        int qBlock = 16;
+        int blocksPerHead = (T + qBlock - 1) / qBlock;
+        par.forEach(H * blocksPerHead, task -> {
+            int head = task / blocksPerHead, i0 = (task % blocksPerHead) * qBlock;
+            int i1 = Math.min(T, i0 + qBlock);
+            int g = head / group;
+            float[] scores = new float[4 * Tp];
+            for (int r0 = i0; r0 < i1; r0 += 4) {
+                int rows = Math.min(4, i1 - r0);
+                attendRows(q, v, kt[g], out, r0, rows, head, g, T, Tp, d, qStride, kvStride, scale, scores);
+            }
+        });
+        return out;
+    }
+
+    private static void attendRows(float[] q, float[] v, float[] kt, float[] out, int r0, int rows, int head, int g,
+                                   int T, int Tp, int d, int qStride, int kvStride, float scale, float[] s) {
+        int last = r0 + rows - 1;               // the last query row sees keys 0..last
+        int span = (last + L) / L * L;          // keys to score, padded to whole vectors
+        int q0 = r0 * qStride + head * d;
+        int q1 = rows > 1 ? q0 + qStride : q0, q2 = rows > 2 ? q0 + 2 * qStride : q0, q3 = rows > 3 ? q0 + 3 * qStride : q0;
+        for (int j = 0; j < span; j += L) {
+            FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
+            for (int c = 0; c < d; c++) {
+                FloatVector kv = FloatVector.fromArray(S, kt, c * Tp + j);
+                a0 = FloatVector.broadcast(S, q[q0 + c]).fma(kv, a0);
+                a1 = FloatVector.broadcast(S, q[q1 + c]).fma(kv, a1);
+                a2 = FloatVector.broadcast(S, q[q2 + c]).fma(kv, a2);
+                a3 = FloatVector.broadcast(S, q[q3 + c]).fma(kv, a3);
+            }
+            a0.mul(scale).intoArray(s, j);
+            a1.mul(scale).intoArray(s, Tp + j);
+            a2.mul(scale).intoArray(s, 2 * Tp + j);
+            a3.mul(scale).intoArray(s, 3 * Tp + j);
+        }
+        for (int r = 0; r < 4; r++) {
+            int o = r * Tp;
+            int valid = r < rows ? r0 + r + 1 : 0;  // causal: row r0+r sees keys 0..r0+r
+            for (int j = valid; j < span; j++) s[o + j] = 0f;
+            if (valid == 0) continue;
+            float max = Float.NEGATIVE_INFINITY;
+            for (int j = 0; j < valid; j++) max = Math.max(max, s[o + j]);
+            FloatVector mx = FloatVector.broadcast(S, max);
+            FloatVector sum = FloatVector.zero(S);
+            int j = 0;
+            for (; j + L <= valid; j += L) {
+                FloatVector e = FloatVector.fromArray(S, s, o + j).sub(mx).lanewise(VectorOperators.EXP);
+                e.intoArray(s, o + j);
+                sum = sum.add(e);
+            }
+            if (j < valid) {
+                VectorMask<Float> m = S.indexInRange(j, valid);
+                FloatVector e = FloatVector.fromArray(S, s, o + j, m).sub(mx).lanewise(VectorOperators.EXP, m);
+                e.intoArray(s, o + j, m);
+                sum = sum.add(e, m);
+            }
+            float inv = 1f / sum.reduceLanes(VectorOperators.ADD);
+            for (j = 0; j < valid; j++) s[o + j] *= inv;
+        }
+        int vBase = g * d;
+        for (int c = 0; c < d; c += L) {
+            VectorMask<Float> m = S.indexInRange(c, d);
+            FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
+            for (int j = 0; j <= last; j++) {
+                FloatVector vv = FloatVector.fromArray(S, v, j * kvStride + vBase + c, m);
+                a0 = FloatVector.broadcast(S, s[j]).fma(vv, a0);
+                a1 = FloatVector.broadcast(S, s[Tp + j]).fma(vv, a1);
+                a2 = FloatVector.broadcast(S, s[2 * Tp + j]).fma(vv, a2);
+                a3 = FloatVector.broadcast(S, s[3 * Tp + j]).fma(vv, a3);
+            }
+            a0.intoArray(out, q0 + c, m);
+            if (rows > 1) a1.intoArray(out, q1 + c, m);
+            if (rows > 2) a2.intoArray(out, q2 + c, m);
+            if (rows > 3) a3.intoArray(out, q3 + c, m);
+        }
+    }
+
+    private void siluMul(float[] g, float[] u) {
+        int n = g.length;
+        int chunk = 1 << 14;
+        par.forEach((n + chunk - 1) / chunk, c -> {
+            int i = c * chunk, end = Math.min(n, i + chunk);
+            FloatVector one = FloatVector.broadcast(S, 1f);
+            for (; i + L <= end; i += L) {
+                FloatVector x = FloatVector.fromArray(S, g, i);
+                FloatVector sig = one.div(one.add(x.neg().lanewise(VectorOperators.EXP)));
+                x.mul(sig).mul(FloatVector.fromArray(S, u, i)).intoArray(g, i);
+            }
+            for (; i < end; i++) g[i] = (float) (g[i] / (1.0 + Math.exp(-g[i]))) * u[i];
+        });
+    }
+
+    private void activation(float[] f) {
+        switch (cfg.hiddenAct()) {
+            case "relu" -> {
+                for (int i = 0; i < f.length; i++) if (f[i] < 0) f[i] = 0;
+            }
+            case "gelu" -> {
+                for (int i = 0; i < f.length; i++) f[i] = (float) (0.5 * f[i] * (1 + Erf.erf(f[i] / Math.sqrt(2))));
+            }
+            default -> throw new IllegalStateException("unsupported activation " + cfg.hiddenAct());
+        }
+    }
+
+    private static void addInto(float[] x, float[] y) {
+        for (int i = 0; i < x.length; i++) x[i] += y[i];
+    }
+
+    @Override
+    public void close() {
+        par.close();
+    }
+
+    /** Packed-panel width of the matmul kernel on this CPU, for benchmarks' reports. */
+    public static int kernelPanelWidth() {
+        return PackedMatrix.PANEL;
+    }
+}

@@ -1,0 +1,150 @@
+package lowbit.tensor;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * A weight matrix W[out][in] stored for y = x W^T: columns of W^T in panels of {@link #PANEL} outputs,
+ * each panel laid out k-major so the kernel streams it with broadcast-FMA (no horizontal reductions).
+ * Panels are zero-padded, so odd output sizes need no special case in the inner loop.
+ */
+public final class PackedMatrix {
+    static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+    static final int L = S.length();
+    /** Outputs per panel: four vectors, the width of the register tile. */
+    public static final int PANEL = 4 * L;
+    private static final int ROWS_PER_TASK = 64;
+    private static final int PANELS_PER_TASK = 8;
+
+    private final int rows;   // out
+    private final int cols;   // in
+    private final int panels;
+    private final float[] packed;
+
+    private PackedMatrix(int rows, int cols, float[] packed) {
+        this.rows = rows;
+        this.cols = cols;
+        this.panels = (rows + PANEL - 1) / PANEL;
+        this.packed = packed;
+    }
+
+    /** Packs a row-major [rows][cols] matrix (a linear layer's [out][in] weight). */
+    public static PackedMatrix pack(float[] w, int rows, int cols) {
+        if ((long) rows * cols != w.length)
+            throw new IllegalArgumentException("weight has " + w.length + " elements, expected " + rows + "x" + cols);
+        int panels = (rows + PANEL - 1) / PANEL;
+        float[] p = new float[Math.multiplyExact(panels * PANEL, cols)];
+        for (int r = 0; r < rows; r++) {
+            int base = (r / PANEL) * PANEL * cols + (r % PANEL);
+            int src = r * cols;
+            for (int k = 0; k < cols; k++) p[base + k * PANEL] = w[src + k];
+        }
+        return new PackedMatrix(rows, cols, p);
+    }
+
+    public int rows() {
+        return rows;
+    }
+
+    public int cols() {
+        return cols;
+    }
+
+    /** The matrix back in row-major [rows][cols]. */
+    public float[] unpack() {
+        float[] w = new float[rows * cols];
+        for (int r = 0; r < rows; r++) {
+            int base = (r / PANEL) * PANEL * cols + (r % PANEL);
+            int dst = r * cols;
+            for (int k = 0; k < cols; k++) w[dst + k] = packed[base + k * PANEL];
+        }
+        return w;
+    }
+
+    /** y[n][rows] = x[n][cols] W^T (+ bias), y overwritten. */
+    public void multiply(float[] x, int n, float[] y, float[] bias, Parallel par) {
+        if ((long) n * cols > x.length || (long) n * rows > y.length)
+            throw new IllegalArgumentException("matmul of " + n + "x" + cols + " by " + cols + "x" + rows
+                    + " with buffers of " + x.length + " and " + y.length);
+        int rowBlocks = (n + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
+        int panelBlocks = (panels + PANELS_PER_TASK - 1) / PANELS_PER_TASK;
+        par.forEach(rowBlocks * panelBlocks, task -> {
+            int rb = task / panelBlocks, pb = task % panelBlocks;
+            int r0 = rb * ROWS_PER_TASK, r1 = Math.min(n, r0 + ROWS_PER_TASK);
+            int p0 = pb * PANELS_PER_TASK, p1 = Math.min(panels, p0 + PANELS_PER_TASK);
+            for (int p = p0; p < p1; p++) {
+                int i = r0;
+                for (; i + 4 <= r1; i += 4) kernel4(x, i, y, p);
+                for (; i < r1; i++) kernel1(x, i, y, p);
+            }
+        });
+        if (bias != null) {
+            for (int i = 0; i < n; i++) {
+                int o = i * rows;
+                for (int j = 0; j < rows; j++) y[o + j] += bias[j];
+            }
+        }
+    }
+
+    private void kernel4(float[] x, int i, float[] y, int p) {
+        int K = cols;
+        int x0 = i * K, x1 = x0 + K, x2 = x1 + K, x3 = x2 + K;
+        int w = p * PANEL * K;
+        FloatVector c00 = FloatVector.zero(S), c01 = c00, c02 = c00, c03 = c00;
+        FloatVector c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+        FloatVector c20 = c00, c21 = c00, c22 = c00, c23 = c00;
+        FloatVector c30 = c00, c31 = c00, c32 = c00, c33 = c00;
+        for (int k = 0; k < K; k++, w += PANEL) {
+            FloatVector w0 = FloatVector.fromArray(S, packed, w);
+            FloatVector w1 = FloatVector.fromArray(S, packed, w + L);
+            FloatVector w2 = FloatVector.fromArray(S, packed, w + 2 * L);
+            FloatVector w3 = FloatVector.fromArray(S, packed, w + 3 * L);
+            FloatVector a = FloatVector.broadcast(S, x[x0 + k]);
+            c00 = a.fma(w0, c00); c01 = a.fma(w1, c01); c02 = a.fma(w2, c02); c03 = a.fma(w3, c03);
+            a = FloatVector.broadcast(S, x[x1 + k]);
+            c10 = a.fma(w0, c10); c11 = a.fma(w1, c11); c12 = a.fma(w2, c12); c13 = a.fma(w3, c13);
+            a = FloatVector.broadcast(S, x[x2 + k]);
+            c20 = a.fma(w0, c20); c21 = a.fma(w1, c21); c22 = a.fma(w2, c22); c23 = a.fma(w3, c23);
+            a = FloatVector.broadcast(S, x[x3 + k]);
+            c30 = a.fma(w0, c30); c31 = a.fma(w1, c31); c32 = a.fma(w2, c32); c33 = a.fma(w3, c33);
+        }
+        int col = p * PANEL;
+        store(y, i, col, c00, c01, c02, c03);
+        store(y, i + 1, col, c10, c11, c12, c13);
+        store(y, i + 2, col, c20, c21, c22, c23);
+        store(y, i + 3, col, c30, c31, c32, c33);
+    }
+
+    private void kernel1(float[] x, int i, float[] y, int p) {
+        int K = cols;
+        int x0 = i * K;
+        int w = p * PANEL * K;
+        FloatVector c0 = FloatVector.zero(S), c1 = c0, c2 = c0, c3 = c0;
+        for (int k = 0; k < K; k++, w += PANEL) {
+            FloatVector a = FloatVector.broadcast(S, x[x0 + k]);
+            c0 = a.fma(FloatVector.fromArray(S, packed, w), c0);
+            c1 = a.fma(FloatVector.fromArray(S, packed, w + L), c1);
+            c2 = a.fma(FloatVector.fromArray(S, packed, w + 2 * L), c2);
+            c3 = a.fma(FloatVector.fromArray(S, packed, w + 3 * L), c3);
+        }
+        store(y, i, p * PANEL, c0, c1, c2, c3);
+    }
+
+    private void store(float[] y, int row, int col, FloatVector v0, FloatVector v1, FloatVector v2, FloatVector v3) {
+        int base = row * rows + col;
+        int valid = Math.min(PANEL, rows - col);
+        if (valid == PANEL) {
+            v0.intoArray(y, base);
+            v1.intoArray(y, base + L);
+            v2.intoArray(y, base + 2 * L);
+            v3.intoArray(y, base + 3 * L);
+            return;
+        }
+        FloatVector[] vs = {v0, v1, v2, v3};
+        for (int v = 0; v < 4 && v * L < valid; v++) {
+            VectorMask<Float> m = S.indexInRange(v * L, valid);
+            vs[v].intoArray(y, base + v * L, m);
+        }
+    }
+}
