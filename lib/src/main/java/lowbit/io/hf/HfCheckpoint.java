@@ -4,15 +4,11 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
-import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
 import java.util.Collections;
-import java.util.HexFormat;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -21,6 +17,7 @@ import java.util.TreeMap;
 import java.util.TreeSet;
 import lowbit.io.Checkpoint;
 import lowbit.io.FormatException;
+import lowbit.io.Hashing;
 import lowbit.io.TensorInfo;
 import lowbit.io.safetensors.SafetensorsFile;
 import lowbit.model.ModelConfig;
@@ -165,30 +162,11 @@ public final class HfCheckpoint implements Checkpoint {
     public synchronized String sha256() {
         if (sha256 == null) {
             List<String> digests = new ArrayList<>();
-            for (Path p : weightFiles()) digests.add(sha256(p));
+            for (Path p : weightFiles()) digests.add(Hashing.sha256(p));
             sha256 = digests.size() == 1 ? digests.get(0)
-                    : HexFormat.of().formatHex(digest().digest(String.join("", digests).getBytes(StandardCharsets.US_ASCII)));
+                    : Hashing.sha256(String.join("", digests).getBytes(StandardCharsets.US_ASCII));
         }
         return sha256;
-    }
-
-    public static String sha256(Path file) {
-        MessageDigest md = digest();
-        byte[] buffer = new byte[1 << 20];
-        try (InputStream in = Files.newInputStream(file)) {
-            for (int n; (n = in.read(buffer)) > 0; ) md.update(buffer, 0, n);
-        } catch (IOException e) {
-            throw new FormatException(file, "cannot read: " + e, e);
-        }
-        return HexFormat.of().formatHex(md.digest());
-    }
-
-    private static MessageDigest digest() {
-        try {
-            return MessageDigest.getInstance("SHA-256");
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
-        }
     }
 
     @Override
