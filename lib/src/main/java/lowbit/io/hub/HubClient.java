@@ -35,7 +35,8 @@ import lowbit.io.Hashing;
  * <p>Files land in {@code {cacheDir}/{org}--{name}/{revision}/}. Each is written to {@code NAME.part}
  * and renamed into place only once its size (and sha256, where the hub gives one) checks out, so a
  * file under its own name is always complete. An interrupted download resumes from its .part with an
- * HTTP Range request; a file already present with the listed size is not fetched again.
+ * HTTP Range request; a file already present with the listed size is not fetched again (nor re-hashed),
+ * and one whose size the listing does not give is fetched again and replaced atomically.
  *
  * <p>Redirects are followed here rather than by HttpClient so that the token is sent only to the hub
  * itself, never to the storage host a large file redirects to, and so that the X-Linked-Etag the hub

@@ -161,6 +161,18 @@ class HubClientTest {
     }
 
     @Test
+    void completePartFileWithListedHashIsRenamedWithoutDownload() throws IOException {
+        FakeHub.Repo repo = hub.repo("org/listed").file("config.json", CONFIG).file("model.safetensors", WEIGHTS);
+        repo.lfsInListing = true;
+        Path dir = Files.createDirectories(cache.resolve("org--listed/main"));
+        Files.write(dir.resolve("model.safetensors.part"), WEIGHTS);
+        download("org/listed");
+        assertFalse(hub.log.stream().anyMatch(l -> l.contains("/storage/")), hub.log.toString());
+        assertArrayEquals(WEIGHTS, Files.readAllBytes(dir.resolve("model.safetensors")));
+        assertEquals(List.of(), partFiles());
+    }
+
+    @Test
     void indexNamingAnAbsentShardIsReported() {
         String index = "{\"weight_map\":{\"a\":\"model-00001-of-00002.safetensors\"}}";
         hub.repo("org/halfsharded").file("config.json", CONFIG).file("model.safetensors.index.json", index.getBytes(StandardCharsets.UTF_8));
