@@ -69,40 +69,40 @@ final class PreTokenizer {
                 last = m.end();
             }
             if (last < piece.length()) spans.add(new int[] {last, piece.length(), invert ? 1 : 0});
+            // the folds of HF tokenizers' NormalizedString::split, over (start, end, isDelimiter) spans
+            List<int[]> pieces = new ArrayList<>();
+            boolean previous = false;
             switch (behavior) {
-                case ISOLATED -> spans.forEach(s -> out.add(piece.substring(s[0], s[1])));
-                case REMOVED -> spans.stream().filter(s -> s[2] == 0).forEach(s -> out.add(piece.substring(s[0], s[1])));
+                case ISOLATED -> pieces.addAll(spans);
+                case REMOVED -> spans.stream().filter(s -> s[2] == 0).forEach(pieces::add);
                 case MERGED_WITH_PREVIOUS -> {
-                    int start = 0;
                     for (int[] s : spans) {
-                        if (s[2] == 1) {
-                            out.add(piece.substring(start, s[1]));
-                            start = s[1];
-                        }
+                        boolean match = s[2] == 1;
+                        if (match && !previous && !pieces.isEmpty()) pieces.getLast()[1] = s[1];
+                        else pieces.add(s.clone());
+                        previous = match;
                     }
-                    if (start < piece.length()) out.add(piece.substring(start));
                 }
                 case MERGED_WITH_NEXT -> {
-                    int start = 0;
-                    for (int[] s : spans) {
-                        if (s[2] == 1 && s[0] > start) {
-                            out.add(piece.substring(start, s[0]));
-                            start = s[0];
-                        }
+                    for (int i = spans.size() - 1; i >= 0; i--) {
+                        int[] s = spans.get(i);
+                        boolean match = s[2] == 1;
+                        if (match && !previous && !pieces.isEmpty()) pieces.getLast()[0] = s[0];
+                        else pieces.add(s.clone());
+                        previous = match;
                     }
-                    if (start < piece.length()) out.add(piece.substring(start));
+                    java.util.Collections.reverse(pieces);
                 }
                 case CONTIGUOUS -> {
-                    int i = 0;
-                    while (i < spans.size()) {
-                        int j = i;
-                        if (spans.get(i)[2] == 1)
-                            while (j + 1 < spans.size() && spans.get(j + 1)[2] == 1) j++;
-                        out.add(piece.substring(spans.get(i)[0], spans.get(j)[1]));
-                        i = j + 1;
+                    for (int[] s : spans) {
+                        boolean match = s[2] == 1;
+                        if (match == previous && !pieces.isEmpty()) pieces.getLast()[1] = s[1];
+                        else pieces.add(s.clone());
+                        previous = match;
                     }
                 }
             }
+            for (int[] s : pieces) out.add(piece.substring(s[0], s[1]));
         };
     }
 
