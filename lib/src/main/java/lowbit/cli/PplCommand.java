@@ -41,7 +41,7 @@ final class PplCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         Run run = run(modelOptions, dataset, seqlen, windows, journal, Progress.terminal());
-        System.out.println(json ? run.json().toPrettyString() : run.text());
+        System.out.println(json ? run.json().toPrettyString() : run.summary());
         return 0;
     }
 
@@ -75,7 +75,7 @@ final class PplCommand implements Callable<Integer> {
             return o;
         }
 
-        String text() {
+        String summary() {
             return String.format(Locale.ROOT,
                     "%s perplexity (GPTQ protocol, seqlen %d, %d windows, %d tokens): %.4f%n"
                             + "model %s (sha256 %s)%n%.1f s, %.1f tokens/s on %d threads",

@@ -36,7 +36,7 @@ final class StudyCommand implements Callable<Integer> {
         Path tmp = out.resolve("ppl-wikitext2.json.part");
         Files.writeString(tmp, run.json().toPrettyString() + "\n");
         Files.move(tmp, result, java.nio.file.StandardCopyOption.REPLACE_EXISTING, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
-        System.out.println(run.text());
+        System.out.println(run.summary());
         System.out.println("wrote " + result.toAbsolutePath() + " (per-window NLL in " + journal.toAbsolutePath() + ")");
         return 0;
     }

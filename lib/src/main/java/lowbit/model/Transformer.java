@@ -13,6 +13,7 @@ import jdk.incubator.vector.VectorSpecies;
 import lowbit.io.Checkpoint;
 import lowbit.io.TensorInfo;
 import lowbit.tensor.PackedMatrix;
+import lowbit.tensor.VectorMath;
 import lowbit.tensor.Parallel;
 
 /**
@@ -344,9 +345,9 @@ public final class Transformer implements AutoCloseable {
         FloatVector acc = FloatVector.zero(S);
         int j = 0;
         for (; j + L <= n; j += L)
-            acc = acc.add(FloatVector.fromArray(S, a, off + j).sub(mx).lanewise(VectorOperators.EXP));
+            acc = acc.add(VectorMath.exp(FloatVector.fromArray(S, a, off + j).sub(mx)));
         double sum = acc.reduceLanes(VectorOperators.ADD);
-        for (; j < n; j++) sum += Math.exp(a[off + j] - max);
+        for (; j < n; j++) sum += VectorMath.exp(a[off + j] - max);
         return max + Math.log(sum);
     }
 
@@ -504,13 +505,13 @@ public final class Transformer implements AutoCloseable {
             FloatVector sum = FloatVector.zero(S);
             int j = 0;
             for (; j + L <= valid; j += L) {
-                FloatVector e = FloatVector.fromArray(S, s, o + j).sub(mx).lanewise(VectorOperators.EXP);
+                FloatVector e = VectorMath.exp(FloatVector.fromArray(S, s, o + j).sub(mx));
                 e.intoArray(s, o + j);
                 sum = sum.add(e);
             }
             if (j < valid) {
                 VectorMask<Float> m = S.indexInRange(j, valid);
-                FloatVector e = FloatVector.fromArray(S, s, o + j, m).sub(mx).lanewise(VectorOperators.EXP, m);
+                FloatVector e = VectorMath.exp(FloatVector.fromArray(S, s, o + j, m).sub(mx));
                 e.intoArray(s, o + j, m);
                 sum = sum.add(e, m);
             }
@@ -543,10 +544,10 @@ public final class Transformer implements AutoCloseable {
             FloatVector one = FloatVector.broadcast(S, 1f);
             for (; i + L <= end; i += L) {
                 FloatVector x = FloatVector.fromArray(S, g, i);
-                FloatVector sig = one.div(one.add(x.neg().lanewise(VectorOperators.EXP)));
+                FloatVector sig = one.div(one.add(VectorMath.exp(x.neg())));
                 x.mul(sig).mul(FloatVector.fromArray(S, u, i)).intoArray(g, i);
             }
-            for (; i < end; i++) g[i] = (float) (g[i] / (1.0 + Math.exp(-g[i]))) * u[i];
+            for (; i < end; i++) g[i] = g[i] * (1f / (1f + VectorMath.exp(-g[i]))) * u[i];
         });
     }
 

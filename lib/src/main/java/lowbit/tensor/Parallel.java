@@ -1,22 +1,30 @@
 package lowbit.tensor;
 
-import java.util.concurrent.ForkJoinPool;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.IntConsumer;
-import java.util.stream.IntStream;
 
 /**
- * Runs index ranges on a fixed number of threads. Work is split so that every output element is computed
- * by the same sequence of floating-point operations whatever the thread count: results are bitwise
- * identical on 1 or 64 threads.
+ * Runs index ranges on a fixed number of threads: the caller plus threads-1 workers pull indices from a
+ * shared counter. Every index is computed whole by one thread, so results are bitwise identical on 1 or
+ * 64 threads. A forEach called from inside a body runs serially (no nested fan-out, no deadlock).
  */
 public final class Parallel implements AutoCloseable {
-    private final ForkJoinPool pool;
+    private static final ThreadLocal<Boolean> INSIDE = ThreadLocal.withInitial(() -> false);
+    private final ExecutorService workers;
     private final int threads;
 
     public Parallel(int threads) {
         if (threads < 1) throw new IllegalArgumentException("threads must be >= 1, got " + threads);
         this.threads = threads;
-        this.pool = threads == 1 ? null : new ForkJoinPool(threads);
+        this.workers = threads == 1 ? null : Executors.newFixedThreadPool(threads - 1, r -> {
+            Thread t = new Thread(r, "lowbit-compute");
+            t.setDaemon(true);
+            return t;
+        });
     }
 
     public static int defaultThreads() {
@@ -29,15 +37,44 @@ public final class Parallel implements AutoCloseable {
 
     /** body.accept(i) for i in [0, n), in any order. */
     public void forEach(int n, IntConsumer body) {
-        if (pool == null || n == 1) {
+        if (workers == null || n <= 1 || INSIDE.get()) {
             for (int i = 0; i < n; i++) body.accept(i);
             return;
         }
-        pool.submit(() -> IntStream.range(0, n).parallel().forEach(body)).join();
+        AtomicInteger next = new AtomicInteger();
+        Runnable drain = () -> {
+            INSIDE.set(true);
+            try {
+                for (int i = next.getAndIncrement(); i < n; i = next.getAndIncrement()) body.accept(i);
+            } finally {
+                INSIDE.set(false);
+            }
+        };
+        int helpers = Math.min(threads - 1, n - 1);
+        Future<?>[] running = new Future<?>[helpers];
+        for (int t = 0; t < helpers; t++) running[t] = workers.submit(drain);
+        RuntimeException failure = null;
+        try {
+            drain.run();
+        } catch (RuntimeException e) {
+            failure = e;
+            next.set(n); // stop the others early
+        }
+        for (Future<?> f : running) {
+            try {
+                f.get();
+            } catch (ExecutionException e) {
+                if (failure == null) failure = e.getCause() instanceof RuntimeException re ? re : new IllegalStateException(e.getCause());
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("interrupted", e);
+            }
+        }
+        if (failure != null) throw failure;
     }
 
     @Override
     public void close() {
-        if (pool != null) pool.shutdown();
+        if (workers != null) workers.shutdown();
     }
 }

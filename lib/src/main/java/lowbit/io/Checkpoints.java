@@ -1,0 +1,58 @@
+package lowbit.io;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import lowbit.io.gguf.GgufCheckpoint;
+import lowbit.io.hf.HfCheckpoint;
+import lowbit.io.hub.HubClient;
+import lowbit.io.llama2c.Llama2cCheckpoint;
+
+/** Opens a checkpoint from what a user types after --model. */
+public final class Checkpoints {
+    private Checkpoints() {}
+
+    public static final String DEFAULT = "default";
+    public static final String HUB_PREFIX = "hf:";
+
+    /**
+     * @param spec "default", "hf:ORG/NAME[@REVISION]", a Hugging Face directory, a .gguf file or a llama2.c .bin
+     */
+    public static Checkpoint open(String spec, HubClient.Progress downloadProgress) {
+        if (spec == null || spec.isBlank()) throw new IllegalArgumentException("--model is empty");
+        if (spec.equals(DEFAULT)) return open(DataDir.defaultModel());
+        if (spec.startsWith(HUB_PREFIX)) {
+            String repo = spec.substring(HUB_PREFIX.length());
+            String revision = "main";
+            int at = repo.indexOf('@');
+            if (at >= 0) {
+                revision = repo.substring(at + 1);
+                repo = repo.substring(0, at);
+            }
+            Path dir = HubClient.snapshot(repo, revision, DataDir.root().resolve("models/hub"), downloadProgress);
+            return HfCheckpoint.open(dir);
+        }
+        return open(Path.of(spec));
+    }
+
+    public static Checkpoint open(Path path) {
+        if (!Files.exists(path))
+            throw new FormatException(path, "no such file or directory (--model takes a Hugging Face directory, a .gguf file, "
+                    + "a llama2.c .bin, 'default' or hf:ORG/NAME)");
+        if (Files.isDirectory(path)) return HfCheckpoint.open(path);
+        if (hasGgufMagic(path)) return GgufCheckpoint.open(path);
+        if (path.getFileName().toString().endsWith(".bin")) return Llama2cCheckpoint.open(path);
+        throw new FormatException(path, "not a checkpoint lowbit reads: expected a Hugging Face model directory "
+                + "(config.json + *.safetensors), a GGUF file or a llama2.c .bin");
+    }
+
+    private static boolean hasGgufMagic(Path file) {
+        try (InputStream in = Files.newInputStream(file)) {
+            byte[] magic = in.readNBytes(4);
+            return magic.length == 4 && magic[0] == 'G' && magic[1] == 'G' && magic[2] == 'U' && magic[3] == 'F';
+        } catch (IOException e) {
+            throw new FormatException(file, "cannot be read: " + e.getMessage(), e);
+        }
+    }
+}
