@@ -338,16 +338,12 @@ public final class Transformer implements AutoCloseable {
         }
     }
 
+    /** log sum exp over a[off, off+n), with a scratch row for the exponentials. */
     private static double logSumExp(float[] a, int off, int n) {
         float max = Float.NEGATIVE_INFINITY;
         for (int j = 0; j < n; j++) max = Math.max(max, a[off + j]);
-        FloatVector mx = FloatVector.broadcast(S, max);
-        FloatVector acc = FloatVector.zero(S);
-        int j = 0;
-        for (; j + L <= n; j += L)
-            acc = acc.add(VectorMath.exp(FloatVector.fromArray(S, a, off + j).sub(mx)));
-        double sum = acc.reduceLanes(VectorOperators.ADD);
-        for (; j < n; j++) sum += VectorMath.exp(a[off + j] - max);
+        float[] scratch = new float[n];
+        float sum = VectorMath.exp(a, off, scratch, 0, n, 1f, max);
         return max + Math.log(sum);
     }
 
@@ -501,22 +497,8 @@ public final class Transformer implements AutoCloseable {
             if (valid == 0) continue;
             float max = Float.NEGATIVE_INFINITY;
             for (int j = 0; j < valid; j++) max = Math.max(max, s[o + j]);
-            FloatVector mx = FloatVector.broadcast(S, max);
-            FloatVector sum = FloatVector.zero(S);
-            int j = 0;
-            for (; j + L <= valid; j += L) {
-                FloatVector e = VectorMath.exp(FloatVector.fromArray(S, s, o + j).sub(mx));
-                e.intoArray(s, o + j);
-                sum = sum.add(e);
-            }
-            if (j < valid) {
-                VectorMask<Float> m = S.indexInRange(j, valid);
-                FloatVector e = VectorMath.exp(FloatVector.fromArray(S, s, o + j, m).sub(mx));
-                e.intoArray(s, o + j, m);
-                sum = sum.add(e, m);
-            }
-            float inv = 1f / sum.reduceLanes(VectorOperators.ADD);
-            for (j = 0; j < valid; j++) s[o + j] *= inv;
+            float inv = 1f / VectorMath.exp(s, o, s, o, valid, 1f, max);
+            for (int j = 0; j < valid; j++) s[o + j] *= inv;
         }
         int vBase = g * d;
         for (int c = 0; c < d; c += L) {
@@ -540,14 +522,8 @@ public final class Transformer implements AutoCloseable {
         int n = g.length;
         int chunk = 1 << 14;
         par.forEach((n + chunk - 1) / chunk, c -> {
-            int i = c * chunk, end = Math.min(n, i + chunk);
-            FloatVector one = FloatVector.broadcast(S, 1f);
-            for (; i + L <= end; i += L) {
-                FloatVector x = FloatVector.fromArray(S, g, i);
-                FloatVector sig = one.div(one.add(VectorMath.exp(x.neg())));
-                x.mul(sig).mul(FloatVector.fromArray(S, u, i)).intoArray(g, i);
-            }
-            for (; i < end; i++) g[i] = g[i] * (1f / (1f + VectorMath.exp(-g[i]))) * u[i];
+            int from = c * chunk, to = Math.min(n, from + chunk);
+            VectorMath.siluMul(g, u, from, to, new float[to - from]);
         });
     }
 

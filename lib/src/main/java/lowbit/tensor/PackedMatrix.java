@@ -1,7 +1,6 @@
 package lowbit.tensor;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -109,11 +108,26 @@ public final class PackedMatrix {
             a = FloatVector.broadcast(S, x[x3 + k]);
             c30 = a.fma(w0, c30); c31 = a.fma(w1, c31); c32 = a.fma(w2, c32); c33 = a.fma(w3, c33);
         }
+        // Stores stay in this method: vectors passed to another method are boxed, and a callee compiled
+        // apart from its caller runs the Vector API's slow Java fallback.
         int col = p * PANEL;
-        store(y, i, col, c00, c01, c02, c03);
-        store(y, i + 1, col, c10, c11, c12, c13);
-        store(y, i + 2, col, c20, c21, c22, c23);
-        store(y, i + 3, col, c30, c31, c32, c33);
+        if (col + PANEL <= rows) {
+            int b = i * rows + col;
+            c00.intoArray(y, b); c01.intoArray(y, b + L); c02.intoArray(y, b + 2 * L); c03.intoArray(y, b + 3 * L);
+            b += rows;
+            c10.intoArray(y, b); c11.intoArray(y, b + L); c12.intoArray(y, b + 2 * L); c13.intoArray(y, b + 3 * L);
+            b += rows;
+            c20.intoArray(y, b); c21.intoArray(y, b + L); c22.intoArray(y, b + 2 * L); c23.intoArray(y, b + 3 * L);
+            b += rows;
+            c30.intoArray(y, b); c31.intoArray(y, b + L); c32.intoArray(y, b + 2 * L); c33.intoArray(y, b + 3 * L);
+        } else {
+            float[] t = new float[4 * PANEL];
+            c00.intoArray(t, 0); c01.intoArray(t, L); c02.intoArray(t, 2 * L); c03.intoArray(t, 3 * L);
+            c10.intoArray(t, PANEL); c11.intoArray(t, PANEL + L); c12.intoArray(t, PANEL + 2 * L); c13.intoArray(t, PANEL + 3 * L);
+            c20.intoArray(t, 2 * PANEL); c21.intoArray(t, 2 * PANEL + L); c22.intoArray(t, 2 * PANEL + 2 * L); c23.intoArray(t, 2 * PANEL + 3 * L);
+            c30.intoArray(t, 3 * PANEL); c31.intoArray(t, 3 * PANEL + L); c32.intoArray(t, 3 * PANEL + 2 * L); c33.intoArray(t, 3 * PANEL + 3 * L);
+            storePartial(t, 4, y, i, col);
+        }
     }
 
     private void kernel1(float[] x, int i, float[] y, int p) {
@@ -128,23 +142,20 @@ public final class PackedMatrix {
             c2 = a.fma(FloatVector.fromArray(S, packed, w + 2 * L), c2);
             c3 = a.fma(FloatVector.fromArray(S, packed, w + 3 * L), c3);
         }
-        store(y, i, p * PANEL, c0, c1, c2, c3);
+        int col = p * PANEL;
+        if (col + PANEL <= rows) {
+            int b = i * rows + col;
+            c0.intoArray(y, b); c1.intoArray(y, b + L); c2.intoArray(y, b + 2 * L); c3.intoArray(y, b + 3 * L);
+        } else {
+            float[] t = new float[PANEL];
+            c0.intoArray(t, 0); c1.intoArray(t, L); c2.intoArray(t, 2 * L); c3.intoArray(t, 3 * L);
+            storePartial(t, 1, y, i, col);
+        }
     }
 
-    private void store(float[] y, int row, int col, FloatVector v0, FloatVector v1, FloatVector v2, FloatVector v3) {
-        int base = row * rows + col;
-        int valid = Math.min(PANEL, rows - col);
-        if (valid == PANEL) {
-            v0.intoArray(y, base);
-            v1.intoArray(y, base + L);
-            v2.intoArray(y, base + 2 * L);
-            v3.intoArray(y, base + 3 * L);
-            return;
-        }
-        FloatVector[] vs = {v0, v1, v2, v3};
-        for (int v = 0; v < 4 && v * L < valid; v++) {
-            VectorMask<Float> m = S.indexInRange(v * L, valid);
-            vs[v].intoArray(y, base + v * L, m);
-        }
+    /** The last, partly padded panel: copy only the columns that exist. */
+    private void storePartial(float[] tile, int tileRows, float[] y, int row, int col) {
+        int valid = rows - col;
+        for (int r = 0; r < tileRows; r++) System.arraycopy(tile, r * PANEL, y, (row + r) * rows + col, valid);
     }
 }

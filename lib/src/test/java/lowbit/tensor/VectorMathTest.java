@@ -2,25 +2,44 @@ package lowbit.tensor;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
-import jdk.incubator.vector.FloatVector;
 import org.junit.jupiter.api.Test;
 
 class VectorMathTest {
     @Test
-    void expIsWithinTwoUlpOfTheCorrectlyRoundedValue() {
-        var s = FloatVector.SPECIES_PREFERRED;
-        float[] xs = new float[s.length()];
-        float[] out = new float[s.length()];
-        for (float x = -87f; x < 88f; x += 0.0173f) {
-            for (int i = 0; i < xs.length; i++) xs[i] = x + i * 1e-3f;
-            VectorMath.exp(FloatVector.fromArray(s, xs, 0)).intoArray(out, 0);
-            for (int i = 0; i < xs.length; i++) {
-                float ref = (float) Math.exp(xs[i]);
-                assertEquals(ref, out[i], 2 * Math.ulp(ref), "exp(" + xs[i] + ")");
-                assertEquals(out[i], VectorMath.exp(xs[i]), "scalar and vector agree at " + xs[i]);
-            }
+    void expIsWithinTwoUlpOfTheCorrectlyRoundedValueAndVectorEqualsScalar() {
+        int n = 10_007; // not a multiple of any lane count: exercises the tail
+        float[] xs = new float[n], out = new float[n];
+        for (int i = 0; i < n; i++) xs[i] = -87f + i * (175f / n);
+        float sum = VectorMath.exp(xs, 0, out, 0, n, 1f, 0f);
+        double ref = 0;
+        for (int i = 0; i < n; i++) {
+            float want = (float) Math.exp(xs[i]);
+            assertEquals(want, out[i], 2 * Math.ulp(want), "exp(" + xs[i] + ")");
+            assertEquals(out[i], VectorMath.exp(xs[i]), "scalar and vector agree at " + xs[i]);
+            ref += out[i];
         }
+        assertEquals(ref, sum, ref * 1e-6);
         assertEquals(1f, VectorMath.exp(0f));
-        assertEquals((float) Math.E, VectorMath.exp(1f), Math.ulp((float) Math.E));
+    }
+
+    @Test
+    void signAndShiftAreAppliedBeforeExp() {
+        float[] xs = {1f, 2f, 3f};
+        float[] out = new float[3];
+        VectorMath.exp(xs, 0, out, 0, 3, -1f, 0.5f);
+        for (int i = 0; i < 3; i++) assertEquals(Math.exp(-xs[i] - 0.5), out[i], 1e-6);
+    }
+
+    @Test
+    void siluMulMatchesTheDefinition() {
+        int n = 37;
+        float[] g = new float[n], u = new float[n], want = new float[n];
+        for (int i = 0; i < n; i++) {
+            g[i] = (i - 18) * 0.7f;
+            u[i] = 1.5f - i * 0.05f;
+            want[i] = (float) (g[i] / (1 + Math.exp(-g[i])) * u[i]);
+        }
+        VectorMath.siluMul(g, u, 0, n, new float[n]);
+        for (int i = 0; i < n; i++) assertEquals(want[i], g[i], 1e-5 * Math.max(1, Math.abs(want[i])));
     }
 }
