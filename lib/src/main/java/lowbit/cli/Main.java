@@ -14,6 +14,11 @@ public final class Main implements Runnable {
     }
 
     public static void main(String[] args) {
+        System.exit(commandLine().execute(args));
+    }
+
+    /** The command line with lowbit's error handling, for main and for tests. */
+    static CommandLine commandLine() {
         CommandLine cli = new CommandLine(new Main());
         // A wrong option or a bad file is the user's to fix: one clear line, not a stack trace.
         cli.setExecutionExceptionHandler((ex, cmd, parsed) -> {
@@ -24,6 +29,6 @@ public final class Main implements Runnable {
             }
             throw ex;
         });
-        System.exit(cli.execute(args));
+        return cli;
     }
 }
