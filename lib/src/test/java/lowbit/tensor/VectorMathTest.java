@@ -9,7 +9,7 @@ class VectorMathTest {
     void expIsWithinTwoUlpOfTheCorrectlyRoundedValueAndVectorEqualsScalar() {
         int n = 10_007; // not a multiple of any lane count: exercises the tail
         float[] xs = new float[n], out = new float[n];
-        for (int i = 0; i < n; i++) xs[i] = -87f + i * (175f / n);
+        for (int i = 0; i < n; i++) xs[i] = -87f + i * (167f / n); // up to 80: the float sum stays finite
         float sum = VectorMath.exp(xs, 0, out, 0, n, 1f, 0f);
         double ref = 0;
         for (int i = 0; i < n; i++) {
