@@ -13,6 +13,7 @@ import java.util.Locale;
 import java.util.concurrent.Callable;
 import lowbit.eval.TextDatasets;
 import lowbit.io.Checkpoint;
+import lowbit.io.Checkpoints;
 import lowbit.io.DataDir;
 import lowbit.model.Transformer;
 import lowbit.results.CodeVersion;
@@ -55,7 +56,7 @@ final class BenchCommand implements Callable<Integer> {
         try (Checkpoint ckpt = modelOptions.open(); Transformer model = modelOptions.load(ckpt)) {
             modelPath = ckpt.source();
             threads = model.threads();
-            int[] ids = ckpt.tokenizer().encodeWithSpecials(text.text());
+            int[] ids = Checkpoints.tokenizer(ckpt).encodeWithSpecials(text.text());
             if (ids.length < (windows + 1) * seqlen)
                 throw new IllegalArgumentException("WikiText-2 has " + ids.length + " tokens, too few for "
                         + (windows + 1) + " windows of " + seqlen);

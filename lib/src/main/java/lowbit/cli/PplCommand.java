@@ -8,6 +8,7 @@ import java.util.concurrent.Callable;
 import lowbit.eval.Perplexity;
 import lowbit.eval.TextDatasets;
 import lowbit.io.Checkpoint;
+import lowbit.io.Checkpoints;
 import lowbit.model.Transformer;
 import lowbit.progress.Progress;
 import lowbit.results.CodeVersion;
@@ -89,7 +90,7 @@ final class PplCommand implements Callable<Integer> {
         if (windows < 0) throw new IllegalArgumentException("--windows must be >= 0, got " + windows);
         TextDatasets.Text text = TextDatasets.load(dataset);
         try (Checkpoint ckpt = modelOptions.open(); Transformer model = modelOptions.load(ckpt)) {
-            var tok = ckpt.tokenizer();
+            var tok = Checkpoints.tokenizer(ckpt);
             int[] ids = tok.encodeWithSpecials(text.text());
             int cap = TextDatasets.protocolWindowCap(dataset);
             int limit = cap == 0 ? windows : windows == 0 ? cap : Math.min(cap, windows);

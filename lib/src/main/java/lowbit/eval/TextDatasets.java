@@ -8,12 +8,10 @@ import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
-import java.util.HexFormat;
 import java.util.List;
 import lowbit.io.DataDir;
 import lowbit.io.FormatException;
+import lowbit.io.Hashing;
 
 /** The evaluation texts by name, each read exactly as the GPTQ protocol reads it (METHODS.md section 1). */
 public final class TextDatasets {
@@ -28,12 +26,12 @@ public final class TextDatasets {
         return switch (name) {
             case "wikitext2" -> {
                 Path p = DataDir.require("wikitext-2-raw/wiki.test.raw");
-                yield new Text(name, read(p), sha256(p),
+                yield new Text(name, read(p), Hashing.sha256(p),
                         "wiki.test.raw read whole, tokenized once, non-overlapping windows, every position scored");
             }
             case "c4-train-slice" -> {
                 Path p = DataDir.require("c4/c4_en_train00000_first1000.jsonl");
-                yield new Text(name, joinC4(p), sha256(p),
+                yield new Text(name, joinC4(p), Hashing.sha256(p),
                         "first 1000 C4 train documents joined with ' ' (as GPTQ's datautils builds its C4 eval text),"
                                 + " tokenized once, first 256 windows, every position scored");
             }
@@ -77,20 +75,6 @@ public final class TextDatasets {
             return Files.readString(p, StandardCharsets.UTF_8);
         } catch (IOException e) {
             throw new UncheckedIOException("reading " + p, e);
-        }
-    }
-
-    public static String sha256(Path p) {
-        try (var in = Files.newInputStream(p)) {
-            MessageDigest md = MessageDigest.getInstance("SHA-256");
-            byte[] buf = new byte[1 << 20];
-            int n;
-            while ((n = in.read(buf)) > 0) md.update(buf, 0, n);
-            return HexFormat.of().formatHex(md.digest());
-        } catch (IOException e) {
-            throw new UncheckedIOException("reading " + p, e);
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
         }
     }
 }

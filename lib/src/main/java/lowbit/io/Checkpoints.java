@@ -8,6 +8,7 @@ import lowbit.io.gguf.GgufCheckpoint;
 import lowbit.io.hf.HfCheckpoint;
 import lowbit.io.hub.HubClient;
 import lowbit.io.llama2c.Llama2cCheckpoint;
+import lowbit.tokenizer.Tokenizer;
 
 /** Opens a checkpoint from what a user types after --model. */
 public final class Checkpoints {
@@ -45,6 +46,21 @@ public final class Checkpoints {
         if (path.getFileName().toString().endsWith(".bin")) return Llama2cCheckpoint.open(path);
         throw new FormatException(path, "not a checkpoint lowbit reads: expected a Hugging Face model directory "
                 + "(config.json + *.safetensors), a GGUF file or a llama2.c .bin");
+    }
+
+    /**
+     * The checkpoint's tokenizer, refused when it cannot belong to the model: a tokenizer whose ids run past
+     * the model's embedding table would fail deep in the forward pass instead. (A model's table may be
+     * larger than its tokenizer's vocabulary: OPT pads 50265 to 50272.)
+     */
+    public static Tokenizer tokenizer(Checkpoint ckpt) {
+        Tokenizer tok = ckpt.tokenizer();
+        int modelVocab = ckpt.config().vocabSize();
+        if (tok.vocabSize() > modelVocab)
+            throw new IllegalArgumentException(ckpt.source() + ": the tokenizer has " + tok.vocabSize()
+                    + " tokens but the model's embedding table has " + modelVocab + " rows: the tokenizer does not"
+                    + " belong to this model");
+        return tok;
     }
 
     private static boolean hasGgufMagic(Path file) {

@@ -1,15 +1,10 @@
 package lowbit.io.gguf;
 
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.util.Arrays;
 import java.util.Collections;
-import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -180,7 +175,7 @@ public final class GgufCheckpoint implements Checkpoint {
         String s = sha256;
         if (s == null) {
             synchronized (this) {
-                if (sha256 == null) sha256 = digest(file.path());
+                if (sha256 == null) sha256 = lowbit.io.Hashing.sha256(file.path());
                 s = sha256;
             }
         }
@@ -195,19 +190,6 @@ public final class GgufCheckpoint implements Checkpoint {
     @Override
     public void close() {
         file.close();
-    }
-
-    private static String digest(Path path) {
-        try (InputStream in = Files.newInputStream(path)) {
-            MessageDigest md = MessageDigest.getInstance("SHA-256");
-            byte[] buf = new byte[1 << 20];
-            for (int n; (n = in.read(buf)) > 0; ) md.update(buf, 0, n);
-            return HexFormat.of().formatHex(md.digest());
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot read " + path, e);
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException("the JDK has no SHA-256", e);
-        }
     }
 
     private ModelConfig readConfig(String arch, Map<String, Object> meta) {
