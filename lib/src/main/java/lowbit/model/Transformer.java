@@ -1,6 +1,7 @@
 package lowbit.model;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -8,13 +9,11 @@ import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 import lowbit.io.Checkpoint;
 import lowbit.io.TensorInfo;
-import lowbit.tensor.PackedMatrix;
-import lowbit.tensor.VectorMath;
 import lowbit.tensor.Parallel;
+import lowbit.tensor.VectorMath;
 
 /**
  * A decoder-only transformer in float32: the Llama family (Llama, Mistral, SmolLM, Qwen2 with q/k/v biases,
@@ -139,17 +138,13 @@ public final class Transformer implements AutoCloseable {
             TensorInfo info = ckpt.tensors().get(name);
             if (info == null)
                 throw new IllegalArgumentException(ckpt.source() + ": tensor " + name + " is missing (expected shape "
-                        + java.util.Arrays.toString(shape) + " for a " + ckptConfig() + " model)");
+                        + Arrays.toString(shape) + " for a " + ckpt.config().modelType() + " model)");
             long n = 1;
             for (long d : shape) n *= d;
-            if (info.elements() != n || (info.shape().length == shape.length && !java.util.Arrays.equals(info.shape(), shape)))
+            if (info.elements() != n || (info.shape().length == shape.length && !Arrays.equals(info.shape(), shape)))
                 throw new IllegalArgumentException(ckpt.source() + ": tensor " + name + " has shape "
-                        + java.util.Arrays.toString(info.shape()) + ", the config implies " + java.util.Arrays.toString(shape));
+                        + Arrays.toString(info.shape()) + ", the config implies " + Arrays.toString(shape));
             return ckpt.floats(name);
-        }
-
-        private String ckptConfig() {
-            return ckpt.config().modelType();
         }
     }
 
@@ -546,10 +541,5 @@ public final class Transformer implements AutoCloseable {
     @Override
     public void close() {
         par.close();
-    }
-
-    /** Packed-panel width of the matmul kernel on this CPU, for benchmarks' reports. */
-    public static int kernelPanelWidth() {
-        return PackedMatrix.PANEL;
     }
 }

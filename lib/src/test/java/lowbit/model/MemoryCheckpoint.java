@@ -34,6 +34,13 @@ final class MemoryCheckpoint implements Checkpoint {
         if (!config.tieWordEmbeddings()) put("lm_head.weight", rnd, 0, 0.2, config.vocabSize(), h);
     }
 
+    /** The same checkpoint with one tensor gone, as a truncated or mismatched export would be. */
+    MemoryCheckpoint without(String name) {
+        infos.remove(name);
+        data.remove(name);
+        return this;
+    }
+
     static ModelConfig smallLlama() {
         return new ModelConfig(ModelConfig.Family.LLAMA, "llama", 96, 64, 96, 2, 4, 2, 16, 128, 10000, 1e-5,
                 false, false, false, "silu", true, 64, 1, 2);

@@ -118,4 +118,12 @@ class TransformerPropertiesTest {
             assertTrue(e.getMessage().contains("500"), e.getMessage());
         }
     }
+
+    @Test
+    void aMissingTensorIsNamed() {
+        MemoryCheckpoint ckpt = new MemoryCheckpoint(MemoryCheckpoint.smallLlama(), 7).without("model.layers.1.mlp.up_proj.weight");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Transformer.load(ckpt, 1));
+        assertTrue(e.getMessage().contains("model.layers.1.mlp.up_proj.weight") && e.getMessage().contains("[96, 64]"),
+                e.getMessage());
+    }
 }
