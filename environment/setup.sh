@@ -51,7 +51,6 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$(sha256_of "$REQ")" ]; then
 fi
 if [ "${1:-}" = "--reference" ]; then
     step "installing the PyTorch reference (CPU) into .venv"
-    "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps torch
     "$VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/environment/requirements-reference.txt"
 fi
 

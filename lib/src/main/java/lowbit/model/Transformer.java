@@ -23,6 +23,8 @@ import lowbit.tensor.VectorMath;
 public final class Transformer implements AutoCloseable {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     private static final int L = S.length();
+    /** Attention tiles: four query rows by four vectors of keys (or of head dimensions). */
+    private static final int TILE = 4 * L;
     /** Rows of logits materialized at once: bounds memory at LOGIT_ROWS x vocab floats. */
     private static final int LOGIT_ROWS = 64;
 
@@ -441,7 +443,7 @@ public final class Transformer implements AutoCloseable {
     private float[] attention(float[] q, float[] k, float[] v, int T) {
         int H = cfg.numHeads(), KV = cfg.numKvHeads(), d = cfg.headDim();
         int qStride = H * d, kvStride = KV * d, group = H / KV;
-        int Tp = (T + L - 1) / L * L;
+        int Tp = (T + TILE - 1) / TILE * TILE;
         float[][] kt = new float[KV][d * Tp];
         par.forEach(KV, g -> {
             float[] dst = kt[g];
@@ -468,22 +470,39 @@ public final class Transformer implements AutoCloseable {
     private static void attendRows(float[] q, float[] v, float[] kt, float[] out, int r0, int rows, int head, int g,
                                    int T, int Tp, int d, int qStride, int kvStride, float scale, float[] s) {
         int last = r0 + rows - 1;               // the last query row sees keys 0..last
-        int span = (last + L) / L * L;          // keys to score, padded to whole vectors
+        int span = (last + TILE) / TILE * TILE; // keys to score, padded to whole tiles
         int q0 = r0 * qStride + head * d;
         int q1 = rows > 1 ? q0 + qStride : q0, q2 = rows > 2 ? q0 + 2 * qStride : q0, q3 = rows > 3 ? q0 + 3 * qStride : q0;
-        for (int j = 0; j < span; j += L) {
-            FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
-            for (int c = 0; c < d; c++) {
-                FloatVector kv = FloatVector.fromArray(S, kt, c * Tp + j);
-                a0 = FloatVector.broadcast(S, q[q0 + c]).fma(kv, a0);
-                a1 = FloatVector.broadcast(S, q[q1 + c]).fma(kv, a1);
-                a2 = FloatVector.broadcast(S, q[q2 + c]).fma(kv, a2);
-                a3 = FloatVector.broadcast(S, q[q3 + c]).fma(kv, a3);
+        for (int j = 0; j < span; j += TILE) {
+            FloatVector a00 = FloatVector.zero(S), a01 = a00, a02 = a00, a03 = a00;
+            FloatVector a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+            FloatVector a20 = a00, a21 = a00, a22 = a00, a23 = a00;
+            FloatVector a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+            for (int c = 0, k = j; c < d; c++, k += Tp) {
+                FloatVector k0 = FloatVector.fromArray(S, kt, k);
+                FloatVector k1 = FloatVector.fromArray(S, kt, k + L);
+                FloatVector k2 = FloatVector.fromArray(S, kt, k + 2 * L);
+                FloatVector k3 = FloatVector.fromArray(S, kt, k + 3 * L);
+                FloatVector b = FloatVector.broadcast(S, q[q0 + c]);
+                a00 = b.fma(k0, a00); a01 = b.fma(k1, a01); a02 = b.fma(k2, a02); a03 = b.fma(k3, a03);
+                b = FloatVector.broadcast(S, q[q1 + c]);
+                a10 = b.fma(k0, a10); a11 = b.fma(k1, a11); a12 = b.fma(k2, a12); a13 = b.fma(k3, a13);
+                b = FloatVector.broadcast(S, q[q2 + c]);
+                a20 = b.fma(k0, a20); a21 = b.fma(k1, a21); a22 = b.fma(k2, a22); a23 = b.fma(k3, a23);
+                b = FloatVector.broadcast(S, q[q3 + c]);
+                a30 = b.fma(k0, a30); a31 = b.fma(k1, a31); a32 = b.fma(k2, a32); a33 = b.fma(k3, a33);
             }
-            a0.mul(scale).intoArray(s, j);
-            a1.mul(scale).intoArray(s, Tp + j);
-            a2.mul(scale).intoArray(s, 2 * Tp + j);
-            a3.mul(scale).intoArray(s, 3 * Tp + j);
+            a00.mul(scale).intoArray(s, j); a01.mul(scale).intoArray(s, j + L);
+            a02.mul(scale).intoArray(s, j + 2 * L); a03.mul(scale).intoArray(s, j + 3 * L);
+            int o = Tp + j;
+            a10.mul(scale).intoArray(s, o); a11.mul(scale).intoArray(s, o + L);
+            a12.mul(scale).intoArray(s, o + 2 * L); a13.mul(scale).intoArray(s, o + 3 * L);
+            o += Tp;
+            a20.mul(scale).intoArray(s, o); a21.mul(scale).intoArray(s, o + L);
+            a22.mul(scale).intoArray(s, o + 2 * L); a23.mul(scale).intoArray(s, o + 3 * L);
+            o += Tp;
+            a30.mul(scale).intoArray(s, o); a31.mul(scale).intoArray(s, o + L);
+            a32.mul(scale).intoArray(s, o + 2 * L); a33.mul(scale).intoArray(s, o + 3 * L);
         }
         for (int r = 0; r < 4; r++) {
             int o = r * Tp;
@@ -496,7 +515,43 @@ public final class Transformer implements AutoCloseable {
             for (int j = 0; j < valid; j++) s[o + j] *= inv;
         }
         int vBase = g * d;
-        for (int c = 0; c < d; c += L) {
+        int c = 0;
+        for (; c + TILE <= d; c += TILE) {
+            FloatVector a00 = FloatVector.zero(S), a01 = a00, a02 = a00, a03 = a00;
+            FloatVector a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+            FloatVector a20 = a00, a21 = a00, a22 = a00, a23 = a00;
+            FloatVector a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+            for (int j = 0, vj = vBase + c; j <= last; j++, vj += kvStride) {
+                FloatVector v0 = FloatVector.fromArray(S, v, vj);
+                FloatVector v1 = FloatVector.fromArray(S, v, vj + L);
+                FloatVector v2 = FloatVector.fromArray(S, v, vj + 2 * L);
+                FloatVector v3 = FloatVector.fromArray(S, v, vj + 3 * L);
+                FloatVector p = FloatVector.broadcast(S, s[j]);
+                a00 = p.fma(v0, a00); a01 = p.fma(v1, a01); a02 = p.fma(v2, a02); a03 = p.fma(v3, a03);
+                p = FloatVector.broadcast(S, s[Tp + j]);
+                a10 = p.fma(v0, a10); a11 = p.fma(v1, a11); a12 = p.fma(v2, a12); a13 = p.fma(v3, a13);
+                p = FloatVector.broadcast(S, s[2 * Tp + j]);
+                a20 = p.fma(v0, a20); a21 = p.fma(v1, a21); a22 = p.fma(v2, a22); a23 = p.fma(v3, a23);
+                p = FloatVector.broadcast(S, s[3 * Tp + j]);
+                a30 = p.fma(v0, a30); a31 = p.fma(v1, a31); a32 = p.fma(v2, a32); a33 = p.fma(v3, a33);
+            }
+            int o = q0 + c;
+            a00.intoArray(out, o); a01.intoArray(out, o + L); a02.intoArray(out, o + 2 * L); a03.intoArray(out, o + 3 * L);
+            if (rows > 1) {
+                o = q1 + c;
+                a10.intoArray(out, o); a11.intoArray(out, o + L); a12.intoArray(out, o + 2 * L); a13.intoArray(out, o + 3 * L);
+            }
+            if (rows > 2) {
+                o = q2 + c;
+                a20.intoArray(out, o); a21.intoArray(out, o + L); a22.intoArray(out, o + 2 * L); a23.intoArray(out, o + 3 * L);
+            }
+            if (rows > 3) {
+                o = q3 + c;
+                a30.intoArray(out, o); a31.intoArray(out, o + L); a32.intoArray(out, o + 2 * L); a33.intoArray(out, o + 3 * L);
+            }
+        }
+        // head dimensions left over when headDim is not a multiple of the tile: one vector at a time
+        for (; c < d; c += L) {
             VectorMask<Float> m = S.indexInRange(c, d);
             FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
             for (int j = 0; j <= last; j++) {

@@ -74,6 +74,7 @@ public final class PackedMatrix {
             int p0 = pb * PANELS_PER_TASK, p1 = Math.min(panels, p0 + PANELS_PER_TASK);
             for (int p = p0; p < p1; p++) {
                 int i = r0;
+                for (; i + 6 <= r1; i += 6) kernel6(x, i, y, p);
                 for (; i + 4 <= r1; i += 4) kernel4(x, i, y, p);
                 for (; i < r1; i++) kernel1(x, i, y, p);
             }
@@ -83,6 +84,61 @@ public final class PackedMatrix {
                 int o = i * rows;
                 for (int j = 0; j < rows; j++) y[o + j] += bias[j];
             }
+        }
+    }
+
+    /** Six rows by four vectors: 24 accumulators, ten loads per 24 FMAs (AVX-512 has the 32 registers for it). */
+    private void kernel6(float[] x, int i, float[] y, int p) {
+        int K = cols;
+        int x0 = i * K, x1 = x0 + K, x2 = x1 + K, x3 = x2 + K, x4 = x3 + K, x5 = x4 + K;
+        int w = p * PANEL * K;
+        FloatVector c00 = FloatVector.zero(S), c01 = c00, c02 = c00, c03 = c00;
+        FloatVector c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+        FloatVector c20 = c00, c21 = c00, c22 = c00, c23 = c00;
+        FloatVector c30 = c00, c31 = c00, c32 = c00, c33 = c00;
+        FloatVector c40 = c00, c41 = c00, c42 = c00, c43 = c00;
+        FloatVector c50 = c00, c51 = c00, c52 = c00, c53 = c00;
+        for (int k = 0; k < K; k++, w += PANEL) {
+            FloatVector w0 = FloatVector.fromArray(S, packed, w);
+            FloatVector w1 = FloatVector.fromArray(S, packed, w + L);
+            FloatVector w2 = FloatVector.fromArray(S, packed, w + 2 * L);
+            FloatVector w3 = FloatVector.fromArray(S, packed, w + 3 * L);
+            FloatVector a = FloatVector.broadcast(S, x[x0 + k]);
+            c00 = a.fma(w0, c00); c01 = a.fma(w1, c01); c02 = a.fma(w2, c02); c03 = a.fma(w3, c03);
+            a = FloatVector.broadcast(S, x[x1 + k]);
+            c10 = a.fma(w0, c10); c11 = a.fma(w1, c11); c12 = a.fma(w2, c12); c13 = a.fma(w3, c13);
+            a = FloatVector.broadcast(S, x[x2 + k]);
+            c20 = a.fma(w0, c20); c21 = a.fma(w1, c21); c22 = a.fma(w2, c22); c23 = a.fma(w3, c23);
+            a = FloatVector.broadcast(S, x[x3 + k]);
+            c30 = a.fma(w0, c30); c31 = a.fma(w1, c31); c32 = a.fma(w2, c32); c33 = a.fma(w3, c33);
+            a = FloatVector.broadcast(S, x[x4 + k]);
+            c40 = a.fma(w0, c40); c41 = a.fma(w1, c41); c42 = a.fma(w2, c42); c43 = a.fma(w3, c43);
+            a = FloatVector.broadcast(S, x[x5 + k]);
+            c50 = a.fma(w0, c50); c51 = a.fma(w1, c51); c52 = a.fma(w2, c52); c53 = a.fma(w3, c53);
+        }
+        int col = p * PANEL;
+        if (col + PANEL <= rows) {
+            int b = i * rows + col;
+            c00.intoArray(y, b); c01.intoArray(y, b + L); c02.intoArray(y, b + 2 * L); c03.intoArray(y, b + 3 * L);
+            b += rows;
+            c10.intoArray(y, b); c11.intoArray(y, b + L); c12.intoArray(y, b + 2 * L); c13.intoArray(y, b + 3 * L);
+            b += rows;
+            c20.intoArray(y, b); c21.intoArray(y, b + L); c22.intoArray(y, b + 2 * L); c23.intoArray(y, b + 3 * L);
+            b += rows;
+            c30.intoArray(y, b); c31.intoArray(y, b + L); c32.intoArray(y, b + 2 * L); c33.intoArray(y, b + 3 * L);
+            b += rows;
+            c40.intoArray(y, b); c41.intoArray(y, b + L); c42.intoArray(y, b + 2 * L); c43.intoArray(y, b + 3 * L);
+            b += rows;
+            c50.intoArray(y, b); c51.intoArray(y, b + L); c52.intoArray(y, b + 2 * L); c53.intoArray(y, b + 3 * L);
+        } else {
+            float[] t = new float[6 * PANEL];
+            c00.intoArray(t, 0); c01.intoArray(t, L); c02.intoArray(t, 2 * L); c03.intoArray(t, 3 * L);
+            c10.intoArray(t, PANEL); c11.intoArray(t, PANEL + L); c12.intoArray(t, PANEL + 2 * L); c13.intoArray(t, PANEL + 3 * L);
+            c20.intoArray(t, 2 * PANEL); c21.intoArray(t, 2 * PANEL + L); c22.intoArray(t, 2 * PANEL + 2 * L); c23.intoArray(t, 2 * PANEL + 3 * L);
+            c30.intoArray(t, 3 * PANEL); c31.intoArray(t, 3 * PANEL + L); c32.intoArray(t, 3 * PANEL + 2 * L); c33.intoArray(t, 3 * PANEL + 3 * L);
+            c40.intoArray(t, 4 * PANEL); c41.intoArray(t, 4 * PANEL + L); c42.intoArray(t, 4 * PANEL + 2 * L); c43.intoArray(t, 4 * PANEL + 3 * L);
+            c50.intoArray(t, 5 * PANEL); c51.intoArray(t, 5 * PANEL + L); c52.intoArray(t, 5 * PANEL + 2 * L); c53.intoArray(t, 5 * PANEL + 3 * L);
+            storePartial(t, 6, y, i, col);
         }
     }
 

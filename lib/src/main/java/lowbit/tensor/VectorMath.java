@@ -54,7 +54,11 @@ public final class VectorMath {
             e.intoArray(dst, dstFrom + i);
             sum = sum.add(e);
         }
-        float total = sum.reduceLanes(VectorOperators.ADD);
+        // lanes added in index order: reduceLanes' order differs between the JIT's intrinsic and the fallback
+        float[] lanes = new float[L];
+        sum.intoArray(lanes, 0);
+        float total = 0;
+        for (float lane : lanes) total += lane;
         for (; i < n; i++) {
             float e = exp(sign * src[srcFrom + i] - shift);
             dst[dstFrom + i] = e;
