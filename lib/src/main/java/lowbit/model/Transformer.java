@@ -9,6 +9,7 @@ import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 import lowbit.io.Checkpoint;
 import lowbit.io.TensorInfo;
@@ -26,7 +27,7 @@ public final class Transformer implements AutoCloseable {
     /** Attention tiles: four query rows by four vectors of keys (or of head dimensions). */
     private static final int TILE = 4 * L;
     /** Rows of logits materialized at once: bounds memory at LOGIT_ROWS x vocab floats. */
-    private static final int LOGIT_ROWS = 64;
+    private static final int LOGIT_ROWS = 256;
 
     private final ModelConfig cfg;
     private final String source;
@@ -40,6 +41,9 @@ public final class Transformer implements AutoCloseable {
     private final Map<String, Linear> linears = new LinkedHashMap<>();
     private final List<ForwardHook> hooks = new CopyOnWriteArrayList<>();
     private Parallel par;
+    /** Activation buffers reused across layers and windows: fresh arrays cost more than the matmuls (zeroing, page faults). */
+    private final Map<String, float[]> buffers = new java.util.HashMap<>();
+    private static final ThreadLocal<float[]> SCRATCH = ThreadLocal.withInitial(() -> new float[0]);
 
     private record Block(float[] attnNormW, float[] attnNormB, Linear q, Linear k, Linear v, Linear o,
                          float[] qNorm, float[] kNorm, float[] mlpNormW, float[] mlpNormB,
@@ -221,7 +225,7 @@ public final class Transformer implements AutoCloseable {
                         + cfg.vocabSize());
             System.arraycopy(embedTokens, id * e, x, t * e, e);
         }
-        if (projectIn != null) x = run(projectIn, x, T);
+        if (projectIn != null) x = run(projectIn, x, T, null);
         if (embedPositions != null) {
             // OPT's positions start at offset 2 (its first two rows are padding-related).
             for (int t = 0; t < T; t++)
@@ -240,7 +244,7 @@ public final class Transformer implements AutoCloseable {
     private void llamaBlock(Block b, int layer, float[] x, int T) {
         int h = cfg.hiddenSize();
         float[] n = rmsNorm(x, T, h, b.attnNormW);
-        float[] q = run(b.q, n, T), k = run(b.k, n, T), v = run(b.v, n, T);
+        float[] q = run(b.q, n, T, "q"), k = run(b.k, n, T, "k"), v = run(b.v, n, T, "v");
         if (b.qNorm != null) {
             rmsNormHeads(q, T * cfg.numHeads(), b.qNorm);
             rmsNormHeads(k, T * cfg.numKvHeads(), b.kNorm);
@@ -249,25 +253,25 @@ public final class Transformer implements AutoCloseable {
         rope(k, T, cfg.numKvHeads());
         for (ForwardHook hook : hooks) hook.keyValue(layer, k, v, T);
         float[] attn = attention(q, k, v, T);
-        addInto(x, run(b.o, attn, T));
+        addInto(x, run(b.o, attn, T, "o"));
         n = rmsNorm(x, T, h, b.mlpNormW);
-        float[] g = run(b.gate, n, T), u = run(b.up, n, T);
+        float[] g = run(b.gate, n, T, "gate"), u = run(b.up, n, T, "up");
         siluMul(g, u);
-        addInto(x, run(b.down, g, T));
+        addInto(x, run(b.down, g, T, "down"));
     }
 
     private void optBlock(Block b, int layer, float[] x, int T) {
         int h = cfg.hiddenSize();
         boolean pre = cfg.normBefore();
         float[] n = pre ? layerNorm(x, T, h, b.attnNormW, b.attnNormB) : x;
-        float[] q = run(b.q, n, T), k = run(b.k, n, T), v = run(b.v, n, T);
+        float[] q = run(b.q, n, T, "q"), k = run(b.k, n, T, "k"), v = run(b.v, n, T, "v");
         for (ForwardHook hook : hooks) hook.keyValue(layer, k, v, T);
-        addInto(x, run(b.o, attention(q, k, v, T), T));
+        addInto(x, run(b.o, attention(q, k, v, T), T, "o"));
         if (!pre) System.arraycopy(layerNorm(x, T, h, b.attnNormW, b.attnNormB), 0, x, 0, x.length);
         n = pre ? layerNorm(x, T, h, b.mlpNormW, b.mlpNormB) : x;
-        float[] f = run(b.up, n, T);
+        float[] f = run(b.up, n, T, "up");
         activation(f);
-        addInto(x, run(b.down, f, T));
+        addInto(x, run(b.down, f, T, "down"));
         if (!pre) System.arraycopy(layerNorm(x, T, h, b.mlpNormW, b.mlpNormB), 0, x, 0, x.length);
     }
 
@@ -277,19 +281,19 @@ public final class Transformer implements AutoCloseable {
         if (finalNormW != null)
             n = finalNormB != null ? layerNorm(x, rows, cfg.hiddenSize(), finalNormW, finalNormB)
                     : rmsNorm(x, rows, cfg.hiddenSize(), finalNormW);
-        if (projectOut != null) n = run(projectOut, n, rows);
+        if (projectOut != null) n = run(projectOut, n, rows, "final");
         return n;
     }
 
     /** Hidden states after every block: [tokens][hidden]. */
-    public float[] hidden(int[] tokens) {
+    public synchronized float[] hidden(int[] tokens) {
         float[] x = embed(tokens);
         for (int l = 0; l < blocks.length; l++) block(l, x, tokens.length);
         return x;
     }
 
     /** log-softmax of the logits at every position: [tokens][vocab]. Memory grows with vocab; for perplexity use {@link #nll}. */
-    public float[][] logProbs(int[] tokens) {
+    public synchronized float[][] logProbs(int[] tokens) {
         int T = tokens.length, V = cfg.vocabSize();
         float[] h = finalHidden(hidden(tokens), T);
         float[][] out = new float[T][];
@@ -306,7 +310,7 @@ public final class Transformer implements AutoCloseable {
      * Next-token negative log-likelihood of a window: element t is -log p(tokens[t+1] | tokens[0..t]),
      * tokens.length - 1 values (the perplexity protocol scores every position).
      */
-    public double[] nll(int[] tokens) {
+    public synchronized double[] nll(int[] tokens) {
         int T = tokens.length;
         if (T < 2) throw new IllegalArgumentException("a window needs at least 2 tokens, got " + T);
         float[] h = finalHidden(hidden(tokens), T);
@@ -322,8 +326,8 @@ public final class Transformer implements AutoCloseable {
 
     private void forLogitChunks(float[] h, int rows, LogitRow consumer) {
         int V = cfg.vocabSize(), e = lmHead.inFeatures();
-        float[] logits = new float[LOGIT_ROWS * V];
-        float[] chunk = new float[LOGIT_ROWS * e];
+        float[] logits = buffer("logits", LOGIT_ROWS * V);
+        float[] chunk = buffer("logitsInput", LOGIT_ROWS * e);
         for (int r0 = 0; r0 < rows; r0 += LOGIT_ROWS) {
             int n = Math.min(LOGIT_ROWS, rows - r0);
             System.arraycopy(h, r0 * e, chunk, 0, n * e);
@@ -335,27 +339,39 @@ public final class Transformer implements AutoCloseable {
         }
     }
 
-    /** log sum exp over a[off, off+n), with a scratch row for the exponentials. */
     private static double logSumExp(float[] a, int off, int n) {
         float max = Float.NEGATIVE_INFINITY;
         for (int j = 0; j < n; j++) max = Math.max(max, a[off + j]);
-        float[] scratch = new float[n];
-        float sum = VectorMath.exp(a, off, scratch, 0, n, 1f, max);
+        float sum = VectorMath.exp(a, off, null, 0, n, 1f, max);
         return max + Math.log(sum);
     }
 
     // ---------------------------------------------------------------- pieces
 
-    private float[] run(Linear lin, float[] x, int rows) {
+    /** y = lin(x) into the reusable buffer named slot (null: a fresh array the caller keeps). */
+    private float[] run(Linear lin, float[] x, int rows, String slot) {
         for (ForwardHook hook : hooks) hook.linearInput(lin, x, rows);
-        float[] y = new float[rows * lin.outFeatures()];
+        float[] y = slot == null ? new float[rows * lin.outFeatures()] : buffer(slot, rows * lin.outFeatures());
         lin.apply(x, rows, y, par);
         for (ForwardHook hook : hooks) hook.linearOutput(lin, y, rows);
         return y;
     }
 
+    private float[] buffer(String slot, int size) {
+        float[] b = buffers.get(slot);
+        if (b == null || b.length != size) buffers.put(slot, b = new float[size]);
+        return b;
+    }
+
+    /** A per-thread scratch array of at least n floats, contents undefined. */
+    private static float[] scratch(int n) {
+        float[] s = SCRATCH.get();
+        if (s.length < n) SCRATCH.set(s = new float[n]);
+        return s;
+    }
+
     private float[] rmsNorm(float[] x, int rows, int d, float[] w) {
-        float[] out = new float[rows * d];
+        float[] out = buffer("norm", rows * d);
         float eps = (float) cfg.normEps();
         par.forEach(rows, r -> {
             int o = r * d;
@@ -381,7 +397,7 @@ public final class Transformer implements AutoCloseable {
     }
 
     private float[] layerNorm(float[] x, int rows, int d, float[] w, float[] b) {
-        float[] out = new float[rows * d];
+        float[] out = buffer("norm", rows * d);
         double eps = cfg.normEps();
         par.forEach(rows, r -> {
             int o = r * d;
@@ -444,31 +460,39 @@ public final class Transformer implements AutoCloseable {
         int H = cfg.numHeads(), KV = cfg.numKvHeads(), d = cfg.headDim();
         int qStride = H * d, kvStride = KV * d, group = H / KV;
         int Tp = (T + TILE - 1) / TILE * TILE;
-        float[][] kt = new float[KV][d * Tp];
+        // Keys in tiles of TILE positions, each tile [d][TILE] contiguous, so a tile's score loop reads one
+        // 16 KB block instead of d rows far apart; values per kv head [T][d]. Padding keys t >= T stay zero:
+        // the buffer is only reused for the same T.
+        float[] kt = buffer("keysTiled", KV * d * Tp);
+        float[] vp = buffer("valuesPacked", KV * T * d);
         par.forEach(KV, g -> {
-            float[] dst = kt[g];
-            for (int t = 0; t < T; t++)
-                for (int j = 0; j < d; j++) dst[j * Tp + t] = k[t * kvStride + g * d + j];
+            int base = g * d * Tp;
+            for (int t = 0; t < T; t++) {
+                int tile = base + (t / TILE) * d * TILE + (t % TILE);
+                int src = t * kvStride + g * d;
+                for (int j = 0; j < d; j++) kt[tile + j * TILE] = k[src + j];
+                System.arraycopy(v, src, vp, (g * T + t) * d, d);
+            }
         });
         float scale = (float) (1.0 / Math.sqrt(d));
-        float[] out = new float[T * qStride];
+        float[] out = buffer("attn", T * qStride);
         int qBlock = 16;
         int blocksPerHead = (T + qBlock - 1) / qBlock;
         par.forEach(H * blocksPerHead, task -> {
             int head = task / blocksPerHead, i0 = (task % blocksPerHead) * qBlock;
             int i1 = Math.min(T, i0 + qBlock);
             int g = head / group;
-            float[] scores = new float[4 * Tp];
+            float[] scores = scratch(4 * Tp);
             for (int r0 = i0; r0 < i1; r0 += 4) {
                 int rows = Math.min(4, i1 - r0);
-                attendRows(q, v, kt[g], out, r0, rows, head, g, T, Tp, d, qStride, kvStride, scale, scores);
+                attendRows(q, vp, g * T * d, kt, g * d * Tp, out, r0, rows, head, Tp, d, qStride, scale, scores);
             }
         });
         return out;
     }
 
-    private static void attendRows(float[] q, float[] v, float[] kt, float[] out, int r0, int rows, int head, int g,
-                                   int T, int Tp, int d, int qStride, int kvStride, float scale, float[] s) {
+    private static void attendRows(float[] q, float[] v, int vBase, float[] kt, int ktBase, float[] out, int r0, int rows,
+                                   int head, int Tp, int d, int qStride, float scale, float[] s) {
         int last = r0 + rows - 1;               // the last query row sees keys 0..last
         int span = (last + TILE) / TILE * TILE; // keys to score, padded to whole tiles
         int q0 = r0 * qStride + head * d;
@@ -478,7 +502,7 @@ public final class Transformer implements AutoCloseable {
             FloatVector a10 = a00, a11 = a00, a12 = a00, a13 = a00;
             FloatVector a20 = a00, a21 = a00, a22 = a00, a23 = a00;
             FloatVector a30 = a00, a31 = a00, a32 = a00, a33 = a00;
-            for (int c = 0, k = j; c < d; c++, k += Tp) {
+            for (int c = 0, k = ktBase + j * d; c < d; c++, k += TILE) {
                 FloatVector k0 = FloatVector.fromArray(S, kt, k);
                 FloatVector k1 = FloatVector.fromArray(S, kt, k + L);
                 FloatVector k2 = FloatVector.fromArray(S, kt, k + 2 * L);
@@ -504,24 +528,33 @@ public final class Transformer implements AutoCloseable {
             a30.mul(scale).intoArray(s, o); a31.mul(scale).intoArray(s, o + L);
             a32.mul(scale).intoArray(s, o + 2 * L); a33.mul(scale).intoArray(s, o + 3 * L);
         }
+        // Unnormalized softmax: exp(s - max) here, the 1/sum applied to the four output rows at the end.
+        float inv0 = 0, inv1 = 0, inv2 = 0, inv3 = 0;
         for (int r = 0; r < 4; r++) {
             int o = r * Tp;
             int valid = r < rows ? r0 + r + 1 : 0;  // causal: row r0+r sees keys 0..r0+r
             for (int j = valid; j < span; j++) s[o + j] = 0f;
             if (valid == 0) continue;
-            float max = Float.NEGATIVE_INFINITY;
-            for (int j = 0; j < valid; j++) max = Math.max(max, s[o + j]);
+            FloatVector mv = FloatVector.broadcast(S, Float.NEGATIVE_INFINITY);
+            int j = 0;
+            for (; j + L <= valid; j += L) mv = mv.max(FloatVector.fromArray(S, s, o + j));
+            float max = mv.reduceLanes(VectorOperators.MAX); // max is exact in any order
+            for (; j < valid; j++) max = Math.max(max, s[o + j]);
             float inv = 1f / VectorMath.exp(s, o, s, o, valid, 1f, max);
-            for (int j = 0; j < valid; j++) s[o + j] *= inv;
+            switch (r) {
+                case 0 -> inv0 = inv;
+                case 1 -> inv1 = inv;
+                case 2 -> inv2 = inv;
+                default -> inv3 = inv;
+            }
         }
-        int vBase = g * d;
         int c = 0;
         for (; c + TILE <= d; c += TILE) {
             FloatVector a00 = FloatVector.zero(S), a01 = a00, a02 = a00, a03 = a00;
             FloatVector a10 = a00, a11 = a00, a12 = a00, a13 = a00;
             FloatVector a20 = a00, a21 = a00, a22 = a00, a23 = a00;
             FloatVector a30 = a00, a31 = a00, a32 = a00, a33 = a00;
-            for (int j = 0, vj = vBase + c; j <= last; j++, vj += kvStride) {
+            for (int j = 0, vj = vBase + c; j <= last; j++, vj += d) {
                 FloatVector v0 = FloatVector.fromArray(S, v, vj);
                 FloatVector v1 = FloatVector.fromArray(S, v, vj + L);
                 FloatVector v2 = FloatVector.fromArray(S, v, vj + 2 * L);
@@ -536,18 +569,22 @@ public final class Transformer implements AutoCloseable {
                 a30 = p.fma(v0, a30); a31 = p.fma(v1, a31); a32 = p.fma(v2, a32); a33 = p.fma(v3, a33);
             }
             int o = q0 + c;
-            a00.intoArray(out, o); a01.intoArray(out, o + L); a02.intoArray(out, o + 2 * L); a03.intoArray(out, o + 3 * L);
+            a00.mul(inv0).intoArray(out, o); a01.mul(inv0).intoArray(out, o + L);
+            a02.mul(inv0).intoArray(out, o + 2 * L); a03.mul(inv0).intoArray(out, o + 3 * L);
             if (rows > 1) {
                 o = q1 + c;
-                a10.intoArray(out, o); a11.intoArray(out, o + L); a12.intoArray(out, o + 2 * L); a13.intoArray(out, o + 3 * L);
+                a10.mul(inv1).intoArray(out, o); a11.mul(inv1).intoArray(out, o + L);
+                a12.mul(inv1).intoArray(out, o + 2 * L); a13.mul(inv1).intoArray(out, o + 3 * L);
             }
             if (rows > 2) {
                 o = q2 + c;
-                a20.intoArray(out, o); a21.intoArray(out, o + L); a22.intoArray(out, o + 2 * L); a23.intoArray(out, o + 3 * L);
+                a20.mul(inv2).intoArray(out, o); a21.mul(inv2).intoArray(out, o + L);
+                a22.mul(inv2).intoArray(out, o + 2 * L); a23.mul(inv2).intoArray(out, o + 3 * L);
             }
             if (rows > 3) {
                 o = q3 + c;
-                a30.intoArray(out, o); a31.intoArray(out, o + L); a32.intoArray(out, o + 2 * L); a33.intoArray(out, o + 3 * L);
+                a30.mul(inv3).intoArray(out, o); a31.mul(inv3).intoArray(out, o + L);
+                a32.mul(inv3).intoArray(out, o + 2 * L); a33.mul(inv3).intoArray(out, o + 3 * L);
             }
         }
         // head dimensions left over when headDim is not a multiple of the tile: one vector at a time
@@ -555,16 +592,16 @@ public final class Transformer implements AutoCloseable {
             VectorMask<Float> m = S.indexInRange(c, d);
             FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
             for (int j = 0; j <= last; j++) {
-                FloatVector vv = FloatVector.fromArray(S, v, j * kvStride + vBase + c, m);
+                FloatVector vv = FloatVector.fromArray(S, v, vBase + j * d + c, m);
                 a0 = FloatVector.broadcast(S, s[j]).fma(vv, a0);
                 a1 = FloatVector.broadcast(S, s[Tp + j]).fma(vv, a1);
                 a2 = FloatVector.broadcast(S, s[2 * Tp + j]).fma(vv, a2);
                 a3 = FloatVector.broadcast(S, s[3 * Tp + j]).fma(vv, a3);
             }
-            a0.intoArray(out, q0 + c, m);
-            if (rows > 1) a1.intoArray(out, q1 + c, m);
-            if (rows > 2) a2.intoArray(out, q2 + c, m);
-            if (rows > 3) a3.intoArray(out, q3 + c, m);
+            a0.mul(inv0).intoArray(out, q0 + c, m);
+            if (rows > 1) a1.mul(inv1).intoArray(out, q1 + c, m);
+            if (rows > 2) a2.mul(inv2).intoArray(out, q2 + c, m);
+            if (rows > 3) a3.mul(inv3).intoArray(out, q3 + c, m);
         }
     }
 
@@ -573,7 +610,7 @@ public final class Transformer implements AutoCloseable {
         int chunk = 1 << 14;
         par.forEach((n + chunk - 1) / chunk, c -> {
             int from = c * chunk, to = Math.min(n, from + chunk);
-            VectorMath.siluMul(g, u, from, to, new float[to - from]);
+            VectorMath.siluMul(g, u, from, to, scratch(to - from));
         });
     }
 

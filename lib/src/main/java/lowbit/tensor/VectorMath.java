@@ -32,7 +32,8 @@ public final class VectorMath {
 
     /**
      * dst[dstFrom + i] = exp(sign * src[srcFrom + i] - shift) for i in [0, n); returns the sum of the values
-     * written (lane partial sums, then the tail, in a fixed order). dst may be src.
+     * written (lane partial sums, then the tail, in a fixed order). dst may be src, or null when only the sum
+     * is wanted.
      */
     public static float exp(float[] src, int srcFrom, float[] dst, int dstFrom, int n, float sign, float shift) {
         FloatVector sum = FloatVector.zero(S);
@@ -51,7 +52,7 @@ public final class VectorMath {
             FloatVector y = p.mul(r).fma(r, r).add(1f);
             IntVector k = ((IntVector) t.reinterpretAsInts()).sub(ROUNDER_BITS).lanewise(VectorOperators.LSHL, 23);
             FloatVector e = ((IntVector) y.reinterpretAsInts()).add(k).reinterpretAsFloats();
-            e.intoArray(dst, dstFrom + i);
+            if (dst != null) e.intoArray(dst, dstFrom + i);
             sum = sum.add(e);
         }
         // lanes added in index order: reduceLanes' order differs between the JIT's intrinsic and the fallback
@@ -61,7 +62,7 @@ public final class VectorMath {
         for (float lane : lanes) total += lane;
         for (; i < n; i++) {
             float e = exp(sign * src[srcFrom + i] - shift);
-            dst[dstFrom + i] = e;
+            if (dst != null) dst[dstFrom + i] = e;
             total += e;
         }
         return total;
