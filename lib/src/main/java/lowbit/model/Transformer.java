@@ -306,6 +306,13 @@ public final class Transformer implements AutoCloseable {
         return out;
     }
 
+    /** log-probs of a batch of independent windows: [window][position][vocab]. */
+    public float[][][] logProbs(int[][] windows) {
+        float[][][] out = new float[windows.length][][];
+        for (int w = 0; w < windows.length; w++) out[w] = logProbs(windows[w]);
+        return out;
+    }
+
     /**
      * Next-token negative log-likelihood of a window: element t is -log p(tokens[t+1] | tokens[0..t]),
      * tokens.length - 1 values (the perplexity protocol scores every position).

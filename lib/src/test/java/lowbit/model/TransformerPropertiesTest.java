@@ -120,6 +120,17 @@ class TransformerPropertiesTest {
     }
 
     @Test
+    void aBatchIsItsWindowsRunAlone() {
+        try (Transformer m = Transformer.load(new MemoryCheckpoint(MemoryCheckpoint.smallLlama(), 8), 2)) {
+            int[] other = {5, 4, 3, 2, 1, 0, 9};
+            float[][][] batch = m.logProbs(new int[][]{TOKENS, other});
+            float[][] first = m.logProbs(TOKENS), second = m.logProbs(other);
+            for (int t = 0; t < TOKENS.length; t++) assertArrayEquals(first[t], batch[0][t]);
+            for (int t = 0; t < other.length; t++) assertArrayEquals(second[t], batch[1][t]);
+        }
+    }
+
+    @Test
     void aMissingTensorIsNamed() {
         MemoryCheckpoint ckpt = new MemoryCheckpoint(MemoryCheckpoint.smallLlama(), 7).without("model.layers.1.mlp.up_proj.weight");
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Transformer.load(ckpt, 1));
