@@ -23,7 +23,7 @@ public final class Main implements Runnable {
         // A wrong option or a bad file is the user's to fix: one clear line, not a stack trace.
         cli.setExecutionExceptionHandler((ex, cmd, parsed) -> {
             if (ex instanceof IllegalArgumentException || ex instanceof IllegalStateException || ex instanceof lowbit.io.FormatException
-                    || ex instanceof java.io.UncheckedIOException) {
+                    || ex instanceof java.io.UncheckedIOException || ex instanceof lowbit.io.hub.HubException) {
                 cmd.getErr().println("lowbit: " + ex.getMessage());
                 return 2;
             }
