@@ -1,16 +1,19 @@
 package lowbit.tensor;
 
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.concurrent.locks.LockSupport;
 import java.util.function.IntConsumer;
 
 /**
  * Runs index ranges on a fixed number of threads: the caller plus threads-1 workers pull indices from a
  * shared counter. Every index is computed whole by one thread, so results are bitwise identical on 1 or
  * 64 threads. A forEach called from inside a body runs serially (no nested fan-out, no deadlock).
+ *
+ * <p>The caller waits only for indices a worker has actually claimed, never for a worker to wake up: on a
+ * busy machine a worker may get the CPU late, and by then the caller has done its share as well.
  */
 public final class Parallel implements AutoCloseable {
     private static final ThreadLocal<Boolean> INSIDE = ThreadLocal.withInitial(() -> false);
@@ -42,35 +45,31 @@ public final class Parallel implements AutoCloseable {
             return;
         }
         AtomicInteger next = new AtomicInteger();
+        AtomicInteger finished = new AtomicInteger();
+        AtomicReference<Throwable> failure = new AtomicReference<>();
+        Thread caller = Thread.currentThread();
         Runnable drain = () -> {
             INSIDE.set(true);
             try {
-                for (int i = next.getAndIncrement(); i < n; i = next.getAndIncrement()) body.accept(i);
+                for (int i = next.getAndIncrement(); i < n; i = next.getAndIncrement()) {
+                    try {
+                        if (failure.get() == null) body.accept(i);
+                    } catch (RuntimeException | Error e) {
+                        failure.compareAndSet(null, e);
+                    } finally {
+                        if (finished.incrementAndGet() == n) LockSupport.unpark(caller);
+                    }
+                }
             } finally {
                 INSIDE.set(false);
             }
         };
-        int helpers = Math.min(threads - 1, n - 1);
-        Future<?>[] running = new Future<?>[helpers];
-        for (int t = 0; t < helpers; t++) running[t] = workers.submit(drain);
-        RuntimeException failure = null;
-        try {
-            drain.run();
-        } catch (RuntimeException e) {
-            failure = e;
-            next.set(n); // stop the others early
-        }
-        for (Future<?> f : running) {
-            try {
-                f.get();
-            } catch (ExecutionException e) {
-                if (failure == null) failure = e.getCause() instanceof RuntimeException re ? re : new IllegalStateException(e.getCause());
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new IllegalStateException("interrupted", e);
-            }
-        }
-        if (failure != null) throw failure;
+        for (int t = 0, helpers = Math.min(threads - 1, n - 1); t < helpers; t++) workers.execute(drain);
+        drain.run();
+        while (finished.get() < n) LockSupport.parkNanos(this, 50_000);
+        Throwable e = failure.get();
+        if (e instanceof RuntimeException re) throw re;
+        if (e instanceof Error err) throw err;
     }
 
     @Override
