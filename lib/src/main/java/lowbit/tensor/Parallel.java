@@ -1,10 +1,10 @@
 package lowbit.tensor;
 
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
-import java.util.concurrent.locks.LockSupport;
 import java.util.function.IntConsumer;
 
 /**
@@ -47,7 +47,7 @@ public final class Parallel implements AutoCloseable {
         AtomicInteger next = new AtomicInteger();
         AtomicInteger finished = new AtomicInteger();
         AtomicReference<Throwable> failure = new AtomicReference<>();
-        Thread caller = Thread.currentThread();
+        CountDownLatch allDone = new CountDownLatch(1);
         Runnable drain = () -> {
             INSIDE.set(true);
             try {
@@ -57,7 +57,7 @@ public final class Parallel implements AutoCloseable {
                     } catch (RuntimeException | Error e) {
                         failure.compareAndSet(null, e);
                     } finally {
-                        if (finished.incrementAndGet() == n) LockSupport.unpark(caller);
+                        if (finished.incrementAndGet() == n) allDone.countDown();
                     }
                 }
             } finally {
@@ -66,7 +66,12 @@ public final class Parallel implements AutoCloseable {
         };
         for (int t = 0, helpers = Math.min(threads - 1, n - 1); t < helpers; t++) workers.execute(drain);
         drain.run();
-        while (finished.get() < n) LockSupport.parkNanos(this, 50_000);
+        try {
+            allDone.await(); // counted down by whoever finishes the last index, often this thread
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while waiting for compute threads", e);
+        }
         Throwable e = failure.get();
         if (e instanceof RuntimeException re) throw re;
         if (e instanceof Error err) throw err;
