@@ -379,6 +379,17 @@ public final class Transformer implements AutoCloseable {
 
     private float[] rmsNorm(float[] x, int rows, int d, float[] w) {
         float[] out = buffer("norm", rows * d);
+        rmsNormRows(x, out, rows, d, w);
+        return out;
+    }
+
+    /** RMSNorm over each head_dim slice, in place (Qwen3's q_norm/k_norm). */
+    private void rmsNormHeads(float[] x, int slices, float[] w) {
+        rmsNormRows(x, x, slices, cfg.headDim(), w);
+    }
+
+    /** out[r] = w * x[r] / rms(x[r]) for each row of d values, as transformers' LlamaRMSNorm (float32). */
+    private void rmsNormRows(float[] x, float[] out, int rows, int d, float[] w) {
         float eps = (float) cfg.normEps();
         par.forEach(rows, r -> {
             int o = r * d;
@@ -386,20 +397,6 @@ public final class Transformer implements AutoCloseable {
             for (int j = 0; j < d; j++) ss += x[o + j] * x[o + j];
             float inv = (float) (1.0 / Math.sqrt(ss / d + eps));
             for (int j = 0; j < d; j++) out[o + j] = w[j] * (x[o + j] * inv);
-        });
-        return out;
-    }
-
-    /** RMSNorm over each head_dim slice, in place (Qwen3's q_norm/k_norm). */
-    private void rmsNormHeads(float[] x, int slices, float[] w) {
-        int d = cfg.headDim();
-        float eps = (float) cfg.normEps();
-        par.forEach(slices, s -> {
-            int o = s * d;
-            float ss = 0;
-            for (int j = 0; j < d; j++) ss += x[o + j] * x[o + j];
-            float inv = (float) (1.0 / Math.sqrt(ss / d + eps));
-            for (int j = 0; j < d; j++) x[o + j] = w[j] * (x[o + j] * inv);
         });
     }
 
