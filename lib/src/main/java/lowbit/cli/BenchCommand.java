@@ -11,11 +11,13 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
+import lowbit.eval.Perplexity;
 import lowbit.eval.TextDatasets;
 import lowbit.io.Checkpoint;
 import lowbit.io.Checkpoints;
 import lowbit.io.DataDir;
 import lowbit.model.Transformer;
+import lowbit.progress.Progress;
 import lowbit.results.CodeVersion;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -50,25 +52,21 @@ final class BenchCommand implements Callable<Integer> {
         if (!List.of("auto", "none", "transformers").contains(baseline))
             throw new IllegalArgumentException("--baseline must be auto, none or transformers, got " + baseline);
         TextDatasets.Text text = TextDatasets.load("wikitext2");
-        double ours, oursNll = 0;
+        double ours, oursNll;
         String modelPath;
         int threads;
         try (Checkpoint ckpt = modelOptions.open(); Transformer model = modelOptions.load(ckpt)) {
             modelPath = ckpt.source();
             threads = model.threads();
             int[] ids = Checkpoints.tokenizer(ckpt).encodeWithSpecials(text.text());
-            if (ids.length < (windows + 1) * seqlen)
+            if (ids.length < windows * seqlen)
                 throw new IllegalArgumentException("WikiText-2 has " + ids.length + " tokens, too few for "
-                        + (windows + 1) + " windows of " + seqlen);
+                        + windows + " windows of " + seqlen);
             System.err.printf(Locale.ROOT, "lowbit: warm-up window (%d tokens)...%n", seqlen);
             model.nll(Arrays.copyOfRange(ids, 0, seqlen));
-            long t0 = System.nanoTime();
-            for (int w = 0; w < windows; w++) {
-                for (double v : model.nll(Arrays.copyOfRange(ids, w * seqlen, (w + 1) * seqlen))) oursNll += v;
-                System.err.printf(Locale.ROOT, "lowbit: window %d/%d%n", w + 1, windows);
-            }
-            double s = (System.nanoTime() - t0) / 1e9;
-            ours = windows * (double) seqlen / s;
+            Perplexity.Result r = Perplexity.evaluate(model, ids, seqlen, windows, Progress.terminal());
+            ours = r.tokensPerSecond();
+            oursNll = r.nllSum();
         }
         System.out.printf(Locale.ROOT, "forward  model=%s seqlen=%d windows=%d threads=%d code=%s%n", modelPath, seqlen,
                 windows, threads, CodeVersion.current());

@@ -4,9 +4,7 @@ import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import lowbit.io.DataDir;
 import lowbit.io.hub.HubClient;
-import me.tongfei.progressbar.ProgressBar;
-import me.tongfei.progressbar.ProgressBarBuilder;
-import me.tongfei.progressbar.ProgressBarStyle;
+import lowbit.progress.Progress;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -27,25 +25,28 @@ final class DownloadCommand implements Callable<Integer> {
         return 0;
     }
 
-    /** One terminal bar per file. */
+    /** One terminal bar per file, in KiB. */
     static HubClient.Progress terminalDownloadProgress() {
+        Progress terminal = Progress.terminal();
         return new HubClient.Progress() {
-            private ProgressBar bar;
+            private Progress.Task task;
             private String file;
+            private long shownKib;
 
             @Override
             public void update(String name, long done, long total) {
                 if (!name.equals(file)) {
-                    if (bar != null) bar.close();
+                    if (task != null) task.close();
                     file = name;
-                    bar = new ProgressBarBuilder().setTaskName(name).setInitialMax(Math.max(total, 1))
-                            .setUnit(" MB", 1 << 20).setStyle(ProgressBarStyle.ASCII).setConsumer(
-                                    new me.tongfei.progressbar.ConsoleProgressBarConsumer(System.err)).showSpeed().build();
+                    shownKib = 0;
+                    task = terminal.start(name, Math.max(1, (total + 1023) / 1024), "KiB");
                 }
-                bar.stepTo(done);
-                if (done >= total && total > 0) {
-                    bar.close();
-                    bar = null;
+                long kib = done / 1024;
+                task.step(kib - shownKib);
+                shownKib = kib;
+                if (total > 0 && done >= total) {
+                    task.close();
+                    task = null;
                     file = null;
                 }
             }

@@ -6,6 +6,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Locale;
 import java.util.Map;
@@ -67,7 +68,7 @@ public final class Perplexity {
                     windowNll = known;
                     resumed++;
                 } else {
-                    int[] window = java.util.Arrays.copyOfRange(ids, w * seqlen, (w + 1) * seqlen);
+                    int[] window = Arrays.copyOfRange(ids, w * seqlen, (w + 1) * seqlen);
                     windowNll = 0;
                     for (double v : model.nll(window)) windowNll += v;
                     if (journal != null) appendJournal(journal, journalKey, w, windowNll);

@@ -1,6 +1,5 @@
 package lowbit.progress;
 
-import java.time.Duration;
 import java.time.temporal.ChronoUnit;
 import me.tongfei.progressbar.ProgressBar;
 import me.tongfei.progressbar.ProgressBarBuilder;
@@ -44,11 +43,7 @@ public interface Progress {
                     .setUpdateIntervalMillis(500)
                     .setStyle(ProgressBarStyle.ASCII)
                     .setConsumer(new me.tongfei.progressbar.ConsoleProgressBarConsumer(System.err))
-                    .setEtaFunction(state -> state.getCurrent() == 0 ? java.util.Optional.empty()
-                            : java.util.Optional.of(Duration.ofMillis((long) (Duration.between(state.getStartInstant(),
-                            java.time.Instant.now()).toMillis() * (double) (state.getMax() - state.getCurrent())
-                            / state.getCurrent()))))
-                    .build();
+                    .build(); // ETA: the library's linear estimate from elapsed time and progress
             return new Task() {
                 @Override
                 public void step(long units) {
