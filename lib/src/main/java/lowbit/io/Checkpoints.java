@@ -6,6 +6,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import lowbit.io.gguf.GgufCheckpoint;
 import lowbit.io.hf.HfCheckpoint;
+import lowbit.io.quantized.QuantizedCheckpoint;
 import lowbit.io.hub.HubClient;
 import lowbit.io.llama2c.Llama2cCheckpoint;
 import lowbit.tokenizer.Tokenizer;
@@ -41,7 +42,8 @@ public final class Checkpoints {
         if (!Files.exists(path))
             throw new FormatException(path, "no such file or directory (--model takes a Hugging Face directory, a .gguf file, "
                     + "a llama2.c .bin, 'default' or hf:ORG/NAME)");
-        if (Files.isDirectory(path)) return HfCheckpoint.open(path);
+        if (Files.isDirectory(path))
+            return QuantizedCheckpoint.isQuantizedDirectory(path) ? QuantizedCheckpoint.open(path) : HfCheckpoint.open(path);
         if (hasGgufMagic(path)) return GgufCheckpoint.open(path);
         if (path.getFileName().toString().endsWith(".bin")) return Llama2cCheckpoint.open(path);
         throw new FormatException(path, "not a checkpoint lowbit reads: expected a Hugging Face model directory "

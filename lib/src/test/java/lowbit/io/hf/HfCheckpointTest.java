@@ -10,7 +10,7 @@ import java.security.MessageDigest;
 import java.util.HexFormat;
 import java.util.List;
 import lowbit.io.FormatException;
-import lowbit.io.safetensors.SafetensorsWriter;
+import lowbit.io.safetensors.SafetensorsBuilder;
 import lowbit.model.ModelConfig;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -30,7 +30,7 @@ class HfCheckpointTest {
     @Test
     void singleFile() throws Exception {
         Files.writeString(dir.resolve("config.json"), LLAMA);
-        new SafetensorsWriter()
+        new SafetensorsBuilder()
                 .f32("model.embed_tokens.weight", new long[] {3, 4}, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)
                 .bits16("model.norm.weight", "BF16", new long[] {4}, 0x3F80, 0x4000, 0xBF80, 0x0000)
                 .write(dir.resolve("model.safetensors"));
@@ -50,10 +50,10 @@ class HfCheckpointTest {
 
     void writeShards() throws IOException {
         Files.writeString(dir.resolve("config.json"), LLAMA);
-        new SafetensorsWriter().f32("model.layers.0.input_layernorm.weight", new long[] {4}, 1, 1, 1, 1)
+        new SafetensorsBuilder().f32("model.layers.0.input_layernorm.weight", new long[] {4}, 1, 1, 1, 1)
                 .f32("model.embed_tokens.weight", new long[] {3, 4}, new float[12])
                 .write(dir.resolve("model-00001-of-00002.safetensors"));
-        new SafetensorsWriter().f32("model.norm.weight", new long[] {4}, 0.5f, 0.25f, 2, 4)
+        new SafetensorsBuilder().f32("model.norm.weight", new long[] {4}, 0.5f, 0.25f, 2, 4)
                 .f32("lm_head.weight", new long[] {3, 4}, new float[12])
                 .write(dir.resolve("model-00002-of-00002.safetensors"));
     }
@@ -116,7 +116,7 @@ class HfCheckpointTest {
     @Test
     void optNamesWithoutModelPrefixAreNormalised() throws Exception {
         Files.writeString(dir.resolve("config.json"), OPT);
-        new SafetensorsWriter()
+        new SafetensorsBuilder()
                 .f32("decoder.embed_tokens.weight", new long[] {3, 4}, new float[12])
                 .f32("decoder.layers.0.fc1.bias", new long[] {8}, 1, 2, 3, 4, 5, 6, 7, 8)
                 .f32("lm_head.weight", new long[] {3, 4}, new float[12])
@@ -133,7 +133,7 @@ class HfCheckpointTest {
     @Test
     void optNamesWithPrefixStayAndDuplicatesAreRefused() throws Exception {
         Files.writeString(dir.resolve("config.json"), OPT);
-        new SafetensorsWriter()
+        new SafetensorsBuilder()
                 .f32("model.decoder.final_layer_norm.weight", new long[] {4}, 1, 2, 3, 4)
                 .f32("decoder.final_layer_norm.weight", new long[] {4}, 1, 2, 3, 4)
                 .write(dir.resolve("model.safetensors"));
@@ -155,7 +155,7 @@ class HfCheckpointTest {
 
     @Test
     void refusesMissingConfigAndNonDirectories() throws IOException {
-        new SafetensorsWriter().f32("x", new long[] {1}, 1).write(dir.resolve("model.safetensors"));
+        new SafetensorsBuilder().f32("x", new long[] {1}, 1).write(dir.resolve("model.safetensors"));
         FormatException e = assertThrows(FormatException.class, () -> HfCheckpoint.open(dir));
         assertEquals(dir.resolve("config.json"), e.file());
         FormatException f = assertThrows(FormatException.class, () -> HfCheckpoint.open(dir.resolve("model.safetensors")));

@@ -44,7 +44,7 @@ class SafetensorsFileTest {
     void convertsHalfAndBfloatBitPatterns() throws IOException {
         // hand-decoded: F16 0x3C00=1, 0xC000=-2, 0x3800=0.5, 0x7BFF=65504, 0x0001=2^-24 (subnormal), 0xFC00=-inf
         // BF16 0x3F80=1, 0xC000=-2, 0x4049=3.140625, 0x0001=2^-133
-        Path file = new SafetensorsWriter()
+        Path file = new SafetensorsBuilder()
                 .bits16("h", "F16", new long[] {6}, 0x3C00, 0xC000, 0x3800, 0x7BFF, 0x0001, 0xFC00)
                 .bits16("b", "BF16", new long[] {2, 2}, 0x3F80, 0xC000, 0x4049, 0x0001)
                 .write(tmp.resolve("bits.safetensors"));
@@ -58,7 +58,7 @@ class SafetensorsFileTest {
 
     @Test
     void unknownTensorNameNamesFile() throws IOException {
-        Path file = new SafetensorsWriter().f32("x", new long[] {1}, 1f).write(tmp.resolve("one.safetensors"));
+        Path file = new SafetensorsBuilder().f32("x", new long[] {1}, 1f).write(tmp.resolve("one.safetensors"));
         try (SafetensorsFile f = SafetensorsFile.open(file)) {
             FormatException e = assertThrows(FormatException.class, () -> f.floats("y"));
             assertTrue(e.getMessage().contains("one.safetensors") && e.getMessage().contains("y"), e.getMessage());
@@ -67,7 +67,7 @@ class SafetensorsFileTest {
 
     @Test
     void eightBitFloatsAreRecognisedButNotConverted() throws IOException {
-        Path file = new SafetensorsWriter().raw("q", "F8_E4M3", new long[] {2}, new byte[] {1, 2}).write(tmp.resolve("f8.safetensors"));
+        Path file = new SafetensorsBuilder().raw("q", "F8_E4M3", new long[] {2}, new byte[] {1, 2}).write(tmp.resolve("f8.safetensors"));
         try (SafetensorsFile f = SafetensorsFile.open(file)) {
             assertEquals("F8_E4M3", f.tensors().get("q").dtype());
             FormatException e = assertThrows(FormatException.class, () -> f.floats("q"));
@@ -99,37 +99,37 @@ class SafetensorsFileTest {
 
     @Test
     void refusesHeaderThatIsNotJson() throws IOException {
-        refused(SafetensorsWriter.writeRaw(tmp.resolve("nojson.safetensors"), "{\"a\": [1, 2", new byte[0]), "not valid JSON");
-        refused(SafetensorsWriter.writeRaw(tmp.resolve("array.safetensors"), "[1,2]", new byte[0]), "JSON object");
+        refused(SafetensorsBuilder.writeRaw(tmp.resolve("nojson.safetensors"), "{\"a\": [1, 2", new byte[0]), "not valid JSON");
+        refused(SafetensorsBuilder.writeRaw(tmp.resolve("array.safetensors"), "[1,2]", new byte[0]), "JSON object");
     }
 
     @Test
     void refusesUnknownDtype() throws IOException {
-        Path file = new SafetensorsWriter().raw("w", "Q4_K", new long[] {2}, new byte[2]).write(tmp.resolve("dtype.safetensors"));
+        Path file = new SafetensorsBuilder().raw("w", "Q4_K", new long[] {2}, new byte[2]).write(tmp.resolve("dtype.safetensors"));
         refused(file, "tensor w", "unknown dtype Q4_K");
     }
 
     @Test
     void refusesOffsetsOutOfRangeOrReversed() throws IOException {
-        refused(SafetensorsWriter.writeRaw(tmp.resolve("past.safetensors"),
+        refused(SafetensorsBuilder.writeRaw(tmp.resolve("past.safetensors"),
                 "{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", new byte[4]), "tensor w", "[0, 8]", "4 bytes");
-        refused(SafetensorsWriter.writeRaw(tmp.resolve("reversed.safetensors"),
+        refused(SafetensorsBuilder.writeRaw(tmp.resolve("reversed.safetensors"),
                 "{\"w\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[8,4]}}", new byte[8]), "tensor w", "end before begin");
-        refused(SafetensorsWriter.writeRaw(tmp.resolve("missing.safetensors"),
+        refused(SafetensorsBuilder.writeRaw(tmp.resolve("missing.safetensors"),
                 "{\"w\":{\"dtype\":\"F32\",\"shape\":[1]}}", new byte[4]), "tensor w", "data_offsets");
     }
 
     @Test
     void refusesShapeThatDisagreesWithByteSize() throws IOException {
-        Path file = new SafetensorsWriter().raw("w", "BF16", new long[] {3, 2}, new byte[10]).write(tmp.resolve("size.safetensors"));
+        Path file = new SafetensorsBuilder().raw("w", "BF16", new long[] {3, 2}, new byte[10]).write(tmp.resolve("size.safetensors"));
         refused(file, "tensor w", "needs 12 bytes", "hold 10");
-        refused(SafetensorsWriter.writeRaw(tmp.resolve("negshape.safetensors"),
+        refused(SafetensorsBuilder.writeRaw(tmp.resolve("negshape.safetensors"),
                 "{\"w\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", new byte[4]), "tensor w", "non-negative");
     }
 
     @Test
     void refusesOverlappingTensors() throws IOException {
-        refused(SafetensorsWriter.writeRaw(tmp.resolve("overlap.safetensors"),
+        refused(SafetensorsBuilder.writeRaw(tmp.resolve("overlap.safetensors"),
                 "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
                         + "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", new byte[12]),
                 "tensor b", "overlaps tensor a");

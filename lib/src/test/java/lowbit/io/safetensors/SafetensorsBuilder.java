@@ -14,31 +14,31 @@ import java.util.List;
 import java.util.Map;
 
 /** Writes small safetensors files byte by byte for tests, including deliberately broken ones. */
-public final class SafetensorsWriter {
+public final class SafetensorsBuilder {
     private record Entry(String name, String dtype, long[] shape, byte[] data) {}
 
     private final List<Entry> entries = new ArrayList<>();
     private final Map<String, String> metadata = new LinkedHashMap<>();
 
-    public SafetensorsWriter metadata(String key, String value) {
+    public SafetensorsBuilder metadata(String key, String value) {
         metadata.put(key, value);
         return this;
     }
 
-    public SafetensorsWriter f32(String name, long[] shape, float... values) {
+    public SafetensorsBuilder f32(String name, long[] shape, float... values) {
         ByteBuffer b = ByteBuffer.allocate(4 * values.length).order(ByteOrder.LITTLE_ENDIAN);
         for (float v : values) b.putFloat(v);
         return raw(name, "F32", shape, b.array());
     }
 
     /** 16-bit patterns as given (F16 or BF16), little-endian. */
-    public SafetensorsWriter bits16(String name, String dtype, long[] shape, int... patterns) {
+    public SafetensorsBuilder bits16(String name, String dtype, long[] shape, int... patterns) {
         ByteBuffer b = ByteBuffer.allocate(2 * patterns.length).order(ByteOrder.LITTLE_ENDIAN);
         for (int p : patterns) b.putShort((short) p);
         return raw(name, dtype, shape, b.array());
     }
 
-    public SafetensorsWriter raw(String name, String dtype, long[] shape, byte[] data) {
+    public SafetensorsBuilder raw(String name, String dtype, long[] shape, byte[] data) {
         entries.add(new Entry(name, dtype, shape, data));
         return this;
     }

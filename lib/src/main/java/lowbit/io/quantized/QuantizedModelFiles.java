@@ -1,0 +1,161 @@
+package lowbit.io.quantized;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.Comparator;
+import java.util.Map;
+import java.util.Set;
+import java.util.stream.Stream;
+import lowbit.io.Checkpoint;
+import lowbit.io.safetensors.SafetensorsWriter;
+import lowbit.quant.QuantConfig;
+import lowbit.quant.QuantizedModel;
+import lowbit.quant.QuantizedWeight;
+
+/**
+ * Our quantized-model directory: {@code model.safetensors} with, per quantized linear NAME,
+ * {@code NAME.qweight} (U8, codes packed LSB-first, see BitPacking), {@code NAME.scales} ([scale rows][groups],
+ * F16 or F32), {@code NAME.zeros} (U8 integer zeros, or float mins in the scale format; absent when
+ * symmetric), {@code NAME.g_idx} (I32 group of each input column, only for act-order with dynamic groups);
+ * every other tensor of the source checkpoint as F32 under its Hugging Face name; and {@code lowbit.json},
+ * the manifest: model config, each linear's grid, the method, its options, calibration draw and provenance.
+ *
+ * <p>The tokenizer: a source directory's tokenizer files are copied; for a GGUF or llama2.c source the
+ * manifest names the source file and its sha256, and loading opens that file for its tokenizer.
+ *
+ * <p>Written into a hidden sibling directory and renamed into place only when complete, so an interrupted
+ * or failed run never leaves a directory that looks like a model.
+ */
+public final class QuantizedModelFiles {
+    public static final String MANIFEST = "lowbit.json";
+    public static final String WEIGHTS = "model.safetensors";
+    public static final String FORMAT = "lowbit-quantized";
+    private static final Set<String> TOKENIZER_FILES = Set.of("tokenizer.json", "tokenizer_config.json", "vocab.json",
+            "merges.txt", "special_tokens_map.json", "tokenizer.model", "added_tokens.json");
+
+    private QuantizedModelFiles() {}
+
+    /**
+     * Writes {@code qm} (quantized from {@code source}) to {@code dir}, which must not exist or be empty.
+     * {@code provenance} goes into the manifest as given (calibration draw, code version, ...).
+     */
+    public static Path write(Path dir, Checkpoint source, String sourceSpec, QuantizedModel qm, Map<String, Object> provenance) {
+        dir = dir.toAbsolutePath().normalize();
+        checkTarget(dir);
+        Path parent = dir.getParent();
+        Path tmp;
+        try {
+            Files.createDirectories(parent);
+            tmp = Files.createTempDirectory(parent, "." + dir.getFileName() + ".partial-");
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot create a directory next to " + dir, e);
+        }
+        try {
+            SafetensorsWriter st = new SafetensorsWriter().metadata("format", FORMAT);
+            ObjectMapper json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+            ObjectNode manifest = json.createObjectNode();
+            manifest.put("format", FORMAT);
+            manifest.put("version", 1);
+            manifest.set("config", json.valueToTree(source.config()));
+            ObjectNode base = manifest.putObject("base_model");
+            base.put("spec", sourceSpec);
+            base.put("source", source.source());
+            base.put("sha256", source.sha256());
+            ObjectNode linears = manifest.putObject("linears");
+            for (var e : qm.weights().entrySet()) {
+                String name = e.getKey();
+                QuantizedWeight q = e.getValue();
+                QuantConfig c = q.config();
+                int scaleRows = q.scales().length / q.groups();
+                st.u8(name + ".qweight", q.packedCodes(), q.packedCodes().length);
+                if (c.scaleFormat() == QuantConfig.ScaleFormat.F16) st.f16(name + ".scales", q.scales(), scaleRows, q.groups());
+                else st.f32(name + ".scales", q.scales(), scaleRows, q.groups());
+                if (q.zeros() != null) {
+                    if (c.zeroPoint() == QuantConfig.ZeroPoint.INTEGER) {
+                        byte[] z = new byte[q.zeros().length];
+                        for (int i = 0; i < z.length; i++) z[i] = (byte) q.zeros()[i];
+                        st.u8(name + ".zeros", z, scaleRows, q.groups());
+                    } else if (c.scaleFormat() == QuantConfig.ScaleFormat.F16) st.f16(name + ".zeros", q.zeros(), scaleRows, q.groups());
+                    else st.f32(name + ".zeros", q.zeros(), scaleRows, q.groups());
+                }
+                if (q.groupIndex() != null) st.i32(name + ".g_idx", q.groupIndex(), q.columns());
+                ObjectNode l = linears.putObject(name);
+                l.put("rows", q.rows());
+                l.put("columns", q.columns());
+                l.set("grid", json.valueToTree(c.describe()));
+                l.put("bits_per_weight", q.bitsPerWeight());
+            }
+            for (String name : source.tensors().keySet()) {
+                if (name.endsWith(".weight") && qm.weights().containsKey(name.substring(0, name.length() - ".weight".length())))
+                    continue;
+                long[] shape = source.tensors().get(name).shape();
+                st.f32(name, source.floats(name), shape);
+            }
+            st.write(tmp.resolve(WEIGHTS));
+
+            ObjectNode quant = manifest.putObject("quantization");
+            quant.put("method", qm.method());
+            quant.set("grid", json.valueToTree(qm.config().describe()));
+            quant.set("options", json.valueToTree(qm.options()));
+            quant.put("bits_per_weight", qm.bitsPerWeight());
+            quant.put("quantized_parameters", qm.parameters());
+            quant.set("timings", json.valueToTree(qm.timings()));
+            quant.set("layers", json.valueToTree(qm.layers()));
+            manifest.set("provenance", json.valueToTree(provenance));
+            manifest.put("tokenizer", copyTokenizer(source, tmp));
+            json.writeValue(tmp.resolve(MANIFEST).toFile(), manifest);
+
+            if (Files.exists(dir)) Files.delete(dir);   // checked empty above
+            Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
+            return dir;
+        } catch (IOException e) {
+            deleteTree(tmp);
+            throw new UncheckedIOException("writing " + dir, e);
+        } catch (RuntimeException e) {
+            deleteTree(tmp);
+            throw e;
+        }
+    }
+
+    /** "files" when the source directory's tokenizer files were copied, "base_model" when the source file holds it. */
+    private static String copyTokenizer(Checkpoint source, Path tmp) throws IOException {
+        Path src = Path.of(source.source());
+        if (!Files.isDirectory(src)) return "base_model";
+        boolean copied = false;
+        for (String f : TOKENIZER_FILES) {
+            Path p = src.resolve(f);
+            if (Files.isRegularFile(p)) {
+                Files.copy(p, tmp.resolve(f));
+                copied = true;
+            }
+        }
+        return copied ? "files" : "base_model";
+    }
+
+    private static void checkTarget(Path dir) {
+        if (!Files.exists(dir)) return;
+        if (!Files.isDirectory(dir))
+            throw new IllegalArgumentException("--out " + dir + " exists and is not a directory");
+        try (Stream<Path> s = Files.list(dir)) {
+            if (s.findAny().isPresent())
+                throw new IllegalArgumentException("--out " + dir + " exists and is not empty; choose a new directory or remove it");
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    static void deleteTree(Path p) {
+        if (!Files.exists(p)) return;
+        try (Stream<Path> s = Files.walk(p)) {
+            s.sorted(Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
+        } catch (IOException ignored) {
+            // best effort: a leftover hidden .partial directory is harmless and named as such
+        }
+    }
+}

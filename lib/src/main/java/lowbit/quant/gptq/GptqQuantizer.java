@@ -1,0 +1,122 @@
+package lowbit.quant.gptq;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import lowbit.calibration.SequentialCalibration;
+import lowbit.model.ForwardHook;
+import lowbit.model.Linear;
+import lowbit.model.Transformer;
+import lowbit.progress.Progress;
+import lowbit.quant.QuantConfig;
+import lowbit.quant.QuantizedModel;
+import lowbit.tensor.Parallel;
+
+/**
+ * GPTQ over a whole model: the sequential protocol, one {@link Gptq} per distinct linear input (q/k/v share
+ * one Hessian, gate/up another), every linear of every block quantized, lm_head left in float. With
+ * true-sequential the block is re-run between the groups q/k/v, o, up/gate, down so that each group is
+ * calibrated on inputs produced by the already-quantized groups before it.
+ */
+public final class GptqQuantizer {
+    private final QuantConfig config;
+    private final Gptq.Options options;
+    private final boolean trueSequential;
+
+    public GptqQuantizer(QuantConfig config, Gptq.Options options, boolean trueSequential) {
+        this.config = config;
+        this.options = options;
+        this.trueSequential = trueSequential;
+    }
+
+    /** Which input a linear reads: linears with the same key see the same activations. */
+    static String inputOf(Linear lin) {
+        return switch (lin.module()) {
+            case "q_proj", "k_proj", "v_proj" -> "attn_in";
+            case "o_proj", "out_proj" -> "attn_out";
+            case "gate_proj", "up_proj", "fc1" -> "mlp_in";
+            case "down_proj", "fc2" -> "mlp_act";
+            default -> throw new IllegalArgumentException("GPTQ does not know the input of " + lin.name());
+        };
+    }
+
+    static final List<List<String>> TRUE_SEQUENTIAL = List.of(List.of("attn_in"), List.of("attn_out"), List.of("mlp_in"), List.of("mlp_act"));
+    static final List<List<String>> ALL_AT_ONCE = List.of(List.of("attn_in", "attn_out", "mlp_in", "mlp_act"));
+
+    public QuantizedModel quantize(Transformer model, int[][] windows, Progress progress) {
+        Map<String, lowbit.quant.QuantizedWeight> weights = new LinkedHashMap<>();
+        Map<String, Map<String, Object>> layers = new LinkedHashMap<>();
+        double[] seconds = new double[3];   // hessian, cholesky, column loop
+        List<List<String>> order = trueSequential ? TRUE_SEQUENTIAL : ALL_AT_ONCE;
+        SequentialCalibration.Timing timing;
+        try (Parallel par = new Parallel(model.threads())) {
+            timing = SequentialCalibration.run(model, windows, new SequentialCalibration.BlockStep() {
+                @Override
+                public void process(SequentialCalibration.Block block) {
+                    for (List<String> group : order) quantizeGroup(block, group, par, weights, layers, seconds);
+                }
+
+                @Override
+                public int passes() {
+                    return order.size();
+                }
+            }, progress);
+        }
+        Map<String, Double> timings = new LinkedHashMap<>();
+        timings.put("forward_capture_seconds", timing.captureSeconds() - seconds[0]);
+        timings.put("hessian_seconds", seconds[0]);
+        timings.put("cholesky_seconds", seconds[1]);
+        timings.put("column_loop_seconds", seconds[2]);
+        timings.put("block_output_seconds", timing.outputSeconds());
+        Map<String, Object> opts = new LinkedHashMap<>();
+        opts.put("percdamp", options.percdamp());
+        opts.put("block_size", options.blockSize());
+        opts.put("act_order", options.actOrder());
+        opts.put("static_groups", options.staticGroups());
+        opts.put("true_sequential", trueSequential);
+        return new QuantizedModel("gptq", config, opts, weights, layers, timings);
+    }
+
+    private void quantizeGroup(SequentialCalibration.Block block, List<String> inputs, Parallel par,
+                               Map<String, lowbit.quant.QuantizedWeight> weights, Map<String, Map<String, Object>> layers,
+                               double[] seconds) {
+        Map<String, Gptq> hessians = new HashMap<>();
+        Map<String, Linear> reader = new HashMap<>();   // the first linear of each input accumulates it
+        List<Linear> targets = new ArrayList<>();
+        for (Linear lin : block.linears()) {
+            String key = inputOf(lin);
+            if (!inputs.contains(key)) continue;
+            targets.add(lin);
+            if (reader.putIfAbsent(key, lin) == null) hessians.put(key, new Gptq(lin.inFeatures()));
+        }
+        long[] hessianNanos = {0};
+        block.forward(new ForwardHook() {
+            @Override
+            public void linearInput(Linear linear, float[] x, int rows) {
+                if (linear.layer() != block.layer()) return;
+                String key = inputOf(linear);
+                if (reader.get(key) != linear) return;
+                long t0 = System.nanoTime();
+                hessians.get(key).addBatch(x, rows, par);
+                hessianNanos[0] += System.nanoTime() - t0;
+            }
+        });
+        seconds[0] += hessianNanos[0] / 1e9;
+        for (Linear lin : targets) {
+            Gptq.Result r = hessians.get(inputOf(lin)).quantize(lin.name(), lin.weight(), lin.outFeatures(), config, options, par);
+            lin.setWeight(r.weight().dequantize());
+            weights.put(lin.name(), r.weight());
+            Map<String, Object> facts = new LinkedHashMap<>();
+            facts.put("loss", r.loss());
+            facts.put("percdamp", r.percdamp());
+            facts.put("damp_attempts", r.dampAttempts());
+            facts.put("dead_columns", r.deadColumns());
+            facts.put("bits_per_weight", r.weight().bitsPerWeight());
+            layers.put(lin.name(), facts);
+            seconds[1] += r.choleskySeconds();
+            seconds[2] += r.loopSeconds();
+        }
+    }
+}
