@@ -45,6 +45,7 @@ class CholeskyTest {
         assertTrue(Cholesky.factorUpper(u, 3));
         assertArrayEquals(new double[] {2, 6, -8, 0, 1, 5, 0, 0, 3}, u, 1e-14);
 
+        double[] inv = Cholesky.inverseFromLower(a, 3);
         // L^-1 = [[1/2,0,0],[-3,1,0],[19/3,-5/3,1/3]] by forward substitution; A^-1 = L^-T L^-1
         double[] expected = {
             0.25 + 9 + 361.0 / 9, -122.0 / 9, 19.0 / 9,
