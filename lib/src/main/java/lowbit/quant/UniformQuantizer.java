@@ -100,7 +100,7 @@ public final class UniformQuantizer {
 
     private double error(double[] v, int off, int n, double scale, double zeroOrMin) {
         double err = 0;
-        for (int i = off; i < off + n; i++) err += Math.pow(Math.abs(dequantize(code(v[i], scale, zeroOrMin), scale, zeroOrMin) - v[i]), MSE_NORM);
+        for (int i = off; i < off + n; i++) err += Math.pow(Math.abs(value(code(v[i], scale, zeroOrMin), scale, zeroOrMin) - v[i]), MSE_NORM);
         return err;
     }
 
@@ -110,6 +110,14 @@ public final class UniformQuantizer {
         if (floatMin) q = scale == 0 ? 0 : Math.rint((x - zeroOrMin) / scale);
         else q = Math.rint(x / scale) + zeroOrMin;
         return (int) Math.max(0, Math.min(maxq, q));
+    }
+
+    /**
+     * The grid value of a code in double, unrounded: what the GPTQ reference feeds back as q (its products of
+     * float32 scales and small integers are exact in float64).
+     */
+    public double value(int code, double scale, double zeroOrMin) {
+        return floatMin ? scale * code + zeroOrMin : scale * (code - zeroOrMin);
     }
 
     /** The value a code stands for, rounded to float exactly as the runtime computes it. */

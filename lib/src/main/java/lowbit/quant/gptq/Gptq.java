@@ -271,7 +271,7 @@ public final class Gptq {
                 for (int t = 0; t < tr; t++) {
                     double x = w1[t * count + i];
                     int code = grid.code(x, scale[t], zero[t]);
-                    double q = grid.dequantize(code, scale[t], zero[t]);
+                    double q = grid.value(code, scale[t], zero[t]);   // the model runs (float) q, exactly what the stored codes give
                     out.code(r0 + t, perm[col], code);
                     double e = (x - q) / d;
                     loss += (x - q) * (x - q) / (d * d) / 2;
