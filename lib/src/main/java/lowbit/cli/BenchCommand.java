@@ -18,6 +18,7 @@ import lowbit.io.Checkpoints;
 import lowbit.io.DataDir;
 import lowbit.model.Transformer;
 import lowbit.progress.Progress;
+import lowbit.quant.QuantizationRecipe;
 import lowbit.results.CodeVersion;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -26,13 +27,21 @@ import picocli.CommandLine.Parameters;
 
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = "Benchmarks. 'forward': tokens/s of the perplexity forward pass, and the same windows "
-                + "through transformers on the CPU when torch and transformers are installed in .venv.")
+                + "through transformers on the CPU when torch and transformers are installed in .venv. 'gptq': GPTQ on one "
+                + "2048x2048 layer (vs the PyTorch reference algorithm when .venv has torch) and on the whole model, "
+                + "split into forward capture, Hessian, Cholesky and column loop.")
 final class BenchCommand implements Callable<Integer> {
-    @Parameters(index = "0", paramLabel = "WHAT", description = "forward")
+    @Parameters(index = "0", paramLabel = "WHAT", description = "forward or gptq")
     String what;
 
     @Mixin
     ModelOptions modelOptions;
+
+    @Mixin
+    QuantOptions quantOptions;
+
+    @Option(names = "--part", defaultValue = "all", paramLabel = "all|layer|model", description = "gptq: which part to time (default: ${DEFAULT-VALUE})")
+    String part;
 
     @Option(names = "--seqlen", defaultValue = "2048")
     int seqlen;
@@ -40,14 +49,24 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--windows", defaultValue = "2", description = "timed windows, after one warm-up window (default: ${DEFAULT-VALUE})")
     int windows;
 
-    @Option(names = "--baseline", defaultValue = "auto", paramLabel = "auto|none|transformers",
-            description = "transformers baseline: auto runs it when .venv has torch and transformers")
+    @Option(names = "--baseline", defaultValue = "auto", paramLabel = "auto|none|transformers|torch",
+            description = "baseline in the same run: forward against transformers, gptq against the PyTorch reference"
+                    + " algorithm; auto runs it when .venv has torch (and transformers)")
     String baseline;
 
     @Override
     public Integer call() throws Exception {
+        if (what.equals("gptq")) {
+            if (!List.of("all", "layer", "model").contains(part)) throw new IllegalArgumentException("--part must be all, layer or model");
+            if (!List.of("auto", "none", "torch").contains(baseline))
+                throw new IllegalArgumentException("--baseline for gptq must be auto, none or torch, got " + baseline);
+            QuantizationRecipe recipe = quantOptions.recipe(quantOptions.quant == null ? "gptq:w4g128" : null, null);
+            if (!"gptq".equals(recipe.spec().method())) throw new IllegalArgumentException("bench gptq times gptq specs, got " + recipe.spec());
+            GptqBench.run(modelOptions, recipe, !part.equals("layer"), !part.equals("model"), baseline);
+            return 0;
+        }
         if (!what.equals("forward"))
-            throw new IllegalArgumentException("unknown benchmark '" + what + "' (known: forward)");
+            throw new IllegalArgumentException("unknown benchmark '" + what + "' (known: forward, gptq)");
         if (windows < 1) throw new IllegalArgumentException("--windows must be >= 1");
         if (!List.of("auto", "none", "transformers").contains(baseline))
             throw new IllegalArgumentException("--baseline must be auto, none or transformers, got " + baseline);
@@ -99,7 +118,7 @@ final class BenchCommand implements Callable<Integer> {
         return 0;
     }
 
-    private static int exitCode(List<String> cmd) {
+    static int exitCode(List<String> cmd) {
         try {
             Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
             p.getInputStream().readAllBytes();

@@ -1,6 +1,8 @@
 package lowbit.cli;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.NullNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.nio.file.Path;
 import java.util.Locale;
@@ -9,7 +11,9 @@ import lowbit.eval.Perplexity;
 import lowbit.eval.TextDatasets;
 import lowbit.io.Checkpoint;
 import lowbit.io.Checkpoints;
+import lowbit.io.quantized.QuantizedCheckpoint;
 import lowbit.model.Transformer;
+import lowbit.quant.QuantizationRecipe;
 import lowbit.progress.Progress;
 import lowbit.results.CodeVersion;
 import picocli.CommandLine.Command;
@@ -21,6 +25,9 @@ import picocli.CommandLine.Option;
 final class PplCommand implements Callable<Integer> {
     @Mixin
     ModelOptions modelOptions;
+
+    @Mixin
+    QuantOptions quantOptions;
 
     @Option(names = "--dataset", defaultValue = "wikitext2", paramLabel = "NAME",
             description = "wikitext2 or c4-train-slice (default: ${DEFAULT-VALUE})")
@@ -41,7 +48,7 @@ final class PplCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        Run run = run(modelOptions, dataset, seqlen, windows, journal, Progress.terminal());
+        Run run = run(modelOptions, quantOptions.recipe(null, null), dataset, seqlen, windows, journal, Progress.terminal());
         System.out.println(json ? run.json().toPrettyString() : run.summary());
         return 0;
     }
@@ -49,7 +56,7 @@ final class PplCommand implements Callable<Integer> {
     /** One evaluated perplexity with everything needed to reproduce it. */
     record Run(Perplexity.Result result, String dataset, TextDatasets.Text text, String model, String modelSha256,
                String modelType, int threads,
-               int datasetTokens, boolean bos) {
+               int datasetTokens, boolean bos, JsonNode quantization) {
         ObjectNode json() {
             ObjectNode o = new ObjectMapper().createObjectNode();
             o.put("ppl", result.ppl());
@@ -73,6 +80,7 @@ final class PplCommand implements Callable<Integer> {
             o.put("backend", "cpu-java-vector");
             o.put("java", Runtime.version().toString());
             o.put("code_version", CodeVersion.current().toString());
+            o.set("quantization", quantization);
             return o;
         }
 
@@ -81,24 +89,38 @@ final class PplCommand implements Callable<Integer> {
                     "%s perplexity (GPTQ protocol, seqlen %d, %d windows, %d tokens): %.4f%n"
                             + "model %s (sha256 %s)%n%.1f s, %.1f tokens/s on %d threads",
                     dataset, result.seqlen(), result.windows(), result.tokens(), result.ppl(), model,
-                    modelSha256.substring(0, 12), result.seconds(), result.tokensPerSecond(), threads);
+                    modelSha256.substring(0, 12), result.seconds(), result.tokensPerSecond(), threads)
+                    + (quantization.isNull() ? "" : String.format(Locale.ROOT, "%nquantized: %s, %.3f bits/weight",
+                    quantization.path("spec").asText(quantization.path("method").asText()), quantization.path("bits_per_weight").asDouble()));
         }
     }
 
-    static Run run(ModelOptions modelOptions, String dataset, int seqlen, int windows, Path journal, Progress progress) {
+    /** Perplexity of the model, quantized first by {@code recipe} when it is not null. */
+    static Run run(ModelOptions modelOptions, QuantizationRecipe recipe, String dataset, int seqlen, int windows, Path journal,
+                   Progress progress) {
         if (seqlen < 2) throw new IllegalArgumentException("--seqlen must be at least 2, got " + seqlen);
         if (windows < 0) throw new IllegalArgumentException("--windows must be >= 0, got " + windows);
         TextDatasets.Text text = TextDatasets.load(dataset);
         try (Checkpoint ckpt = modelOptions.open(); Transformer model = modelOptions.load(ckpt)) {
             var tok = Checkpoints.tokenizer(ckpt);
+            JsonNode quantization = NullNode.getInstance();
+            String modelKey = ckpt.sha256();
+            if (recipe != null) {
+                QuantizationRecipe.Outcome q = recipe.apply(model, tok, progress);
+                quantization = new ObjectMapper().valueToTree(q.provenance());
+                // The journal must never mix windows of differently quantized models.
+                modelKey += "|" + q.recipe() + "|" + (q.calibration() == null ? "" : q.calibration().windowsSha256());
+            } else if (ckpt instanceof QuantizedCheckpoint qc) {
+                quantization = qc.manifest().path("quantization").deepCopy();
+            }
             int[] ids = tok.encodeWithSpecials(text.text());
             int cap = TextDatasets.protocolWindowCap(dataset);
             int limit = cap == 0 ? windows : windows == 0 ? cap : Math.min(cap, windows);
-            String key = String.join("|", ckpt.sha256(), dataset, text.sha256(), Integer.toString(seqlen));
+            String key = String.join("|", modelKey, dataset, text.sha256(), Integer.toString(seqlen));
             Perplexity.Result r = Perplexity.evaluate(model, ids, seqlen, limit, progress, journal, key);
             boolean bos = ids.length > 0 && tok.addsBos() && tok.bosId().isPresent() && ids[0] == tok.bosId().getAsInt();
             return new Run(r, dataset, text, ckpt.source(), ckpt.sha256(), ckpt.config().modelType(), model.threads(),
-                    ids.length, bos);
+                    ids.length, bos, quantization);
         }
     }
 }

@@ -31,7 +31,7 @@ final class StudyCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         Files.createDirectories(out);
         Path journal = out.resolve("ppl-windows.tsv");
-        PplCommand.Run run = PplCommand.run(modelOptions, "wikitext2", seqlen, windows, journal, Progress.terminal());
+        PplCommand.Run run = PplCommand.run(modelOptions, null, "wikitext2", seqlen, windows, journal, Progress.terminal());
         Path result = out.resolve("ppl-wikitext2.json");
         Path tmp = out.resolve("ppl-wikitext2.json.part");
         Files.writeString(tmp, run.json().toPrettyString() + "\n");

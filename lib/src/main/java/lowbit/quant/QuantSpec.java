@@ -22,8 +22,9 @@ public record QuantSpec(String text, String method, int weightBits, int groupSiz
     /** Weight methods known to the grammar, in the order the docs list them. */
     public static final List<String> METHODS = List.of("rtn", "gptq");
 
+    /** A compile-time constant so that CLI help can show it; QuantSpecTest checks it names every method. */
     public static final String GRAMMAR = "METHOD:wB[gG][aA][sym] and/or kvB joined by '+' (e.g. rtn:w3, gptq:w4g128, "
-            + "gptq:w3sym, gptq:w4g128+kv4, kv4), METHOD one of " + METHODS + ", B in 2..8; or fp";
+            + "gptq:w3sym, gptq:w4g128+kv4, kv4), METHOD one of rtn, gptq; B in 2..8; or fp";
 
     private static final Pattern WEIGHTS = Pattern.compile("([a-z0-9_-]+):w(\\d+)(?:g(\\d+))?(?:a(\\d+))?(sym)?");
     private static final Pattern KV = Pattern.compile("kv(\\d+)");

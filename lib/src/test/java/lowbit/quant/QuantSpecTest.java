@@ -36,6 +36,11 @@ class QuantSpecTest {
     }
 
     @Test
+    void theGrammarNamesEveryMethod() {
+        for (String m : QuantSpec.METHODS) assertTrue(QuantSpec.GRAMMAR.contains(m), m);
+    }
+
+    @Test
     void refusesMalformedSpecsWithTheGrammar() {
         for (String bad : new String[] {"gptq", "gptq:4", "gptq:w9", "gptq:w1", "foo:w4", "gptq:w4g0", "gptq:w4+rtn:w3",
                 "kv9", "gptq:w4g128+", "", "gptq:w4 g128"}) {

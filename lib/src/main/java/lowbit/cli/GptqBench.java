@@ -1,0 +1,114 @@
+package lowbit.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.SplittableRandom;
+import lowbit.io.Checkpoint;
+import lowbit.io.Checkpoints;
+import lowbit.model.Transformer;
+import lowbit.progress.Progress;
+import lowbit.quant.QuantConfig;
+import lowbit.quant.QuantizationRecipe;
+import lowbit.quant.gptq.Gptq;
+import lowbit.results.CodeVersion;
+import lowbit.tensor.Parallel;
+
+/**
+ * `bench gptq`: one 2048x2048 layer alone (Hessian accumulation, Cholesky, column loop; against the
+ * PyTorch reference algorithm on the same CPU when .venv has torch), then the whole model with the
+ * GPTQ calibration protocol, split into forward capture, Hessian, Cholesky, column loop and block outputs.
+ */
+final class GptqBench {
+    static final int LAYER = 2048;
+
+    static void run(ModelOptions modelOptions, QuantizationRecipe recipe, boolean model, boolean layer, String baseline) throws Exception {
+        int threads = modelOptions.threads();
+        int windows = recipe.calibration().nsamples(), seqlen = recipe.calibration().seqlen();
+        System.out.printf(Locale.ROOT, "gptq  spec=%s nsamples=%d seqlen=%d threads=%d code=%s%n", recipe.spec(), windows, seqlen,
+                threads, CodeVersion.current());
+        if (layer) layer(recipe.weightConfig(), recipe.gptq(), windows, seqlen, threads, baseline);
+        if (model) model(modelOptions, recipe);
+    }
+
+    private static void layer(QuantConfig cfg, Gptq.Options opt, int windows, int seqlen, int threads, String baseline) throws Exception {
+        SplittableRandom rnd = new SplittableRandom(0);
+        float[] w = new float[LAYER * LAYER];
+        for (int i = 0; i < w.length; i++) w[i] = (float) (0.02 * gaussian(rnd));
+        Gptq g = new Gptq(LAYER);
+        double hessian = 0;
+        try (Parallel par = new Parallel(threads); Progress.Task task = Progress.terminal().start("layer H", windows, "win")) {
+            float[] x = new float[seqlen * LAYER];
+            for (int s = 0; s < windows; s++) {
+                correlatedInputs(x, seqlen, rnd);
+                long t0 = System.nanoTime();
+                g.addBatch(x, seqlen, par);
+                hessian += (System.nanoTime() - t0) / 1e9;
+                task.step(1);
+            }
+            Gptq.Result r = g.quantize("bench.2048x2048", w, LAYER, cfg, opt, par);
+            System.out.printf(Locale.ROOT, "%-12s layer %dx%d: hessian %.2f s (%.0f GFLOPS)  cholesky %.2f s  column loop %.2f s  total %.2f s%n",
+                    "lowbit", LAYER, LAYER, hessian, (double) windows * seqlen * LAYER * LAYER / hessian / 1e9, r.choleskySeconds(),
+                    r.loopSeconds(), hessian + r.choleskySeconds() + r.loopSeconds());
+        }
+        if (baseline.equals("none")) return;
+        Path root = Path.of(System.getProperty("lowbit.root", "."));
+        Path python = root.resolve(".venv/bin/python");
+        if (!Files.isExecutable(python) || BenchCommand.exitCode(List.of(python.toString(), "-c", "import torch")) != 0) {
+            if (baseline.equals("torch")) throw new IllegalArgumentException("the torch baseline needs .venv with torch (./lowbit setup --reference)");
+            System.out.println("torch baseline skipped: .venv has no torch (./lowbit setup --reference installs it)");
+            return;
+        }
+        List<String> cmd = new ArrayList<>(List.of(python.toString(), root.resolve("environment/bench_gptq_layer.py").toString(),
+                "--columns", Integer.toString(LAYER), "--windows", Integer.toString(windows), "--seqlen", Integer.toString(seqlen),
+                "--bits", Integer.toString(cfg.bits()), "--group", Integer.toString(cfg.grouped() ? cfg.groupSize() : -1),
+                "--threads", Integer.toString(threads)));
+        Process p = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        if (p.waitFor() != 0) throw new IllegalStateException("the torch baseline failed (exit " + p.exitValue() + ")");
+        JsonNode ref = new ObjectMapper().readTree(out.strip().lines().reduce((a, b) -> b).orElse("{}"));
+        System.out.printf(Locale.ROOT, "%-12s layer %dx%d: hessian %.2f s (%.0f GFLOPS)  cholesky %.2f s  column loop %.2f s  total %.2f s  (torch %s, float32, gptq.py)%n",
+                "torch", LAYER, LAYER, ref.path("hessian_seconds").asDouble(),
+                (double) windows * seqlen * LAYER * LAYER / ref.path("hessian_seconds").asDouble() / 1e9,
+                ref.path("cholesky_seconds").asDouble(), ref.path("loop_seconds").asDouble(), ref.path("total_seconds").asDouble(),
+                ref.path("torch").asText());
+    }
+
+    /** Gaussian inputs with a per-channel scale spread and a rank-8 shared component, like real activations. */
+    private static void correlatedInputs(float[] x, int rows, SplittableRandom rnd) {
+        double[] a = new double[8];
+        for (int t = 0; t < rows; t++) {
+            for (int k = 0; k < a.length; k++) a[k] = gaussian(rnd);
+            for (int j = 0; j < LAYER; j++) {
+                double shared = a[j & 7] * ((j % 13) + 1) * 0.1;
+                x[t * LAYER + j] = (float) (gaussian(rnd) * (1 + (j % 97) / 16.0) + shared);
+            }
+        }
+    }
+
+    private static double gaussian(SplittableRandom rnd) {
+        return rnd.nextGaussian();
+    }
+
+    private static void model(ModelOptions modelOptions, QuantizationRecipe recipe) {
+        long t0 = System.nanoTime();
+        try (Checkpoint ckpt = modelOptions.open(); Transformer model = modelOptions.load(ckpt)) {
+            long t1 = System.nanoTime();
+            QuantizationRecipe.Outcome o = recipe.apply(model, Checkpoints.tokenizer(ckpt), Progress.terminal());
+            double total = (System.nanoTime() - t1) / 1e9;
+            Map<String, Double> t = o.model().timings();
+            double parts = t.values().stream().mapToDouble(Double::doubleValue).sum();
+            System.out.printf(Locale.ROOT, "%-12s model %s (%d linears, %.3f bits/weight): total %.1f s = sampling+embedding %.1f s"
+                            + " + forward capture %.1f s + hessian %.1f s + cholesky %.1f s + column loop %.1f s + block outputs %.1f s  (load %.1f s)%n",
+                    "lowbit", ckpt.source(), o.model().weights().size(), o.model().bitsPerWeight(), total, total - parts,
+                    t.get("forward_capture_seconds"), t.get("hessian_seconds"), t.get("cholesky_seconds"), t.get("column_loop_seconds"),
+                    t.get("block_output_seconds"), (t1 - t0) / 1e9);
+        }
+    }
+}

@@ -1,0 +1,76 @@
+package lowbit.cli;
+
+import lowbit.calibration.CalibrationSampler;
+import lowbit.quant.QuantConfig;
+import lowbit.quant.QuantSpec;
+import lowbit.quant.QuantizationRecipe;
+import lowbit.quant.gptq.Gptq;
+import picocli.CommandLine.Option;
+
+/** --quant and the method and calibration options, shared by ppl and quantize. */
+final class QuantOptions {
+    @Option(names = "--quant", paramLabel = "SPEC",
+            description = "quantize before evaluating: " + QuantSpec.GRAMMAR)
+    String quant;
+
+    @Option(names = "--nsamples", defaultValue = "128", paramLabel = "N", description = "calibration windows (default: ${DEFAULT-VALUE})")
+    int nsamples;
+
+    @Option(names = "--calib-seqlen", defaultValue = "2048", paramLabel = "L", description = "calibration window length in tokens (default: ${DEFAULT-VALUE})")
+    int calibSeqlen;
+
+    @Option(names = "--seed", defaultValue = "0", paramLabel = "S", description = "calibration draw seed (default: ${DEFAULT-VALUE})")
+    long seed;
+
+    @Option(names = "--calib-source", defaultValue = "c4", paramLabel = "c4|FILE",
+            description = "calibration text: the shipped C4 train slice, a .jsonl with \"text\" fields or a plain text file (default: ${DEFAULT-VALUE})")
+    String calibSource;
+
+    @Option(names = "--calib-mode", defaultValue = "documents", paramLabel = "documents|concatenated",
+            description = "documents: GPTQ protocol, each window cut from one document longer than the window; "
+                    + "concatenated: windows cut anywhere in the documents joined by blank lines (default: ${DEFAULT-VALUE})")
+    String calibMode;
+
+    @Option(names = "--act-order", description = "GPTQ: quantize columns in order of decreasing Hessian diagonal (desc_act)")
+    boolean actOrder;
+
+    @Option(names = "--static-groups", description = "GPTQ: fit group grids before the act-order permutation")
+    boolean staticGroups;
+
+    @Option(names = "--true-sequential", description = "GPTQ: calibrate q/k/v, o, up/gate, down one after another inside each block")
+    boolean trueSequential;
+
+    @Option(names = "--percdamp", defaultValue = "0.01", paramLabel = "P",
+            description = "GPTQ: dampening, fraction of mean diag(H) (default: ${DEFAULT-VALUE}; raised automatically if Cholesky fails)")
+    double percdamp;
+
+    @Option(names = "--gptq-block-size", defaultValue = "128", paramLabel = "B", description = "GPTQ: lazy-batch width (default: ${DEFAULT-VALUE})")
+    int blockSize;
+
+    @Option(names = "--mse-clip", description = "search the grid's range for the least error (GPTQ's quantizer mse option)")
+    boolean mseClip;
+
+    @Option(names = "--scale-format", defaultValue = "f16", paramLabel = "f16|f32", description = "precision of stored scales (default: ${DEFAULT-VALUE})")
+    String scaleFormat;
+
+    /** The recipe for {@code spec}, or for --quant when spec is null; null when neither is given. */
+    QuantizationRecipe recipe(String spec, Integer seqlenOverride) {
+        String s = spec != null ? spec : quant;
+        if (s == null) return null;
+        QuantConfig.ScaleFormat fmt = switch (scaleFormat.toLowerCase()) {
+            case "f16" -> QuantConfig.ScaleFormat.F16;
+            case "f32" -> QuantConfig.ScaleFormat.F32;
+            default -> throw new IllegalArgumentException("--scale-format must be f16 or f32, got '" + scaleFormat + "'");
+        };
+        if (nsamples < 1) throw new IllegalArgumentException("--nsamples must be >= 1, got " + nsamples);
+        int seqlen = seqlenOverride != null ? seqlenOverride : calibSeqlen;
+        if (seqlen < 2) throw new IllegalArgumentException("--calib-seqlen must be >= 2, got " + seqlen);
+        return QuantizationRecipe.of(s)
+                .withGptq(new Gptq.Options(percdamp, blockSize, actOrder, staticGroups))
+                .withTrueSequential(trueSequential)
+                .withMseClip(mseClip)
+                .withScaleFormat(fmt)
+                .withCalibration(new QuantizationRecipe.Calibration(calibSource, nsamples, seqlen, seed,
+                        CalibrationSampler.Mode.parse(calibMode)));
+    }
+}

@@ -1,0 +1,97 @@
+package lowbit.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import lowbit.io.Checkpoint;
+import lowbit.io.Checkpoints;
+import lowbit.io.quantized.QuantizedModelFiles;
+import lowbit.model.Transformer;
+import lowbit.progress.Progress;
+import lowbit.quant.QuantizationRecipe;
+import lowbit.results.CodeVersion;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+@Command(name = "quantize", mixinStandardHelpOptions = true,
+        description = "Quantize a model's linear weights and write it as a lowbit model directory (load it with --model DIR).")
+final class QuantizeCommand implements Callable<Integer> {
+    @Mixin
+    ModelOptions modelOptions;
+
+    @Mixin
+    QuantOptions quantOptions;
+
+    @Option(names = "--method", paramLabel = "rtn|gptq", description = "weight method (or give --quant SPEC)")
+    String method;
+
+    @Option(names = "--bits", paramLabel = "B", description = "weight bits 2..8")
+    Integer bits;
+
+    @Option(names = "--group", paramLabel = "G", description = "input columns per group (default: per output channel)")
+    Integer group;
+
+    @Option(names = "--per-channel", description = "one grid per output channel (the default without --group)")
+    boolean perChannel;
+
+    @Option(names = "--sym", description = "symmetric grid")
+    boolean sym;
+
+    @Option(names = "--seqlen", paramLabel = "L", description = "calibration window length (same as --calib-seqlen)")
+    Integer seqlen;
+
+    @Option(names = "--out", required = true, paramLabel = "DIR", description = "new directory for the quantized model")
+    Path out;
+
+    @Option(names = "--json", description = "print one JSON object instead of text")
+    boolean json;
+
+    @Override
+    public Integer call() {
+        QuantizationRecipe recipe = quantOptions.recipe(spec(), seqlen);
+        long t0 = System.nanoTime();
+        try (Checkpoint ckpt = modelOptions.open(); Transformer model = modelOptions.load(ckpt)) {
+            recipe.validate(model);
+            QuantizationRecipe.Outcome outcome = recipe.apply(model, Checkpoints.tokenizer(ckpt), Progress.terminal());
+            Map<String, Object> provenance = new LinkedHashMap<>(outcome.provenance());
+            provenance.put("threads", model.threads());
+            provenance.put("backend", "cpu-java-vector");
+            provenance.put("java", Runtime.version().toString());
+            provenance.put("code_version", CodeVersion.current().toString());
+            provenance.put("seconds", (System.nanoTime() - t0) / 1e9);
+            String sourceSpec = modelOptions.model.equals(Checkpoints.DEFAULT) || modelOptions.model.startsWith(Checkpoints.HUB_PREFIX)
+                    ? modelOptions.model : Path.of(modelOptions.model).toAbsolutePath().normalize().toString();
+            Path dir = QuantizedModelFiles.write(out, ckpt, sourceSpec, outcome.model(), provenance);
+            if (json) {
+                ObjectNode o = new ObjectMapper().createObjectNode();
+                o.put("out", dir.toString());
+                o.put("model", ckpt.source());
+                o.put("model_sha256", ckpt.sha256());
+                o.set("quantization", new ObjectMapper().valueToTree(provenance));
+                System.out.println(o.toPrettyString());
+            } else {
+                System.out.printf(Locale.ROOT, "wrote %s: %s, %d linears, %.3f bits/weight, %.1f s%n", dir, recipe.spec(),
+                        outcome.model().weights().size(), outcome.model().bitsPerWeight(), (System.nanoTime() - t0) / 1e9);
+            }
+        }
+        return 0;
+    }
+
+    /** --quant, or the spec the --method/--bits/--group/--sym flags spell. */
+    private String spec() {
+        boolean flags = method != null || bits != null || group != null || perChannel || sym;
+        if (quantOptions.quant != null) {
+            if (flags) throw new IllegalArgumentException("give either --quant SPEC or --method/--bits/--group/--sym, not both");
+            return null;
+        }
+        if (method == null || bits == null)
+            throw new IllegalArgumentException("quantize needs --method rtn|gptq and --bits B (or --quant SPEC)");
+        if (group != null && perChannel) throw new IllegalArgumentException("--group and --per-channel exclude each other");
+        return method + ":w" + bits + (group != null ? "g" + group : "") + (sym ? "sym" : "");
+    }
+}
