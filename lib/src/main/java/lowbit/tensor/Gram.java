@@ -23,7 +23,8 @@ public final class Gram {
 
     /**
      * h[i][j] += weight * sum_r x[r][i] * x[r][j] over the full symmetric n x n h (one triangle computed,
-     * the other mirrored from it), x row-major [rows][n].
+     * the other mirrored from it), x row-major [rows][n]. h is taken to be symmetric: its upper triangle is
+     * read and both triangles are written.
      */
     public static void accumulate(double[] h, float[] x, int rows, int n, double weight, Parallel par) {
         if (n < 0 || rows < 0 || (long) n * n != h.length || (long) rows * n > x.length)
