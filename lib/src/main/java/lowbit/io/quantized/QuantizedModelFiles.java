@@ -43,7 +43,8 @@ public final class QuantizedModelFiles {
 
     /**
      * Writes {@code qm} (quantized from {@code source}) to {@code dir}, which must not exist or be empty.
-     * {@code provenance} goes into the manifest as given (calibration draw, code version, ...).
+     * {@code provenance} becomes the manifest's "quantization" object as given (spec, grid, options, bits per
+     * weight, calibration draw, code version, ...: what `ppl --json` reports); per-layer facts go under "layers".
      */
     public static Path write(Path dir, Checkpoint source, String sourceSpec, QuantizedModel qm, Map<String, Object> provenance) {
         dir = dir.toAbsolutePath().normalize();
@@ -99,15 +100,8 @@ public final class QuantizedModelFiles {
             }
             st.write(tmp.resolve(WEIGHTS));
 
-            ObjectNode quant = manifest.putObject("quantization");
-            quant.put("method", qm.method());
-            quant.set("grid", json.valueToTree(qm.config().describe()));
-            quant.set("options", json.valueToTree(qm.options()));
-            quant.put("bits_per_weight", qm.bitsPerWeight());
-            quant.put("quantized_parameters", qm.parameters());
-            quant.set("timings", json.valueToTree(qm.timings()));
-            quant.set("layers", json.valueToTree(qm.layers()));
-            manifest.set("provenance", json.valueToTree(provenance));
+            manifest.set("quantization", json.valueToTree(provenance));
+            manifest.set("layers", json.valueToTree(qm.layers()));
             manifest.put("tokenizer", copyTokenizer(source, tmp));
             json.writeValue(tmp.resolve(MANIFEST).toFile(), manifest);
 

@@ -204,9 +204,9 @@ public final class Gptq {
             double[] a = hw.clone();
             double damp = percdamp * meanDiag;
             for (int i = 0; i < n; i++) a[i * n + i] += damp;
-            if (Cholesky.factorLower(a, n)) {
-                double[] inv = Cholesky.inverseFromLower(a, n);
-                if (Cholesky.factorUpper(inv, n)) {
+            if (Cholesky.factorLower(a, n, par)) {
+                double[] inv = Cholesky.inverseFromLower(a, n, par);
+                if (Cholesky.factorUpper(inv, n, par)) {
                     hinv = inv;
                     break;
                 }
