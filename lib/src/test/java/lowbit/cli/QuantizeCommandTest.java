@@ -1,0 +1,125 @@
+package lowbit.cli;
+
+import static org.junit.jupiter.api.Assertions.*;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.stream.Stream;
+import lowbit.io.DataDir;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+
+/** `lowbit quantize` and `lowbit ppl --quant` as a user runs them, on the small real model stories260K. */
+class QuantizeCommandTest {
+    private record Outcome(int exit, String out, String err) {}
+
+    private static Path stories;
+
+    @BeforeAll
+    static void model() {
+        stories = DataDir.root().resolve("models/stories260K/stories260K.bin");
+        assumeTrue(Files.exists(stories), "stories260K not in the data directory");
+        assumeTrue(Files.exists(DataDir.root().resolve("c4/c4_en_train00000_first1000.jsonl")), "C4 slice not in the data directory");
+    }
+
+    private static Outcome run(String... args) {
+        PrintStream saved = System.out;
+        ByteArrayOutputStream buf = new ByteArrayOutputStream();
+        StringWriter err = new StringWriter();
+        try {
+            System.setOut(new PrintStream(buf, true, StandardCharsets.UTF_8));
+            CommandLine cli = Main.commandLine();
+            cli.setErr(new PrintWriter(err, true));
+            int exit = cli.execute(args);
+            return new Outcome(exit, buf.toString(StandardCharsets.UTF_8), err.toString());
+        } finally {
+            System.setOut(saved);
+        }
+    }
+
+    private static JsonNode json(Outcome o) throws Exception {
+        assertEquals(0, o.exit, o.err);
+        return new ObjectMapper().readTree(o.out);
+    }
+
+    @Test
+    void savedModelEvaluatesExactlyAsTheInMemoryOne(@TempDir Path tmp) throws Exception {
+        Path out = tmp.resolve("stories-gptq");
+        JsonNode q = json(run("quantize", "--model", stories.toString(), "--method", "gptq", "--bits", "4", "--group", "32",
+                "--nsamples", "4", "--seqlen", "64", "--seed", "7", "--act-order", "--threads", "2", "--out", out.toString(), "--json"));
+        assertEquals(out.toString(), q.get("out").asText());
+        JsonNode calib = q.at("/quantization/calibration");
+        assertEquals(4, calib.get("nsamples").asInt());
+        assertEquals(64, calib.get("seqlen").asInt());
+        assertEquals(7, calib.get("seed").asLong());
+        assertEquals(4, calib.get("draws").size(), "every draw is recorded");
+        assertTrue(q.at("/quantization/options/act_order").asBoolean());
+        double bpw = q.at("/quantization/bits_per_weight").asDouble();
+        assertTrue(bpw > 4.5 && bpw < 5.5, "4 bits + fp16 scale and 4-bit zero per 32 + act-order group index: " + bpw);
+
+        JsonNode saved = json(run("ppl", "--model", out.toString(), "--seqlen", "64", "--windows", "3", "--json"));
+        JsonNode inMemory = json(run("ppl", "--model", stories.toString(), "--quant", "gptq:w4g32", "--nsamples", "4",
+                "--calib-seqlen", "64", "--seed", "7", "--act-order", "--seqlen", "64", "--windows", "3", "--json"));
+        JsonNode fp = json(run("ppl", "--model", stories.toString(), "--seqlen", "64", "--windows", "3", "--json"));
+        assertEquals(inMemory.get("nll_sum").asDouble(), saved.get("nll_sum").asDouble(), 0.0);
+        assertNotEquals(fp.get("nll_sum").asDouble(), saved.get("nll_sum").asDouble());
+        assertEquals(bpw, saved.at("/quantization/bits_per_weight").asDouble(), 0.0);
+        assertEquals("gptq:w4g32", inMemory.at("/quantization/spec").asText());
+        assertTrue(fp.get("quantization").isNull());
+    }
+
+    @Test
+    void rtnFlagsAndSpecAgree(@TempDir Path tmp) throws Exception {
+        JsonNode a = json(run("quantize", "--model", stories.toString(), "--method", "rtn", "--bits", "3", "--sym",
+                "--out", tmp.resolve("a").toString(), "--json"));
+        JsonNode b = json(run("quantize", "--model", stories.toString(), "--quant", "rtn:w3sym", "--out", tmp.resolve("b").toString(), "--json"));
+        assertEquals(a.at("/quantization/bits_per_weight").asDouble(), b.at("/quantization/bits_per_weight").asDouble(), 0.0);
+        assertArrayEquals(Files.readAllBytes(tmp.resolve("a/model.safetensors")), Files.readAllBytes(tmp.resolve("b/model.safetensors")));
+    }
+
+    @Test
+    void badInputGetsOneClearLineAndLeavesNoDirectory(@TempDir Path tmp) throws Exception {
+        Path out = tmp.resolve("never");
+        String m = stories.toString();
+        expectError("bits must be 2..8", "quantize", "--model", m, "--method", "rtn", "--bits", "9", "--out", out.toString());
+        expectError("wider than the narrowest", "quantize", "--model", m, "--quant", "rtn:w4g4096", "--out", out.toString());
+        expectError("unknown method 'foo'", "quantize", "--model", m, "--quant", "foo:w4", "--out", out.toString());
+        expectError("Grammar: METHOD:wB", "ppl", "--model", m, "--quant", "gptq:4bit");
+        expectError("KV-cache quantization (kv4) is not implemented yet", "ppl", "--model", m, "--quant", "rtn:w4+kv4");
+        expectError("needs --method", "quantize", "--model", m, "--bits", "4", "--out", out.toString());
+        // Calibration text shorter than one window: the message names the source and the sizes.
+        expectError("--calib-seqlen", "quantize", "--model", m, "--method", "gptq", "--bits", "4", "--seqlen", "100000",
+                "--nsamples", "2", "--out", out.toString());
+        assertFalse(Files.exists(out), "no output directory after a failure");
+        try (Stream<Path> s = Files.list(tmp)) {
+            assertEquals(0, s.filter(p -> p.getFileName().toString().contains(".partial")).count(), "no partial directory left");
+        }
+
+        Path full = Files.createDirectories(tmp.resolve("full"));
+        Files.writeString(full.resolve("keep.txt"), "x");
+        expectError("exists and is not empty", "quantize", "--model", m, "--method", "rtn", "--bits", "4", "--out", full.toString());
+
+        // A lowbit model directory whose weights are missing.
+        Path good = tmp.resolve("good");
+        json(run("quantize", "--model", m, "--method", "rtn", "--bits", "4", "--out", good.toString(), "--json"));
+        Files.delete(good.resolve("model.safetensors"));
+        expectError("no model.safetensors", "ppl", "--model", good.toString(), "--seqlen", "64", "--windows", "1");
+    }
+
+    private static void expectError(String fragment, String... args) {
+        Outcome o = run(args);
+        assertEquals(2, o.exit, "exit code for " + String.join(" ", args) + "\n" + o.err);
+        assertTrue(o.err.contains(fragment), "'" + fragment + "' in: " + o.err);
+        assertEquals(1, o.err.strip().lines().count(), "one line: " + o.err);
+    }
+}
