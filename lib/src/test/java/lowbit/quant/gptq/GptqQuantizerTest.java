@@ -83,4 +83,21 @@ class GptqQuantizerTest {
             }
         }
     }
+
+    @org.junit.jupiter.api.Test
+    void sameModelOnAnyThreadCount() throws Exception {
+        Path dir = Path.of(getClass().getClassLoader().getResource("tiny/llama").toURI());
+        int[][] windows = new int[3][48];
+        SplittableRandom rnd = new SplittableRandom(11);
+        try (Checkpoint ckpt = Checkpoints.open(dir)) {
+            for (int[] w : windows) for (int i = 0; i < w.length; i++) w[i] = rnd.nextInt(ckpt.config().vocabSize());
+            QuantizedModel[] runs = new QuantizedModel[2];
+            for (int t = 1; t <= 2; t++)
+                try (Transformer model = Transformer.load(ckpt, t)) {
+                    runs[t - 1] = new GptqQuantizer(QuantConfig.perChannel(4), Gptq.Options.defaults().withActOrder(true), true)
+                            .quantize(model, windows, Progress.NONE);
+                }
+            assertEquals(runs[0].weights(), runs[1].weights());
+        }
+    }
 }
