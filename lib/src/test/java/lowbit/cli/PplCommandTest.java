@@ -6,43 +6,25 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.io.PrintWriter;
-import java.io.StringWriter;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import lowbit.io.DataDir;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
 
 /** `lowbit ppl` as a user runs it, in process. */
 class PplCommandTest {
-    private record Outcome(int exit, String out, String err) {}
 
-    private static Outcome run(String... args) {
-        PrintStream saved = System.out;
-        ByteArrayOutputStream buf = new ByteArrayOutputStream();
-        StringWriter err = new StringWriter();
-        try {
-            System.setOut(new PrintStream(buf, true, StandardCharsets.UTF_8));
-            CommandLine cli = Main.commandLine();
-            cli.setErr(new PrintWriter(err, true));
-            int exit = cli.execute(args);
-            return new Outcome(exit, buf.toString(StandardCharsets.UTF_8), err.toString());
-        } finally {
-            System.setOut(saved);
-        }
+    private static CliRun run(String... args) {
+        return CliRun.of(args);
     }
 
     @Test
     void jsonOutputOnTheDefaultModelMatchesTheReferenceSlice() throws Exception {
         assumeTrue(Files.exists(DataDir.root().resolve("models/SmolLM2-135M-Instruct.Q4_1.gguf")), "default model not downloaded");
-        Outcome o = run("ppl", "--model", "default", "--dataset", "wikitext2", "--seqlen", "256", "--windows", "4", "--json");
-        assertEquals(0, o.exit, o.err);
-        JsonNode j = new ObjectMapper().readTree(o.out);
+        CliRun o = run("ppl", "--model", "default", "--dataset", "wikitext2", "--seqlen", "256", "--windows", "4", "--json");
+        assertEquals(0, o.exit(), o.err());
+        JsonNode j = new ObjectMapper().readTree(o.out());
         // transformers fp32 on the same four windows: resources/reference/smollm2-wikitext2.json
         assertEquals(34.83699784141296, j.get("ppl").asDouble(), 1e-3);
         assertEquals(1024, j.get("tokens").asInt());
@@ -60,29 +42,29 @@ class PplCommandTest {
         Path bin = DataDir.root().resolve("models/stories260K/stories260K.bin");
         assumeTrue(Files.exists(bin), "stories260K not in the data directory");
         Path journal = tmp.resolve("j.tsv");
-        Outcome first = run("ppl", "--model", bin.toString(), "--seqlen", "64", "--windows", "3", "--journal", journal.toString(), "--json");
-        assertEquals(0, first.exit, first.err);
+        CliRun first = run("ppl", "--model", bin.toString(), "--seqlen", "64", "--windows", "3", "--journal", journal.toString(), "--json");
+        assertEquals(0, first.exit(), first.err());
         assertEquals(3, Files.readAllLines(journal).size());
-        Outcome again = run("ppl", "--model", bin.toString(), "--seqlen", "64", "--windows", "5", "--journal", journal.toString(), "--json");
-        JsonNode a = new ObjectMapper().readTree(first.out), b = new ObjectMapper().readTree(again.out);
+        CliRun again = run("ppl", "--model", bin.toString(), "--seqlen", "64", "--windows", "5", "--journal", journal.toString(), "--json");
+        JsonNode a = new ObjectMapper().readTree(first.out()), b = new ObjectMapper().readTree(again.out());
         assertEquals(3, b.get("resumed_windows").asInt());
         assertEquals(5, Files.readAllLines(journal).size());
-        Outcome fresh = run("ppl", "--model", bin.toString(), "--seqlen", "64", "--windows", "5", "--json");
-        assertEquals(new ObjectMapper().readTree(fresh.out).get("nll_sum").asDouble(), b.get("nll_sum").asDouble(), 0.0,
+        CliRun fresh = run("ppl", "--model", bin.toString(), "--seqlen", "64", "--windows", "5", "--json");
+        assertEquals(new ObjectMapper().readTree(fresh.out()).get("nll_sum").asDouble(), b.get("nll_sum").asDouble(), 0.0,
                 "resumed and fresh runs give the same numbers");
         assertTrue(a.get("nll_sum").asDouble() < b.get("nll_sum").asDouble());
     }
 
     @Test
     void badOptionsGetOneClearLine() {
-        Outcome o = run("ppl", "--model", "default", "--dataset", "penn", "--windows", "1");
-        assertEquals(2, o.exit);
-        assertTrue(o.err.contains("unknown dataset 'penn'") && o.err.contains("wikitext2"), o.err);
-        Outcome missing = run("ppl", "--model", "/nonexistent/model.gguf");
-        assertEquals(2, missing.exit);
-        assertTrue(missing.err.contains("/nonexistent/model.gguf") && missing.err.contains("no such file"), missing.err);
-        Outcome seq = run("ppl", "--seqlen", "1");
-        assertEquals(2, seq.exit);
-        assertTrue(seq.err.contains("--seqlen"), seq.err);
+        CliRun o = run("ppl", "--model", "default", "--dataset", "penn", "--windows", "1");
+        assertEquals(2, o.exit());
+        assertTrue(o.err().contains("unknown dataset 'penn'") && o.err().contains("wikitext2"), o.err());
+        CliRun missing = run("ppl", "--model", "/nonexistent/model.gguf");
+        assertEquals(2, missing.exit());
+        assertTrue(missing.err().contains("/nonexistent/model.gguf") && missing.err().contains("no such file"), missing.err());
+        CliRun seq = run("ppl", "--seqlen", "1");
+        assertEquals(2, seq.exit());
+        assertTrue(seq.err().contains("--seqlen"), seq.err());
     }
 }

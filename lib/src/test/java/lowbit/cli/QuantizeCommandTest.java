@@ -5,11 +5,6 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.io.PrintWriter;
-import java.io.StringWriter;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.stream.Stream;
@@ -17,11 +12,9 @@ import lowbit.io.DataDir;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
 
 /** `lowbit quantize` and `lowbit ppl --quant` as a user runs them, on the small real model stories260K. */
 class QuantizeCommandTest {
-    private record Outcome(int exit, String out, String err) {}
 
     private static Path stories;
 
@@ -32,24 +25,13 @@ class QuantizeCommandTest {
         assumeTrue(Files.exists(DataDir.root().resolve("c4/c4_en_train00000_first1000.jsonl")), "C4 slice not in the data directory");
     }
 
-    private static Outcome run(String... args) {
-        PrintStream saved = System.out;
-        ByteArrayOutputStream buf = new ByteArrayOutputStream();
-        StringWriter err = new StringWriter();
-        try {
-            System.setOut(new PrintStream(buf, true, StandardCharsets.UTF_8));
-            CommandLine cli = Main.commandLine();
-            cli.setErr(new PrintWriter(err, true));
-            int exit = cli.execute(args);
-            return new Outcome(exit, buf.toString(StandardCharsets.UTF_8), err.toString());
-        } finally {
-            System.setOut(saved);
-        }
+    private static CliRun run(String... args) {
+        return CliRun.of(args);
     }
 
-    private static JsonNode json(Outcome o) throws Exception {
-        assertEquals(0, o.exit, o.err);
-        return new ObjectMapper().readTree(o.out);
+    private static JsonNode json(CliRun o) throws Exception {
+        assertEquals(0, o.exit(), o.err());
+        return new ObjectMapper().readTree(o.out());
     }
 
     @Test
@@ -117,9 +99,9 @@ class QuantizeCommandTest {
     }
 
     private static void expectError(String fragment, String... args) {
-        Outcome o = run(args);
-        assertEquals(2, o.exit, "exit code for " + String.join(" ", args) + "\n" + o.err);
-        assertTrue(o.err.contains(fragment), "'" + fragment + "' in: " + o.err);
-        assertEquals(1, o.err.strip().lines().count(), "one line: " + o.err);
+        CliRun o = run(args);
+        assertEquals(2, o.exit(), "exit code for " + String.join(" ", args) + "\n" + o.err());
+        assertTrue(o.err().contains(fragment), "'" + fragment + "' in: " + o.err());
+        assertEquals(1, o.err().strip().lines().count(), "one line: " + o.err());
     }
 }
