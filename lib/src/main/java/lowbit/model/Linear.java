@@ -72,6 +72,26 @@ public final class Linear {
         packed = PackedMatrix.pack(weight, out, in);
     }
 
+    /** W[:, j] *= s[j]: the input side of a scale fold (the producer of this linear's input is divided by s). */
+    public void scaleInputs(float[] s) {
+        if (s.length != in) throw new IllegalArgumentException(name + ": " + s.length + " input scales for " + in + " columns");
+        float[] w = weight();
+        for (int i = 0; i < out; i++)
+            for (int j = 0; j < in; j++) w[i * in + j] *= s[j];
+        setWeight(w);
+    }
+
+    /** W[i, :] /= s[i] and bias[i] /= s[i]: the output side of a scale fold into a preceding linear. */
+    public void divideOutputs(float[] s) {
+        if (s.length != out) throw new IllegalArgumentException(name + ": " + s.length + " output scales for " + out + " rows");
+        float[] w = weight();
+        for (int i = 0; i < out; i++) {
+            for (int j = 0; j < in; j++) w[i * in + j] /= s[i];
+            if (bias != null) bias[i] /= s[i];
+        }
+        setWeight(w);
+    }
+
     void apply(float[] x, int rows, float[] y, Parallel par) {
         packed.multiply(x, rows, y, bias, par);
     }

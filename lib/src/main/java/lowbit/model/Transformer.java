@@ -242,37 +242,100 @@ public final class Transformer implements AutoCloseable {
     }
 
     private void llamaBlock(Block b, int layer, float[] x, int T) {
+        addInto(x, attentionSublayer(b, layer, attentionNorm(b, x, T), T));
+        addInto(x, mlpSublayer(b, mlpNorm(b, x, T), T));
+    }
+
+    private void optBlock(Block b, int layer, float[] x, int T) {
+        boolean pre = cfg.normBefore();
+        addInto(x, attentionSublayer(b, layer, pre ? attentionNorm(b, x, T) : x, T));
+        if (!pre) System.arraycopy(attentionNorm(b, x, T), 0, x, 0, x.length);
+        addInto(x, mlpSublayer(b, pre ? mlpNorm(b, x, T) : x, T));
+        if (!pre) System.arraycopy(mlpNorm(b, x, T), 0, x, 0, x.length);
+    }
+
+    private float[] attentionNorm(Block b, float[] x, int T) {
         int h = cfg.hiddenSize();
-        float[] n = rmsNorm(x, T, h, b.attnNormW);
+        return b.attnNormB != null ? layerNorm(x, T, h, b.attnNormW, b.attnNormB) : rmsNorm(x, T, h, b.attnNormW);
+    }
+
+    private float[] mlpNorm(Block b, float[] x, int T) {
+        int h = cfg.hiddenSize();
+        return b.mlpNormB != null ? layerNorm(x, T, h, b.mlpNormW, b.mlpNormB) : rmsNorm(x, T, h, b.mlpNormW);
+    }
+
+    /** o_proj(attention(q(n), k(n), v(n))): the attention sub-layer's output, before the residual add. */
+    private float[] attentionSublayer(Block b, int layer, float[] n, int T) {
         float[] q = run(b.q, n, T, "q"), k = run(b.k, n, T, "k"), v = run(b.v, n, T, "v");
         if (b.qNorm != null) {
             rmsNormHeads(q, T * cfg.numHeads(), b.qNorm);
             rmsNormHeads(k, T * cfg.numKvHeads(), b.kNorm);
         }
-        rope(q, T, cfg.numHeads());
-        rope(k, T, cfg.numKvHeads());
+        if (cfg.family() != ModelConfig.Family.OPT) {
+            rope(q, T, cfg.numHeads());
+            rope(k, T, cfg.numKvHeads());
+        }
         for (ForwardHook hook : hooks) hook.keyValue(layer, k, v, T);
-        float[] attn = attention(q, k, v, T);
-        addInto(x, run(b.o, attn, T, "o"));
-        n = rmsNorm(x, T, h, b.mlpNormW);
-        float[] g = run(b.gate, n, T, "gate"), u = run(b.up, n, T, "up");
-        siluMul(g, u);
-        addInto(x, run(b.down, g, T, "down"));
+        return run(b.o, attention(q, k, v, T), T, "o");
     }
 
-    private void optBlock(Block b, int layer, float[] x, int T) {
-        int h = cfg.hiddenSize();
-        boolean pre = cfg.normBefore();
-        float[] n = pre ? layerNorm(x, T, h, b.attnNormW, b.attnNormB) : x;
-        float[] q = run(b.q, n, T, "q"), k = run(b.k, n, T, "k"), v = run(b.v, n, T, "v");
-        for (ForwardHook hook : hooks) hook.keyValue(layer, k, v, T);
-        addInto(x, run(b.o, attention(q, k, v, T), T, "o"));
-        if (!pre) System.arraycopy(layerNorm(x, T, h, b.attnNormW, b.attnNormB), 0, x, 0, x.length);
-        n = pre ? layerNorm(x, T, h, b.mlpNormW, b.mlpNormB) : x;
+    /** down(silu(gate(n)) * up(n)), or OPT's fc2(act(fc1(n))): the MLP's output, before the residual add. */
+    private float[] mlpSublayer(Block b, float[] n, int T) {
+        if (b.gate != null) {
+            float[] g = run(b.gate, n, T, "gate"), u = run(b.up, n, T, "up");
+            siluMul(g, u);
+            return run(b.down, g, T, "down");
+        }
         float[] f = run(b.up, n, T, "up");
         activation(f);
-        addInto(x, run(b.down, f, T, "down"));
-        if (!pre) System.arraycopy(layerNorm(x, T, h, b.mlpNormW, b.mlpNormB), 0, x, 0, x.length);
+        return run(b.down, f, T, "down");
+    }
+
+    // ------------------------------------------------ sub-layers and folding, for AWQ and SmoothQuant
+
+    /** The attention's input for block input x [rows][hidden]: the norm's output (x itself for post-norm OPT); a fresh array. */
+    public float[] attentionInput(int layer, float[] x, int rows) {
+        return cfg.normBefore() ? attentionNorm(blocks[layer], x, rows).clone() : x.clone();
+    }
+
+    /** The MLP's input for x [rows][hidden] = block input plus the attention's output; a fresh array. */
+    public float[] mlpInput(int layer, float[] x, int rows) {
+        return cfg.normBefore() ? mlpNorm(blocks[layer], x, rows).clone() : x.clone();
+    }
+
+    /** The attention sub-layer (through o_proj, no residual) on its input n; hooks see it; a fresh array. */
+    public float[] attentionOutput(int layer, float[] n, int rows) {
+        return attentionSublayer(blocks[layer], layer, n, rows).clone();
+    }
+
+    /** The MLP sub-layer (through down_proj/fc2, no residual) on its input n; a fresh array. */
+    public float[] mlpOutput(int layer, float[] n, int rows) {
+        return mlpSublayer(blocks[layer], n, rows).clone();
+    }
+
+    /**
+     * Divides the output of the norm in front of the attention ("attn") or the MLP ("mlp") by s, per channel:
+     * weight (and LayerNorm bias) / s. Together with {@link Linear#scaleInputs} on the linears that read it,
+     * the model computes the same function (AWQ's and SmoothQuant's scale folding). Post-norm OPT has no
+     * norm in front of its sub-layers and is refused.
+     */
+    public void divideNorm(int layer, String which, float[] s) {
+        if (!cfg.normBefore())
+            throw new IllegalArgumentException("block " + layer + ": a post-norm model (OPT do_layer_norm_before=false) has no norm "
+                    + "in front of its " + which + " to fold scales into");
+        Block b = blocks[layer];
+        float[] w, bias;
+        switch (which) {
+            case "attn" -> { w = b.attnNormW; bias = b.attnNormB; }
+            case "mlp" -> { w = b.mlpNormW; bias = b.mlpNormB; }
+            default -> throw new IllegalArgumentException("norm must be attn or mlp, got " + which);
+        }
+        if (s.length != w.length) throw new IllegalArgumentException("block " + layer + " " + which + " norm: " + s.length
+                + " scales for " + w.length + " channels");
+        for (int j = 0; j < w.length; j++) {
+            w[j] /= s[j];
+            if (bias != null) bias[j] /= s[j];
+        }
     }
 
     /** The final norm (and OPT's project_out): the input of lm_head, [rows][embedDim]. */
