@@ -66,7 +66,7 @@ final class QuantizeCommand implements Callable<Integer> {
             provenance.put("seconds", (System.nanoTime() - t0) / 1e9);
             String sourceSpec = modelOptions.model.equals(Checkpoints.DEFAULT) || modelOptions.model.startsWith(Checkpoints.HUB_PREFIX)
                     ? modelOptions.model : Path.of(modelOptions.model).toAbsolutePath().normalize().toString();
-            Path dir = QuantizedModelFiles.write(out, ckpt, sourceSpec, outcome.model(), provenance);
+            Path dir = QuantizedModelFiles.write(out, ckpt, sourceSpec, model, outcome.model(), provenance);
             if (json) {
                 ObjectNode o = new ObjectMapper().createObjectNode();
                 o.put("out", dir.toString());

@@ -39,6 +39,8 @@ public final class Transformer implements AutoCloseable {
     private final float[] finalNormW, finalNormB;
     private final Linear lmHead;
     private final Map<String, Linear> linears = new LinkedHashMap<>();
+    /** Every non-linear tensor as loaded (live: scale folding changes norms in place), by Hugging Face name. */
+    private final Map<String, float[]> tensors = new LinkedHashMap<>();
     private final List<ForwardHook> hooks = new CopyOnWriteArrayList<>();
     private Parallel par;
     /** Activation buffers reused across layers and windows: fresh arrays cost more than the matmuls (zeroing, page faults). */
@@ -54,7 +56,7 @@ public final class Transformer implements AutoCloseable {
         this.source = ckpt.source();
         this.sha256 = ckpt.sha256();
         this.par = new Parallel(threads);
-        Weights w = new Weights(ckpt);
+        Weights w = new Weights(ckpt, tensors);
         int hidden = cfg.hiddenSize();
         boolean opt = cfg.family() == ModelConfig.Family.OPT;
         String prefix = opt ? "model.decoder." : "model.";
@@ -130,12 +132,13 @@ public final class Transformer implements AutoCloseable {
         float[] weight = w.get(name + ".weight", out, in);
         float[] bias = w.has(name + ".bias") ? w.get(name + ".bias", out) : null;
         Linear lin = new Linear(name, layer, module, weight, out, in, bias);
+        tensors.remove(name + ".weight");   // packed inside the Linear; keeping the float copy would double memory
         linears.put(name, lin);
         return lin;
     }
 
     /** Reads tensors by name and checks their shapes against the config, naming the checkpoint on mismatch. */
-    private record Weights(Checkpoint ckpt) {
+    private record Weights(Checkpoint ckpt, Map<String, float[]> loaded) {
         boolean has(String name) {
             return ckpt.tensors().containsKey(name);
         }
@@ -150,7 +153,9 @@ public final class Transformer implements AutoCloseable {
             if (info.elements() != n || (info.shape().length == shape.length && !Arrays.equals(info.shape(), shape)))
                 throw new IllegalArgumentException(ckpt.source() + ": tensor " + name + " has shape "
                         + Arrays.toString(info.shape()) + ", the config implies " + Arrays.toString(shape));
-            return ckpt.floats(name);
+            float[] values = ckpt.floats(name);
+            loaded.put(name, values);
+            return values;
         }
     }
 
@@ -166,6 +171,19 @@ public final class Transformer implements AutoCloseable {
     /** sha256 of the checkpoint's weight files. */
     public String sha256() {
         return sha256;
+    }
+
+    /**
+     * A tensor's current values by Hugging Face name (after any scale folding), as a fresh array; null for
+     * a name the model did not load.
+     */
+    public float[] tensor(String name) {
+        if (name.endsWith(".weight")) {
+            Linear l = linears.get(name.substring(0, name.length() - ".weight".length()));
+            if (l != null) return l.weight();
+        }
+        float[] t = tensors.get(name);
+        return t == null ? null : t.clone();
     }
 
     /** Every linear layer by module name, blocks in order, lm_head last. */

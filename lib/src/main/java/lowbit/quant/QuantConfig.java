@@ -29,7 +29,12 @@ public record QuantConfig(int bits, boolean symmetric, int groupSize, ZeroPoint 
     public static final int PER_CHANNEL = -1;
     public static final int PER_TENSOR = 0;
 
-    public enum ZeroPoint { INTEGER, FLOAT_MIN }
+    /**
+     * INTEGER: the GPTQ/AWQ grid (asymmetric with an integer zero, or GPTQ's symmetric grid). FLOAT_MIN:
+     * llama.cpp's Q4_1 style. ABSMAX: symmetric restricted range, scale = max|x| / (2^(b-1) - 1), codes
+     * -(2^(b-1)-1)..2^(b-1)-1 (stored offset by 2^(b-1)): SmoothQuant's per-channel weight quantizer.
+     */
+    public enum ZeroPoint { INTEGER, FLOAT_MIN, ABSMAX }
 
     public enum ScaleFormat {
         F16(16), F32(32);
@@ -51,6 +56,8 @@ public record QuantConfig(int bits, boolean symmetric, int groupSize, ZeroPoint 
             throw new IllegalArgumentException("group size must be >= 1 (or per-channel/per-tensor), got " + groupSize);
         if (symmetric && zeroPoint == ZeroPoint.FLOAT_MIN)
             throw new IllegalArgumentException("a symmetric grid has no float min: use ZeroPoint.INTEGER");
+        if (!symmetric && zeroPoint == ZeroPoint.ABSMAX)
+            throw new IllegalArgumentException("the absmax grid is symmetric");
         if (zeroPoint == null || scaleFormat == null) throw new IllegalArgumentException("zeroPoint and scaleFormat are required");
     }
 
@@ -74,8 +81,15 @@ public record QuantConfig(int bits, boolean symmetric, int groupSize, ZeroPoint 
         return new QuantConfig(4, false, 32, ZeroPoint.FLOAT_MIN, ScaleFormat.F16, false);
     }
 
+    /** SmoothQuant's weight quantizer: symmetric absmax per output channel. */
+    public static QuantConfig absmaxPerChannel(int bits) {
+        return new QuantConfig(bits, true, PER_CHANNEL, ZeroPoint.ABSMAX, ScaleFormat.F16, false);
+    }
+
     public QuantConfig withSymmetric(boolean sym) {
-        return new QuantConfig(bits, sym, groupSize, sym ? ZeroPoint.INTEGER : zeroPoint, scaleFormat, mseClip);
+        ZeroPoint z = sym ? (zeroPoint == ZeroPoint.FLOAT_MIN ? ZeroPoint.INTEGER : zeroPoint)
+                : (zeroPoint == ZeroPoint.ABSMAX ? ZeroPoint.INTEGER : zeroPoint);
+        return new QuantConfig(bits, sym, groupSize, z, scaleFormat, mseClip);
     }
 
     public QuantConfig withScaleFormat(ScaleFormat f) {

@@ -58,6 +58,26 @@ public final class UniformQuantizer {
             params[1] = cfg.scaleFormat().round(min);
             return;
         }
+        if (cfg.zeroPoint() == QuantConfig.ZeroPoint.ABSMAX) {
+            // SmoothQuant's quantize_weight_per_channel_absmax: scale = max(|x|max, 1e-5) / (2^(b-1) - 1)
+            double amax = Math.max(Math.abs(lo), Math.abs(hi)), qmax = (maxq + 1) / 2 - 1;
+            double scale = Math.max(amax, 1e-5) / qmax;
+            if (cfg.mseClip()) {
+                double best = Double.POSITIVE_INFINITY, bestScale = scale;
+                for (int i = 0; i < (int) (MSE_MAX_SHRINK * MSE_GRID); i++) {
+                    double s1 = Math.max(amax * (1 - (double) i / MSE_GRID), 1e-5) / qmax;
+                    double err = error(v, off, n, s1, (maxq + 1) / 2);
+                    if (err < best) {
+                        best = err;
+                        bestScale = s1;
+                    }
+                }
+                scale = bestScale;
+            }
+            params[0] = storedScale(scale);
+            params[1] = (maxq + 1) / 2;
+            return;
+        }
         double xmin = Math.min(lo, 0), xmax = Math.max(hi, 0);
         if (cfg.symmetric()) {
             xmax = Math.max(Math.abs(xmin), xmax);

@@ -138,4 +138,19 @@ class RtnTest {
         assertThrows(IllegalArgumentException.class, () -> QuantConfig.perChannel(9));
         assertThrows(IllegalArgumentException.class, () -> QuantConfig.group(4, 0));
     }
+
+    @Test
+    void absmaxGridIsSmoothQuantsWeightQuantizer() {
+        // max|x| = 2.54, 8 bits: scale 2.54/127 = 0.02; codes round(x/scale) offset by 128.
+        QuantConfig cfg = new QuantConfig(8, true, -1, ZeroPoint.ABSMAX, ScaleFormat.F32, false);
+        QuantizedWeight q = Rtn.quantize("w", new float[] {-2.54f, 0.01f, 0.03f, 1.0f}, 1, 4, cfg);
+        float s = (float) (2.54f / 127.0);
+        assertArrayEquals(new float[] {s}, q.scales());
+        assertNull(q.zeros());
+        assertEquals(1, q.codes()[0]);   // -127 + 128
+        assertArrayEquals(new float[] {-127 * s, 0 * s, 2 * s, 50 * s}, q.dequantize());   // 0.5 and 1.5 round to even
+        // 4 bits: scale = max / 7, codes -7..7
+        float[] w4 = Rtn.quantize("w", new float[] {7, -3.4f, 0}, 1, 3, new QuantConfig(4, true, -1, ZeroPoint.ABSMAX, ScaleFormat.F32, false)).dequantize();
+        assertArrayEquals(new float[] {7, -3, 0}, w4);
+    }
 }

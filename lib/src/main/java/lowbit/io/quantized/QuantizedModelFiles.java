@@ -14,6 +14,7 @@ import java.util.Set;
 import java.util.stream.Stream;
 import lowbit.io.Checkpoint;
 import lowbit.io.safetensors.SafetensorsWriter;
+import lowbit.model.Transformer;
 import lowbit.quant.QuantConfig;
 import lowbit.quant.QuantizedModel;
 import lowbit.quant.QuantizedWeight;
@@ -42,11 +43,12 @@ public final class QuantizedModelFiles {
     private QuantizedModelFiles() {}
 
     /**
-     * Writes {@code qm} (quantized from {@code source}) to {@code dir}, which must not exist or be empty.
+     * Writes {@code model}, quantized as {@code qm} from {@code source}, to {@code dir}, which must not exist or be empty.
      * {@code provenance} becomes the manifest's "quantization" object as given (spec, grid, options, bits per
      * weight, calibration draw, code version, ...: what `ppl --json` reports); per-layer facts go under "layers".
      */
-    public static Path write(Path dir, Checkpoint source, String sourceSpec, QuantizedModel qm, Map<String, Object> provenance) {
+    public static Path write(Path dir, Checkpoint source, String sourceSpec, Transformer model, QuantizedModel qm,
+                             Map<String, Object> provenance) {
         dir = dir.toAbsolutePath().normalize();
         checkTarget(dir);
         Path parent = dir.getParent();
@@ -96,7 +98,8 @@ public final class QuantizedModelFiles {
                 if (name.endsWith(".weight") && qm.weights().containsKey(name.substring(0, name.length() - ".weight".length())))
                     continue;
                 long[] shape = source.tensors().get(name).shape();
-                st.f32(name, source.floats(name), shape);
+                float[] current = model.tensor(name);   // norms and biases as scale folding left them
+                st.f32(name, current != null ? current : source.floats(name), shape);
             }
             st.write(tmp.resolve(WEIGHTS));
 
