@@ -331,6 +331,13 @@ public final class Transformer implements AutoCloseable {
         return mlpSublayer(blocks[layer], n, rows).clone();
     }
 
+    /** y = x W^T + b for one linear of this model, without hooks; a fresh array [rows][out]. */
+    public float[] runLinear(Linear lin, float[] x, int rows) {
+        float[] y = new float[rows * lin.outFeatures()];
+        lin.apply(x, rows, y, par);
+        return y;
+    }
+
     /**
      * Divides the output of the norm in front of the attention ("attn") or the MLP ("mlp") by s, per channel:
      * weight (and LayerNorm bias) / s. Together with {@link Linear#scaleInputs} on the linears that read it,

@@ -1,0 +1,318 @@
+package lowbit.quant.awq;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import lowbit.model.ForwardHook;
+import lowbit.model.Linear;
+import lowbit.model.Transformer;
+import lowbit.progress.Progress;
+import lowbit.quant.QuantConfig;
+import lowbit.quant.QuantizedModel;
+import lowbit.quant.QuantizedWeight;
+import lowbit.quant.Rtn;
+import lowbit.quant.UniformQuantizer;
+
+/**
+ * Activation-aware weight quantization as mit-han-lab/llm-awq does it (auto_scale.py, auto_clip.py;
+ * METHODS.md section 2). Per block, on the float model's activations:
+ * <ol>
+ * <li>for each scaling group (norm -> q,k,v with the whole attention as loss module; v -> o when shapes
+ *     match; norm -> gate,up (OPT: fc1) with the whole MLP; up -> down (OPT: fc1 -> fc2)), try
+ *     s = mean|x|^alpha, alpha in {0, 0.05, ..., 0.95}, clamped at 1e-4 and normalized by
+ *     sqrt(max(s) min(s)); quantize W*s, divide by s, and keep the alpha with the least mean squared error
+ *     of the loss module's output;</li>
+ * <li>fold every chosen s into the preceding norm or linear (the float model is unchanged);</li>
+ * <li>clip: for every linear but q and k, per output row and group, the max |w| shrunk by 1 - i/20,
+ *     i < 10, with the least output error on about 512 tokens (every (tokens/512)-th, as the reference);</li>
+ * <li>quantize every linear on the shared grid.</li>
+ * </ol>
+ * The next block's inputs are the float block's outputs, as in the reference (AWQ is not sequential on
+ * quantized outputs). The search quantizes on the shared grid ({@link UniformQuantizer}), whose range is
+ * widened to include 0; llm-awq's pseudo_quantize_tensor uses the group's own min and max, which differs
+ * only for groups whose weights all have one sign.
+ */
+public final class Awq {
+    /**
+     * @param grid         alphas tried: i / grid for i in [0, grid)
+     * @param duoScaling   AutoAWQ's variant s = x_mean^a / w_mean^(1-a) (w_mean: mean of |W| normalized by
+     *                     each group's max, over the group's rows)
+     * @param clip         run the clip search
+     * @param clipTokens   tokens sampled for the clip search
+     */
+    public record Options(int grid, boolean duoScaling, boolean clip, int clipTokens) {
+        public static Options defaults() {
+            return new Options(20, false, true, 512);
+        }
+
+        public Options withDuoScaling(boolean d) {
+            return new Options(grid, d, clip, clipTokens);
+        }
+
+        public Options withClip(boolean c) {
+            return new Options(grid, duoScaling, c, clipTokens);
+        }
+    }
+
+    private static final int CLIP_GRID = 20;
+    private static final double CLIP_MAX_SHRINK = 0.5;
+
+    private final QuantConfig config;
+    private final Options options;
+    private final UniformQuantizer grid;
+
+    public Awq(QuantConfig config, Options options) {
+        this.config = config;
+        this.options = options;
+        this.grid = new UniformQuantizer(config);
+    }
+
+    /** One scaling group: who produces the input (a norm, or a linear whose rows are divided), who reads it. */
+    record ScaleGroup(String name, String norm, Linear producer, List<Linear> consumers) {}
+
+    /** What the search chose for one group. */
+    public record Choice(String group, double alpha, double loss, double[] losses, float[] scales) {}
+
+    static List<ScaleGroup> scaleGroups(Transformer model, int layer) {
+        List<Linear> lin = model.blockLinears(layer);
+        boolean llama = lin.size() == 7;
+        Linear q = lin.get(0), k = lin.get(1), v = lin.get(2), o = lin.get(3);
+        List<ScaleGroup> groups = new ArrayList<>();
+        groups.add(new ScaleGroup("attn_in", "attn", null, List.of(q, k, v)));
+        if (v.outFeatures() == o.inFeatures() && v.inFeatures() == o.outFeatures())
+            groups.add(new ScaleGroup("v_o", null, v, List.of(o)));
+        if (llama) {
+            groups.add(new ScaleGroup("mlp_in", "mlp", null, List.of(lin.get(4), lin.get(5))));
+            groups.add(new ScaleGroup("up_down", null, lin.get(5), List.of(lin.get(6))));
+        } else {
+            groups.add(new ScaleGroup("mlp_in", "mlp", null, List.of(lin.get(4))));
+            groups.add(new ScaleGroup("fc1_fc2", null, lin.get(4), List.of(lin.get(5))));
+        }
+        return groups;
+    }
+
+    /** Quantizes every block linear of {@code model} in place; windows are the calibration token windows. */
+    public QuantizedModel quantize(Transformer model, int[][] windows, Progress progress) {
+        if (!model.config().normBefore())
+            throw new IllegalArgumentException("AWQ folds scales into the norm in front of each sub-layer; this post-norm "
+                    + "model (OPT do_layer_norm_before=false) has none: no matching scaling group");
+        int layers = model.config().numLayers(), T = windows[0].length;
+        float[][] x = new float[windows.length][];
+        for (int w = 0; w < windows.length; w++) x[w] = model.embed(windows[w]);
+        Map<String, QuantizedWeight> out = new LinkedHashMap<>();
+        Map<String, Map<String, Object>> facts = new LinkedHashMap<>();
+        double[] seconds = new double[4];
+        try (Progress.Task task = progress.start("awq", layers, "block")) {
+            for (int l = 0; l < layers; l++) {
+                BlockResult b = quantizeBlock(model, l, x, T);
+                for (Linear lin : model.blockLinears(l)) {
+                    QuantizedWeight q = b.weights().get(lin.name());
+                    out.put(lin.name(), q);
+                    Map<String, Object> f = new LinkedHashMap<>();
+                    f.put("bits_per_weight", q.bitsPerWeight());
+                    if (b.clipMax().containsKey(lin.name())) f.put("clipped_fraction", b.clipMax().get(lin.name()).clippedFraction());
+                    facts.put(lin.name(), f);
+                }
+                for (Choice c : b.choices()) {
+                    Map<String, Object> f = new LinkedHashMap<>();
+                    f.put("alpha", c.alpha());
+                    f.put("loss", c.loss());
+                    facts.put("model.layers." + l + "." + c.group(), f);
+                }
+                x = b.next();
+                for (int i = 0; i < 4; i++) seconds[i] += b.seconds()[i];
+                task.step(1);
+            }
+        }
+        Map<String, Object> opts = new LinkedHashMap<>();
+        opts.put("alpha_grid", options.grid());
+        opts.put("duo_scaling", options.duoScaling());
+        opts.put("clip", options.clip());
+        opts.put("clip_tokens", options.clipTokens());
+        Map<String, Double> timings = new LinkedHashMap<>();
+        timings.put("statistics_seconds", seconds[0]);
+        timings.put("scale_search_seconds", seconds[1]);
+        timings.put("clip_search_seconds", seconds[2]);
+        timings.put("quantize_seconds", seconds[3]);
+        return new QuantizedModel("awq", config, opts, out, facts, timings);
+    }
+
+    /** The clip search's clamp per (row, group) and the share of groups it clipped. */
+    record Clip(float[] max, double clippedFraction) {}
+
+    /** What one block's AWQ did: the scale choices, each clipped linear's clamp per (row, group), the weights, the next input. */
+    record BlockResult(List<Choice> choices, Map<String, Clip> clipMax, Map<String, QuantizedWeight> weights,
+                       float[][] next, double[] seconds) {}
+
+    /** Statistics, scale search and fold, clip, quantize for block {@code l} whose float inputs are x. */
+    BlockResult quantizeBlock(Transformer model, int l, float[][] x, int T) {
+        long t0 = System.nanoTime();
+        BlockActivations act = BlockActivations.capture(model, l, x, T);
+        long t1 = System.nanoTime();
+        List<ScaleGroup> groups = scaleGroups(model, l);
+        List<Choice> choices = new ArrayList<>();
+        for (ScaleGroup g : groups) choices.add(search(model, l, g, act, T));
+        for (int i = 0; i < groups.size(); i++) fold(model, l, groups.get(i), choices.get(i).scales(), act);
+        long t2 = System.nanoTime();
+        Map<String, Clip> clipMax = new LinkedHashMap<>();
+        if (options.clip())
+            for (Linear lin : model.blockLinears(l)) {
+                if (lin.module().equals("q_proj") || lin.module().equals("k_proj")) continue;
+                clipMax.put(lin.name(), clip(lin, act.inputOf(model, l, lin, T)));
+            }
+        long t3 = System.nanoTime();
+        Map<String, QuantizedWeight> weights = new LinkedHashMap<>();
+        for (Linear lin : model.blockLinears(l)) {
+            QuantizedWeight q = Rtn.quantize(lin.name(), lin.weight(), lin.outFeatures(), lin.inFeatures(), config);
+            lin.setWeight(q.dequantize());
+            weights.put(lin.name(), q);
+        }
+        long t4 = System.nanoTime();
+        return new BlockResult(choices, clipMax, weights, act.next(),
+                new double[] {(t1 - t0) / 1e9, (t2 - t1) / 1e9, (t3 - t2) / 1e9, (t4 - t3) / 1e9});
+    }
+
+    /** The alpha grid search of one group (llm-awq _search_module_scale). */
+    Choice search(Transformer model, int layer, ScaleGroup g, BlockActivations act, int T) {
+        float[] xMean = act.meanAbs(g.name());
+        float[] wMean = options.duoScaling() ? weightMean(g.consumers()) : null;
+        List<float[]> saved = new ArrayList<>();
+        for (Linear c : g.consumers()) saved.add(c.weight());
+        double best = Double.POSITIVE_INFINITY, bestAlpha = -1;
+        float[] bestScales = null;
+        double[] losses = new double[options.grid()];
+        for (int i = 0; i < options.grid(); i++) {
+            double alpha = (double) i / options.grid();
+            float[] s = scales(xMean, wMean, alpha);
+            for (int c = 0; c < g.consumers().size(); c++) g.consumers().get(c).setWeight(quantizeScaled(saved.get(c), g.consumers().get(c), s));
+            double loss = act.loss(model, layer, g.name(), T);
+            losses[i] = loss;
+            if (loss < best) {
+                best = loss;
+                bestAlpha = alpha;
+                bestScales = s;
+            }
+        }
+        for (int c = 0; c < g.consumers().size(); c++) g.consumers().get(c).setWeight(saved.get(c));
+        if (bestScales == null) throw new IllegalStateException("block " + layer + " " + g.name() + ": no finite AWQ loss");
+        return new Choice(g.name(), bestAlpha, best, losses, bestScales);
+    }
+
+    /** s = x^alpha (duo: / (w^(1-alpha) + 1e-4)) clamped at 1e-4, then / sqrt(max(s) * min(s)). */
+    static float[] scales(float[] xMean, float[] wMean, double alpha) {
+        int n = xMean.length;
+        double[] s = new double[n];
+        double max = 0, min = Double.POSITIVE_INFINITY;
+        for (int j = 0; j < n; j++) {
+            double v = wMean == null ? Math.pow(xMean[j], alpha) : Math.pow(xMean[j], alpha) / (Math.pow(wMean[j], 1 - alpha) + 1e-4);
+            v = Math.max(v, 1e-4);
+            s[j] = v;
+            max = Math.max(max, v);
+            min = Math.min(min, v);
+        }
+        double norm = Math.sqrt(max * min);
+        float[] out = new float[n];
+        for (int j = 0; j < n; j++) out[j] = (float) (s[j] / norm);
+        return out;
+    }
+
+    /** AutoAWQ's w_mean: |W| over the concatenated consumers, normalized by each group's max |w|, averaged over rows. */
+    float[] weightMean(List<Linear> consumers) {
+        int n = consumers.get(0).inFeatures(), g = config.groupColumns(n);
+        double[] sum = new double[n];
+        int rows = 0;
+        for (Linear l : consumers) {
+            float[] w = l.weight();
+            for (int r = 0; r < l.outFeatures(); r++) {
+                for (int c0 = 0; c0 < n; c0 += g) {
+                    int c1 = Math.min(n, c0 + g);
+                    double max = 0;
+                    for (int c = c0; c < c1; c++) max = Math.max(max, Math.abs(w[r * n + c]));
+                    for (int c = c0; c < c1; c++) sum[c] += Math.abs(w[r * n + c]) / (max + 1e-6);
+                }
+            }
+            rows += l.outFeatures();
+        }
+        float[] mean = new float[n];
+        for (int j = 0; j < n; j++) mean[j] = (float) (sum[j] / rows);
+        return mean;
+    }
+
+    /** Q(W * s) / s on the shared grid: what the loss module runs for one alpha. */
+    private float[] quantizeScaled(float[] w, Linear l, float[] s) {
+        int rows = l.outFeatures(), cols = l.inFeatures();
+        float[] ws = new float[w.length];
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < cols; c++) ws[r * cols + c] = w[r * cols + c] * s[c];
+        float[] q = Rtn.quantize(l.name(), ws, rows, cols, config).dequantize();
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < cols; c++) q[r * cols + c] /= s[c];
+        return q;
+    }
+
+    private static void fold(Transformer model, int layer, ScaleGroup g, float[] s, BlockActivations act) {
+        if (g.norm() != null) model.divideNorm(layer, g.norm(), s);
+        else g.producer().divideOutputs(s);
+        for (Linear c : g.consumers()) c.scaleInputs(s);
+        act.divideInputs(g.name(), s);
+    }
+
+    /**
+     * llm-awq auto_clip_layer then apply_clip: per row and group, the clamp range max|w| (1 - i/20), i < 10,
+     * with the least mean squared error of the group's partial outputs on the sampled tokens. Returns the
+     * clamp chosen per (row, group), row-major [rows][groups].
+     */
+    Clip clip(Linear lin, float[] feats) {
+        int rows = lin.outFeatures(), cols = lin.inFeatures(), g = config.groupColumns(cols);
+        int tokens = feats.length / cols;
+        int stride = Math.max(1, tokens / options.clipTokens());
+        int sampled = (tokens + stride - 1) / stride;
+        float[] xs = new float[sampled * cols];
+        for (int t = 0; t < sampled; t++) System.arraycopy(feats, t * stride * cols, xs, t * cols, cols);
+        float[] w = lin.weight();
+        double[] params = new double[2];
+        int groups = config.groupsPerRow(cols);
+        float[] chosen = new float[rows * groups];
+        int clipped = 0;
+        double[] orgOut = new double[sampled], vals = new double[g];
+        for (int r = 0; r < rows; r++) {
+            for (int c0 = 0; c0 < cols; c0 += g) {
+                int n = Math.min(g, cols - c0);
+                double orgMax = 0;
+                for (int c = c0; c < c0 + n; c++) orgMax = Math.max(orgMax, Math.abs(w[r * cols + c]));
+                for (int t = 0; t < sampled; t++) {
+                    double o = 0;
+                    for (int c = 0; c < n; c++) o += (double) xs[t * cols + c0 + c] * w[r * cols + c0 + c];
+                    orgOut[t] = o;
+                }
+                double bestErr = Double.POSITIVE_INFINITY, bestMax = orgMax;
+                for (int i = 0; i < (int) (CLIP_MAX_SHRINK * CLIP_GRID); i++) {
+                    double maxVal = orgMax * (1 - (double) i / CLIP_GRID);
+                    for (int c = 0; c < n; c++) vals[c] = Math.max(-maxVal, Math.min(maxVal, w[r * cols + c0 + c]));
+                    grid.fit(vals, 0, n, params);
+                    for (int c = 0; c < n; c++) vals[c] = grid.quantize(vals[c], params[0], params[1]);
+                    double err = 0;
+                    for (int t = 0; t < sampled; t++) {
+                        double o = 0;
+                        for (int c = 0; c < n; c++) o += xs[t * cols + c0 + c] * vals[c];
+                        err += (o - orgOut[t]) * (o - orgOut[t]);
+                    }
+                    err /= sampled;
+                    if (err < bestErr) {
+                        bestErr = err;
+                        bestMax = maxVal;
+                    }
+                }
+                chosen[r * groups + c0 / g] = (float) bestMax;
+                if (bestMax < orgMax) {
+                    clipped++;
+                    float m = (float) bestMax;
+                    for (int c = c0; c < c0 + n; c++) w[r * cols + c] = Math.max(-m, Math.min(m, w[r * cols + c]));
+                }
+            }
+        }
+        lin.setWeight(w);
+        return new Clip(chosen, (double) clipped / chosen.length);
+    }
+}
