@@ -33,8 +33,10 @@ public record QuantConfig(int bits, boolean symmetric, int groupSize, ZeroPoint 
      * INTEGER: the GPTQ/AWQ grid (asymmetric with an integer zero, or GPTQ's symmetric grid). FLOAT_MIN:
      * llama.cpp's Q4_1 style. ABSMAX: symmetric restricted range, scale = max|x| / (2^(b-1) - 1), codes
      * -(2^(b-1)-1)..2^(b-1)-1 (stored offset by 2^(b-1)): SmoothQuant's per-channel weight quantizer.
+     * AWQ: llm-awq's pseudo_quantize_tensor (also qllm-eval's): the group's own [min, max] without widening
+     * to 0, scale = max(max - min, 1e-5) / (2^b - 1), integer zero = clamp(-round(min / scale), 0, 2^b - 1).
      */
-    public enum ZeroPoint { INTEGER, FLOAT_MIN, ABSMAX }
+    public enum ZeroPoint { INTEGER, FLOAT_MIN, ABSMAX, AWQ }
 
     public enum ScaleFormat {
         F16(16), F32(32);
@@ -58,6 +60,8 @@ public record QuantConfig(int bits, boolean symmetric, int groupSize, ZeroPoint 
             throw new IllegalArgumentException("a symmetric grid has no float min: use ZeroPoint.INTEGER");
         if (!symmetric && zeroPoint == ZeroPoint.ABSMAX)
             throw new IllegalArgumentException("the absmax grid is symmetric");
+        if (symmetric && zeroPoint == ZeroPoint.AWQ)
+            throw new IllegalArgumentException("the AWQ grid is asymmetric");
         if (zeroPoint == null || scaleFormat == null) throw new IllegalArgumentException("zeroPoint and scaleFormat are required");
     }
 
@@ -87,9 +91,13 @@ public record QuantConfig(int bits, boolean symmetric, int groupSize, ZeroPoint 
     }
 
     public QuantConfig withSymmetric(boolean sym) {
-        ZeroPoint z = sym ? (zeroPoint == ZeroPoint.FLOAT_MIN ? ZeroPoint.INTEGER : zeroPoint)
+        ZeroPoint z = sym ? (zeroPoint == ZeroPoint.FLOAT_MIN || zeroPoint == ZeroPoint.AWQ ? ZeroPoint.INTEGER : zeroPoint)
                 : (zeroPoint == ZeroPoint.ABSMAX ? ZeroPoint.INTEGER : zeroPoint);
         return new QuantConfig(bits, sym, groupSize, z, scaleFormat, mseClip);
+    }
+
+    public QuantConfig withZeroPoint(ZeroPoint z) {
+        return new QuantConfig(bits, symmetric, groupSize, z, scaleFormat, mseClip);
     }
 
     public QuantConfig withScaleFormat(ScaleFormat f) {

@@ -78,6 +78,28 @@ public final class UniformQuantizer {
             params[1] = (maxq + 1) / 2;
             return;
         }
+        if (cfg.zeroPoint() == QuantConfig.ZeroPoint.AWQ) {
+            double scale = Math.max(hi - lo, 1e-5) / maxq;
+            double zero = Math.max(0, Math.min(maxq, -Math.rint(lo / scale))) + 0.0;
+            if (cfg.mseClip()) {
+                double best = Double.POSITIVE_INFINITY, bestScale = scale, bestZero = zero;
+                for (int i = 0; i < (int) (MSE_MAX_SHRINK * MSE_GRID); i++) {
+                    double p = 1 - (double) i / MSE_GRID;
+                    double s1 = Math.max(p * (hi - lo), 1e-5) / maxq, z1 = Math.max(0, Math.min(maxq, -Math.rint(p * lo / s1))) + 0.0;
+                    double err = error(v, off, n, s1, z1);
+                    if (err < best) {
+                        best = err;
+                        bestScale = s1;
+                        bestZero = z1;
+                    }
+                }
+                scale = bestScale;
+                zero = bestZero;
+            }
+            params[0] = storedScale(scale);
+            params[1] = zero;
+            return;
+        }
         double xmin = Math.min(lo, 0), xmax = Math.max(hi, 0);
         if (cfg.symmetric()) {
             xmax = Math.max(Math.abs(xmin), xmax);

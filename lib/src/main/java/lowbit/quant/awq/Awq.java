@@ -29,9 +29,8 @@ import lowbit.quant.UniformQuantizer;
  * <li>quantize every linear on the shared grid.</li>
  * </ol>
  * The next block's inputs are the float block's outputs, as in the reference (AWQ is not sequential on
- * quantized outputs). The search quantizes on the shared grid ({@link UniformQuantizer}), whose range is
- * widened to include 0; llm-awq's pseudo_quantize_tensor uses the group's own min and max, which differs
- * only for groups whose weights all have one sign.
+ * quantized outputs). The grid is the caller's; llm-awq's own is {@link QuantConfig.ZeroPoint#AWQ} (the
+ * group's min and max, not widened to include 0), which `awq:` specs use.
  */
 public final class Awq {
     /**
@@ -142,8 +141,8 @@ public final class Awq {
     record Clip(float[] max, double clippedFraction) {}
 
     /** What one block's AWQ did: the scale choices, each clipped linear's clamp per (row, group), the weights, the next input. */
-    record BlockResult(List<Choice> choices, Map<String, Clip> clipMax, Map<String, QuantizedWeight> weights,
-                       float[][] next, double[] seconds) {}
+    record BlockResult(List<Choice> choices, Map<String, Clip> clipMax,
+                       Map<String, float[]> scaledWeights, Map<String, QuantizedWeight> weights, float[][] next, double[] seconds) {}
 
     /** Statistics, scale search and fold, clip, quantize for block {@code l} whose float inputs are x. */
     BlockResult quantizeBlock(Transformer model, int l, float[][] x, int T) {
@@ -156,6 +155,8 @@ public final class Awq {
         for (int i = 0; i < groups.size(); i++) fold(model, l, groups.get(i), choices.get(i).scales(), act);
         long t2 = System.nanoTime();
         Map<String, Clip> clipMax = new LinkedHashMap<>();
+        Map<String, float[]> scaled = new LinkedHashMap<>();
+        for (Linear lin : model.blockLinears(l)) scaled.put(lin.name(), lin.weight());
         if (options.clip())
             for (Linear lin : model.blockLinears(l)) {
                 if (lin.module().equals("q_proj") || lin.module().equals("k_proj")) continue;
@@ -169,7 +170,7 @@ public final class Awq {
             weights.put(lin.name(), q);
         }
         long t4 = System.nanoTime();
-        return new BlockResult(choices, clipMax, weights, act.next(),
+        return new BlockResult(choices, clipMax, scaled, weights, act.next(),
                 new double[] {(t1 - t0) / 1e9, (t2 - t1) / 1e9, (t3 - t2) / 1e9, (t4 - t3) / 1e9});
     }
 
