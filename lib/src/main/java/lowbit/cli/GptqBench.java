@@ -30,7 +30,7 @@ final class GptqBench {
 
     static void run(ModelOptions modelOptions, QuantizationRecipe recipe, boolean model, boolean layer, String baseline) throws Exception {
         int threads = modelOptions.threads();
-        int windows = recipe.calibration().nsamples(), seqlen = recipe.calibration().seqlen();
+        int windows = recipe.resolvedCalibration().nsamples(), seqlen = recipe.resolvedCalibration().seqlen();
         System.out.printf(Locale.ROOT, "gptq  spec=%s nsamples=%d seqlen=%d threads=%d code=%s%n", recipe.spec(), windows, seqlen,
                 threads, CodeVersion.current());
         if (layer) layer(recipe.weightConfig(), recipe.gptq(), windows, seqlen, threads, baseline);

@@ -14,6 +14,7 @@ import lowbit.io.Checkpoints;
 import lowbit.io.quantized.QuantizedCheckpoint;
 import lowbit.model.Transformer;
 import lowbit.quant.QuantizationRecipe;
+import lowbit.quant.RuntimeQuantization;
 import lowbit.progress.Progress;
 import lowbit.results.CodeVersion;
 import picocli.CommandLine.Command;
@@ -112,6 +113,7 @@ final class PplCommand implements Callable<Integer> {
                 modelKey += "|" + q.recipe() + "|" + (q.calibration() == null ? "" : q.calibration().windowsSha256());
             } else if (ckpt instanceof QuantizedCheckpoint qc) {
                 quantization = qc.manifest().path("quantization").deepCopy();
+                RuntimeQuantization.fromJson(quantization.path("runtime")).attach(model);
             }
             int[] ids = tok.encodeWithSpecials(text.text());
             int cap = TextDatasets.protocolWindowCap(dataset);

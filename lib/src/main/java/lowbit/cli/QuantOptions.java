@@ -4,6 +4,7 @@ import lowbit.calibration.CalibrationSampler;
 import lowbit.quant.QuantConfig;
 import lowbit.quant.QuantSpec;
 import lowbit.quant.QuantizationRecipe;
+import lowbit.quant.awq.Awq;
 import lowbit.quant.gptq.Gptq;
 import picocli.CommandLine.Option;
 
@@ -16,7 +17,8 @@ final class QuantOptions {
     @Option(names = "--nsamples", defaultValue = "128", paramLabel = "N", description = "calibration windows (default: ${DEFAULT-VALUE})")
     int nsamples;
 
-    @Option(names = "--calib-seqlen", defaultValue = "2048", paramLabel = "L", description = "calibration window length in tokens (default: ${DEFAULT-VALUE})")
+    @Option(names = "--calib-seqlen", defaultValue = "0", paramLabel = "L",
+            description = "calibration window length in tokens (default: 2048 for gptq and static activation scales, 512 for awq and smoothquant)")
     int calibSeqlen;
 
     @Option(names = "--seed", defaultValue = "0", paramLabel = "S", description = "calibration draw seed (default: ${DEFAULT-VALUE})")
@@ -50,6 +52,27 @@ final class QuantOptions {
     @Option(names = "--mse-clip", description = "search the grid's range for the least error (GPTQ's quantizer mse option)")
     boolean mseClip;
 
+    @Option(names = "--alpha", defaultValue = "0.5", paramLabel = "A", description = "SmoothQuant migration strength in [0, 1] (default: ${DEFAULT-VALUE})")
+    double alpha;
+
+    @Option(names = "--act-static", description = "aA terms: per-tensor static activation scales from calibration (default: per-token dynamic)")
+    boolean actStatic;
+
+    @Option(names = "--kv-key-bits", defaultValue = "0", paramLabel = "B", description = "KV cache: key bits, overriding kvB (16: float keys)")
+    int kvKeyBits;
+
+    @Option(names = "--kv-value-bits", defaultValue = "0", paramLabel = "B", description = "KV cache: value bits, overriding kvB (16: float values)")
+    int kvValueBits;
+
+    @Option(names = "--kv-group", defaultValue = "0", paramLabel = "G", description = "KV cache: group size along the head dimension (default: the whole head)")
+    int kvGroup;
+
+    @Option(names = "--duo-scaling", description = "AWQ: AutoAWQ's duo scaling, s = x^a / w^(1-a)")
+    boolean duoScaling;
+
+    @Option(names = "--no-clip", description = "AWQ: skip the clip search")
+    boolean noClip;
+
     @Option(names = "--scale-format", defaultValue = "f16", paramLabel = "f16|f32", description = "precision of stored scales (default: ${DEFAULT-VALUE})")
     String scaleFormat;
 
@@ -64,12 +87,16 @@ final class QuantOptions {
         };
         if (nsamples < 1) throw new IllegalArgumentException("--nsamples must be >= 1, got " + nsamples);
         int seqlen = seqlenOverride != null ? seqlenOverride : calibSeqlen;
-        if (seqlen < 2) throw new IllegalArgumentException("--calib-seqlen must be >= 2, got " + seqlen);
+        if (seqlen != 0 && seqlen < 2) throw new IllegalArgumentException("--calib-seqlen must be >= 2, got " + seqlen);
         return QuantizationRecipe.of(s)
                 .withGptq(new Gptq.Options(percdamp, blockSize, actOrder, staticGroups))
                 .withTrueSequential(trueSequential)
                 .withMseClip(mseClip)
                 .withScaleFormat(fmt)
+                .withAwq(Awq.Options.defaults().withDuoScaling(duoScaling).withClip(!noClip))
+                .withAlpha(alpha)
+                .withStaticActivations(actStatic)
+                .withKv(kvKeyBits, kvValueBits, kvGroup)
                 .withCalibration(new QuantizationRecipe.Calibration(calibSource, nsamples, seqlen, seed,
                         CalibrationSampler.Mode.parse(calibMode)));
     }

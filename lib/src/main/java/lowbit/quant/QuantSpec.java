@@ -6,9 +6,10 @@ import java.util.regex.Pattern;
 
 /**
  * A quantization recipe in the --quant grammar shared by every method:
- * {@code METHOD:wB[gG][aA][sym]} for the weights (no g: one grid per output channel), {@code kvB} for the
- * KV cache, terms joined by '+'. Examples: rtn:w3, rtn:w4g32, gptq:w4g128, gptq:w3sym, gptq:w4g128+kv4,
- * rtn:w4a8, kv4. "fp" means no quantization.
+ * {@code METHOD:wB[gG][aA][sym]} for the weights (no g: one grid per output channel; aA quantizes the
+ * linears' inputs per token), {@code kvB} for the KV cache, terms joined by '+'. Examples: rtn:w3,
+ * rtn:w4g32, gptq:w4g128, gptq:w3sym, gptq:w4g128+kv4, awq:w3g128, smoothquant:w8a8, rtn:w4a8, kv4.
+ * "fp" means no quantization.
  *
  * @param method          weight method, or null when only the KV cache (or nothing) is quantized
  * @param weightBits      0 when there is no weight term
@@ -20,11 +21,12 @@ public record QuantSpec(String text, String method, int weightBits, int groupSiz
                         int activationBits, int kvBits) {
 
     /** Weight methods known to the grammar, in the order the docs list them. */
-    public static final List<String> METHODS = List.of("rtn", "gptq");
+    public static final List<String> METHODS = List.of("rtn", "gptq", "awq", "smoothquant");
 
     /** A compile-time constant so that CLI help can show it; QuantSpecTest checks it names every method. */
     public static final String GRAMMAR = "METHOD:wB[gG][aA][sym] and/or kvB joined by '+' (e.g. rtn:w3, gptq:w4g128, "
-            + "gptq:w3sym, gptq:w4g128+kv4, kv4), METHOD one of rtn, gptq; B in 2..8; or fp";
+            + "gptq:w3sym, gptq:w4g128+kv4, awq:w3g128, smoothquant:w8a8, rtn:w4a8, kv4), METHOD one of rtn, gptq, awq, "
+            + "smoothquant; B in 2..8; or fp";
 
     private static final Pattern WEIGHTS = Pattern.compile("([a-z0-9_-]+):w(\\d+)(?:g(\\d+))?(?:a(\\d+))?(sym)?");
     private static final Pattern KV = Pattern.compile("kv(\\d+)");
@@ -78,10 +80,19 @@ public record QuantSpec(String text, String method, int weightBits, int groupSiz
         return method != null;
     }
 
-    /** The weight grid this spec names: asymmetric integer zeros unless sym, fp16 scales. */
+    /**
+     * The weight grid this spec names, fp16 scales: the GPTQ reference's grid for rtn and gptq (asymmetric
+     * with integer zero, or its symmetric grid with sym), llm-awq's own grid for awq, and SmoothQuant's
+     * symmetric absmax grid for smoothquant (which is always symmetric).
+     */
     public QuantConfig weightConfig() {
         if (method == null) throw new IllegalStateException("spec '" + text + "' quantizes no weights");
-        return new QuantConfig(weightBits, symmetric, groupSize, QuantConfig.ZeroPoint.INTEGER,
+        QuantConfig.ZeroPoint zero = switch (method) {
+            case "awq" -> symmetric ? QuantConfig.ZeroPoint.INTEGER : QuantConfig.ZeroPoint.AWQ;
+            case "smoothquant" -> QuantConfig.ZeroPoint.ABSMAX;
+            default -> QuantConfig.ZeroPoint.INTEGER;
+        };
+        return new QuantConfig(weightBits, symmetric || method.equals("smoothquant"), groupSize, zero,
                 QuantConfig.ScaleFormat.F16, false);
     }
 

@@ -77,7 +77,10 @@ class QuantizeCommandTest {
         expectError("wider than the narrowest", "quantize", "--model", m, "--quant", "rtn:w4g4096", "--out", out.toString());
         expectError("unknown method 'foo'", "quantize", "--model", m, "--quant", "foo:w4", "--out", out.toString());
         expectError("Grammar: METHOD:wB", "ppl", "--model", m, "--quant", "gptq:4bit");
-        expectError("KV-cache quantization (kv4) is not implemented yet", "ppl", "--model", m, "--quant", "rtn:w4+kv4");
+        expectError("KV-cache bits must be 2..8", "ppl", "--model", m, "--quant", "rtn:w4+kv9");
+        expectError("--alpha must be in [0, 1]", "ppl", "--model", m, "--quant", "smoothquant:w8a8", "--alpha", "1.5");
+        expectError("give aA", "ppl", "--model", m, "--quant", "smoothquant:w8");
+        expectError("KV group size must divide headDim", "ppl", "--model", m, "--quant", "kv4", "--kv-group", "5");
         expectError("needs --method", "quantize", "--model", m, "--bits", "4", "--out", out.toString());
         // Calibration text shorter than one window: the message names the source and the sizes.
         expectError("--calib-seqlen", "quantize", "--model", m, "--method", "gptq", "--bits", "4", "--seqlen", "100000",
@@ -96,6 +99,53 @@ class QuantizeCommandTest {
         json(run("quantize", "--model", m, "--method", "rtn", "--bits", "4", "--out", good.toString(), "--json"));
         Files.delete(good.resolve("model.safetensors"));
         expectError("no model.safetensors", "ppl", "--model", good.toString(), "--seqlen", "64", "--windows", "1");
+    }
+
+    @Test
+    void everyMethodRunsEndToEndAndRecordsItsParameters(@TempDir Path tmp) throws Exception {
+        String m = stories.toString();
+        String[] eval = {"--seqlen", "64", "--windows", "2", "--json"};
+        double fp = json(run(concat(new String[] {"ppl", "--model", m}, eval))).get("nll_sum").asDouble();
+
+        JsonNode awq = json(run(concat(new String[] {"ppl", "--model", m, "--quant", "awq:w4g32", "--nsamples", "4", "--calib-seqlen", "64"}, eval)));
+        assertEquals("awq", awq.at("/quantization/method").asText());
+        assertEquals(64, awq.at("/quantization/calibration/seqlen").asInt());
+        assertEquals("awq", awq.at("/quantization/grid/zero_point").asText());
+        assertNotEquals(fp, awq.get("nll_sum").asDouble());
+
+        JsonNode sq = json(run(concat(new String[] {"ppl", "--model", m, "--quant", "smoothquant:w8a8", "--alpha", "0.8", "--nsamples", "4",
+                "--calib-seqlen", "64"}, eval)));
+        assertEquals(0.8, sq.at("/quantization/options/alpha").asDouble());
+        assertEquals(8, sq.at("/quantization/runtime/activation_bits").asInt());
+        assertEquals("absmax", sq.at("/quantization/grid/zero_point").asText());
+        assertEquals(fp, sq.get("nll_sum").asDouble(), 0.02 * fp, "W8A8 stays close to float");
+
+        JsonNode kv = json(run(concat(new String[] {"ppl", "--model", m, "--quant", "kv4"}, eval)));
+        assertEquals(4, kv.at("/quantization/runtime/kv_key_bits").asInt());
+        assertEquals(32.0, kv.at("/quantization/bits_per_weight").asDouble());
+        assertNotEquals(fp, kv.get("nll_sum").asDouble());
+
+        // A saved W8A8 model keeps its folded norms and re-attaches its activation quantization when loaded.
+        Path out = tmp.resolve("sq");
+        json(run("quantize", "--model", m, "--quant", "smoothquant:w8a8+kv8", "--alpha", "0.8", "--nsamples", "4", "--calib-seqlen", "64",
+                "--out", out.toString(), "--json"));
+        JsonNode inMemory = json(run(concat(new String[] {"ppl", "--model", m, "--quant", "smoothquant:w8a8+kv8", "--alpha", "0.8",
+                "--nsamples", "4", "--calib-seqlen", "64"}, eval)));
+        JsonNode saved = json(run(concat(new String[] {"ppl", "--model", out.toString()}, eval)));
+        assertEquals(inMemory.get("nll_sum").asDouble(), saved.get("nll_sum").asDouble(), 0.0);
+        assertEquals(8, saved.at("/quantization/runtime/kv_value_bits").asInt());
+    }
+
+    @Test
+    void aPostNormModelHasNoScalingGroupForAwq(@TempDir Path tmp) throws Exception {
+        Path opt350 = Path.of(getClass().getClassLoader().getResource("tiny/opt-350m-style").toURI());
+        expectError("no matching scaling group", "quantize", "--model", opt350.toString(), "--quant", "awq:w4", "--out", tmp.resolve("x").toString());
+    }
+
+    private static String[] concat(String[] a, String[] b) {
+        String[] c = java.util.Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, c, a.length, b.length);
+        return c;
     }
 
     private static void expectError(String fragment, String... args) {

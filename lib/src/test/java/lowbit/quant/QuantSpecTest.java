@@ -30,8 +30,10 @@ class QuantSpecTest {
         assertNull(kv.method());
         assertEquals(4, kv.kvBits());
 
-        QuantSpec wa = QuantSpec.parse("rtn:w8a8");
+        QuantSpec wa = QuantSpec.parse("smoothquant:w8a8");
         assertEquals(8, wa.activationBits());
+        assertEquals(QuantConfig.absmaxPerChannel(8), wa.weightConfig());
+        assertEquals(QuantConfig.ZeroPoint.AWQ, QuantSpec.parse("awq:w3g128").weightConfig().zeroPoint());
         assertFalse(QuantSpec.parse("fp").quantizesWeights());
     }
 
@@ -42,7 +44,7 @@ class QuantSpecTest {
 
     @Test
     void refusesMalformedSpecsWithTheGrammar() {
-        for (String bad : new String[] {"gptq", "gptq:4", "gptq:w9", "gptq:w1", "foo:w4", "gptq:w4g0", "gptq:w4+rtn:w3",
+        for (String bad : new String[] {"gptq", "gptq:4", "gptq:w9", "gptq:w1", "foo:w4", "gptq:w4g0", "gptq:w4+rtn:w3", "rtn:w4a9",
                 "kv9", "gptq:w4g128+", "", "gptq:w4 g128"}) {
             var e = assertThrows(IllegalArgumentException.class, () -> QuantSpec.parse(bad), bad);
             assertTrue(e.getMessage().contains("Grammar: METHOD:wB"), e.getMessage());

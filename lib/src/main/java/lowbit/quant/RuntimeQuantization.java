@@ -1,0 +1,88 @@
+package lowbit.quant;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import lowbit.model.ForwardHook;
+import lowbit.model.ModelConfig;
+import lowbit.model.Transformer;
+import lowbit.quant.activation.ActivationQuantizer;
+import lowbit.quant.activation.KvCacheQuantizer;
+
+/**
+ * What is quantized while the model runs, as opposed to in its stored weights: the linears' inputs and the
+ * KV cache. Saved with a quantized model (manifest "runtime") and attached again when it is loaded.
+ *
+ * @param activationBits  0: float activations
+ * @param staticScales    per-tensor static scales by linear name (from calibration), or null for per-token dynamic
+ * @param keyBits         0 or 16: float keys
+ * @param valueBits       0 or 16: float values
+ * @param kvGroupSize     along the head dimension; 0: the whole head
+ */
+public record RuntimeQuantization(int activationBits, Map<String, Float> staticScales, int keyBits, int valueBits,
+                                  int kvGroupSize) {
+    public static final RuntimeQuantization NONE = new RuntimeQuantization(0, null, 0, 0, 0);
+
+    public boolean any() {
+        return activationBits != 0 || quantizesKv();
+    }
+
+    boolean quantizesKv() {
+        return (keyBits != 0 && keyBits != KvCacheQuantizer.FLOAT) || (valueBits != 0 && valueBits != KvCacheQuantizer.FLOAT);
+    }
+
+    /** The hooks, built (and their options validated) for this model. */
+    public List<ForwardHook> hooks(ModelConfig cfg) {
+        List<ForwardHook> hooks = new ArrayList<>();
+        if (activationBits != 0)
+            hooks.add(staticScales == null ? ActivationQuantizer.perTokenDynamic(activationBits)
+                    : ActivationQuantizer.perTensorStatic(activationBits, staticScales));
+        if (quantizesKv()) {
+            int k = keyBits == 0 ? KvCacheQuantizer.FLOAT : keyBits, v = valueBits == 0 ? KvCacheQuantizer.FLOAT : valueBits;
+            hooks.add(new KvCacheQuantizer(cfg, k, v, kvGroupSize == 0 ? cfg.headDim() : kvGroupSize, KvCacheQuantizer.Grid.QLLM_EVAL));
+        }
+        return hooks;
+    }
+
+    /** Attaches the hooks; closing the result detaches them. */
+    public AutoCloseable attach(Transformer model) {
+        List<AutoCloseable> handles = new ArrayList<>();
+        for (ForwardHook h : hooks(model.config())) handles.add(model.addHook(h));
+        return () -> {
+            for (AutoCloseable h : handles) h.close();
+        };
+    }
+
+    public Map<String, Object> describe(ModelConfig cfg) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("activation_bits", activationBits);
+        m.put("activation_mode", activationBits == 0 ? null : staticScales == null ? "per-token-dynamic" : "per-tensor-static");
+        if (staticScales != null) m.put("activation_scales", staticScales);
+        m.put("kv_key_bits", keyBits);
+        m.put("kv_value_bits", valueBits);
+        m.put("kv_group_size", kvGroupSize == 0 && quantizesKv() ? cfg.headDim() : kvGroupSize);
+        for (ForwardHook h : hooks(cfg)) {
+            if (h instanceof ActivationQuantizer a) m.put("activation", a.describe());
+            if (h instanceof KvCacheQuantizer k) m.put("kv", k.describe());
+        }
+        return m;
+    }
+
+    /** From a manifest's or a result's "runtime" object; missing means none. */
+    public static RuntimeQuantization fromJson(JsonNode n) {
+        if (n == null || n.isMissingNode() || n.isNull()) return NONE;
+        Map<String, Float> scales = null;
+        if (n.hasNonNull("activation_scales")) {
+            scales = new LinkedHashMap<>();
+            var it = n.get("activation_scales").fields();
+            while (it.hasNext()) {
+                var e = it.next();
+                scales.put(e.getKey(), (float) e.getValue().asDouble());
+            }
+        }
+        return new RuntimeQuantization(n.path("activation_bits").asInt(), scales, n.path("kv_key_bits").asInt(),
+                n.path("kv_value_bits").asInt(), n.path("kv_group_size").asInt());
+    }
+}
