@@ -29,9 +29,10 @@ import picocli.CommandLine.Parameters;
         description = "Benchmarks. 'forward': tokens/s of the perplexity forward pass, and the same windows "
                 + "through transformers on the CPU when torch and transformers are installed in .venv. 'gptq': GPTQ on one "
                 + "2048x2048 layer (vs the PyTorch reference algorithm when .venv has torch) and on the whole model, "
-                + "split into forward capture, Hessian, Cholesky and column loop.")
+                + "split into forward capture, Hessian, Cholesky and column loop. 'awq': AWQ on the whole model split into "
+                + "statistics, scale search, clip search and quantization, then GPTQ on the same calibration windows.")
 final class BenchCommand implements Callable<Integer> {
-    @Parameters(index = "0", paramLabel = "WHAT", description = "forward or gptq")
+    @Parameters(index = "0", paramLabel = "WHAT", description = "forward, gptq or awq")
     String what;
 
     @Mixin
@@ -65,8 +66,12 @@ final class BenchCommand implements Callable<Integer> {
             GptqBench.run(modelOptions, recipe, !part.equals("layer"), !part.equals("model"), baseline);
             return 0;
         }
+        if (what.equals("awq")) {
+            awqVersusGptq();
+            return 0;
+        }
         if (!what.equals("forward"))
-            throw new IllegalArgumentException("unknown benchmark '" + what + "' (known: forward, gptq)");
+            throw new IllegalArgumentException("unknown benchmark '" + what + "' (known: forward, gptq, awq)");
         if (windows < 1) throw new IllegalArgumentException("--windows must be >= 1");
         if (!List.of("auto", "none", "transformers").contains(baseline))
             throw new IllegalArgumentException("--baseline must be auto, none or transformers, got " + baseline);
@@ -116,6 +121,30 @@ final class BenchCommand implements Callable<Integer> {
                 ref.path("nll_sum").asDouble(), ref.path("torch").asText());
         System.out.printf(Locale.ROOT, "ratio lowbit/transformers: %.2f%n", ours / theirs);
         return 0;
+    }
+
+    /**
+     * AWQ on the model, split into statistics, scale search, clip search and quantization, then GPTQ on the
+     * same calibration windows (a fresh copy of the model), in the same run.
+     */
+    private void awqVersusGptq() {
+        QuantizationRecipe awq = quantOptions.recipe(quantOptions.quant == null ? "awq:w4g128" : null, null);
+        if (!"awq".equals(awq.spec().method())) throw new IllegalArgumentException("bench awq times awq specs, got " + awq.spec());
+        QuantizationRecipe.Calibration c = awq.resolvedCalibration();
+        awq = awq.withCalibration(c);
+        QuantizationRecipe gptq = QuantizationRecipe.of("gptq:" + awq.spec().text().substring("awq:".length())).withCalibration(c);
+        System.out.printf(Locale.ROOT, "awq vs gptq  spec=%s nsamples=%d seqlen=%d threads=%d code=%s%n", awq.spec(), c.nsamples(), c.seqlen(),
+                modelOptions.threads(), CodeVersion.current());
+        for (QuantizationRecipe r : List.of(awq, gptq)) {
+            try (Checkpoint ckpt = modelOptions.open(); Transformer model = modelOptions.load(ckpt)) {
+                long t0 = System.nanoTime();
+                QuantizationRecipe.Outcome o = r.apply(model, Checkpoints.tokenizer(ckpt), Progress.terminal());
+                double total = (System.nanoTime() - t0) / 1e9;
+                StringBuilder parts = new StringBuilder();
+                o.model().timings().forEach((k, v) -> parts.append(String.format(Locale.ROOT, "  %s %.1f", k.replace("_seconds", ""), v)));
+                System.out.printf(Locale.ROOT, "%-6s total %.1f s (sampling included):%s%n", o.model().method(), total, parts);
+            }
+        }
     }
 
     static int exitCode(List<String> cmd) {
