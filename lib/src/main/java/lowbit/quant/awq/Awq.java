@@ -4,6 +4,9 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import jdk.incubator.vector.DoubleVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
 import lowbit.model.ForwardHook;
 import lowbit.model.Linear;
 import lowbit.model.Transformer;
@@ -54,6 +57,7 @@ public final class Awq {
         }
     }
 
+    private static final VectorSpecies<Double> S = DoubleVector.SPECIES_PREFERRED;
     private static final int CLIP_GRID = 20;
     private static final double CLIP_MAX_SHRINK = 0.5;
 
@@ -252,6 +256,32 @@ public final class Awq {
         return q;
     }
 
+    /** mean over tokens of (sum_c x[t, c0 + c] d[c])^2. */
+    private static double meanSquaredProjection(float[] xs, int cols, int c0, int tokens, double[] d, int n) {
+        double sum = 0;
+        for (int t = 0; t < tokens; t++) {
+            double o = 0;
+            for (int c = 0; c < n; c++) o += xs[t * cols + c0 + c] * d[c];
+            sum += o * o;
+        }
+        return sum / tokens;
+    }
+
+    /** d^T G d for a symmetric G [n][n]. */
+    private static double quadraticForm(double[] gram, double[] d, int n) {
+        double sum = 0;
+        for (int i = 0; i < n; i++) {
+            DoubleVector acc = DoubleVector.zero(S);
+            int j = 0;
+            for (int upper = S.loopBound(n); j < upper; j += S.length())
+                acc = DoubleVector.fromArray(S, gram, i * n + j).fma(DoubleVector.fromArray(S, d, j), acc);
+            double row = acc.reduceLanes(VectorOperators.ADD);
+            for (; j < n; j++) row += gram[i * n + j] * d[j];
+            sum += d[i] * row;
+        }
+        return sum;
+    }
+
     private static void fold(Transformer model, int layer, ScaleGroup g, float[] s, BlockActivations act) {
         if (g.norm() != null) model.divideNorm(layer, g.norm(), s);
         else g.producer().divideOutputs(s);
@@ -276,30 +306,31 @@ public final class Awq {
         int groups = config.groupsPerRow(cols);
         float[] chosen = new float[rows * groups];
         int clipped = 0;
-        double[] orgOut = new double[sampled], vals = new double[g];
-        for (int r = 0; r < rows; r++) {
-            for (int c0 = 0; c0 < cols; c0 += g) {
-                int n = Math.min(g, cols - c0);
+        double[] vals = new double[g], d = new double[g];
+        for (int c0 = 0; c0 < cols; c0 += g) {
+            int n = Math.min(g, cols - c0);
+            // mean_t (sum_c x[t,c] d[c])^2 = d^T G d with G = X^T X / tokens: one Gram matrix per group
+            // replaces a pass over the tokens for every row and shrink.
+            boolean useGram = n <= sampled;   // else a pass over the tokens is cheaper than n^2 per candidate
+            double[] gram = useGram ? new double[n * n] : null;
+            for (int t = 0; useGram && t < sampled; t++)
+                for (int i = 0; i < n; i++) {
+                    double xi = xs[t * cols + c0 + i];
+                    if (xi == 0) continue;
+                    for (int j = 0; j <= i; j++) gram[i * n + j] += xi * xs[t * cols + c0 + j];
+                }
+            for (int i = 0; useGram && i < n; i++)
+                for (int j = 0; j <= i; j++) gram[j * n + i] = gram[i * n + j] /= sampled;
+            for (int r = 0; r < rows; r++) {
                 double orgMax = 0;
                 for (int c = c0; c < c0 + n; c++) orgMax = Math.max(orgMax, Math.abs(w[r * cols + c]));
-                for (int t = 0; t < sampled; t++) {
-                    double o = 0;
-                    for (int c = 0; c < n; c++) o += (double) xs[t * cols + c0 + c] * w[r * cols + c0 + c];
-                    orgOut[t] = o;
-                }
                 double bestErr = Double.POSITIVE_INFINITY, bestMax = orgMax;
                 for (int i = 0; i < (int) (CLIP_MAX_SHRINK * CLIP_GRID); i++) {
                     double maxVal = orgMax * (1 - (double) i / CLIP_GRID);
                     for (int c = 0; c < n; c++) vals[c] = Math.max(-maxVal, Math.min(maxVal, w[r * cols + c0 + c]));
                     grid.fit(vals, 0, n, params);
-                    for (int c = 0; c < n; c++) vals[c] = grid.quantize(vals[c], params[0], params[1]);
-                    double err = 0;
-                    for (int t = 0; t < sampled; t++) {
-                        double o = 0;
-                        for (int c = 0; c < n; c++) o += xs[t * cols + c0 + c] * vals[c];
-                        err += (o - orgOut[t]) * (o - orgOut[t]);
-                    }
-                    err /= sampled;
+                    for (int c = 0; c < n; c++) d[c] = grid.value(grid.code(vals[c], params[0], params[1]), params[0], params[1]) - w[r * cols + c0 + c];
+                    double err = useGram ? quadraticForm(gram, d, n) : meanSquaredProjection(xs, cols, c0, sampled, d, n);
                     if (err < bestErr) {
                         bestErr = err;
                         bestMax = maxVal;
