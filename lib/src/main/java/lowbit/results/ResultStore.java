@@ -56,8 +56,8 @@ import tech.tablesaw.columns.Column;
  *
  * <h2>Durability and concurrency</h2>
  * <ul>
- * <li>An append takes an exclusive {@link FileLock} on the whole file (fcntl on Linux: it works between
- *     processes, also on most network file systems), re-reads what other writers appended since this instance
+ * <li>An append takes an exclusive {@link FileLock} on the whole file (an fcntl lock on Linux, honoured by
+ *     every process that locks the file), re-reads what other writers appended since this instance
  *     last looked, refuses the row if its key is now present, writes the whole line including its newline with
  *     one positional write at the end of the file, and forces it to disk before releasing the lock. A row that
  *     {@code append} returned from is on disk; two processes racing on one key store it once, and the loser is
@@ -81,7 +81,7 @@ import tech.tablesaw.columns.Column;
  * appearance. A column whose values are all integral numbers is a {@link LongColumn}, all numbers (some not
  * integral) a {@link DoubleColumn}, all booleans a {@link BooleanColumn}; anything else, mixed types included,
  * is a {@link StringColumn} of strings as they are and other values as JSON text. A row without the field has a
- * missing value. Tablesaw's missing double is NaN, so in a DoubleColumn a stored NaN reads as missing;
+ * missing value. Column names must differ other than in case (a Tablesaw rule). Tablesaw's missing double is NaN, so in a DoubleColumn a stored NaN reads as missing;
  * {@link #rows()} keeps the difference.
  *
  * <p>Instances are thread-safe.
@@ -134,12 +134,14 @@ public final class ResultStore {
     public static ResultStore open(Path file) {
         Objects.requireNonNull(file, "file");
         try {
-            Path parent = file.toAbsolutePath().getParent();
-            if (parent != null) Files.createDirectories(parent);
-            try {
-                Files.createFile(file);
-            } catch (java.nio.file.FileAlreadyExistsException e) {
-                // an existing store: resume it
+            if (!Files.exists(file)) { // an existing store may sit in a read-only directory: only read it
+                Path parent = file.toAbsolutePath().getParent();
+                if (parent != null) Files.createDirectories(parent);
+                try {
+                    Files.createFile(file);
+                } catch (java.nio.file.FileAlreadyExistsException e) {
+                    // another process created it a moment ago
+                }
             }
             if (!Files.isRegularFile(file)) throw new IOException("not a regular file");
             ResultStore store = new ResultStore(file.toRealPath());
@@ -255,6 +257,14 @@ public final class ResultStore {
             flatten("", r.fields(), f, r.key());
             names.addAll(f.keySet());
             flat.add(f);
+        }
+        Map<String, String> lower = new LinkedHashMap<>();
+        for (String col : names) {
+            // Tablesaw compares column names ignoring case; say which fields collide rather than let it fail.
+            String clash = lower.putIfAbsent(col.toLowerCase(java.util.Locale.ROOT), col);
+            if (clash != null)
+                throw new IllegalStateException("columns \"" + clash + "\" and \"" + col
+                        + "\" differ only in case, which a Tablesaw table cannot hold; rename one of the fields");
         }
         Table t = Table.create(name);
         for (String col : names) t.addColumns(column(col, flat));

@@ -157,6 +157,21 @@ class ResultStoreTest {
     }
 
     @Test
+    void tableRefusesColumnsThatCollide() throws Exception {
+        ResultStore cased = ResultStore.open(dir.resolve("case.jsonl"));
+        cased.append(Row.of("a").with("ppl", 1));
+        cased.append(Row.of("b").with("PPL", 2));
+        IllegalStateException e = assertThrows(IllegalStateException.class, cased::table);
+        assertTrue(e.getMessage().contains("\"ppl\" and \"PPL\""), e.getMessage());
+        assertEquals(2, cased.rows().size()); // the rows themselves are fine
+
+        ResultStore dotted = ResultStore.open(dir.resolve("dots.jsonl"));
+        dotted.append(Row.of("a").with("q.bits", 4).with("q", Map.of("bits", 3)));
+        e = assertThrows(IllegalStateException.class, dotted::table);
+        assertTrue(e.getMessage().contains("\"q.bits\""), e.getMessage());
+    }
+
+    @Test
     void emptyStoreGivesKeyColumnOnly() throws Exception {
         ResultStore store = ResultStore.open(dir.resolve("empty.jsonl"));
         Table t = store.table();
