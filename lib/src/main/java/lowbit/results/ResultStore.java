@@ -52,7 +52,7 @@ import tech.tablesaw.columns.Column;
  * source of truth; a columnar copy is derived when wanted: {@link #exportCsv} writes {@link #table()} as CSV,
  * and Parquet can be made from either (DuckDB {@code COPY ... TO 'store.parquet'}, pandas, Arrow). Python's
  * {@code json} reads every line as is; a strict JSON reader may refuse the bare {@code NaN}/{@code Infinity}
- * tokens used for non-finite metrics (see {@link Json}), the CSV export has none of that problem.
+ * tokens used for non-finite metrics; the CSV export has none of that problem.
  *
  * <h2>Durability and concurrency</h2>
  * <ul>
@@ -81,8 +81,8 @@ import tech.tablesaw.columns.Column;
  * appearance. A column whose values are all integral numbers is a {@link LongColumn}, all numbers (some not
  * integral) a {@link DoubleColumn}, all booleans a {@link BooleanColumn}; anything else, mixed types included,
  * is a {@link StringColumn} of strings as they are and other values as JSON text. A row without the field has a
- * missing value. Column names must differ other than in case (a Tablesaw rule). Tablesaw's missing double is NaN, so in a DoubleColumn a stored NaN reads as missing;
- * {@link #rows()} keeps the difference.
+ * missing value. Column names must differ other than in case (a Tablesaw rule). Tablesaw's missing double is
+ * NaN, so in a DoubleColumn a stored NaN reads as missing; {@link #rows()} keeps the difference.
  *
  * <p>Instances are thread-safe.
  */
