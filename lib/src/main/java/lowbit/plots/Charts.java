@@ -98,7 +98,7 @@ public final class Charts {
         }
         Trace bars = BarTrace.builder(x, y).name(label(valueCol))
                 .marker(Marker.builder().color(PALETTE.get(0)).build()).build();
-        return new Figure(categoryLayout(title, labelCol, valueCol, false), bars);
+        return new Figure(categoryLayout(title, labelCol, valueCol), bars);
     }
 
     /** One line per distinct {@code seriesCol} value through its (x, y) points, e.g. perplexity vs bits per method. */
@@ -186,7 +186,7 @@ public final class Charts {
             traces.add(BarTrace.builder(xs, ys).name(label(e.getKey()))
                     .marker(Marker.builder().color(PALETTE.get(s++ % PALETTE.size())).build()).build());
         }
-        return new Figure(categoryLayout(title, xCol, yCol, true), traces.toArray(Trace[]::new));
+        return new Figure(categoryLayout(title, xCol, yCol), traces.toArray(Trace[]::new));
     }
 
     private static Trace edge(double[] xs, double[] ys, String name, String color, ScatterTrace.Fill fill) {
@@ -209,16 +209,16 @@ public final class Charts {
                 .build();
     }
 
-    private static Layout categoryLayout(String title, String xCol, String yCol, boolean grouped) {
-        Layout.LayoutBuilder b = Layout.builder()
+    // No barMode: Tablesaw 0.44.4 never writes it out, and plotly.js's default, 'group', is what grouped bars need.
+    private static Layout categoryLayout(String title, String xCol, String yCol) {
+        return Layout.builder()
                 .title(label(title))
                 .width(WIDTH)
                 .height(HEIGHT)
                 // Category type keeps numeric labels (bits, layer numbers) in the given order, evenly spaced.
                 .xAxis(Axis.builder().title(label(xCol)).type(Axis.Type.CATEGORY).build())
-                .yAxis(Axis.builder().title(label(yCol)).build());
-        if (grouped) b.barMode(Layout.BarMode.GROUP);
-        return b.build();
+                .yAxis(Axis.builder().title(label(yCol)).build())
+                .build();
     }
 
     static String translucent(String hex, double alpha) {
