@@ -6,6 +6,7 @@ import lowbit.quant.QuantSpec;
 import lowbit.quant.QuantizationRecipe;
 import lowbit.quant.awq.Awq;
 import lowbit.quant.gptq.Gptq;
+import lowbit.studies.BitsMap;
 import picocli.CommandLine.Option;
 
 /** --quant and the method and calibration options, shared by ppl and quantize. */
@@ -73,6 +74,10 @@ final class QuantOptions {
     @Option(names = "--no-clip", description = "AWQ: skip the clip search")
     boolean noClip;
 
+    @Option(names = "--bits-map", paramLabel = "FILE",
+            description = "per-linear bit widths (a lowbit-bits-map JSON, e.g. from a mixed-precision study); rtn and gptq")
+    java.nio.file.Path bitsMap;
+
     @Option(names = "--scale-format", defaultValue = "f16", paramLabel = "f16|f32", description = "precision of stored scales (default: ${DEFAULT-VALUE})")
     String scaleFormat;
 
@@ -97,6 +102,7 @@ final class QuantOptions {
                 .withAlpha(alpha)
                 .withStaticActivations(actStatic)
                 .withKv(kvKeyBits, kvValueBits, kvGroup)
+                .withBitsMap(bitsMap == null ? null : BitsMap.read(bitsMap))
                 .withCalibration(new QuantizationRecipe.Calibration(calibSource, nsamples, seqlen, seed,
                         CalibrationSampler.Mode.parse(calibMode)));
     }

@@ -89,6 +89,13 @@ final class QuantizeCommand implements Callable<Integer> {
             if (flags) throw new IllegalArgumentException("give either --quant SPEC or --method/--bits/--group/--sym, not both");
             return null;
         }
+        if (method != null && bits == null && quantOptions.bitsMap != null) {
+            // the map's default grid names the bits of layers it does not list
+            var d = lowbit.studies.BitsMap.read(quantOptions.bitsMap).defaultConfig();
+            bits = d.bits();
+            if (group == null && d.grouped()) group = d.groupSize();
+            sym = sym || d.symmetric();
+        }
         if (method == null || bits == null)
             throw new IllegalArgumentException("quantize needs --method rtn|gptq and --bits B (or --quant SPEC)");
         if (group != null && perChannel) throw new IllegalArgumentException("--group and --per-channel exclude each other");

@@ -1,6 +1,8 @@
 package lowbit.quant;
 
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import lowbit.calibration.CalibrationSampler;
 import lowbit.calibration.CalibrationSet;
@@ -11,6 +13,7 @@ import lowbit.quant.awq.Awq;
 import lowbit.quant.gptq.Gptq;
 import lowbit.quant.gptq.GptqQuantizer;
 import lowbit.quant.smoothquant.SmoothQuant;
+import lowbit.studies.BitsMap;
 import lowbit.tokenizer.Tokenizer;
 
 /**
@@ -23,10 +26,12 @@ import lowbit.tokenizer.Tokenizer;
  * @param staticActivations  aN terms use per-tensor static scales from calibration instead of per-token dynamic
  * @param kvKeyBits          overrides the kvB term for keys (0: as the spec says); likewise values
  * @param kvGroupSize        KV groups along the head dimension (0: the whole head)
+ * @param bitsMap            per-linear grids (mixed precision, rtn and gptq), or null for the spec's grid everywhere
  */
 public record QuantizationRecipe(QuantSpec spec, Gptq.Options gptq, boolean trueSequential, boolean mseClip,
                                  QuantConfig.ScaleFormat scaleFormat, Calibration calibration, Awq.Options awq,
-                                 double alpha, boolean staticActivations, int kvKeyBits, int kvValueBits, int kvGroupSize) {
+                                 double alpha, boolean staticActivations, int kvKeyBits, int kvValueBits, int kvGroupSize,
+                                 BitsMap bitsMap) {
 
     /**
      * Calibration draw: source ("c4" or a file), windows, their length (0: the method's default, 2048 for
@@ -59,6 +64,8 @@ public record QuantizationRecipe(QuantSpec spec, Gptq.Options gptq, boolean true
             m.put("bits_per_weight", model == null ? 32.0 : model.bitsPerWeight());
             m.put("quantized_parameters", model == null ? 0 : model.parameters());
             m.put("calibration", calibration == null ? null : calibration.provenance());
+            if (recipe.bitsMap() != null)
+                m.put("bits_map", Map.of("file", String.valueOf(recipe.bitsMap().source()), "layers", recipe.bitsMap().layers()));
             m.put("runtime", runtimeDescription);
             m.put("timings", model == null ? Map.of() : model.timings());
             return m;
@@ -67,43 +74,52 @@ public record QuantizationRecipe(QuantSpec spec, Gptq.Options gptq, boolean true
 
     public static QuantizationRecipe of(String spec) {
         return new QuantizationRecipe(QuantSpec.parse(spec), Gptq.Options.defaults(), false, false,
-                QuantConfig.ScaleFormat.F16, Calibration.defaults(), Awq.Options.defaults(), 0.5, false, 0, 0, 0);
+                QuantConfig.ScaleFormat.F16, Calibration.defaults(), Awq.Options.defaults(), 0.5, false, 0, 0, 0, null);
     }
 
     public QuantizationRecipe withGptq(Gptq.Options o) {
-        return new QuantizationRecipe(spec, o, trueSequential, mseClip, scaleFormat, calibration, awq, alpha, staticActivations, kvKeyBits, kvValueBits, kvGroupSize);
+        return new QuantizationRecipe(spec, o, trueSequential, mseClip, scaleFormat, calibration, awq, alpha, staticActivations, kvKeyBits, kvValueBits, kvGroupSize, bitsMap);
     }
 
     public QuantizationRecipe withTrueSequential(boolean t) {
-        return new QuantizationRecipe(spec, gptq, t, mseClip, scaleFormat, calibration, awq, alpha, staticActivations, kvKeyBits, kvValueBits, kvGroupSize);
+        return new QuantizationRecipe(spec, gptq, t, mseClip, scaleFormat, calibration, awq, alpha, staticActivations, kvKeyBits, kvValueBits, kvGroupSize, bitsMap);
     }
 
     public QuantizationRecipe withMseClip(boolean m) {
-        return new QuantizationRecipe(spec, gptq, trueSequential, m, scaleFormat, calibration, awq, alpha, staticActivations, kvKeyBits, kvValueBits, kvGroupSize);
+        return new QuantizationRecipe(spec, gptq, trueSequential, m, scaleFormat, calibration, awq, alpha, staticActivations, kvKeyBits, kvValueBits, kvGroupSize, bitsMap);
     }
 
     public QuantizationRecipe withScaleFormat(QuantConfig.ScaleFormat f) {
-        return new QuantizationRecipe(spec, gptq, trueSequential, mseClip, f, calibration, awq, alpha, staticActivations, kvKeyBits, kvValueBits, kvGroupSize);
+        return new QuantizationRecipe(spec, gptq, trueSequential, mseClip, f, calibration, awq, alpha, staticActivations, kvKeyBits, kvValueBits, kvGroupSize, bitsMap);
     }
 
     public QuantizationRecipe withCalibration(Calibration c) {
-        return new QuantizationRecipe(spec, gptq, trueSequential, mseClip, scaleFormat, c, awq, alpha, staticActivations, kvKeyBits, kvValueBits, kvGroupSize);
+        return new QuantizationRecipe(spec, gptq, trueSequential, mseClip, scaleFormat, c, awq, alpha, staticActivations, kvKeyBits, kvValueBits, kvGroupSize, bitsMap);
     }
 
     public QuantizationRecipe withAwq(Awq.Options a) {
-        return new QuantizationRecipe(spec, gptq, trueSequential, mseClip, scaleFormat, calibration, a, alpha, staticActivations, kvKeyBits, kvValueBits, kvGroupSize);
+        return new QuantizationRecipe(spec, gptq, trueSequential, mseClip, scaleFormat, calibration, a, alpha, staticActivations, kvKeyBits, kvValueBits, kvGroupSize, bitsMap);
     }
 
     public QuantizationRecipe withAlpha(double a) {
-        return new QuantizationRecipe(spec, gptq, trueSequential, mseClip, scaleFormat, calibration, awq, a, staticActivations, kvKeyBits, kvValueBits, kvGroupSize);
+        return new QuantizationRecipe(spec, gptq, trueSequential, mseClip, scaleFormat, calibration, awq, a, staticActivations, kvKeyBits, kvValueBits, kvGroupSize, bitsMap);
     }
 
     public QuantizationRecipe withStaticActivations(boolean s) {
-        return new QuantizationRecipe(spec, gptq, trueSequential, mseClip, scaleFormat, calibration, awq, alpha, s, kvKeyBits, kvValueBits, kvGroupSize);
+        return new QuantizationRecipe(spec, gptq, trueSequential, mseClip, scaleFormat, calibration, awq, alpha, s, kvKeyBits, kvValueBits, kvGroupSize, bitsMap);
     }
 
     public QuantizationRecipe withKv(int keyBits, int valueBits, int groupSize) {
-        return new QuantizationRecipe(spec, gptq, trueSequential, mseClip, scaleFormat, calibration, awq, alpha, staticActivations, keyBits, valueBits, groupSize);
+        return new QuantizationRecipe(spec, gptq, trueSequential, mseClip, scaleFormat, calibration, awq, alpha, staticActivations, keyBits, valueBits, groupSize, bitsMap);
+    }
+
+    public QuantizationRecipe withBitsMap(BitsMap map) {
+        return new QuantizationRecipe(spec, gptq, trueSequential, mseClip, scaleFormat, calibration, awq, alpha, staticActivations, kvKeyBits, kvValueBits, kvGroupSize, map);
+    }
+
+    /** The grid of one linear: the bits map's entry (with this recipe's scale format and clip search), else the spec's. */
+    public QuantConfig weightConfig(String linear) {
+        return bitsMap == null ? weightConfig() : bitsMap.configFor(linear).withScaleFormat(scaleFormat).withMseClip(mseClip);
     }
 
     /** The weight grid: the spec's with this recipe's scale format and clip search. */
@@ -148,6 +164,14 @@ public record QuantizationRecipe(QuantSpec spec, Gptq.Options gptq, boolean true
             if (gptq.staticGroups() && !cfg.grouped())
                 throw new IllegalArgumentException("--static-groups needs a group size (wBgG)");
         }
+        if (bitsMap != null) {
+            if (!List.of("rtn", "gptq").contains(String.valueOf(spec.method())))
+                throw new IllegalArgumentException("--bits-map works with rtn and gptq, not " + spec.method());
+            List<String> names = new ArrayList<>();
+            for (int l = 0; l < model.config().numLayers(); l++)
+                for (var lin : model.blockLinears(l)) names.add(lin.name());
+            bitsMap.checkLayers(names);
+        }
     }
 
     /** Quantizes {@code model} in place and attaches its runtime hooks; the tokenizer is needed by methods that calibrate. */
@@ -160,8 +184,8 @@ public record QuantizationRecipe(QuantSpec spec, Gptq.Options gptq, boolean true
         if (method != null) {
             QuantConfig cfg = weightConfig();
             qm = switch (method) {
-                case "rtn" -> QuantizedModel.rtn(model, cfg);
-                case "gptq" -> new GptqQuantizer(cfg, gptq, trueSequential).quantize(model, calib.windows(), progress);
+                case "rtn" -> QuantizedModel.rtn(model, cfg, this::weightConfig);
+                case "gptq" -> new GptqQuantizer(cfg, this::weightConfig, gptq, trueSequential).quantize(model, calib.windows(), progress);
                 case "awq" -> new Awq(cfg, awq).quantize(model, calib.windows(), progress);
                 case "smoothquant" -> SmoothQuant.quantize(model, SmoothQuant.activationMaxima(model, calib.windows(), progress), alpha, cfg);
                 default -> throw new IllegalArgumentException("--quant " + spec + ": method " + method + " has no implementation");

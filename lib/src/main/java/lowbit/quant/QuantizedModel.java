@@ -48,12 +48,17 @@ public record QuantizedModel(String method, QuantConfig config, Map<String, Obje
 
     /** RTN over every linear of every block (lm_head stays in float, as in the GPTQ and AWQ references). */
     public static QuantizedModel rtn(Transformer model, QuantConfig cfg) {
+        return rtn(model, cfg, name -> cfg);
+    }
+
+    /** RTN with each linear on its own grid ({@code configs} by module name); {@code cfg} is the default recorded. */
+    public static QuantizedModel rtn(Transformer model, QuantConfig cfg, java.util.function.Function<String, QuantConfig> configs) {
         long t0 = System.nanoTime();
         Map<String, QuantizedWeight> weights = new LinkedHashMap<>();
         Map<String, Map<String, Object>> layers = new LinkedHashMap<>();
         for (int l = 0; l < model.config().numLayers(); l++)
             for (Linear lin : model.blockLinears(l)) {
-                QuantizedWeight q = Rtn.quantize(lin.name(), lin.weight(), lin.outFeatures(), lin.inFeatures(), cfg);
+                QuantizedWeight q = Rtn.quantize(lin.name(), lin.weight(), lin.outFeatures(), lin.inFeatures(), configs.apply(lin.name()));
                 lin.setWeight(q.dequantize());
                 weights.put(lin.name(), q);
                 layers.put(lin.name(), Map.of("bits_per_weight", q.bitsPerWeight()));

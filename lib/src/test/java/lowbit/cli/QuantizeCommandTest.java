@@ -137,6 +137,33 @@ class QuantizeCommandTest {
     }
 
     @Test
+    void aBitsMapGivesEachLinearItsOwnWidth(@TempDir Path tmp) throws Exception {
+        Path map = tmp.resolve("bits.json");
+        Files.writeString(map, """
+                {"format": "lowbit-bits-map", "version": 1,
+                 "default": {"bits": 4, "granularity": "group", "group_size": 32},
+                 "layers": {"model.layers.0.self_attn.q_proj": {"bits": 8}, "model.layers.1.mlp.down_proj": {"bits": 2}}}
+                """);
+        Path out = tmp.resolve("mixed");
+        JsonNode q = json(run("quantize", "--model", stories.toString(), "--method", "gptq", "--bits-map", map.toString(),
+                "--nsamples", "4", "--seqlen", "64", "--out", out.toString(), "--json"));
+        assertEquals(2, q.at("/quantization/bits_map/layers/model.layers.1.mlp.down_proj").asInt());
+        JsonNode manifest = new ObjectMapper().readTree(out.resolve("lowbit.json").toFile());
+        assertEquals(8, manifest.at("/linears/model.layers.0.self_attn.q_proj/grid/bits").asInt());
+        assertEquals(2, manifest.at("/linears/model.layers.1.mlp.down_proj/grid/bits").asInt());
+        assertEquals(4, manifest.at("/linears/model.layers.0.self_attn.k_proj/grid/bits").asInt());
+        assertEquals(32, manifest.at("/linears/model.layers.0.self_attn.k_proj/grid/group_size").asInt());
+        json(run("ppl", "--model", out.toString(), "--seqlen", "64", "--windows", "1", "--json"));
+
+        Files.writeString(map, """
+                {"format": "lowbit-bits-map", "version": 1, "default": {"bits": 4, "granularity": "per-channel"},
+                 "layers": {"model.layers.0.self_attn.qproj": {"bits": 8}}}
+                """);
+        expectError("bits.json", "quantize", "--model", stories.toString(), "--method", "rtn", "--bits-map", map.toString(),
+                "--out", tmp.resolve("never").toString());
+    }
+
+    @Test
     void aPostNormModelHasNoScalingGroupForAwq(@TempDir Path tmp) throws Exception {
         Path opt350 = Path.of(getClass().getClassLoader().getResource("tiny/opt-350m-style").toURI());
         expectError("no matching scaling group", "quantize", "--model", opt350.toString(), "--quant", "awq:w4", "--out", tmp.resolve("x").toString());

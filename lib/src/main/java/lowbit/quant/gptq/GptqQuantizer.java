@@ -22,11 +22,19 @@ import lowbit.tensor.Parallel;
  */
 public final class GptqQuantizer {
     private final QuantConfig config;
+    private final java.util.function.Function<String, QuantConfig> configs;
     private final Gptq.Options options;
     private final boolean trueSequential;
 
     public GptqQuantizer(QuantConfig config, Gptq.Options options, boolean trueSequential) {
+        this(config, name -> config, options, trueSequential);
+    }
+
+    /** Each linear on its own grid ({@code configs} by module name, e.g. from a bits map); {@code config} is the default recorded. */
+    public GptqQuantizer(QuantConfig config, java.util.function.Function<String, QuantConfig> configs, Gptq.Options options,
+                         boolean trueSequential) {
         this.config = config;
+        this.configs = configs;
         this.options = options;
         this.trueSequential = trueSequential;
     }
@@ -105,7 +113,7 @@ public final class GptqQuantizer {
         });
         seconds[0] += hessianNanos[0] / 1e9;
         for (Linear lin : targets) {
-            Gptq.Result r = hessians.get(inputOf(lin)).quantize(lin.name(), lin.weight(), lin.outFeatures(), config, options, par);
+            Gptq.Result r = hessians.get(inputOf(lin)).quantize(lin.name(), lin.weight(), lin.outFeatures(), configs.apply(lin.name()), options, par);
             lin.setWeight(r.weight().dequantize());
             weights.put(lin.name(), r.weight());
             Map<String, Object> facts = new LinkedHashMap<>();
