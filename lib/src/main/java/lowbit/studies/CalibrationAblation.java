@@ -1,0 +1,143 @@
+package lowbit.studies;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import lowbit.calibration.CalibrationSampler;
+import lowbit.eval.Perplexity;
+import lowbit.eval.TextDatasets;
+import lowbit.io.Checkpoint;
+import lowbit.io.Checkpoints;
+import lowbit.model.Transformer;
+import lowbit.progress.Progress;
+import lowbit.quant.QuantizationRecipe;
+import lowbit.results.ResultStore;
+import lowbit.results.Row;
+import org.apache.commons.math3.distribution.TDistribution;
+import tech.tablesaw.api.DoubleColumn;
+import tech.tablesaw.api.IntColumn;
+import tech.tablesaw.api.StringColumn;
+import tech.tablesaw.api.Table;
+
+/**
+ * The calibration-size ablation: every (spec, calibration source, nsamples, seqlen, seed) cell quantizes a
+ * fresh copy of the model and evaluates its perplexity; each finished cell is one row in the results store,
+ * so an interrupted run resumes and a re-run skips what is done. Calibration-free specs (rtn) run once per
+ * spec, as the control. {@link #summary} gives mean, std and a 95% t-interval per cell over seeds.
+ */
+public final class CalibrationAblation {
+    private CalibrationAblation() {}
+
+    /** Where and how perplexity is measured. */
+    public record Evaluation(String model, String dataset, int seqlen, int windows) {}
+
+    /** One cell of the grid. */
+    public record Cell(String spec, String source, int nsamples, int seqlen, long seed) {
+        Map<String, Object> parameters(Evaluation e) {
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("study", "calibration-ablation");
+            m.put("model", e.model());
+            m.put("dataset", e.dataset());
+            m.put("eval_seqlen", e.seqlen());
+            m.put("eval_windows", e.windows());
+            m.put("spec", spec);
+            m.put("calib_source", source);
+            m.put("nsamples", nsamples);
+            m.put("calib_seqlen", seqlen);
+            m.put("seed", seed);
+            return m;
+        }
+    }
+
+    /** The grid: specs x sources x nsamples x seeds at one calibration length; rtn specs once each. */
+    public static List<Cell> grid(List<String> specs, List<String> sources, List<Integer> nsamples, int seqlen, List<Long> seeds) {
+        List<Cell> cells = new ArrayList<>();
+        for (String spec : specs) {
+            if (spec.startsWith("rtn:")) {
+                cells.add(new Cell(spec, "none", 0, 0, 0));
+                continue;
+            }
+            for (String src : sources)
+                for (int n : nsamples)
+                    for (long seed : seeds) cells.add(new Cell(spec, src, n, seqlen, seed));
+        }
+        return cells;
+    }
+
+    /** Runs the cells missing from {@code store}; returns all rows of this evaluation's cells. */
+    public static List<Row> run(ResultStore store, Evaluation eval, List<Cell> cells, int threads, Progress progress) {
+        List<Row> rows = new ArrayList<>();
+        try (Progress.Task task = progress.start("ablation", cells.size(), "cell")) {
+            for (Cell cell : cells) {
+                Map<String, Object> params = cell.parameters(eval);
+                String key = Row.key(params);
+                rows.add(store.computeIfAbsent(key, () -> runCell(key, params, eval, cell, threads)));
+                task.step(1);
+            }
+        }
+        return rows;
+    }
+
+    private static Row runCell(String key, Map<String, Object> params, Evaluation eval, Cell cell, int threads) {
+        long t0 = System.nanoTime();
+        try (Checkpoint ckpt = Checkpoints.open(eval.model(), null); Transformer model = Transformer.load(ckpt, threads)) {
+            var tok = Checkpoints.tokenizer(ckpt);
+            QuantizationRecipe recipe = QuantizationRecipe.of(cell.spec());
+            if (!cell.source().equals("none"))
+                recipe = recipe.withCalibration(new QuantizationRecipe.Calibration(cell.source(), cell.nsamples(), cell.seqlen(),
+                        cell.seed(), CalibrationSampler.Mode.DOCUMENTS));
+            QuantizationRecipe.Outcome outcome = recipe.apply(model, tok, Progress.NONE);
+            TextDatasets.Text text = TextDatasets.load(eval.dataset());
+            int[] ids = tok.encodeWithSpecials(text.text());
+            Perplexity.Result r = Perplexity.evaluate(model, ids, eval.seqlen(), eval.windows(), Progress.NONE);
+            return Row.of(key).withAll(params)
+                    .with("ppl", r.ppl())
+                    .with("nll_sum", r.nllSum())
+                    .with("tokens", r.tokens())
+                    .with("bits_per_weight", outcome.model() == null ? 32.0 : outcome.model().bitsPerWeight())
+                    .with("quantization", outcome.provenance())
+                    .with("model_sha256", ckpt.sha256())
+                    .with("dataset_sha256", text.sha256())
+                    .with("threads", threads)
+                    .with("seconds", (System.nanoTime() - t0) / 1e9)
+                    .withProvenance();
+        }
+    }
+
+    /**
+     * Per (spec, source, nsamples, calib_seqlen): the number of seeds, mean and sample std of the perplexity,
+     * and the 95% confidence interval of the mean, mean -/+ t(0.975, n-1) std / sqrt(n) (NaN for one seed).
+     */
+    public static Table summary(List<Row> rows) {
+        Map<String, List<Row>> cells = new LinkedHashMap<>();
+        for (Row r : rows)
+            cells.computeIfAbsent(r.get("spec") + "|" + r.get("calib_source") + "|" + r.get("nsamples") + "|" + r.get("calib_seqlen"),
+                    k -> new ArrayList<>()).add(r);
+        Table t = Table.create("calibration ablation", StringColumn.create("spec"), StringColumn.create("calib_source"),
+                IntColumn.create("nsamples"), IntColumn.create("calib_seqlen"), IntColumn.create("seeds"),
+                DoubleColumn.create("ppl_mean"), DoubleColumn.create("ppl_std"), DoubleColumn.create("ci95_low"),
+                DoubleColumn.create("ci95_high"));
+        for (List<Row> group : cells.values()) {
+            int n = group.size();
+            double mean = 0;
+            for (Row r : group) mean += ((Number) r.get("ppl")).doubleValue();
+            mean /= n;
+            double ss = 0;
+            for (Row r : group) ss += Math.pow(((Number) r.get("ppl")).doubleValue() - mean, 2);
+            double std = n > 1 ? Math.sqrt(ss / (n - 1)) : Double.NaN;
+            double half = n > 1 ? new TDistribution(n - 1).inverseCumulativeProbability(0.975) * std / Math.sqrt(n) : Double.NaN;
+            Row first = group.get(0);
+            t.stringColumn("spec").append((String) first.get("spec"));
+            t.stringColumn("calib_source").append((String) first.get("calib_source"));
+            t.intColumn("nsamples").append(((Number) first.get("nsamples")).intValue());
+            t.intColumn("calib_seqlen").append(((Number) first.get("calib_seqlen")).intValue());
+            t.intColumn("seeds").append(n);
+            t.doubleColumn("ppl_mean").append(mean);
+            t.doubleColumn("ppl_std").append(std);
+            t.doubleColumn("ci95_low").append(mean - half);
+            t.doubleColumn("ci95_high").append(mean + half);
+        }
+        return t;
+    }
+}
