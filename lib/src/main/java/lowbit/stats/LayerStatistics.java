@@ -52,15 +52,9 @@ public final class LayerStatistics {
     /** Inputs of a block in order, then the cache. */
     public static final List<String> INPUTS = List.of("attn_in", "attn_out", "mlp_in", "mlp_act");
 
-    /** Which input a linear reads: linears with the same key see the same activations (GPTQ's grouping). */
+    /** Which input a linear reads, as GPTQ groups them (one Hessian per input). */
     public static String inputOf(Linear lin) {
-        return switch (lin.module()) {
-            case "q_proj", "k_proj", "v_proj" -> "attn_in";
-            case "o_proj", "out_proj" -> "attn_out";
-            case "gate_proj", "up_proj", "fc1" -> "mlp_in";
-            case "down_proj", "fc2" -> "mlp_act";
-            default -> throw new IllegalArgumentException("no block input is known for " + lin.name());
-        };
+        return lowbit.quant.gptq.GptqQuantizer.inputOf(lin);
     }
 
     // ---------------------------------------------------------------- weights

@@ -13,6 +13,7 @@ import lowbit.progress.Progress;
 import lowbit.quant.QuantConfig;
 import lowbit.quant.Rtn;
 import lowbit.quant.gptq.Gptq;
+import lowbit.quant.gptq.GptqQuantizer;
 import lowbit.stats.Moments;
 import lowbit.tensor.Parallel;
 import org.apache.commons.math3.stat.correlation.SpearmansCorrelation;
@@ -67,20 +68,23 @@ public final class Sensitivity {
         t.removeColumns("ppl", "ppl_increase");
         try (Parallel par = new Parallel(model.threads())) {
             SequentialCalibration.run(model, windows, block -> {
-                Map<Linear, Gptq> h = new HashMap<>();
-                for (Linear lin : block.linears()) h.put(lin, new Gptq(lin.inFeatures()));
+                // q/k/v (and gate/up) read one input: one Hessian per input, accumulated by its first reader
+                Map<String, Gptq> h = new HashMap<>();
+                Map<String, Linear> reader = new HashMap<>();
+                for (Linear lin : block.linears())
+                    if (reader.putIfAbsent(GptqQuantizer.inputOf(lin), lin) == null) h.put(GptqQuantizer.inputOf(lin), new Gptq(lin.inFeatures()));
                 block.forward(new ForwardHook() {
                     @Override
                     public void linearInput(Linear linear, float[] x, int rows) {
-                        Gptq g = h.get(linear);
-                        if (g != null) g.addBatch(x, rows, par);
+                        if (linear.layer() == block.layer() && reader.get(GptqQuantizer.inputOf(linear)) == linear)
+                            h.get(GptqQuantizer.inputOf(linear)).addBatch(x, rows, par);
                     }
                 });
                 for (Linear lin : block.linears()) {
                     float[] w = lin.weight();
                     float[] q = Rtn.quantize(lin.name(), w, lin.outFeatures(), lin.inFeatures(), cfg).dequantize();
                     row(t, lin, cfg.bits());
-                    t.doubleColumn("hessian_error").append(hessianError(w, q, h.get(lin).hessian(), lin.outFeatures(), lin.inFeatures()));
+                    t.doubleColumn("hessian_error").append(hessianError(w, q, h.get(GptqQuantizer.inputOf(lin)).hessian(), lin.outFeatures(), lin.inFeatures()));
                     t.doubleColumn("kurtosis").append(Moments.of(w).pearsonKurtosis());
                 }
             }, progress);

@@ -39,8 +39,8 @@ public final class GptqQuantizer {
         this.trueSequential = trueSequential;
     }
 
-    /** Which input a linear reads: linears with the same key see the same activations. */
-    static String inputOf(Linear lin) {
+    /** Which input a linear reads: attn_in, attn_out, mlp_in or mlp_act; linears with the same key see the same activations. */
+    public static String inputOf(Linear lin) {
         return switch (lin.module()) {
             case "q_proj", "k_proj", "v_proj" -> "attn_in";
             case "o_proj", "out_proj" -> "attn_out";
