@@ -20,6 +20,9 @@ import lowbit.io.Hashing;
  * <ul>
  *   <li>"c4" (also "c4-train-slice"): the first 1000 documents of C4 train shard 00000 shipped in the data
  *       directory; recorded as "c4-train-slice" because it is not the shard the reference samples from.
+ *   <li>"tasks": the zero-shot task files of the data directory (ARC, BoolQ, LAMBADA, PIQA, WinoGrande), one
+ *       document per example, its text as a reader would see it answered: the question or context followed by
+ *       the gold answer; "tasks:NAME" (e.g. "tasks:lambada_openai"): one task file, a single-domain source.
  *   <li>a {@code .jsonl} file: one document per non-blank line, its "text" string.
  *   <li>any other file, read as UTF-8 plain text: one document per paragraph, paragraphs being separated by one or
  *       more blank (empty or whitespace-only) lines; a paragraph's lines are joined with "\n", line ends
@@ -47,11 +50,58 @@ public record Documents(String name, Path file, String sha256, List<String> text
     public static Documents load(String source) {
         if (source == null || source.isBlank()) throw new IllegalArgumentException("calibration source is empty");
         if (source.equals("c4") || source.equals(C4)) return read(C4, DataDir.require(C4_FILE));
+        if (source.equals("tasks")) return tasks(TASKS);
+        if (source.startsWith("tasks:")) {
+            String name = source.substring("tasks:".length());
+            if (!TASKS.contains(name))
+                throw new IllegalArgumentException("calibration source '" + source + "': unknown task file; known: " + TASKS);
+            return tasks(List.of(name));
+        }
         Path p = Path.of(source);
         if (!Files.isRegularFile(p))
             throw new FormatException(p, "calibration source not found: expected \"c4\", a .jsonl file with a \"text\""
                     + " field per line, or a plain text file");
         return read(source, p);
+    }
+
+    /** The task files "tasks" draws from, in this order. */
+    public static final List<String> TASKS = List.of("arc_challenge", "arc_easy", "boolq", "lambada_openai", "piqa", "winogrande");
+
+    private static Documents tasks(List<String> names) {
+        List<String> docs = new ArrayList<>();
+        StringBuilder shas = new StringBuilder();
+        Path last = null;
+        for (String name : names) {
+            Path file = DataDir.require("tasks/" + name + ".jsonl");
+            last = file;
+            shas.append(name).append(' ').append(Hashing.sha256(file)).append('\n');
+            ObjectMapper json = new ObjectMapper();
+            int lineNo = 0;
+            try {
+                for (String line : Files.readAllLines(file, StandardCharsets.UTF_8)) {
+                    lineNo++;
+                    if (line.isBlank()) continue;
+                    docs.add(taskText(json.readTree(line)));
+                }
+            } catch (IOException | RuntimeException e) {
+                throw new FormatException(file, "line " + lineNo + ": not a task example with query/choices/gold, "
+                        + "context/continuation or context_options/continuation/gold: " + e.getMessage());
+            }
+        }
+        String name = names.size() == 1 ? "tasks:" + names.get(0) : "tasks";
+        Path file = names.size() == 1 ? last : last.getParent();
+        String sha = names.size() == 1 ? Hashing.sha256(last)
+                : lowbit.results.Row.hash(shas.toString());
+        return new Documents(name, file, sha, docs);
+    }
+
+    /** An example as answered text: the gold choice after its question, or the continuation after its context. */
+    static String taskText(JsonNode ex) {
+        if (ex.has("context_options")) return ex.get("context_options").get(ex.get("gold").asInt()).asText() + " " + ex.get("continuation").asText();
+        if (ex.has("context")) return ex.get("context").asText() + " " + ex.get("continuation").asText();
+        if (ex.has("choices") && ex.has("gold")) return ex.get("query").asText() + " " + ex.get("choices").get(ex.get("gold").asInt()).asText();
+        if (ex.has("query")) return ex.get("query").asText();
+        throw new IllegalArgumentException("no query, context or context_options field");
     }
 
     public static Documents read(Path file) {

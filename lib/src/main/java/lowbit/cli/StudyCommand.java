@@ -1,19 +1,21 @@
 package lowbit.cli;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
+import java.util.Locale;
 import java.util.concurrent.Callable;
 import lowbit.progress.Progress;
+import lowbit.studies.Study;
+import lowbit.studies.StudyReport;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
-/**
- * The main job. Until the studies land it evaluates the default model's WikiText-2 perplexity, resumably,
- * and writes the result with its provenance under results/.
- */
+/** The main job: statistics, methods x bits, sensitivity, mixed precision and a calibration ablation, into results/. */
 @Command(name = "study", mixinStandardHelpOptions = true,
-        description = "The main study (for now: the default model's WikiText-2 perplexity), written to results/.")
+        description = "The main study of a model: per-layer statistics, methods x bits, per-linear sensitivity, mixed precision "
+                + "under a bit budget and a calibration ablation. Every experiment is a row of OUT/store.jsonl, written as it "
+                + "finishes (a re-run skips what is stored, an interrupted run resumes); the report is OUT/index.html (offline).")
 final class StudyCommand implements Callable<Integer> {
     @Mixin
     ModelOptions modelOptions;
@@ -21,23 +23,36 @@ final class StudyCommand implements Callable<Integer> {
     @Option(names = "--out", defaultValue = "results", description = "output directory (default: ${DEFAULT-VALUE})")
     Path out;
 
-    @Option(names = "--windows", defaultValue = "0", description = "limit the windows, for a quick look (0: all)")
-    int windows;
+    @Option(names = "--full", description = "the full-size study: whole test set, 128 x 2048 calibration, more methods, "
+            + "sample sizes 8..256 and 5 seeds (many hours on 2 cores); default: a quick study of about 15 minutes")
+    boolean full;
 
-    @Option(names = "--seqlen", defaultValue = "2048")
-    int seqlen;
+    @Option(names = "--eval-windows", paramLabel = "K", description = "override the evaluation windows (0: the whole test set)")
+    Integer evalWindows;
+
+    @Option(names = "--methods", split = ",", paramLabel = "SPEC", description = "override the compared specs, e.g. rtn:w4,gptq:w4g128")
+    List<String> methods;
+
+    @Option(names = "--seeds", split = ",", paramLabel = "S", description = "override the ablation seeds, e.g. 0,1,2")
+    List<Long> seeds;
 
     @Override
-    public Integer call() throws Exception {
-        Files.createDirectories(out);
-        Path journal = out.resolve("ppl-windows.tsv");
-        PplCommand.Run run = PplCommand.run(modelOptions, null, "wikitext2", seqlen, windows, journal, Progress.terminal());
-        Path result = out.resolve("ppl-wikitext2.json");
-        Path tmp = out.resolve("ppl-wikitext2.json.part");
-        Files.writeString(tmp, run.json().toPrettyString() + "\n");
-        Files.move(tmp, result, java.nio.file.StandardCopyOption.REPLACE_EXISTING, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
-        System.out.println(run.summary());
-        System.out.println("wrote " + result.toAbsolutePath() + " (per-window NLL in " + journal.toAbsolutePath() + ")");
+    public Integer call() {
+        Study.Plan p = full ? Study.Plan.full(modelOptions.model) : Study.Plan.quick(modelOptions.model);
+        if (evalWindows != null || methods != null || seeds != null)
+            p = new Study.Plan(p.model(), p.dataset(), p.evalSeqlen(), evalWindows != null ? evalWindows : p.evalWindows(),
+                    p.calibSamples(), p.calibSeqlen(), p.awqSamples(), p.seed(), methods != null ? methods : p.methods(),
+                    p.sensitivitySpec(), p.sensitivitySeqlen(), p.sensitivityWindows(), p.allocationBits(), p.allocationGroup(),
+                    p.uniformTargets(), p.extraTargets(), p.allocationMethods(), p.ablationSpecs(), p.ablationSamples(),
+                    seeds != null ? seeds : p.ablationSeeds(), p.diversitySources(), p.diversitySamples(), p.statisticsTopEigen());
+        Study.Result r = Study.run(p, out, modelOptions.threads(), Progress.terminal());
+        Path index = StudyReport.write(r);
+        Path csv = out.resolve("store.csv");
+        r.store().exportCsv(csv);
+        for (String f : StudyReport.findings(r)) System.out.println("- " + f);
+        System.out.printf(Locale.ROOT, "study done in %.0f s (%d new rows; %d in the store)%n", r.seconds(), r.experimentsRun(), r.store().size());
+        System.out.println("report: " + index.toAbsolutePath());
+        System.out.println("store:  " + r.store().file().toAbsolutePath() + " (CSV: " + csv.toAbsolutePath() + ")");
         return 0;
     }
 }

@@ -32,8 +32,16 @@ public final class CalibrationAblation {
     /** Where and how perplexity is measured. */
     public record Evaluation(String model, String dataset, int seqlen, int windows) {}
 
-    /** One cell of the grid. */
-    public record Cell(String spec, String source, int nsamples, int seqlen, long seed) {
+    /**
+     * One cell of the grid. {@code mode} cuts the windows: "documents" (the GPTQ protocol) or "concatenated"
+     * (needed for sources of short documents, such as the task files; the diversity comparison uses it for every
+     * source so that only the text differs).
+     */
+    public record Cell(String spec, String source, int nsamples, int seqlen, long seed, CalibrationSampler.Mode mode) {
+        public Cell(String spec, String source, int nsamples, int seqlen, long seed) {
+            this(spec, source, nsamples, seqlen, seed, CalibrationSampler.Mode.DOCUMENTS);
+        }
+
         Map<String, Object> parameters(Evaluation e) {
             Map<String, Object> m = new LinkedHashMap<>();
             m.put("study", "calibration-ablation");
@@ -46,6 +54,8 @@ public final class CalibrationAblation {
             m.put("nsamples", nsamples);
             m.put("calib_seqlen", seqlen);
             m.put("seed", seed);
+            // Only when not the default, so rows stored before the mode existed keep their keys.
+            if (mode != CalibrationSampler.Mode.DOCUMENTS) m.put("calib_mode", mode.name().toLowerCase(java.util.Locale.ROOT));
             return m;
         }
     }
@@ -80,29 +90,11 @@ public final class CalibrationAblation {
     }
 
     private static Row runCell(String key, Map<String, Object> params, Evaluation eval, Cell cell, int threads) {
-        long t0 = System.nanoTime();
-        try (Checkpoint ckpt = Checkpoints.open(eval.model(), null); Transformer model = Transformer.load(ckpt, threads)) {
-            var tok = Checkpoints.tokenizer(ckpt);
-            QuantizationRecipe recipe = QuantizationRecipe.of(cell.spec());
-            if (!cell.source().equals("none"))
-                recipe = recipe.withCalibration(new QuantizationRecipe.Calibration(cell.source(), cell.nsamples(), cell.seqlen(),
-                        cell.seed(), CalibrationSampler.Mode.DOCUMENTS));
-            QuantizationRecipe.Outcome outcome = recipe.apply(model, tok, Progress.NONE);
-            TextDatasets.Text text = TextDatasets.load(eval.dataset());
-            int[] ids = tok.encodeWithSpecials(text.text());
-            Perplexity.Result r = Perplexity.evaluate(model, ids, eval.seqlen(), eval.windows(), Progress.NONE);
-            return Row.of(key).withAll(params)
-                    .with("ppl", r.ppl())
-                    .with("nll_sum", r.nllSum())
-                    .with("tokens", r.tokens())
-                    .with("bits_per_weight", outcome.model() == null ? 32.0 : outcome.model().bitsPerWeight())
-                    .with("quantization", outcome.provenance())
-                    .with("model_sha256", ckpt.sha256())
-                    .with("dataset_sha256", text.sha256())
-                    .with("threads", threads)
-                    .with("seconds", (System.nanoTime() - t0) / 1e9)
-                    .withProvenance();
-        }
+        QuantizationRecipe recipe = QuantizationRecipe.of(cell.spec());
+        if (!cell.source().equals("none"))
+            recipe = recipe.withCalibration(new QuantizationRecipe.Calibration(cell.source(), cell.nsamples(), cell.seqlen(),
+                    cell.seed(), cell.mode()));
+        return Experiments.run(params, new Experiments.Evaluation(eval.model(), eval.dataset(), eval.seqlen(), eval.windows()), recipe, threads);
     }
 
     /**
@@ -112,10 +104,11 @@ public final class CalibrationAblation {
     public static Table summary(List<Row> rows) {
         Map<String, List<Row>> cells = new LinkedHashMap<>();
         for (Row r : rows)
-            cells.computeIfAbsent(r.get("spec") + "|" + r.get("calib_source") + "|" + r.get("nsamples") + "|" + r.get("calib_seqlen"),
+            cells.computeIfAbsent(r.get("spec") + "|" + r.get("calib_source") + "|" + r.get("nsamples") + "|" + r.get("calib_seqlen")
+                            + "|" + r.get("calib_mode"),
                     k -> new ArrayList<>()).add(r);
         Table t = Table.create("calibration ablation", StringColumn.create("spec"), StringColumn.create("calib_source"),
-                IntColumn.create("nsamples"), IntColumn.create("calib_seqlen"), IntColumn.create("seeds"),
+                StringColumn.create("calib_mode"), IntColumn.create("nsamples"), IntColumn.create("calib_seqlen"), IntColumn.create("seeds"),
                 DoubleColumn.create("ppl_mean"), DoubleColumn.create("ppl_std"), DoubleColumn.create("ci95_low"),
                 DoubleColumn.create("ci95_high"));
         for (List<Row> group : cells.values()) {
@@ -130,6 +123,8 @@ public final class CalibrationAblation {
             Row first = group.get(0);
             t.stringColumn("spec").append((String) first.get("spec"));
             t.stringColumn("calib_source").append((String) first.get("calib_source"));
+            t.stringColumn("calib_mode").append(first.get("calib_mode") == null ? (first.get("calib_source").equals("none") ? "" : "documents")
+                    : (String) first.get("calib_mode"));
             t.intColumn("nsamples").append(((Number) first.get("nsamples")).intValue());
             t.intColumn("calib_seqlen").append(((Number) first.get("calib_seqlen")).intValue());
             t.intColumn("seeds").append(n);

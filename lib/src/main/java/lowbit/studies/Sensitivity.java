@@ -16,6 +16,9 @@ import lowbit.quant.gptq.Gptq;
 import lowbit.quant.gptq.GptqQuantizer;
 import lowbit.stats.Moments;
 import lowbit.tensor.Parallel;
+import jdk.incubator.vector.DoubleVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
 import org.apache.commons.math3.stat.correlation.SpearmansCorrelation;
 import tech.tablesaw.api.DoubleColumn;
 import tech.tablesaw.api.IntColumn;
@@ -30,6 +33,8 @@ import tech.tablesaw.api.Table;
  */
 public final class Sensitivity {
     private Sensitivity() {}
+
+    private static final VectorSpecies<Double> S = DoubleVector.SPECIES_PREFERRED;
 
     /**
      * Perplexity with only one linear quantized, for every block linear in turn; the model is restored after
@@ -63,7 +68,17 @@ public final class Sensitivity {
      * windows on the float model, as GPTQ builds it) and kurtosis (Pearson, of the weight).
      */
     public static Table proxies(Transformer model, int[][] windows, QuantConfig cfg, Progress progress) {
-        Table t = table("sensitivity proxies (" + cfg.label() + ")");
+        return proxies(model, windows, List.of(cfg), progress);
+    }
+
+    /**
+     * {@link #proxies(Transformer, int[][], QuantConfig, Progress)} for several grids from one calibration pass:
+     * one row per (linear, grid), in block order, the grids in the order given. What a bit allocation needs:
+     * the predicted loss of every linear at every candidate width.
+     */
+    public static Table proxies(Transformer model, int[][] windows, List<QuantConfig> cfgs, Progress progress) {
+        if (cfgs.isEmpty()) throw new IllegalArgumentException("no quantization grids given for the proxies");
+        Table t = table("sensitivity proxies (" + cfgs.stream().map(QuantConfig::label).reduce((a, b) -> a + ", " + b).orElseThrow() + ")");
         t.addColumns(DoubleColumn.create("hessian_error"), DoubleColumn.create("kurtosis"));
         t.removeColumns("ppl", "ppl_increase");
         try (Parallel par = new Parallel(model.threads())) {
@@ -82,10 +97,13 @@ public final class Sensitivity {
                 });
                 for (Linear lin : block.linears()) {
                     float[] w = lin.weight();
-                    float[] q = Rtn.quantize(lin.name(), w, lin.outFeatures(), lin.inFeatures(), cfg).dequantize();
-                    row(t, lin, cfg.bits());
-                    t.doubleColumn("hessian_error").append(hessianError(w, q, h.get(GptqQuantizer.inputOf(lin)).hessian(), lin.outFeatures(), lin.inFeatures()));
-                    t.doubleColumn("kurtosis").append(Moments.of(w).pearsonKurtosis());
+                    double kurtosis = Moments.of(w).pearsonKurtosis();
+                    for (QuantConfig cfg : cfgs) {
+                        float[] q = Rtn.quantize(lin.name(), w, lin.outFeatures(), lin.inFeatures(), cfg).dequantize();
+                        row(t, lin, cfg.bits());
+                        t.doubleColumn("hessian_error").append(hessianError(w, q, h.get(GptqQuantizer.inputOf(lin)).hessian(), lin.outFeatures(), lin.inFeatures(), par));
+                        t.doubleColumn("kurtosis").append(kurtosis);
+                    }
                 }
             }, progress);
         }
@@ -94,17 +112,32 @@ public final class Sensitivity {
 
     /** sum over rows of d^T H d with d = w - q. */
     static double hessianError(float[] w, float[] q, double[] h, int rows, int cols) {
-        double total = 0;
-        double[] d = new double[cols];
-        for (int r = 0; r < rows; r++) {
+        try (Parallel par = new Parallel(1)) {
+            return hessianError(w, q, h, rows, cols, par);
+        }
+    }
+
+    /** As above, rows split over {@code par}'s threads; per-row terms are summed in row order, so any thread count gives the same bits. */
+    static double hessianError(float[] w, float[] q, double[] h, int rows, int cols, Parallel par) {
+        double[] perRow = new double[rows];
+        par.forEach(rows, r -> {
+            double[] d = new double[cols];
             for (int j = 0; j < cols; j++) d[j] = (double) w[r * cols + j] - q[r * cols + j];
+            double total = 0;
             for (int i = 0; i < cols; i++) {
                 if (d[i] == 0) continue;
-                double s = 0;
-                for (int j = 0; j < cols; j++) s += h[i * cols + j] * d[j];
+                DoubleVector acc = DoubleVector.zero(S);
+                int j = 0;
+                for (int upper = S.loopBound(cols); j < upper; j += S.length())
+                    acc = DoubleVector.fromArray(S, h, i * cols + j).fma(DoubleVector.fromArray(S, d, j), acc);
+                double s = acc.reduceLanes(VectorOperators.ADD);
+                for (; j < cols; j++) s += h[i * cols + j] * d[j];
                 total += d[i] * s;
             }
-        }
+            perRow[r] = total;
+        });
+        double total = 0;
+        for (double v : perRow) total += v;
         return total;
     }
 

@@ -31,7 +31,7 @@ import tech.tablesaw.api.StringColumn;
 import tech.tablesaw.api.Table;
 import tech.tablesaw.plotly.components.Figure;
 
-class HtmlTest {
+public class HtmlTest {
     /** gzip -9 of plotly.js 2.35.3 is 2.41 MB, 3.21 MB as base64; the rest of a report is small. */
     static final long PAGE_BOUND = 3_400_000;
 
@@ -205,7 +205,7 @@ class HtmlTest {
     private static final Pattern TAG = Pattern.compile("<(/?)([a-zA-Z][a-zA-Z0-9]*)[^>]*?(/?)>");
 
     /** Every element closed in order; script bodies are skipped as a browser does, up to the first "</script". */
-    static void assertBalanced(String html) {
+    public static void assertBalanced(String html) {
         Deque<String> open = new ArrayDeque<>();
         Matcher m = TAG.matcher(html);
         int pos = 0;

@@ -1,0 +1,121 @@
+package lowbit.studies;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import lowbit.io.DataDir;
+import lowbit.plots.HtmlTest;
+import lowbit.progress.Progress;
+import lowbit.results.ResultStore;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import tech.tablesaw.api.Table;
+
+/** The whole study, small, on the real tiny model stories260K (5 blocks, 35 linears, hidden 64). */
+class StudyTest {
+    static Study.Plan tiny(String model) {
+        return new Study.Plan(model, "wikitext2", 128, 2, 4, 128, 2, 0,
+                List.of("rtn:w8", "rtn:w4g32", "gptq:w4g32", "awq:w4g32", "smoothquant:w8a8", "rtn:w4g32+kv4"),
+                "rtn:w3g32", 128, 1,
+                List.of(2, 3, 4, 8), 32, List.of(3, 4), List.of(3.5), List.of("rtn"),
+                List.of("rtn:w3g32", "gptq:w3g32"), List.of(2, 4), List.of(0L, 1L),
+                List.of("c4", "tasks:lambada_openai"), 4, 2);
+    }
+
+    @Test
+    void runsEveryPartResumesAndReportsEveryChart(@TempDir Path tmp) throws Exception {
+        Path bin = DataDir.root().resolve("models/stories260K/stories260K.bin");
+        assumeTrue(Files.exists(bin), "stories260K not in the data directory (./lowbit setup)");
+        Study.Plan plan = tiny(bin.toString());
+        Path dir = tmp.resolve("results");
+        Study.Result r = Study.run(plan, dir, 2, Progress.NONE);
+
+        assertEquals(1 + 6, r.methods().rowCount(), "fp + every spec");
+        assertEquals(35, r.sensitivity().rowCount(), "one row per linear");
+        assertEquals(35 * 4, r.proxies().rowCount(), "one row per linear and candidate width");
+        assertEquals(2 + 3, r.mixed().rowCount(), "2 uniform + 3 mixed targets");
+        assertEquals(1.0, value(r.methods(), "fp", "ppl_vs_fp"), 0);
+        assertTrue(value(r.methods(), "rtn:w8", "ppl_vs_fp") < 1.01, "8-bit weights are near lossless");
+        assertTrue(value(r.methods(), "rtn:w4g32", "ppl") > value(r.methods(), "rtn:w8", "ppl"), "4 bits cost more than 8");
+
+        // Mixed allocations stay within their budget (the quantized model's own count) and, at a uniform width's
+        // bits, predict no more loss than uniform (which is one of the feasible allocations).
+        Table mix = r.mixed();
+        for (int i = 0; i < mix.rowCount(); i++) {
+            if (!mix.stringColumn("allocation").get(i).equals("mixed")) continue;
+            assertTrue(mix.doubleColumn("bits_per_weight").get(i) <= mix.doubleColumn("target_bits").get(i) + 1e-9,
+                    "mixed row " + i + " over budget: " + mix.row(i));
+            Path map = dir.resolve(mix.stringColumn("bits_map").get(i));
+            assertEquals(35, BitsMap.read(map).layers().size(), "the bits map lists every linear");
+        }
+        for (int u = 0; u < 2; u++)
+            assertTrue(mix.doubleColumn("predicted_loss").get(2 + u) <= mix.doubleColumn("predicted_loss").get(u) + 1e-12,
+                    "mixed at uniform " + (u + 3) + "-bit's budget predicts no more loss");
+        assertEquals(1 + 2, r.ablation().rowCount(), "rtn control + gptq at 2 sizes (seeds summarized)");
+        assertEquals(2, r.diversity().rowCount());
+
+        // A re-run computes nothing and reads the same numbers.
+        int rows = r.store().size();
+        Study.Result again = Study.run(plan, dir, 1, Progress.NONE);
+        assertEquals(0, again.experimentsRun());
+        assertEquals(rows, ResultStore.open(dir.resolve("store.jsonl")).size());
+        assertEquals(r.methods().doubleColumn("ppl").asList(), again.methods().doubleColumn("ppl").asList());
+        assertEquals(r.statistics().rowCount(), again.statistics().rowCount());
+
+        // An interrupted run (the last rows never written) resumes: only the missing rows run, with the same
+        // numbers, on another thread count.
+        Path store = dir.resolve("store.jsonl");
+        List<String> lines = Files.readAllLines(store, StandardCharsets.UTF_8);
+        Files.write(store, lines.subList(0, lines.size() - 5), StandardCharsets.UTF_8);
+        Study.Result resumed = Study.run(plan, dir, 1, Progress.NONE);
+        assertEquals(5, resumed.experimentsRun());
+        assertEquals(r.ablation().doubleColumn("ppl_mean").asList(), resumed.ablation().doubleColumn("ppl_mean").asList());
+        assertEquals(r.diversity().doubleColumn("ppl_mean").asList(), resumed.diversity().doubleColumn("ppl_mean").asList());
+
+        Path index = StudyReport.write(resumed);
+        String html = Files.readString(index);
+        HtmlTest.assertBalanced(html);
+        List<String> titles = List.of("Weight kurtosis (Pearson) by block and module", "Weight std by block and module",
+                "Linear input kurtosis by block and input", "Largest per-channel max |x| of linear inputs", "K/V cache kurtosis by block",
+                "Hessian trace", "Perplexity vs bits per weight", "Perplexity of every configuration",
+                "Perplexity increase with one linear quantized (top 30)", "Measured sensitivity (perplexity increase) by block and module",
+                "Mixed precision vs uniform", "Perplexity vs calibration samples", "Calibration text: mean perplexity per source");
+        assertEquals(titles.size(), count(html, "class=\"lowbit-figure\""), "one div per chart");
+        for (String t : titles) assertTrue(html.contains(t.replace("|", "|")), "report lacks the chart '" + t + "'");
+        assertEquals(1, count(html, "id=\"lowbit-plotly-js\""), "plotly.js inlined once");
+        for (String f : StudyReport.findings(resumed)) assertTrue(html.contains(f.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")));
+    }
+
+    @Test
+    void refusesInconsistentPlans() {
+        Study.Plan p = tiny("stories260K");
+        Study.Plan badSens = new Study.Plan(p.model(), p.dataset(), p.evalSeqlen(), p.evalWindows(), p.calibSamples(), p.calibSeqlen(),
+                p.awqSamples(), p.seed(), p.methods(), "gptq:w3g32", p.sensitivitySeqlen(), p.sensitivityWindows(), p.allocationBits(),
+                p.allocationGroup(), p.uniformTargets(), p.extraTargets(), p.allocationMethods(), p.ablationSpecs(), p.ablationSamples(),
+                p.ablationSeeds(), p.diversitySources(), p.diversitySamples(), p.statisticsTopEigen());
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> Study.validate(badSens)).getMessage().contains("rtn spec"));
+        Study.Plan badWidth = new Study.Plan(p.model(), p.dataset(), p.evalSeqlen(), p.evalWindows(), p.calibSamples(), p.calibSeqlen(),
+                p.awqSamples(), p.seed(), p.methods(), "rtn:w5g32", p.sensitivitySeqlen(), p.sensitivityWindows(), p.allocationBits(),
+                p.allocationGroup(), p.uniformTargets(), p.extraTargets(), p.allocationMethods(), p.ablationSpecs(), p.ablationSamples(),
+                p.ablationSeeds(), p.diversitySources(), p.diversitySamples(), p.statisticsTopEigen());
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> Study.validate(badWidth)).getMessage().contains("allocation widths"));
+    }
+
+    private static double value(Table t, String spec, String col) {
+        for (int i = 0; i < t.rowCount(); i++)
+            if (t.stringColumn("spec").get(i).equals(spec)) return t.doubleColumn(col).get(i);
+        throw new AssertionError("no row " + spec);
+    }
+
+    private static int count(String s, String part) {
+        int n = 0;
+        for (int i = s.indexOf(part); i >= 0; i = s.indexOf(part, i + 1)) n++;
+        return n;
+    }
+}
