@@ -137,6 +137,12 @@ public final class Study {
 
         Table stats, hessians, proxies;
         try (Checkpoint ckpt = Checkpoints.open(plan.model(), null); Transformer model = Transformer.load(ckpt, threads)) {
+            // Refuse a spec that does not fit this model now, not after an hour of other parts.
+            List<String> specs = new ArrayList<>(plan.methods());
+            specs.addAll(plan.ablationSpecs());
+            specs.add(plan.sensitivitySpec());
+            for (int b : plan.allocationBits()) specs.add("rtn:w" + b + "g" + plan.allocationGroup());
+            for (String spec : specs) recipe(plan, spec).validate(model);
             Map<String, Object> sp = new LinkedHashMap<>(Map.of("study", "layer-statistics", "model_sha256", sha, "calibration", calibParams));
             stats = storedTable(store, dir, "layer-statistics", sp, () -> {
                 Table w = LayerStatistics.weights(model);

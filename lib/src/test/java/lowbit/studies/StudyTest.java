@@ -107,6 +107,16 @@ class StudyTest {
         assertTrue(assertThrows(IllegalArgumentException.class, () -> Study.validate(badWidth)).getMessage().contains("allocation widths"));
     }
 
+    @Test
+    void refusesASpecThatDoesNotFitTheModelBeforeAnyWork(@TempDir Path tmp) {
+        Path bin = DataDir.root().resolve("models/stories260K/stories260K.bin");
+        assumeTrue(Files.exists(bin), "stories260K not in the data directory (./lowbit setup)");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> Study.run(Study.Plan.quick(bin.toString()), tmp, 1, Progress.NONE));
+        assertTrue(e.getMessage().contains("group size 128 is wider than the narrowest linear input (64 columns)"), e.getMessage());
+        assertEquals(0, ResultStore.open(tmp.resolve("store.jsonl")).size(), "nothing was run");
+    }
+
     private static double value(Table t, String spec, String col) {
         for (int i = 0; i < t.rowCount(); i++)
             if (t.stringColumn("spec").get(i).equals(spec)) return t.doubleColumn(col).get(i);
