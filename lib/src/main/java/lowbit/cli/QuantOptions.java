@@ -25,8 +25,10 @@ final class QuantOptions {
     @Option(names = "--seed", defaultValue = "0", paramLabel = "S", description = "calibration draw seed (default: ${DEFAULT-VALUE})")
     long seed;
 
-    @Option(names = "--calib-source", defaultValue = "c4", paramLabel = "c4|FILE",
-            description = "calibration text: the shipped C4 train slice, a .jsonl with \"text\" fields or a plain text file (default: ${DEFAULT-VALUE})")
+    @Option(names = "--calib-source", defaultValue = "c4", paramLabel = "c4|tasks|tasks:NAME|FILE",
+            description = "calibration text: the shipped C4 train slice; the zero-shot task files' examples with their gold answers "
+                    + "(tasks, or one file: tasks:lambada_openai; short documents: use --calib-mode concatenated); a .jsonl with "
+                    + "\"text\" fields or a plain text file (default: ${DEFAULT-VALUE})")
     String calibSource;
 
     @Option(names = "--calib-mode", defaultValue = "documents", paramLabel = "documents|concatenated",
