@@ -128,4 +128,23 @@ PY
     rm -rf "$tmp"
 fi
 step "default model: $MODEL_PATH (sha256 $MODEL_SHA256)"
+# 6. The Jupyter kernel "lowbit": JJava on this JDK, with the Vector API flags, the lowbit jar and its
+#    dependencies on the classpath, and environment/notebook-startup.jshell run before the first cell.
+JJAVA_DIR="$VENV/share/jupyter/kernels/java"
+KERNEL_DIR="$VENV/share/jupyter/kernels/lowbit"
+[ -f "$JJAVA_DIR/jjava.jar" ] && [ -f "$JJAVA_DIR/jjava-launcher.jar" ] \
+    || die "the jjava package did not install its kernel jars into $JJAVA_DIR (pip install jjava into .venv)"
+DATA_ABS="$(cd "$DATA_DIR" && pwd)"
+# JJava's launcher splits JJAVA_JVM_OPTS on whitespace, so a path with a space would become two options.
+case "$ROOT$DATA_ABS$JAVA_HOME" in
+    *[[:space:]]*) die "the notebook kernel cannot take paths with spaces ($ROOT, $DATA_ABS, $JAVA_HOME): move the checkout" ;;
+esac
+JVM_OPTS="${JAVA_FLAGS[*]} -Dslf4j.internal.verbosity=ERROR -Dlowbit.data=$DATA_ABS -Dlowbit.root=$ROOT"
+spec=$(sed -e "s#@JAVA_HOME@#$JAVA_HOME#g" -e "s#@JJAVA_DIR@#$JJAVA_DIR#g" -e "s#@ROOT@#$ROOT#g" \
+    -e "s#@DATA_DIR@#$DATA_ABS#g" -e "s#@JVM_OPTS@#$JVM_OPTS#g" "$ROOT/environment/kernel.json.in")
+if [ ! -f "$KERNEL_DIR/kernel.json" ] || [ "$(cat "$KERNEL_DIR/kernel.json")" != "$spec" ]; then
+    mkdir -p "$KERNEL_DIR"
+    printf '%s\n' "$spec" > "$KERNEL_DIR/kernel.json"
+    step "registered the Jupyter kernel 'lowbit' in $KERNEL_DIR"
+fi
 echo "lowbit setup complete" >&2

@@ -1,0 +1,46 @@
+package lowbit.notebook;
+
+import java.util.Locale;
+import java.util.Objects;
+import lowbit.progress.Progress;
+
+/**
+ * The notebook session: where progress goes and how numbers are published. The kernel's startup script calls
+ * {@link #useProgress} with bars that update in the cell; outside a kernel (a test, jshell) progress goes
+ * nowhere.
+ */
+public final class Lab {
+    private Lab() {}
+
+    /** Prefix of the lines {@link #result} prints; environment/check_reproducible.py reads them back. */
+    public static final String RESULT_PREFIX = "RESULT ";
+
+    private static volatile Progress progress = Progress.NONE;
+
+    public static Progress progress() {
+        return progress;
+    }
+
+    public static void useProgress(Progress p) {
+        progress = Objects.requireNonNull(p, "progress");
+    }
+
+    /** Loads a model by name: "default", "stories260K", a path, or hf:ORG/NAME (see {@link Model#resolve}). */
+    public static Model load(String name) {
+        return Model.load(name);
+    }
+
+    /**
+     * Prints {@code RESULT name=value} with every digit of the double (Java's shortest round-trip form), so a
+     * re-run of the notebook can be checked against the committed outputs.
+     */
+    public static void result(String name, double value) {
+        System.out.println(resultLine(name, value));
+    }
+
+    static String resultLine(String name, double value) {
+        if (name == null || !name.matches("[A-Za-z0-9_.:/-]+"))
+            throw new IllegalArgumentException("result name '" + name + "' must be letters, digits and _ . : / -");
+        return RESULT_PREFIX + name + "=" + Double.toString(value).toLowerCase(Locale.ROOT);
+    }
+}

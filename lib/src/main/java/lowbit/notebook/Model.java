@@ -1,0 +1,130 @@
+package lowbit.notebook;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.Map;
+import lowbit.calibration.CalibrationSampler;
+import lowbit.calibration.CalibrationSet;
+import lowbit.eval.Perplexity;
+import lowbit.eval.TextDatasets;
+import lowbit.io.Checkpoint;
+import lowbit.io.Checkpoints;
+import lowbit.io.DataDir;
+import lowbit.model.Transformer;
+import lowbit.quant.QuantizationRecipe;
+import lowbit.tokenizer.Tokenizer;
+
+/**
+ * A checkpoint loaded for a notebook: the open checkpoint, its transformer and tokenizer together, with the
+ * few operations cells use, all reporting progress to {@link Lab#progress()}. Quantizing changes this model in
+ * place; load another one to compare.
+ */
+public final class Model implements AutoCloseable {
+    private final String name;
+    private final Checkpoint checkpoint;
+    private final Transformer transformer;
+    private final Tokenizer tokenizer;
+    private final Map<String, int[]> tokens = new HashMap<>();
+
+    private Model(String name, Checkpoint checkpoint, Transformer transformer, Tokenizer tokenizer) {
+        this.name = name;
+        this.checkpoint = checkpoint;
+        this.transformer = transformer;
+        this.tokenizer = tokenizer;
+    }
+
+    /** Loads {@code name} (see {@link #resolve}) on every core. */
+    public static Model load(String name) {
+        String spec = resolve(name);
+        Checkpoint ckpt = Checkpoints.open(spec, null);
+        try {
+            Transformer t = Transformer.load(ckpt);
+            return new Model(name, ckpt, t, Checkpoints.tokenizer(ckpt));
+        } catch (RuntimeException e) {
+            ckpt.close();
+            throw e;
+        }
+    }
+
+    /**
+     * What {@link Checkpoints#open(String, lowbit.io.hub.HubClient.Progress)} should open for a name a notebook
+     * uses: "default" and "hf:ORG/NAME" as they are; an existing path as it is; otherwise a model under the data
+     * directory's models/ folder: {@code models/NAME} itself when it is a file or a Hugging Face directory
+     * (config.json), else {@code models/NAME/NAME.bin} (a llama2.c model such as stories260K).
+     */
+    public static String resolve(String name) {
+        if (name == null || name.isBlank()) throw new IllegalArgumentException("no model name given");
+        if (name.equals(Checkpoints.DEFAULT) || name.startsWith(Checkpoints.HUB_PREFIX)) return name;
+        if (Files.exists(Path.of(name))) return name;
+        Path p = DataDir.root().resolve("models").resolve(name);
+        if (Files.isRegularFile(p) || Files.isRegularFile(p.resolve("config.json"))) return p.toString();
+        Path bin = p.resolve(name + ".bin");
+        if (Files.isRegularFile(bin)) return bin.toString();
+        throw new IllegalArgumentException("no model '" + name + "': not 'default', not hf:ORG/NAME, not a path, and "
+                + p + " is neither a model file, a Hugging Face directory (config.json) nor holds " + name + ".bin");
+    }
+
+    /** Whether {@link #load} would find {@code name} without downloading (hf: names count as not available). */
+    public static boolean available(String name) {
+        if (name.startsWith(Checkpoints.HUB_PREFIX)) return false;
+        try {
+            resolve(name);
+            return true;
+        } catch (IllegalArgumentException e) {
+            return false;
+        }
+    }
+
+    public String name() {
+        return name;
+    }
+
+    public Checkpoint checkpoint() {
+        return checkpoint;
+    }
+
+    public Transformer transformer() {
+        return transformer;
+    }
+
+    public Tokenizer tokenizer() {
+        return tokenizer;
+    }
+
+    /** A dataset of {@link TextDatasets} ("wikitext2", "c4-train-slice") tokenized as the perplexity protocol does, once. */
+    public int[] tokens(String dataset) {
+        return tokens.computeIfAbsent(dataset, d -> tokenizer.encodeWithSpecials(TextDatasets.load(d).text()));
+    }
+
+    /** Perplexity on the first {@code windows} non-overlapping windows of {@code seqlen} tokens (0: all). */
+    public Perplexity.Result perplexity(String dataset, int seqlen, int windows) {
+        return Perplexity.evaluate(transformer, tokens(dataset), seqlen, windows, Lab.progress());
+    }
+
+    /** Quantizes this model in place with {@code recipe} and attaches its runtime hooks. */
+    public QuantizationRecipe.Outcome quantize(QuantizationRecipe recipe) {
+        return recipe.apply(transformer, tokenizer, Lab.progress());
+    }
+
+    /** Calibration windows drawn as GPTQ draws them (documents mode) from "c4" or a text file. */
+    public CalibrationSet calibration(String source, int nsamples, int seqlen, long seed) {
+        return CalibrationSampler.of(tokenizer).source(source).nsamples(nsamples).seqlen(seqlen).seed(seed).sample();
+    }
+
+    @Override
+    public void close() {
+        try {
+            transformer.close();
+        } finally {
+            checkpoint.close();
+        }
+    }
+
+    @Override
+    public String toString() {
+        var c = transformer.config();
+        return name + " (" + c.modelType() + ", " + c.numLayers() + " layers, hidden " + c.hiddenSize() + ", vocab "
+                + c.vocabSize() + ", " + checkpoint.source() + ")";
+    }
+}
