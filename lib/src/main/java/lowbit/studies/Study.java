@@ -161,7 +161,7 @@ public final class Study {
         Table methods = methods(plan, eval, store, threads, progress);
         Table sensitivity = measuredSensitivity(plan, store, sha, threads, progress);
         Table correlations = correlations(sensitivity, proxies, QuantSpec.parse(plan.sensitivitySpec()).weightBits());
-        Table mixed = mixedPrecision(plan, eval, store, dir, sha, proxies, threads, progress);
+        Table mixed = mixedPrecision(plan, eval, store, dir, sha, proxies, sensitivity, threads, progress);
         List<CalibrationAblation.Cell> cells = CalibrationAblation.grid(plan.ablationSpecs(), List.of("c4"), plan.ablationSamples(),
                 plan.calibSeqlen(), plan.ablationSeeds());
         String diversitySpec = plan.ablationSpecs().stream().filter(s -> !s.startsWith("rtn:")).findFirst().orElse(null);
@@ -359,54 +359,98 @@ public final class Study {
 
     // ---------------------------------------------------------------- mixed precision
 
-    static Table mixedPrecision(Plan plan, Experiments.Evaluation eval, ResultStore store, Path dir, String sha, Table proxies, int threads,
-                                Progress progress) {
+    /** What a mixed allocation minimizes. */
+    enum Predictor {
+        /** The Hessian-weighted error sum d^T H d of each linear at each width: cheap, but blind to how much a linear's output matters downstream. */
+        HESSIAN("mixed (hessian proxy)"),
+        /**
+         * The measured log-perplexity increase of each linear alone at the sensitivity width, carried to the other
+         * widths by the linear's own Hessian-error ratio: loss(l, b) = dNLL(l) * he(l, b) / he(l, b_sens).
+         */
+        MEASURED("mixed (measured)");
+
+        final String label;
+
+        Predictor(String label) {
+            this.label = label;
+        }
+    }
+
+    /**
+     * Per-(linear, width) options under each predictor. Measured increases below 1e-6 nats (noise on a short
+     * window can make them negative) are floored there, so every linear keeps a cost for fewer bits.
+     */
+    static List<LayerOption> options(Predictor predictor, Plan plan, Map<String, int[]> shapes, Table proxies, Table measured) {
+        int sensBits = QuantSpec.parse(plan.sensitivitySpec()).weightBits();
+        Map<String, Double> dnll = new LinkedHashMap<>(), heAtSens = new LinkedHashMap<>();
+        for (int i = 0; i < measured.rowCount(); i++) {
+            double ppl = measured.doubleColumn("ppl").get(i), fp = ppl - measured.doubleColumn("ppl_increase").get(i);
+            dnll.put(measured.stringColumn("name").get(i), Math.max(1e-6, Math.log(ppl) - Math.log(fp)));
+        }
+        for (int i = 0; i < proxies.rowCount(); i++)
+            if (((Number) proxies.column("bits").get(i)).intValue() == sensBits)
+                heAtSens.put(proxies.stringColumn("name").get(i), proxies.numberColumn("hessian_error").getDouble(i));
+        List<LayerOption> options = new ArrayList<>();
+        for (int i = 0; i < proxies.rowCount(); i++) {
+            String name = proxies.stringColumn("name").get(i);
+            int bits = ((Number) proxies.column("bits").get(i)).intValue();
+            double he = proxies.numberColumn("hessian_error").getDouble(i);
+            double loss = predictor == Predictor.HESSIAN ? he : dnll.get(name) * (heAtSens.get(name) > 0 ? he / heAtSens.get(name) : 1);
+            int[] s = shapes.get(name);
+            options.add(LayerOption.of(name, s[0], s[1], QuantConfig.group(bits, plan.allocationGroup()), loss));
+        }
+        return options;
+    }
+
+    static Table mixedPrecision(Plan plan, Experiments.Evaluation eval, ResultStore store, Path dir, String sha, Table proxies,
+                                Table measured, int threads, Progress progress) {
         Map<String, int[]> shapes = new LinkedHashMap<>();
         try (Checkpoint ckpt = Checkpoints.open(plan.model(), null); Transformer model = Transformer.load(ckpt, 1)) {
             for (int l = 0; l < model.config().numLayers(); l++)
                 for (Linear lin : model.blockLinears(l)) shapes.put(lin.name(), new int[] {lin.outFeatures(), lin.inFeatures()});
         }
-        List<LayerOption> options = new ArrayList<>();
-        for (int i = 0; i < proxies.rowCount(); i++) {
-            String name = proxies.stringColumn("name").get(i);
-            int bits = ((Number) proxies.column("bits").get(i)).intValue();
-            int[] s = shapes.get(name);
-            options.add(LayerOption.of(name, s[0], s[1], QuantConfig.group(bits, plan.allocationGroup()), proxies.numberColumn("hessian_error").getDouble(i)));
-        }
+        List<LayerOption> hessian = options(Predictor.HESSIAN, plan, shapes, proxies, measured);
         List<Double> targets = new ArrayList<>();
-        for (int b : plan.uniformTargets()) targets.add(BitAllocator.uniform(options, b).bitsPerWeight());
+        for (int b : plan.uniformTargets()) targets.add(BitAllocator.uniform(hessian, b).bitsPerWeight());
         targets.addAll(plan.extraTargets());
         Table t = Table.create("mixed precision vs uniform", StringColumn.create("method"), StringColumn.create("allocation"),
                 DoubleColumn.create("target_bits"), DoubleColumn.create("bits_per_weight"), DoubleColumn.create("predicted_loss"),
                 DoubleColumn.create("ppl"), StringColumn.create("bits_map"), StringColumn.create("widths"));
-        int total = plan.allocationMethods().size() * (targets.size() + plan.uniformTargets().size());
+        int total = plan.allocationMethods().size() * (Predictor.values().length * targets.size() + plan.uniformTargets().size());
         try (Progress.Task task = progress.start("mixed precision", total, "config")) {
             for (String method : plan.allocationMethods()) {
                 for (int b : plan.uniformTargets()) {
-                    BitAllocator.Allocation a = BitAllocator.uniform(options, b);
+                    BitAllocator.Allocation a = BitAllocator.uniform(hessian, b);
                     String spec = method + ":w" + b + "g" + plan.allocationGroup();
                     Map<String, Object> p = allocationParams(plan, eval, method, "uniform", a.bitsPerWeight(), spec);
                     Row r = store.computeIfAbsent(Row.key(p), () -> Experiments.run(p, eval, recipe(plan, spec), threads));
                     append(t, method, "uniform", a.bitsPerWeight(), a, r, "", widths(a));
                     task.step(1);
                 }
-                for (double target : targets) {
-                    BitAllocator.Allocation a = BitAllocator.allocate(shapes.keySet(), options, target);
-                    Path file = dir.resolve("bits-maps").resolve(String.format(Locale.ROOT, "mixed-%s-%.3f.json", method, target));
-                    QuantConfig base = QuantConfig.group(plan.allocationBits().get(0), plan.allocationGroup());
-                    Map<String, Object> prov = new LinkedHashMap<>();
-                    prov.put("study", "mixed-precision");
-                    prov.put("predicted_loss", "hessian_error (RTN on the float model's calibration Hessians)");
-                    prov.put("target_bits_per_weight", target);
-                    prov.put("model_sha256", sha);
-                    BitsMap.write(file, a, base, prov);
-                    BitsMap map = BitsMap.read(file);
-                    String spec = method + ":w" + plan.allocationBits().get(0) + "g" + plan.allocationGroup();
-                    Map<String, Object> p = allocationParams(plan, eval, method, "mixed", target, spec);
-                    p.put("bits", a.bits());
-                    Row r = store.computeIfAbsent(Row.key(p), () -> Experiments.run(p, eval, recipe(plan, spec).withBitsMap(map), threads));
-                    append(t, method, "mixed", target, a, r, dir.relativize(file).toString(), widths(a));
-                    task.step(1);
+                for (Predictor predictor : Predictor.values()) {
+                    List<LayerOption> options = predictor == Predictor.HESSIAN ? hessian : options(predictor, plan, shapes, proxies, measured);
+                    for (double target : targets) {
+                        BitAllocator.Allocation a = BitAllocator.allocate(shapes.keySet(), options, target);
+                        Path file = dir.resolve("bits-maps").resolve(String.format(Locale.ROOT, "mixed-%s-%s-%.3f.json", predictor.name().toLowerCase(Locale.ROOT),
+                                method, target));
+                        QuantConfig base = QuantConfig.group(plan.allocationBits().get(0), plan.allocationGroup());
+                        Map<String, Object> prov = new LinkedHashMap<>();
+                        prov.put("study", "mixed-precision");
+                        prov.put("predicted_loss", predictor == Predictor.HESSIAN ? "hessian_error (RTN on the float model's calibration Hessians)"
+                                : "measured log-perplexity increase at " + plan.sensitivitySpec() + ", scaled per width by the hessian_error ratio");
+                        prov.put("target_bits_per_weight", target);
+                        prov.put("model_sha256", sha);
+                        BitsMap.write(file, a, base, prov);
+                        BitsMap map = BitsMap.read(file);
+                        String spec = method + ":w" + plan.allocationBits().get(0) + "g" + plan.allocationGroup();
+                        Map<String, Object> p = allocationParams(plan, eval, method, "mixed", target, spec);
+                        // The hessian predictor's rows predate the choice and keep their keys.
+                        if (predictor != Predictor.HESSIAN) p.put("predictor", predictor.name().toLowerCase(Locale.ROOT));
+                        p.put("bits", a.bits());
+                        Row r = store.computeIfAbsent(Row.key(p), () -> Experiments.run(p, eval, recipe(plan, spec).withBitsMap(map), threads));
+                        append(t, method, predictor.label, target, a, r, dir.relativize(file).toString(), widths(a));
+                        task.step(1);
+                    }
                 }
             }
         }

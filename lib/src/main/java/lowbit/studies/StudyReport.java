@@ -106,14 +106,14 @@ public final class StudyReport {
                     s.stringColumn("name").get(0), s.doubleColumn("ppl_increase").get(0)));
         Table mix = r.mixed();
         for (int i = 0; i < mix.rowCount(); i++) {
-            if (!mix.stringColumn("allocation").get(i).equals("mixed")) continue;
+            if (!mix.stringColumn("allocation").get(i).startsWith("mixed")) continue;
             double bpw = mix.doubleColumn("bits_per_weight").get(i);
             String method = mix.stringColumn("method").get(i);
             for (int j = 0; j < mix.rowCount(); j++)
                 if (mix.stringColumn("allocation").get(j).equals("uniform") && mix.stringColumn("method").get(j).equals(method)
                         && Math.abs(mix.doubleColumn("bits_per_weight").get(j) - bpw) < 1e-3)
-                    out.add(String.format(Locale.ROOT, "Mixed precision (%s) at %.3f bits per weight: perplexity %.3f against %.3f for uniform "
-                            + "allocation at the same bits (widths %s).", method, bpw, mix.doubleColumn("ppl").get(i), mix.doubleColumn("ppl").get(j),
+                    out.add(String.format(Locale.ROOT, "%s with %s at %.3f bits per weight: perplexity %.3f against %.3f for uniform "
+                            + "allocation at the same bits (widths %s).", cap(mix.stringColumn("allocation").get(i)), method, bpw, mix.doubleColumn("ppl").get(i), mix.doubleColumn("ppl").get(j),
                             mix.stringColumn("widths").get(i)));
         }
         Table a = r.ablation();
@@ -185,6 +185,10 @@ public final class StudyReport {
         for (int i = 0; i < t.rowCount(); i++)
             if (t.stringColumn(keyCol).get(i).equals(key)) return ((DoubleColumn) t.column(col)).get(i);
         throw new IllegalArgumentException("no row with " + keyCol + " = " + key + " in " + t.name());
+    }
+
+    private static String cap(String s) {
+        return s.isEmpty() ? s : Character.toUpperCase(s.charAt(0)) + s.substring(1);
     }
 
     private static String esc(String s) {

@@ -39,7 +39,7 @@ class StudyTest {
         assertEquals(1 + 6, r.methods().rowCount(), "fp + every spec");
         assertEquals(35, r.sensitivity().rowCount(), "one row per linear");
         assertEquals(35 * 4, r.proxies().rowCount(), "one row per linear and candidate width");
-        assertEquals(2 + 3, r.mixed().rowCount(), "2 uniform + 3 mixed targets");
+        assertEquals(2 + 2 * 3, r.mixed().rowCount(), "2 uniform + 3 targets for each of 2 predictors");
         assertEquals(1.0, value(r.methods(), "fp", "ppl_vs_fp"), 0);
         assertTrue(value(r.methods(), "rtn:w8", "ppl_vs_fp") < 1.01, "8-bit weights are near lossless");
         assertTrue(value(r.methods(), "rtn:w4g32", "ppl") > value(r.methods(), "rtn:w8", "ppl"), "4 bits cost more than 8");
@@ -48,12 +48,13 @@ class StudyTest {
         // bits, predict no more loss than uniform (which is one of the feasible allocations).
         Table mix = r.mixed();
         for (int i = 0; i < mix.rowCount(); i++) {
-            if (!mix.stringColumn("allocation").get(i).equals("mixed")) continue;
+            if (!mix.stringColumn("allocation").get(i).startsWith("mixed")) continue;
             assertTrue(mix.doubleColumn("bits_per_weight").get(i) <= mix.doubleColumn("target_bits").get(i) + 1e-9,
                     "mixed row " + i + " over budget: " + mix.row(i));
             Path map = dir.resolve(mix.stringColumn("bits_map").get(i));
             assertEquals(35, BitsMap.read(map).layers().size(), "the bits map lists every linear");
         }
+        assertEquals("mixed (hessian proxy)", mix.stringColumn("allocation").get(2));
         for (int u = 0; u < 2; u++)
             assertTrue(mix.doubleColumn("predicted_loss").get(2 + u) <= mix.doubleColumn("predicted_loss").get(u) + 1e-12,
                     "mixed at uniform " + (u + 3) + "-bit's budget predicts no more loss");
@@ -115,6 +116,26 @@ class StudyTest {
                 () -> Study.run(Study.Plan.quick(bin.toString()), tmp, 1, Progress.NONE));
         assertTrue(e.getMessage().contains("group size 128 is wider than the narrowest linear input (64 columns)"), e.getMessage());
         assertEquals(0, ResultStore.open(tmp.resolve("store.jsonl")).size(), "nothing was run");
+    }
+
+    @Test
+    void measuredPredictorCarriesTheMeasuredIncreaseToOtherWidthsByTheHessianRatio() {
+        Table proxies = Table.create("p", tech.tablesaw.api.StringColumn.create("name", "a", "a", "b", "b"),
+                tech.tablesaw.api.IntColumn.create("bits", 3, 4, 3, 4),
+                tech.tablesaw.api.DoubleColumn.create("hessian_error", 2.0, 0.5, 8.0, 1.0));
+        Table measured = Table.create("m", tech.tablesaw.api.StringColumn.create("name", "a", "b"),
+                tech.tablesaw.api.DoubleColumn.create("ppl", 11.0, 9.9),
+                tech.tablesaw.api.DoubleColumn.create("ppl_increase", 1.0, -0.1));
+        Study.Plan plan = tiny("stories260K");
+        var shapes = java.util.Map.of("a", new int[] {4, 64}, "b", new int[] {4, 64});
+        List<LayerOption> m = Study.options(Study.Predictor.MEASURED, plan, shapes, proxies, measured);
+        assertEquals(Math.log(1.1), m.get(0).predictedLoss(), 1e-12, "a at the sensitivity width: its measured dNLL");
+        assertEquals(Math.log(1.1) * 0.25, m.get(1).predictedLoss(), 1e-12, "a at 4 bits: scaled by 0.5 / 2");
+        assertEquals(1e-6, m.get(2).predictedLoss(), 0, "b got better alone (noise): floored");
+        assertEquals(1e-6 / 8, m.get(3).predictedLoss(), 1e-18);
+        List<LayerOption> h = Study.options(Study.Predictor.HESSIAN, plan, shapes, proxies, measured);
+        assertEquals(0.5, h.get(1).predictedLoss(), 0);
+        assertEquals(4 * 64, m.get(0).parameters());
     }
 
     private static double value(Table t, String spec, String col) {
