@@ -57,7 +57,9 @@ public final class Study {
      * @param calibSamples        calibration windows for GPTQ, SmoothQuant, statistics and proxies
      * @param awqSamples          calibration windows for AWQ (its scale search runs the block 20 times per group)
      * @param methods             the specs compared (the float model is always included)
-     * @param sensitivitySpec     the RTN grid one linear at a time is quantized with
+     * @param sensitivitySpec     the RTN grid one linear at a time is quantized with: the lowest candidate width, so that
+     *                            the measured predictor scales a measured harm down to wider widths rather than
+     *                            extrapolating a mild one up to where quantization breaks a layer
      * @param allocationBits      candidate widths per linear, on the group of {@code allocationGroup}
      * @param uniformTargets      widths whose uniform bits per weight become allocation targets
      * @param extraTargets        further targets in bits per weight
@@ -79,7 +81,7 @@ public final class Study {
             return new Plan(model, "wikitext2", 2048, 2, 16, 512, 4, 0,
                     List.of("rtn:w8", "rtn:w4", "rtn:w4g128", "rtn:w3g128", "gptq:w4g128", "gptq:w3g128", "awq:w4g128",
                             "smoothquant:w8a8", "smoothquant:w4a8", "rtn:w4g128+kv8", "rtn:w4g128+kv4", "rtn:w4g128+kv2"),
-                    "rtn:w3g128", 512, 1,
+                    "rtn:w2g128", 512, 1,
                     List.of(2, 3, 4, 8), 128, List.of(3, 4), List.of(3.5), List.of("rtn"),
                     List.of("rtn:w3g128", "gptq:w3g128"), List.of(4, 16), List.of(0L, 1L),
                     List.of("c4", "tasks", "tasks:lambada_openai"), 16, 4);
@@ -92,7 +94,7 @@ public final class Study {
                             "gptq:w4", "gptq:w3", "gptq:w4g128", "gptq:w3g128", "gptq:w2g128", "awq:w4", "awq:w3",
                             "awq:w4g128", "awq:w3g128", "smoothquant:w8a8", "smoothquant:w4a8",
                             "rtn:w4g128+kv8", "rtn:w4g128+kv4", "rtn:w4g128+kv3", "rtn:w4g128+kv2"),
-                    "rtn:w3g128", 2048, 4,
+                    "rtn:w2g128", 2048, 4,
                     List.of(2, 3, 4, 8), 128, List.of(3, 4), List.of(2.5, 3.5), List.of("rtn", "gptq"),
                     List.of("rtn:w3g128", "gptq:w3g128", "awq:w3g128"), List.of(8, 16, 32, 64, 128, 256), List.of(0L, 1L, 2L, 3L, 4L),
                     List.of("c4", "tasks", "tasks:lambada_openai"), 128, 8);

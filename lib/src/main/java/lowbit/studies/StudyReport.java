@@ -140,8 +140,10 @@ public final class StudyReport {
         parts.add(new Html.Heading("Per-layer statistics"));
         parts.add(statisticHeatmap(r.statistics(), "weight", "kurtosis", "Weight kurtosis (Pearson) by block and module"));
         parts.add(statisticHeatmap(r.statistics(), "weight", "std", "Weight std by block and module"));
-        parts.add(statisticHeatmap(r.statistics(), "activation", "kurtosis", "Linear input kurtosis by block and input"));
-        parts.add(statisticHeatmap(r.statistics(), "activation", "channel_max_abs_max", "Largest per-channel max |x| of linear inputs"));
+        // Activation kurtosis spans 3 to about 1e6 (massive activations): a log scale keeps the ordinary blocks visible.
+        Table logged = withLog10(r.statistics(), "kurtosis", "channel_max_abs_max");
+        parts.add(statisticHeatmap(logged, "activation", "log10_kurtosis", "Linear input kurtosis by block and input (log10)"));
+        parts.add(statisticHeatmap(logged, "activation", "log10_channel_max_abs_max", "Largest per-channel max |x| of linear inputs (log10)"));
         Table kv = r.statistics().where(r.statistics().stringColumn("kind").isIn("key", "value"));
         parts.add(Charts.heatmap(kv, "layer", "module", "kurtosis", "K/V cache kurtosis by block"));
         parts.add(hessianTraceHeatmap(r.hessians()));
@@ -179,6 +181,17 @@ public final class StudyReport {
         Path index = r.dir().resolve("index.html");
         Html.write(index, "lowbit study: " + r.plan().model(), parts);
         return index;
+    }
+
+    /** The table with a log10_NAME column added for each named column. */
+    public static Table withLog10(Table t, String... columns) {
+        Table out = t.copy();
+        for (String c : columns) {
+            DoubleColumn log = DoubleColumn.create("log10_" + c);
+            for (int i = 0; i < t.rowCount(); i++) log.append(Math.log10(t.numberColumn(c).getDouble(i)));
+            out.addColumns(log);
+        }
+        return out;
     }
 
     private static double value(Table t, String keyCol, String key, String col) {
