@@ -283,10 +283,15 @@ public final class Awq {
     }
 
     private static void fold(Transformer model, int layer, ScaleGroup g, float[] s, BlockActivations act) {
+        foldIntoModel(model, layer, g, s);
+        act.divideInputs(g.name(), s);
+    }
+
+    /** The producer's output divided by s, the consumers' inputs multiplied by s: the float function is unchanged. */
+    static void foldIntoModel(Transformer model, int layer, ScaleGroup g, float[] s) {
         if (g.norm() != null) model.divideNorm(layer, g.norm(), s);
         else g.producer().divideOutputs(s);
         for (Linear c : g.consumers()) c.scaleInputs(s);
-        act.divideInputs(g.name(), s);
     }
 
     /**

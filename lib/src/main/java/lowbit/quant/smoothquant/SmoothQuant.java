@@ -89,6 +89,28 @@ public final class SmoothQuant {
      */
     public static QuantizedModel quantize(Transformer model, Map<String, float[]> actMax, double alpha, QuantConfig weights) {
         long t0 = System.nanoTime();
+        Map<String, Map<String, Object>> layers = smooth(model, actMax, alpha);
+        double smoothSeconds = (System.nanoTime() - t0) / 1e9;
+        Map<String, QuantizedWeight> out = new LinkedHashMap<>();
+        for (int l = 0; l < model.config().numLayers(); l++)
+            for (Linear lin : model.blockLinears(l)) {
+                QuantizedWeight q = Rtn.quantize(lin.name(), lin.weight(), lin.outFeatures(), lin.inFeatures(), weights);
+                lin.setWeight(q.dequantize());
+                out.put(lin.name(), q);
+            }
+        Map<String, Object> options = new LinkedHashMap<>();
+        options.put("alpha", alpha);
+        Map<String, Double> timings = new LinkedHashMap<>();
+        timings.put("smoothing_seconds", smoothSeconds);
+        timings.put("total_seconds", (System.nanoTime() - t0) / 1e9);
+        return new QuantizedModel("smoothquant", weights, options, out, layers, timings);
+    }
+
+    /**
+     * Folds the smoothing factors of every block into its norms and the linears behind them, in place; the float
+     * model computes the same function afterwards. Returns each block's factor range, by group.
+     */
+    public static Map<String, Map<String, Object>> smooth(Transformer model, Map<String, float[]> actMax, double alpha) {
         if (!model.config().normBefore())
             throw new IllegalArgumentException("SmoothQuant folds its factors into the norm in front of each sub-layer; "
                     + "this post-norm model (OPT do_layer_norm_before=false) has none");
@@ -109,19 +131,6 @@ public final class SmoothQuant {
                 layers.put("model.layers." + l + "." + e.getKey() + "_smoothing", Map.of("min_factor", lo, "max_factor", hi));
             }
         }
-        double smoothSeconds = (System.nanoTime() - t0) / 1e9;
-        Map<String, QuantizedWeight> out = new LinkedHashMap<>();
-        for (int l = 0; l < model.config().numLayers(); l++)
-            for (Linear lin : model.blockLinears(l)) {
-                QuantizedWeight q = Rtn.quantize(lin.name(), lin.weight(), lin.outFeatures(), lin.inFeatures(), weights);
-                lin.setWeight(q.dequantize());
-                out.put(lin.name(), q);
-            }
-        Map<String, Object> options = new LinkedHashMap<>();
-        options.put("alpha", alpha);
-        Map<String, Double> timings = new LinkedHashMap<>();
-        timings.put("smoothing_seconds", smoothSeconds);
-        timings.put("total_seconds", (System.nanoTime() - t0) / 1e9);
-        return new QuantizedModel("smoothquant", weights, options, out, layers, timings);
+        return layers;
     }
 }
