@@ -16,9 +16,7 @@ import lowbit.quant.gptq.Gptq;
 import lowbit.quant.gptq.GptqQuantizer;
 import lowbit.stats.Moments;
 import lowbit.tensor.Parallel;
-import jdk.incubator.vector.DoubleVector;
-import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorSpecies;
+import lowbit.tensor.VectorMath;
 import org.apache.commons.math3.stat.correlation.SpearmansCorrelation;
 import tech.tablesaw.api.DoubleColumn;
 import tech.tablesaw.api.IntColumn;
@@ -33,8 +31,6 @@ import tech.tablesaw.api.Table;
  */
 public final class Sensitivity {
     private Sensitivity() {}
-
-    private static final VectorSpecies<Double> S = DoubleVector.SPECIES_PREFERRED;
 
     /**
      * Perplexity with only one linear quantized, for every block linear in turn; the model is restored after
@@ -126,13 +122,7 @@ public final class Sensitivity {
             double total = 0;
             for (int i = 0; i < cols; i++) {
                 if (d[i] == 0) continue;
-                DoubleVector acc = DoubleVector.zero(S);
-                int j = 0;
-                for (int upper = S.loopBound(cols); j < upper; j += S.length())
-                    acc = DoubleVector.fromArray(S, h, i * cols + j).fma(DoubleVector.fromArray(S, d, j), acc);
-                double s = acc.reduceLanes(VectorOperators.ADD);
-                for (; j < cols; j++) s += h[i * cols + j] * d[j];
-                total += d[i] * s;
+                total += d[i] * VectorMath.dot(h, i * cols, d, cols);
             }
             perRow[r] = total;
         });

@@ -1,5 +1,6 @@
 package lowbit.tensor;
 
+import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
@@ -96,5 +97,18 @@ public final class VectorMath {
             x.div(den).mul(FloatVector.fromArray(S, u, from + i)).intoArray(g, from + i);
         }
         for (; i < n; i++) g[from + i] = g[from + i] / (scratch[i] + 1f) * u[from + i];
+    }
+
+    private static final VectorSpecies<Double> D = DoubleVector.SPECIES_PREFERRED;
+
+    /** sum_j a[aFrom + j] * b[j] for j < n, in double (lane-wise fma, then the lanes, then the tail: fixed order). */
+    public static double dot(double[] a, int aFrom, double[] b, int n) {
+        DoubleVector acc = DoubleVector.zero(D);
+        int j = 0;
+        for (int upper = D.loopBound(n); j < upper; j += D.length())
+            acc = DoubleVector.fromArray(D, a, aFrom + j).fma(DoubleVector.fromArray(D, b, j), acc);
+        double s = acc.reduceLanes(VectorOperators.ADD);
+        for (; j < n; j++) s += a[aFrom + j] * b[j];
+        return s;
     }
 }

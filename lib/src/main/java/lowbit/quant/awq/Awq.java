@@ -4,9 +4,6 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import jdk.incubator.vector.DoubleVector;
-import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorSpecies;
 import lowbit.model.ForwardHook;
 import lowbit.model.Linear;
 import lowbit.model.Transformer;
@@ -16,6 +13,7 @@ import lowbit.quant.QuantizedModel;
 import lowbit.quant.QuantizedWeight;
 import lowbit.quant.Rtn;
 import lowbit.quant.UniformQuantizer;
+import lowbit.tensor.VectorMath;
 
 /**
  * Activation-aware weight quantization as mit-han-lab/llm-awq does it (auto_scale.py, auto_clip.py;
@@ -57,7 +55,6 @@ public final class Awq {
         }
     }
 
-    private static final VectorSpecies<Double> S = DoubleVector.SPECIES_PREFERRED;
     private static final int CLIP_GRID = 20;
     private static final double CLIP_MAX_SHRINK = 0.5;
 
@@ -270,15 +267,7 @@ public final class Awq {
     /** d^T G d for a symmetric G [n][n]. */
     private static double quadraticForm(double[] gram, double[] d, int n) {
         double sum = 0;
-        for (int i = 0; i < n; i++) {
-            DoubleVector acc = DoubleVector.zero(S);
-            int j = 0;
-            for (int upper = S.loopBound(n); j < upper; j += S.length())
-                acc = DoubleVector.fromArray(S, gram, i * n + j).fma(DoubleVector.fromArray(S, d, j), acc);
-            double row = acc.reduceLanes(VectorOperators.ADD);
-            for (; j < n; j++) row += gram[i * n + j] * d[j];
-            sum += d[i] * row;
-        }
+        for (int i = 0; i < n; i++) sum += d[i] * VectorMath.dot(gram, i * n, d, n);
         return sum;
     }
 
