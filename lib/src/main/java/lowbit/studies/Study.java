@@ -417,7 +417,9 @@ public final class Study {
         }
         List<LayerOption> hessian = options(Predictor.HESSIAN, plan, shapes, proxies, measured);
         List<Double> targets = new ArrayList<>();
-        for (int b : plan.uniformTargets()) targets.add(BitAllocator.uniform(hessian, b).bitsPerWeight());
+        // storage / parameters as a double can fall a hair below the exact ratio, and the budget (target x
+        // parameters, rounded down) one bit below the uniform allocation; 1e-9 bits per weight is less than one bit.
+        for (int b : plan.uniformTargets()) targets.add(BitAllocator.uniform(hessian, b).bitsPerWeight() + 1e-9);
         targets.addAll(plan.extraTargets());
         Table t = Table.create("mixed precision vs uniform", StringColumn.create("method"), StringColumn.create("allocation"),
                 DoubleColumn.create("target_bits"), DoubleColumn.create("bits_per_weight"), DoubleColumn.create("predicted_loss"),
