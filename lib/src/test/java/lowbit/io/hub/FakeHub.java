@@ -116,9 +116,11 @@ final class FakeHub implements AutoCloseable {
                 ex.sendResponseHeaders(from > 0 ? 206 : 200, length);
                 OutputStream out = ex.getResponseBody();
                 int sent = repo.cutAfter >= 0 ? (int) Math.min(repo.cutAfter, length) : length;
+                // Counted before writing: the client may have read every byte, and the test asserted, before
+                // this handler thread gets past flush().
+                storageBytesSent.addAndGet(sent);
                 out.write(content, from, sent);
                 out.flush();
-                storageBytesSent.addAndGet(sent);
             } else {
                 send(ex, 404, new byte[0], Map.of());
             }
