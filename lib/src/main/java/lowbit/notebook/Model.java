@@ -2,8 +2,6 @@ package lowbit.notebook;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.HashMap;
-import java.util.Map;
 import lowbit.calibration.CalibrationSampler;
 import lowbit.calibration.CalibrationSet;
 import lowbit.eval.Perplexity;
@@ -13,6 +11,7 @@ import lowbit.io.Checkpoints;
 import lowbit.io.DataDir;
 import lowbit.model.Transformer;
 import lowbit.quant.QuantizationRecipe;
+import lowbit.studies.Experiments;
 import lowbit.tokenizer.Tokenizer;
 
 /**
@@ -25,7 +24,6 @@ public final class Model implements AutoCloseable {
     private final Checkpoint checkpoint;
     private final Transformer transformer;
     private final Tokenizer tokenizer;
-    private final Map<String, int[]> tokens = new HashMap<>();
 
     private Model(String name, Checkpoint checkpoint, Transformer transformer, Tokenizer tokenizer) {
         this.name = name;
@@ -92,9 +90,9 @@ public final class Model implements AutoCloseable {
         return tokenizer;
     }
 
-    /** A dataset of {@link TextDatasets} ("wikitext2", "c4-train-slice") tokenized as the perplexity protocol does, once. */
+    /** A dataset of {@link TextDatasets} ("wikitext2", "c4-train-slice") tokenized as the perplexity protocol does, once per model and text in this JVM. */
     public int[] tokens(String dataset) {
-        return tokens.computeIfAbsent(dataset, d -> tokenizer.encodeWithSpecials(TextDatasets.load(d).text()));
+        return Experiments.tokens(checkpoint, tokenizer, TextDatasets.load(dataset));
     }
 
     /** Perplexity on the first {@code windows} non-overlapping windows of {@code seqlen} tokens (0: all). */

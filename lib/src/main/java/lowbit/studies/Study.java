@@ -9,7 +9,6 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.function.Supplier;
 import lowbit.calibration.CalibrationSampler;
-import lowbit.calibration.CalibrationSet;
 import lowbit.eval.Perplexity;
 import lowbit.eval.TextDatasets;
 import lowbit.io.Checkpoint;
@@ -25,7 +24,6 @@ import lowbit.quant.gptq.Gptq;
 import lowbit.results.ResultStore;
 import lowbit.results.Row;
 import lowbit.stats.LayerStatistics;
-import lowbit.tokenizer.Tokenizer;
 import tech.tablesaw.api.DoubleColumn;
 import tech.tablesaw.api.IntColumn;
 import tech.tablesaw.api.StringColumn;
@@ -130,25 +128,24 @@ public final class Study {
         ResultStore store = ResultStore.open(dir.resolve("store.jsonl"));
         int before = store.size();
         Experiments.Evaluation eval = new Experiments.Evaluation(plan.model(), plan.dataset(), plan.evalSeqlen(), plan.evalWindows());
-        String sha;
-        int[][] calib;
-        try (Checkpoint ckpt = Checkpoints.open(plan.model(), null)) {
-            sha = ckpt.sha256();
-            Tokenizer tok = Checkpoints.tokenizer(ckpt);
-            CalibrationSet draw = CalibrationSampler.of(tok).source("c4").nsamples(plan.calibSamples()).seqlen(plan.calibSeqlen())
-                    .seed(plan.seed()).sample();
-            calib = draw.windows();
-        }
         Map<String, Object> calibParams = Map.of("source", "c4", "nsamples", plan.calibSamples(), "seqlen", plan.calibSeqlen(), "seed", plan.seed());
-
-        Table stats, hessians, proxies;
+        String sha;
+        Table stats, hessians, proxies, sensitivity;
+        Map<String, int[]> shapes = new LinkedHashMap<>();
+        // One float model serves every part that reads it (statistics and proxies only read; sensitivity restores
+        // each linear it quantizes); methods, allocations and the ablation quantize copies of their own.
         try (Checkpoint ckpt = Checkpoints.open(plan.model(), null); Transformer model = Transformer.load(ckpt, threads)) {
+            sha = ckpt.sha256();
+            for (int l = 0; l < model.config().numLayers(); l++)
+                for (Linear lin : model.blockLinears(l)) shapes.put(lin.name(), new int[] {lin.outFeatures(), lin.inFeatures()});
             // Refuse a spec that does not fit this model now, not after an hour of other parts.
             List<String> specs = new ArrayList<>(plan.methods());
             specs.addAll(plan.ablationSpecs());
             specs.add(plan.sensitivitySpec());
             for (int b : plan.allocationBits()) specs.add("rtn:w" + b + "g" + plan.allocationGroup());
             for (String spec : specs) recipe(plan, spec).validate(model);
+            int[][] calib = CalibrationSampler.of(Checkpoints.tokenizer(ckpt)).source("c4").nsamples(plan.calibSamples())
+                    .seqlen(plan.calibSeqlen()).seed(plan.seed()).sample().windows();
             Map<String, Object> sp = new LinkedHashMap<>(Map.of("study", "layer-statistics", "model_sha256", sha, "calibration", calibParams));
             stats = storedTable(store, dir, "layer-statistics", sp, () -> {
                 Table w = LayerStatistics.weights(model);
@@ -162,12 +159,12 @@ public final class Study {
                     "bits", plan.allocationBits(), "group", plan.allocationGroup()));
             proxies = storedTable(store, dir, "sensitivity-proxies", pp,
                     () -> Sensitivity.proxies(model, calib, allocationConfigs(plan), progress));
+            sensitivity = measuredSensitivity(plan, store, sha, model, ckpt, threads, progress);
         }
 
         Table methods = methods(plan, eval, store, threads, progress);
-        Table sensitivity = measuredSensitivity(plan, store, sha, threads, progress);
         Table correlations = correlations(sensitivity, proxies, QuantSpec.parse(plan.sensitivitySpec()).weightBits());
-        Table mixed = mixedPrecision(plan, eval, store, dir, sha, proxies, sensitivity, threads, progress);
+        Table mixed = mixedPrecision(plan, eval, store, dir, sha, shapes, proxies, sensitivity, threads, progress);
         List<CalibrationAblation.Cell> cells = CalibrationAblation.grid(plan.ablationSpecs(), List.of("c4"), plan.ablationSamples(),
                 plan.calibSeqlen(), plan.ablationSeeds());
         String diversitySpec = plan.ablationSpecs().stream().filter(s -> !s.startsWith("rtn:")).findFirst().orElse(null);
@@ -278,7 +275,8 @@ public final class Study {
     // ---------------------------------------------------------------- sensitivity
 
     /** Perplexity with one linear at a time quantized; one store row per linear (and one for the float model). */
-    static Table measuredSensitivity(Plan plan, ResultStore store, String sha, int threads, Progress progress) {
+    static Table measuredSensitivity(Plan plan, ResultStore store, String sha, Transformer model, Checkpoint ckpt, int threads,
+                                     Progress progress) {
         QuantConfig cfg = QuantizationRecipe.of(plan.sensitivitySpec()).weightConfig();
         Map<String, Object> base = new LinkedHashMap<>();
         base.put("study", "sensitivity");
@@ -290,29 +288,27 @@ public final class Study {
         base.put("spec", plan.sensitivitySpec());
         Table t = Table.create("sensitivity (measured, " + plan.sensitivitySpec() + ")", IntColumn.create("layer"), StringColumn.create("module"),
                 StringColumn.create("name"), IntColumn.create("bits"), DoubleColumn.create("ppl"), DoubleColumn.create("ppl_increase"));
-        try (Checkpoint ckpt = Checkpoints.open(plan.model(), null); Transformer model = Transformer.load(ckpt, threads)) {
-            TextDatasets.Text text = TextDatasets.load(plan.dataset());
-            int[] ids = Experiments.tokens(ckpt, Checkpoints.tokenizer(ckpt), text);
-            List<Linear> linears = new ArrayList<>();
-            for (int l = 0; l < model.config().numLayers(); l++) linears.addAll(model.blockLinears(l));
-            Map<String, Object> fpParams = new LinkedHashMap<>(base);
-            fpParams.put("linear", "none");
-            Row fp = store.computeIfAbsent(Row.key(fpParams), () -> sensitivityRow(fpParams, model, ids, plan, ckpt, text, threads, null, cfg));
-            double fpPpl = ((Number) fp.get("ppl")).doubleValue();
-            try (Progress.Task task = progress.start("sensitivity", linears.size(), "linear")) {
-                for (Linear lin : linears) {
-                    Map<String, Object> p = new LinkedHashMap<>(base);
-                    p.put("linear", lin.name());
-                    Row r = store.computeIfAbsent(Row.key(p), () -> sensitivityRow(p, model, ids, plan, ckpt, text, threads, lin, cfg));
-                    double ppl = ((Number) r.get("ppl")).doubleValue();
-                    t.intColumn("layer").append(lin.layer());
-                    t.stringColumn("module").append(lin.module());
-                    t.stringColumn("name").append(lin.name());
-                    t.intColumn("bits").append(cfg.bits());
-                    t.doubleColumn("ppl").append(ppl);
-                    t.doubleColumn("ppl_increase").append(ppl - fpPpl);
-                    task.step(1);
-                }
+        TextDatasets.Text text = TextDatasets.load(plan.dataset());
+        int[] ids = Experiments.tokens(ckpt, Checkpoints.tokenizer(ckpt), text);
+        List<Linear> linears = new ArrayList<>();
+        for (int l = 0; l < model.config().numLayers(); l++) linears.addAll(model.blockLinears(l));
+        Map<String, Object> fpParams = new LinkedHashMap<>(base);
+        fpParams.put("linear", "none");
+        Row fp = store.computeIfAbsent(Row.key(fpParams), () -> sensitivityRow(fpParams, model, ids, plan, ckpt, text, threads, null, cfg));
+        double fpPpl = ((Number) fp.get("ppl")).doubleValue();
+        try (Progress.Task task = progress.start("sensitivity", linears.size(), "linear")) {
+            for (Linear lin : linears) {
+                Map<String, Object> p = new LinkedHashMap<>(base);
+                p.put("linear", lin.name());
+                Row r = store.computeIfAbsent(Row.key(p), () -> sensitivityRow(p, model, ids, plan, ckpt, text, threads, lin, cfg));
+                double ppl = ((Number) r.get("ppl")).doubleValue();
+                t.intColumn("layer").append(lin.layer());
+                t.stringColumn("module").append(lin.module());
+                t.stringColumn("name").append(lin.name());
+                t.intColumn("bits").append(cfg.bits());
+                t.doubleColumn("ppl").append(ppl);
+                t.doubleColumn("ppl_increase").append(ppl - fpPpl);
+                task.step(1);
             }
         }
         return t;
@@ -408,13 +404,8 @@ public final class Study {
         return options;
     }
 
-    static Table mixedPrecision(Plan plan, Experiments.Evaluation eval, ResultStore store, Path dir, String sha, Table proxies,
-                                Table measured, int threads, Progress progress) {
-        Map<String, int[]> shapes = new LinkedHashMap<>();
-        try (Checkpoint ckpt = Checkpoints.open(plan.model(), null); Transformer model = Transformer.load(ckpt, 1)) {
-            for (int l = 0; l < model.config().numLayers(); l++)
-                for (Linear lin : model.blockLinears(l)) shapes.put(lin.name(), new int[] {lin.outFeatures(), lin.inFeatures()});
-        }
+    static Table mixedPrecision(Plan plan, Experiments.Evaluation eval, ResultStore store, Path dir, String sha,
+                                Map<String, int[]> shapes, Table proxies, Table measured, int threads, Progress progress) {
         List<LayerOption> hessian = options(Predictor.HESSIAN, plan, shapes, proxies, measured);
         List<Double> targets = new ArrayList<>();
         // storage / parameters as a double can fall a hair below the exact ratio, and the budget (target x
