@@ -1,12 +1,12 @@
 package lowbit.cli;
 
 import lowbit.calibration.CalibrationSampler;
+import lowbit.quant.BitsMap;
 import lowbit.quant.QuantConfig;
 import lowbit.quant.QuantSpec;
 import lowbit.quant.QuantizationRecipe;
 import lowbit.quant.awq.Awq;
 import lowbit.quant.gptq.Gptq;
-import lowbit.studies.BitsMap;
 import picocli.CommandLine.Option;
 
 /** --quant and the method and calibration options, shared by ppl and quantize. */

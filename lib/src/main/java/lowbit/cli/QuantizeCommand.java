@@ -91,7 +91,7 @@ final class QuantizeCommand implements Callable<Integer> {
         }
         if (method != null && bits == null && quantOptions.bitsMap != null) {
             // the map's default grid names the bits of layers it does not list
-            var d = lowbit.studies.BitsMap.read(quantOptions.bitsMap).defaultConfig();
+            var d = lowbit.quant.BitsMap.read(quantOptions.bitsMap).defaultConfig();
             bits = d.bits();
             if (group == null && d.grouped()) group = d.groupSize();
             sym = sym || d.symmetric();

@@ -13,7 +13,6 @@ import lowbit.quant.awq.Awq;
 import lowbit.quant.gptq.Gptq;
 import lowbit.quant.gptq.GptqQuantizer;
 import lowbit.quant.smoothquant.SmoothQuant;
-import lowbit.studies.BitsMap;
 import lowbit.tokenizer.Tokenizer;
 
 /**

@@ -12,6 +12,7 @@ import java.util.List;
 import lowbit.io.DataDir;
 import lowbit.plots.HtmlTest;
 import lowbit.progress.Progress;
+import lowbit.quant.BitsMap;
 import lowbit.results.ResultStore;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
