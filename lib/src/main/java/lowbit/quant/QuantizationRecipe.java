@@ -61,7 +61,8 @@ public record QuantizationRecipe(QuantSpec spec, WeightOptions weights, GptqOpti
     /** SmoothQuant: the migration strength alpha in [0, 1]. */
     public record SmoothQuantOptions(double alpha) {
         public SmoothQuantOptions {
-            }
+            if (!(alpha >= 0 && alpha <= 1)) throw new IllegalArgumentException("--alpha must be in [0, 1], got " + alpha);
+        }
 
         public static SmoothQuantOptions defaults() {
             return new SmoothQuantOptions(0.5);
