@@ -58,7 +58,8 @@ final class PythonBaseline {
             throw new IllegalStateException("interrupted while checking " + python, e);
         }
         return new PythonBaseline(name, root, python, absent.isEmpty() ? null
-                : name + " needs " + absent.replace(" ", " and ") + " in .venv (./lowbit setup --reference installs them)");
+                : name + " needs " + absent.replace(" ", " and ") + " in .venv (./lowbit setup --reference installs "
+                + (absent.contains(" ") ? "them)" : "it)"));
     }
 
     boolean available() {

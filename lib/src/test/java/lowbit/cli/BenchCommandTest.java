@@ -43,7 +43,7 @@ class BenchCommandTest {
         python(root, "if [ \"$1\" = -c ]; then echo transformers; exit 0; fi; exit 9");
         PythonBaseline partial = PythonBaseline.find("transformers baseline", root, List.of("torch", "transformers"));
         assertFalse(partial.available());
-        assertEquals("transformers baseline needs transformers in .venv (./lowbit setup --reference installs them)", partial.missing());
+        assertEquals("transformers baseline needs transformers in .venv (./lowbit setup --reference installs it)", partial.missing());
         assertThrows(IllegalStateException.class, () -> partial.run("bench_x.py", List.of()));
     }
 
