@@ -1,43 +1,67 @@
 package lowbit.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.SplittableRandom;
+import java.util.concurrent.Callable;
 import lowbit.io.Checkpoint;
 import lowbit.io.Checkpoints;
 import lowbit.model.Transformer;
 import lowbit.progress.Progress;
 import lowbit.quant.QuantConfig;
+import lowbit.quant.QuantSpec;
 import lowbit.quant.QuantizationRecipe;
 import lowbit.quant.gptq.Gptq;
 import lowbit.results.CodeVersion;
 import lowbit.tensor.Parallel;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
 
 /**
  * `bench gptq`: one 2048x2048 layer alone (Hessian accumulation, Cholesky, column loop; against the
  * PyTorch reference algorithm on the same CPU when .venv has torch), then the whole model with the
  * GPTQ calibration protocol, split into forward capture, Hessian, Cholesky, column loop and block outputs.
  */
-final class GptqBench {
+@Command(name = "gptq", mixinStandardHelpOptions = true,
+        description = "GPTQ on one 2048x2048 layer (against the PyTorch reference algorithm when .venv has torch) and on the "
+                + "whole model, split into forward capture, Hessian, Cholesky and column loop; --quant picks the spec "
+                + "(default gptq:w4g128).")
+final class GptqBench implements Callable<Integer> {
     static final int LAYER = 2048;
 
-    static void run(ModelOptions modelOptions, QuantizationRecipe recipe, boolean model, boolean layer, String baseline) throws Exception {
+    @Mixin
+    ModelOptions modelOptions;
+
+    @Mixin
+    QuantOptions quantOptions;
+
+    @Option(names = "--part", defaultValue = "all", paramLabel = "all|layer|model", description = "which part to time (default: ${DEFAULT-VALUE})")
+    String part;
+
+    @Option(names = "--baseline", defaultValue = "auto", paramLabel = "auto|none|torch",
+            description = "the PyTorch reference algorithm on the same layer; auto runs it when .venv has torch (default: ${DEFAULT-VALUE})")
+    String baseline;
+
+    @Override
+    public Integer call() {
+        if (!List.of("all", "layer", "model").contains(part)) throw new IllegalArgumentException("--part must be all, layer or model, got '" + part + "'");
+        BenchCommand.checkBaseline(baseline, "torch");
+        QuantSpec spec = quantOptions.quant == null ? QuantSpec.of("gptq", QuantConfig.group(4, 128)) : quantOptions.spec();
+        if (!"gptq".equals(spec.method())) throw new IllegalArgumentException("bench gptq times gptq specs, got --quant " + spec);
+        QuantizationRecipe recipe = quantOptions.recipe(spec, null);
         int threads = modelOptions.threads();
         int windows = recipe.resolvedCalibration().nsamples(), seqlen = recipe.resolvedCalibration().seqlen();
         System.out.printf(Locale.ROOT, "gptq  spec=%s nsamples=%d seqlen=%d threads=%d code=%s%n", recipe.spec(), windows, seqlen,
                 threads, CodeVersion.current());
-        if (layer) layer(recipe.weightConfig(), recipe.gptq(), windows, seqlen, threads, baseline);
-        if (model) model(modelOptions, recipe);
+        if (!part.equals("model")) layer(recipe.weightConfig(), recipe.gptq().layer(), windows, seqlen, threads, baseline);
+        if (!part.equals("layer")) model(modelOptions, recipe);
+        return 0;
     }
 
-    private static void layer(QuantConfig cfg, Gptq.Options opt, int windows, int seqlen, int threads, String baseline) throws Exception {
+    private static void layer(QuantConfig cfg, Gptq.Options opt, int windows, int seqlen, int threads, String baseline) {
         SplittableRandom rnd = new SplittableRandom(0);
         float[] w = new float[LAYER * LAYER];
         for (int i = 0; i < w.length; i++) w[i] = (float) (0.02 * gaussian(rnd));
@@ -58,21 +82,15 @@ final class GptqBench {
                     r.loopSeconds(), hessian + r.choleskySeconds() + r.loopSeconds());
         }
         if (baseline.equals("none")) return;
-        Path root = Path.of(System.getProperty("lowbit.root", "."));
-        Path python = root.resolve(".venv/bin/python");
-        if (!Files.isExecutable(python) || BenchCommand.exitCode(List.of(python.toString(), "-c", "import torch")) != 0) {
-            if (baseline.equals("torch")) throw new IllegalArgumentException("the torch baseline needs .venv with torch (./lowbit setup --reference)");
-            System.out.println("torch baseline skipped: .venv has no torch (./lowbit setup --reference installs it)");
+        PythonBaseline py = PythonBaseline.find("torch baseline", List.of("torch"));
+        if (!py.available()) {
+            if (baseline.equals("torch")) throw new IllegalArgumentException(py.missing());
+            System.out.println("skipped: " + py.missing());
             return;
         }
-        List<String> cmd = new ArrayList<>(List.of(python.toString(), root.resolve("environment/bench_gptq_layer.py").toString(),
-                "--columns", Integer.toString(LAYER), "--windows", Integer.toString(windows), "--seqlen", Integer.toString(seqlen),
-                "--bits", Integer.toString(cfg.bits()), "--group", Integer.toString(cfg.grouped() ? cfg.groupSize() : -1),
-                "--threads", Integer.toString(threads)));
-        Process p = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT).start();
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        if (p.waitFor() != 0) throw new IllegalStateException("the torch baseline failed (exit " + p.exitValue() + ")");
-        JsonNode ref = new ObjectMapper().readTree(out.strip().lines().reduce((a, b) -> b).orElse("{}"));
+        JsonNode ref = py.run("bench_gptq_layer.py", List.of("--columns", Integer.toString(LAYER), "--windows", Integer.toString(windows),
+                "--seqlen", Integer.toString(seqlen), "--bits", Integer.toString(cfg.bits()),
+                "--group", Integer.toString(cfg.grouped() ? cfg.groupSize() : -1), "--threads", Integer.toString(threads)));
         System.out.printf(Locale.ROOT, "%-12s layer %dx%d: hessian %.2f s (%.0f GFLOPS)  cholesky %.2f s  column loop %.2f s  total %.2f s  (torch %s, float32, gptq.py)%n",
                 "torch", LAYER, LAYER, ref.path("hessian_seconds").asDouble(),
                 2.0 * windows * seqlen * LAYER * LAYER / ref.path("hessian_seconds").asDouble() / 1e9,

@@ -1,13 +1,17 @@
 package lowbit.cli;
 
 import lowbit.calibration.CalibrationSampler;
+import lowbit.quant.BitsMap;
 import lowbit.quant.QuantConfig;
 import lowbit.quant.QuantSpec;
 import lowbit.quant.QuantizationRecipe;
 import lowbit.quant.awq.Awq;
 import lowbit.quant.gptq.Gptq;
-import lowbit.studies.BitsMap;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Model.OptionSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.ParseResult;
+import picocli.CommandLine.Spec;
 
 /** --quant and the method and calibration options, shared by ppl and quantize. */
 final class QuantOptions {
@@ -83,10 +87,27 @@ final class QuantOptions {
     @Option(names = "--scale-format", defaultValue = "f16", paramLabel = "f16|f32", description = "precision of stored scales (default: ${DEFAULT-VALUE})")
     String scaleFormat;
 
-    /** The recipe for {@code spec}, or for --quant when spec is null; null when neither is given. */
-    QuantizationRecipe recipe(String spec, Integer seqlenOverride) {
-        String s = spec != null ? spec : quant;
-        if (s == null) return null;
+    @Spec(Spec.Target.MIXEE)
+    CommandSpec command;
+
+    @Spec
+    CommandSpec self;
+
+    /** --quant parsed, or null when it is not given. */
+    QuantSpec spec() {
+        return quant == null ? null : QuantSpec.parse(quant);
+    }
+
+    /**
+     * The recipe for {@code spec}, or for --quant when spec is null; null when neither is given, and then any
+     * method or calibration option on the command line is refused, since it would apply to nothing.
+     */
+    QuantizationRecipe recipe(QuantSpec spec, Integer seqlenOverride) {
+        QuantSpec s = spec != null ? spec : spec();
+        if (s == null) {
+            refuseOptionsWithoutSpec();
+            return null;
+        }
         QuantConfig.ScaleFormat fmt = switch (scaleFormat.toLowerCase()) {
             case "f16" -> QuantConfig.ScaleFormat.F16;
             case "f32" -> QuantConfig.ScaleFormat.F32;
@@ -96,16 +117,24 @@ final class QuantOptions {
         int seqlen = seqlenOverride != null ? seqlenOverride : calibSeqlen;
         if (seqlen != 0 && seqlen < 2) throw new IllegalArgumentException("--calib-seqlen must be >= 2, got " + seqlen);
         return QuantizationRecipe.of(s)
-                .withGptq(new Gptq.Options(percdamp, blockSize, actOrder, staticGroups))
-                .withTrueSequential(trueSequential)
-                .withMseClip(mseClip)
-                .withScaleFormat(fmt)
+                .withWeights(new QuantizationRecipe.WeightOptions(mseClip, fmt, bitsMap == null ? null : BitsMap.read(bitsMap)))
+                .withGptq(new QuantizationRecipe.GptqOptions(new Gptq.Options(percdamp, blockSize, actOrder, staticGroups), trueSequential))
                 .withAwq(Awq.Options.defaults().withDuoScaling(duoScaling).withClip(!noClip))
-                .withAlpha(alpha)
-                .withStaticActivations(actStatic)
-                .withKv(kvKeyBits, kvValueBits, kvGroup)
-                .withBitsMap(bitsMap == null ? null : BitsMap.read(bitsMap))
+                .withSmoothQuant(new QuantizationRecipe.SmoothQuantOptions(alpha))
+                .withRuntime(new QuantizationRecipe.RuntimeOptions(actStatic, kvKeyBits, kvValueBits, kvGroup))
                 .withCalibration(new QuantizationRecipe.Calibration(calibSource, nsamples, seqlen, seed,
                         CalibrationSampler.Mode.parse(calibMode)));
+    }
+
+    /** Method and calibration options only mean something with a spec; given alone they are a mistake, not a no-op. */
+    private void refuseOptionsWithoutSpec() {
+        if (command == null || self == null || command.commandLine() == null) return;
+        ParseResult parsed = command.commandLine().getParseResult();
+        if (parsed == null) return;
+        for (OptionSpec o : self.options()) {
+            if (o.longestName().equals("--quant") || !parsed.hasMatchedOption(o.longestName())) continue;
+            throw new IllegalArgumentException(o.longestName() + " applies only to quantization and no --quant SPEC was given "
+                    + "(e.g. --quant kv4 for the KV cache, --quant gptq:w4g128 for the weights)");
+        }
     }
 }

@@ -12,6 +12,9 @@ import lowbit.io.Checkpoints;
 import lowbit.io.quantized.QuantizedModelFiles;
 import lowbit.model.Transformer;
 import lowbit.progress.Progress;
+import lowbit.quant.BitsMap;
+import lowbit.quant.QuantConfig;
+import lowbit.quant.QuantSpec;
 import lowbit.quant.QuantizationRecipe;
 import lowbit.results.CodeVersion;
 import picocli.CommandLine.Command;
@@ -82,23 +85,30 @@ final class QuantizeCommand implements Callable<Integer> {
         return 0;
     }
 
-    /** --quant, or the spec the --method/--bits/--group/--sym flags spell. */
-    private String spec() {
+    /** --quant, or the spec the --method/--bits/--group/--sym flags name. */
+    private QuantSpec spec() {
         boolean flags = method != null || bits != null || group != null || perChannel || sym;
         if (quantOptions.quant != null) {
             if (flags) throw new IllegalArgumentException("give either --quant SPEC or --method/--bits/--group/--sym, not both");
-            return null;
+            return quantOptions.spec();
         }
-        if (method != null && bits == null && quantOptions.bitsMap != null) {
-            // the map's default grid names the bits of layers it does not list
-            var d = lowbit.studies.BitsMap.read(quantOptions.bitsMap).defaultConfig();
-            bits = d.bits();
-            if (group == null && d.grouped()) group = d.groupSize();
-            sym = sym || d.symmetric();
-        }
-        if (method == null || bits == null)
-            throw new IllegalArgumentException("quantize needs --method rtn|gptq and --bits B (or --quant SPEC)");
         if (group != null && perChannel) throw new IllegalArgumentException("--group and --per-channel exclude each other");
-        return method + ":w" + bits + (group != null ? "g" + group : "") + (sym ? "sym" : "");
+        if (method == null) throw new IllegalArgumentException("quantize needs --method rtn|gptq and --bits B (or --quant SPEC)");
+        Integer b = bits;
+        Integer g = group;
+        boolean symmetric = sym;
+        if (b == null && quantOptions.bitsMap != null) {
+            // the map's default grid names the bits of layers it does not list
+            QuantConfig d = BitsMap.read(quantOptions.bitsMap).defaultConfig();
+            b = d.bits();
+            if (g == null && !perChannel && d.grouped()) g = d.groupSize();
+            symmetric = symmetric || d.symmetric();
+        }
+        if (b == null) throw new IllegalArgumentException("quantize needs --method rtn|gptq and --bits B (or --quant SPEC)");
+        try {
+            return new QuantSpec(method, b, g == null ? QuantConfig.PER_CHANNEL : g, symmetric, 0, 0);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("quantize --method " + method + " --bits " + b + (g != null ? " --group " + g : "") + ": " + e.getMessage());
+        }
     }
 }

@@ -6,6 +6,7 @@ import java.util.Locale;
 import java.util.concurrent.Callable;
 import lowbit.progress.Progress;
 import lowbit.studies.Study;
+import lowbit.studies.StudyPlan;
 import lowbit.studies.StudyReport;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -38,13 +39,11 @@ final class StudyCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        Study.Plan p = full ? Study.Plan.full(modelOptions.model) : Study.Plan.quick(modelOptions.model);
-        if (evalWindows != null || methods != null || seeds != null)
-            p = new Study.Plan(p.model(), p.dataset(), p.evalSeqlen(), evalWindows != null ? evalWindows : p.evalWindows(),
-                    p.calibSamples(), p.calibSeqlen(), p.awqSamples(), p.seed(), methods != null ? methods : p.methods(),
-                    p.sensitivitySpec(), p.sensitivitySeqlen(), p.sensitivityWindows(), p.allocationBits(), p.allocationGroup(),
-                    p.uniformTargets(), p.extraTargets(), p.allocationMethods(), p.ablationSpecs(), p.ablationSamples(),
-                    seeds != null ? seeds : p.ablationSeeds(), p.diversitySources(), p.diversitySamples(), p.statisticsTopEigen());
+        StudyPlan.Builder b = (full ? StudyPlan.full(modelOptions.model) : StudyPlan.quick(modelOptions.model)).toBuilder();
+        if (evalWindows != null) b.evalWindows(evalWindows);
+        if (methods != null) b.methods(methods);
+        if (seeds != null) b.ablationSeeds(seeds);
+        StudyPlan p = b.build();
         Study.Result r = Study.run(p, out, modelOptions.threads(), Progress.terminal());
         Path index = StudyReport.write(r);
         Path csv = out.resolve("store.csv");

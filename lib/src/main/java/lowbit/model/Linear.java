@@ -44,6 +44,22 @@ public final class Linear {
         return module;
     }
 
+    /**
+     * Which activation this linear reads: attn_in (q/k/v), attn_out (o_proj, OPT's out_proj), mlp_in
+     * (gate/up, OPT's fc1) or mlp_act (down_proj, fc2); linears outside that set read their own input, named
+     * after their module. Linears with the same input in one block see the same activations, so calibration
+     * keeps one Hessian (or one set of statistics) per input, not per linear.
+     */
+    public String input() {
+        return switch (module) {
+            case "q_proj", "k_proj", "v_proj" -> "attn_in";
+            case "o_proj", "out_proj" -> "attn_out";
+            case "gate_proj", "up_proj", "fc1" -> "mlp_in";
+            case "down_proj", "fc2" -> "mlp_act";
+            default -> module;
+        };
+    }
+
     public int outFeatures() {
         return out;
     }

@@ -90,6 +90,10 @@ public record QuantConfig(int bits, boolean symmetric, int groupSize, ZeroPoint 
         return new QuantConfig(bits, true, PER_CHANNEL, ZeroPoint.ABSMAX, ScaleFormat.F16, false);
     }
 
+    public QuantConfig withBits(int b) {
+        return new QuantConfig(b, symmetric, groupSize, zeroPoint, scaleFormat, mseClip);
+    }
+
     public QuantConfig withSymmetric(boolean sym) {
         ZeroPoint z = sym ? (zeroPoint == ZeroPoint.FLOAT_MIN || zeroPoint == ZeroPoint.AWQ ? ZeroPoint.INTEGER : zeroPoint)
                 : (zeroPoint == ZeroPoint.ABSMAX ? ZeroPoint.INTEGER : zeroPoint);

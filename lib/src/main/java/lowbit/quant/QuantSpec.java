@@ -11,14 +11,17 @@ import java.util.regex.Pattern;
  * rtn:w4g32, gptq:w4g128, gptq:w3sym, gptq:w4g128+kv4, awq:w3g128, smoothquant:w8a8, rtn:w4a8, kv4.
  * "fp" means no quantization.
  *
+ * <p>A spec is built either by {@link #parse} from that text or by {@link #of} from a method and a
+ * {@link QuantConfig}; both go through the one validating constructor, and {@link #text()} writes the canonical
+ * text back (what result rows record).
+ *
  * @param method          weight method, or null when only the KV cache (or nothing) is quantized
  * @param weightBits      0 when there is no weight term
  * @param groupSize       {@link QuantConfig#PER_CHANNEL} unless a g term is given
  * @param activationBits  0 for float activations
  * @param kvBits          0 for a float KV cache
  */
-public record QuantSpec(String text, String method, int weightBits, int groupSize, boolean symmetric,
-                        int activationBits, int kvBits) {
+public record QuantSpec(String method, int weightBits, int groupSize, boolean symmetric, int activationBits, int kvBits) {
 
     /** Weight methods known to the grammar, in the order the docs list them. */
     public static final List<String> METHODS = List.of("rtn", "gptq", "awq", "smoothquant");
@@ -28,13 +31,58 @@ public record QuantSpec(String text, String method, int weightBits, int groupSiz
             + "gptq:w3sym, gptq:w4g128+kv4, awq:w3g128, smoothquant:w8a8, rtn:w4a8, kv4), METHOD one of rtn, gptq, awq, "
             + "smoothquant; B in 2..8; or fp";
 
+    /** No quantization. */
+    public static final QuantSpec FP = new QuantSpec(null, 0, QuantConfig.PER_CHANNEL, false, 0, 0);
+
     private static final Pattern WEIGHTS = Pattern.compile("([a-z0-9_-]+):w(\\d+)(?:g(\\d+))?(?:a(\\d+))?(sym)?");
     private static final Pattern KV = Pattern.compile("kv(\\d+)");
+
+    /** Every check of a spec, whether parsed or built: an IllegalArgumentException saying what is wrong. */
+    public QuantSpec {
+        if (method != null) {
+            if (!METHODS.contains(method)) throw new IllegalArgumentException("unknown method '" + method + "' (known: " + String.join(", ", METHODS) + ")");
+            checkBits(weightBits, "weight");
+            if (groupSize != QuantConfig.PER_CHANNEL && groupSize < 1)
+                throw new IllegalArgumentException("group size must be 1.." + Integer.MAX_VALUE + " (or per-channel), got " + groupSize);
+            if (activationBits != 0) checkBits(activationBits, "activation");
+        } else if (weightBits != 0 || activationBits != 0 || symmetric || groupSize != QuantConfig.PER_CHANNEL) {
+            throw new IllegalArgumentException("weight, group, activation and sym terms need a method (METHOD:wB...)");
+        }
+        if (kvBits != 0) checkBits(kvBits, "KV-cache");
+    }
+
+    /** The spec of {@code method} on {@code weights}' bits, group size and symmetry (per-tensor grids have no spec). */
+    public static QuantSpec of(String method, QuantConfig weights) {
+        if (method == null) throw new IllegalArgumentException("a weight spec needs a method (one of " + String.join(", ", METHODS) + ")");
+        if (weights.groupSize() == QuantConfig.PER_TENSOR)
+            throw new IllegalArgumentException("the --quant grammar has no per-tensor grid: give a group size or per-channel");
+        return new QuantSpec(method, weights.bits(), weights.groupSize(), weights.symmetric(), 0, 0);
+    }
+
+    /** Only the KV cache, at {@code bits}. */
+    public static QuantSpec kv(int bits) {
+        return new QuantSpec(null, 0, QuantConfig.PER_CHANNEL, false, 0, bits);
+    }
+
+    /** This spec with aA activations (0: float). */
+    public QuantSpec withActivations(int bits) {
+        return new QuantSpec(method, weightBits, groupSize, symmetric, bits, kvBits);
+    }
+
+    /** This spec with a kvB term (0: float cache). */
+    public QuantSpec withKv(int bits) {
+        return new QuantSpec(method, weightBits, groupSize, symmetric, activationBits, bits);
+    }
+
+    /** The same grid and runtime terms under another weight method. */
+    public QuantSpec withMethod(String m) {
+        return new QuantSpec(m, weightBits, groupSize, symmetric, activationBits, kvBits);
+    }
 
     public static QuantSpec parse(String text) {
         if (text == null || text.isBlank()) throw bad(text, "it is empty");
         String t = text.trim().toLowerCase();
-        if (t.equals("fp") || t.equals("none")) return new QuantSpec("fp", null, 0, QuantConfig.PER_CHANNEL, false, 0, 0);
+        if (t.equals("fp") || t.equals("none")) return FP;
         String method = null;
         int wbits = 0, group = QuantConfig.PER_CHANNEL, abits = 0, kv = 0;
         boolean sym = false;
@@ -43,12 +91,8 @@ public record QuantSpec(String text, String method, int weightBits, int groupSiz
             if ((m = WEIGHTS.matcher(term)).matches()) {
                 if (method != null) throw bad(text, "it has two weight terms");
                 method = m.group(1);
-                if (!METHODS.contains(method)) throw bad(text, "unknown method '" + method + "'");
                 wbits = bits(text, m.group(2), "weight");
-                if (m.group(3) != null) {
-                    group = Integer.parseInt(m.group(3));
-                    if (group < 1) throw bad(text, "group size must be >= 1");
-                }
+                if (m.group(3) != null) group = number(text, m.group(3), "group size", "1.." + Integer.MAX_VALUE);
                 if (m.group(4) != null) abits = bits(text, m.group(4), "activation");
                 sym = m.group(5) != null;
             } else if ((m = KV.matcher(term)).matches()) {
@@ -58,35 +102,58 @@ public record QuantSpec(String text, String method, int weightBits, int groupSiz
                 throw bad(text, "'" + term + "' is not a term");
             }
         }
-        return new QuantSpec(t, method, wbits, group, sym, abits, kv);
+        try {
+            return new QuantSpec(method, wbits, group, sym, abits, kv);
+        } catch (IllegalArgumentException e) {
+            throw bad(text, e.getMessage());
+        }
     }
 
+    /** Digits as an int; a value past int's range is named with the range it should be in, not Java's parse error. */
+    private static int number(String text, String digits, String what, String range) {
+        String d = digits.replaceFirst("^0+(?=.)", "");
+        if (d.length() > 10 || Long.parseLong(d) > Integer.MAX_VALUE) throw bad(text, what + " must be " + range + ", got " + digits);
+        return Integer.parseInt(d);
+    }
+
+    /** A written bits term: 2..8 (0 is not "float" here, it is a mistake). */
     private static int bits(String text, String digits, String what) {
-        int b;
-        try {
-            b = Integer.parseInt(digits);
-        } catch (NumberFormatException e) {
-            throw bad(text, what + " bits '" + digits + "' is not a number");
-        }
+        int b = number(text, digits, what + " bits", "2..8");
         if (b < 2 || b > 8) throw bad(text, what + " bits must be 2..8, got " + b);
         return b;
+    }
+
+    private static void checkBits(int b, String what) {
+        if (b < 2 || b > 8) throw new IllegalArgumentException(what + " bits must be 2..8, got " + b);
     }
 
     private static IllegalArgumentException bad(String text, String why) {
         return new IllegalArgumentException("bad --quant spec '" + text + "': " + why + ". Grammar: " + GRAMMAR);
     }
 
+    /** The canonical text: METHOD:wB[gG][aA][sym] then +kvB, or kvB alone, or fp. */
+    public String text() {
+        StringBuilder s = new StringBuilder();
+        if (method != null) {
+            s.append(method).append(":w").append(weightBits);
+            if (groupSize != QuantConfig.PER_CHANNEL) s.append('g').append(groupSize);
+            if (activationBits != 0) s.append('a').append(activationBits);
+            if (symmetric) s.append("sym");
+        }
+        if (kvBits != 0) s.append(s.isEmpty() ? "" : "+").append("kv").append(kvBits);
+        return s.isEmpty() ? "fp" : s.toString();
+    }
+
     public boolean quantizesWeights() {
         return method != null;
     }
-
     /**
      * The weight grid this spec names, fp16 scales: the GPTQ reference's grid for rtn and gptq (asymmetric
      * with integer zero, or its symmetric grid with sym), llm-awq's own grid for awq, and SmoothQuant's
      * symmetric absmax grid for smoothquant (which is always symmetric).
      */
     public QuantConfig weightConfig() {
-        if (method == null) throw new IllegalStateException("spec '" + text + "' quantizes no weights");
+        if (method == null) throw new IllegalStateException("spec '" + text() + "' quantizes no weights");
         QuantConfig.ZeroPoint zero = switch (method) {
             case "awq" -> symmetric ? QuantConfig.ZeroPoint.INTEGER : QuantConfig.ZeroPoint.AWQ;
             case "smoothquant" -> QuantConfig.ZeroPoint.ABSMAX;
@@ -98,6 +165,6 @@ public record QuantSpec(String text, String method, int weightBits, int groupSiz
 
     @Override
     public String toString() {
-        return text;
+        return text();
     }
 }

@@ -13,25 +13,74 @@ import lowbit.quant.awq.Awq;
 import lowbit.quant.gptq.Gptq;
 import lowbit.quant.gptq.GptqQuantizer;
 import lowbit.quant.smoothquant.SmoothQuant;
-import lowbit.studies.BitsMap;
 import lowbit.tokenizer.Tokenizer;
 
 /**
  * Everything that decides a quantized model: the --quant spec, each method's options and the calibration
  * draw. {@code QuantizationRecipe.of("gptq:w4g128").apply(model, tokenizer, progress)} quantizes a loaded
  * model in place, attaches the activation and KV-cache hooks the spec asks for, and returns what it did
- * with the provenance a result row needs.
- *
- * @param alpha              SmoothQuant's migration strength
- * @param staticActivations  aN terms use per-tensor static scales from calibration instead of per-token dynamic
- * @param kvKeyBits          overrides the kvB term for keys (0: as the spec says); likewise values
- * @param kvGroupSize        KV groups along the head dimension (0: the whole head)
- * @param bitsMap            per-linear grids (mixed precision, rtn and gptq), or null for the spec's grid everywhere
+ * with the provenance a result row needs. Options are grouped by what they belong to (the weight grid, GPTQ,
+ * AWQ, SmoothQuant, runtime activations and KV cache, calibration), one record each, so that changing one
+ * option rebuilds one record.
  */
-public record QuantizationRecipe(QuantSpec spec, Gptq.Options gptq, boolean trueSequential, boolean mseClip,
-                                 QuantConfig.ScaleFormat scaleFormat, Calibration calibration, Awq.Options awq,
-                                 double alpha, boolean staticActivations, int kvKeyBits, int kvValueBits, int kvGroupSize,
-                                 BitsMap bitsMap) {
+public record QuantizationRecipe(QuantSpec spec, WeightOptions weights, GptqOptions gptq, Awq.Options awq,
+                                 SmoothQuantOptions smoothQuant, RuntimeOptions runtime, Calibration calibration) {
+
+    /**
+     * The weight grid beyond the spec, for every method.
+     *
+     * @param mseClip      search the grid's range for the least error (GPTQ's quantizer mse option)
+     * @param scaleFormat  precision the scales are stored in
+     * @param bitsMap      per-linear grids (mixed precision, rtn and gptq), or null for the spec's grid everywhere
+     */
+    public record WeightOptions(boolean mseClip, QuantConfig.ScaleFormat scaleFormat, BitsMap bitsMap) {
+        public WeightOptions {
+            if (scaleFormat == null) throw new IllegalArgumentException("a scale format is required");
+        }
+
+        public static WeightOptions defaults() {
+            return new WeightOptions(false, QuantConfig.ScaleFormat.F16, null);
+        }
+
+        public WeightOptions withBitsMap(BitsMap map) {
+            return new WeightOptions(mseClip, scaleFormat, map);
+        }
+    }
+
+    /** GPTQ: the per-layer algorithm's options, and whether q/k/v, o, up/gate, down are calibrated one after another. */
+    public record GptqOptions(Gptq.Options layer, boolean trueSequential) {
+        public GptqOptions {
+            if (layer == null) throw new IllegalArgumentException("GPTQ layer options are required");
+        }
+
+        public static GptqOptions defaults() {
+            return new GptqOptions(Gptq.Options.defaults(), false);
+        }
+    }
+
+    /** SmoothQuant: the migration strength alpha in [0, 1]. */
+    public record SmoothQuantOptions(double alpha) {
+        public SmoothQuantOptions {
+            if (!(alpha >= 0 && alpha <= 1)) throw new IllegalArgumentException("--alpha must be in [0, 1], got " + alpha);
+        }
+
+        public static SmoothQuantOptions defaults() {
+            return new SmoothQuantOptions(0.5);
+        }
+    }
+
+    /**
+     * What runs quantized at inference beyond the spec's aA and kvB terms.
+     *
+     * @param staticActivations  aA terms use per-tensor static scales from calibration instead of per-token dynamic
+     * @param kvKeyBits          overrides the kvB term for keys (0: as the spec says); likewise values
+     * @param kvGroupSize        KV groups along the head dimension (0: the whole head)
+     */
+    public record RuntimeOptions(boolean staticActivations, int kvKeyBits, int kvValueBits, int kvGroupSize) {
+        public static RuntimeOptions defaults() {
+            return new RuntimeOptions(false, 0, 0, 0);
+        }
+    }
 
     /**
      * Calibration draw: source ("c4" or a file), windows, their length (0: the method's default, 2048 for
@@ -64,8 +113,8 @@ public record QuantizationRecipe(QuantSpec spec, Gptq.Options gptq, boolean true
             m.put("bits_per_weight", model == null ? 32.0 : model.bitsPerWeight());
             m.put("quantized_parameters", model == null ? 0 : model.parameters());
             m.put("calibration", calibration == null ? null : calibration.provenance());
-            if (recipe.bitsMap() != null)
-                m.put("bits_map", Map.of("file", String.valueOf(recipe.bitsMap().source()), "layers", recipe.bitsMap().layers()));
+            BitsMap map = recipe.weights().bitsMap();
+            if (map != null) m.put("bits_map", Map.of("file", String.valueOf(map.source()), "layers", map.layers()));
             m.put("runtime", runtimeDescription);
             m.put("timings", model == null ? Map.of() : model.timings());
             return m;
@@ -73,58 +122,57 @@ public record QuantizationRecipe(QuantSpec spec, Gptq.Options gptq, boolean true
     }
 
     public static QuantizationRecipe of(String spec) {
-        return new QuantizationRecipe(QuantSpec.parse(spec), Gptq.Options.defaults(), false, false,
-                QuantConfig.ScaleFormat.F16, Calibration.defaults(), Awq.Options.defaults(), 0.5, false, 0, 0, 0, null);
+        return of(QuantSpec.parse(spec));
     }
 
-    public QuantizationRecipe withGptq(Gptq.Options o) {
-        return new QuantizationRecipe(spec, o, trueSequential, mseClip, scaleFormat, calibration, awq, alpha, staticActivations, kvKeyBits, kvValueBits, kvGroupSize, bitsMap);
+    /** Every option at its default (the references' settings). */
+    public static QuantizationRecipe of(QuantSpec spec) {
+        return new QuantizationRecipe(spec, WeightOptions.defaults(), GptqOptions.defaults(), Awq.Options.defaults(),
+                SmoothQuantOptions.defaults(), RuntimeOptions.defaults(), Calibration.defaults());
     }
 
-    public QuantizationRecipe withTrueSequential(boolean t) {
-        return new QuantizationRecipe(spec, gptq, t, mseClip, scaleFormat, calibration, awq, alpha, staticActivations, kvKeyBits, kvValueBits, kvGroupSize, bitsMap);
+    public QuantizationRecipe withSpec(QuantSpec s) {
+        return new QuantizationRecipe(s, weights, gptq, awq, smoothQuant, runtime, calibration);
     }
 
-    public QuantizationRecipe withMseClip(boolean m) {
-        return new QuantizationRecipe(spec, gptq, trueSequential, m, scaleFormat, calibration, awq, alpha, staticActivations, kvKeyBits, kvValueBits, kvGroupSize, bitsMap);
+    public QuantizationRecipe withWeights(WeightOptions w) {
+        return new QuantizationRecipe(spec, w, gptq, awq, smoothQuant, runtime, calibration);
     }
 
-    public QuantizationRecipe withScaleFormat(QuantConfig.ScaleFormat f) {
-        return new QuantizationRecipe(spec, gptq, trueSequential, mseClip, f, calibration, awq, alpha, staticActivations, kvKeyBits, kvValueBits, kvGroupSize, bitsMap);
+    /** {@link #withWeights} with only the bits map changed. */
+    public QuantizationRecipe withBitsMap(BitsMap map) {
+        return withWeights(weights.withBitsMap(map));
     }
 
-    public QuantizationRecipe withCalibration(Calibration c) {
-        return new QuantizationRecipe(spec, gptq, trueSequential, mseClip, scaleFormat, c, awq, alpha, staticActivations, kvKeyBits, kvValueBits, kvGroupSize, bitsMap);
+    public QuantizationRecipe withGptq(GptqOptions g) {
+        return new QuantizationRecipe(spec, weights, g, awq, smoothQuant, runtime, calibration);
     }
 
     public QuantizationRecipe withAwq(Awq.Options a) {
-        return new QuantizationRecipe(spec, gptq, trueSequential, mseClip, scaleFormat, calibration, a, alpha, staticActivations, kvKeyBits, kvValueBits, kvGroupSize, bitsMap);
+        return new QuantizationRecipe(spec, weights, gptq, a, smoothQuant, runtime, calibration);
     }
 
-    public QuantizationRecipe withAlpha(double a) {
-        return new QuantizationRecipe(spec, gptq, trueSequential, mseClip, scaleFormat, calibration, awq, a, staticActivations, kvKeyBits, kvValueBits, kvGroupSize, bitsMap);
+    public QuantizationRecipe withSmoothQuant(SmoothQuantOptions o) {
+        return new QuantizationRecipe(spec, weights, gptq, awq, o, runtime, calibration);
     }
 
-    public QuantizationRecipe withStaticActivations(boolean s) {
-        return new QuantizationRecipe(spec, gptq, trueSequential, mseClip, scaleFormat, calibration, awq, alpha, s, kvKeyBits, kvValueBits, kvGroupSize, bitsMap);
+    public QuantizationRecipe withRuntime(RuntimeOptions r) {
+        return new QuantizationRecipe(spec, weights, gptq, awq, smoothQuant, r, calibration);
     }
 
-    public QuantizationRecipe withKv(int keyBits, int valueBits, int groupSize) {
-        return new QuantizationRecipe(spec, gptq, trueSequential, mseClip, scaleFormat, calibration, awq, alpha, staticActivations, keyBits, valueBits, groupSize, bitsMap);
-    }
-
-    public QuantizationRecipe withBitsMap(BitsMap map) {
-        return new QuantizationRecipe(spec, gptq, trueSequential, mseClip, scaleFormat, calibration, awq, alpha, staticActivations, kvKeyBits, kvValueBits, kvGroupSize, map);
+    public QuantizationRecipe withCalibration(Calibration c) {
+        return new QuantizationRecipe(spec, weights, gptq, awq, smoothQuant, runtime, c);
     }
 
     /** The grid of one linear: the bits map's entry (with this recipe's scale format and clip search), else the spec's. */
     public QuantConfig weightConfig(String linear) {
-        return bitsMap == null ? weightConfig() : bitsMap.configFor(linear).withScaleFormat(scaleFormat).withMseClip(mseClip);
+        BitsMap map = weights.bitsMap();
+        return map == null ? weightConfig() : map.configFor(linear).withScaleFormat(weights.scaleFormat()).withMseClip(weights.mseClip());
     }
 
     /** The weight grid: the spec's with this recipe's scale format and clip search. */
     public QuantConfig weightConfig() {
-        return spec.weightConfig().withScaleFormat(scaleFormat).withMseClip(mseClip);
+        return spec.weightConfig().withScaleFormat(weights.scaleFormat()).withMseClip(weights.mseClip());
     }
 
     /** The calibration this recipe draws, with the method's default length filled in. */
@@ -133,24 +181,23 @@ public record QuantizationRecipe(QuantSpec spec, Gptq.Options gptq, boolean true
     }
 
     private int keyBits() {
-        return kvKeyBits != 0 ? kvKeyBits : spec.kvBits();
+        return runtime.kvKeyBits() != 0 ? runtime.kvKeyBits() : spec.kvBits();
     }
 
     private int valueBits() {
-        return kvValueBits != 0 ? kvValueBits : spec.kvBits();
+        return runtime.kvValueBits() != 0 ? runtime.kvValueBits() : spec.kvBits();
     }
 
     /** Checks what this build can run before any work starts, naming the offending option or layer. */
     public void validate(Transformer model) {
-        if (!(alpha >= 0 && alpha <= 1)) throw new IllegalArgumentException("--alpha must be in [0, 1], got " + alpha);
-        if (!spec.quantizesWeights() && spec.kvBits() == 0 && kvKeyBits == 0 && kvValueBits == 0)
+        if (!spec.quantizesWeights() && spec.kvBits() == 0 && runtime.kvKeyBits() == 0 && runtime.kvValueBits() == 0)
             throw new IllegalArgumentException("--quant " + spec + " quantizes nothing");
         if (spec.method() != null && spec.method().equals("smoothquant") && spec.activationBits() == 0)
             throw new IllegalArgumentException("--quant " + spec + ": SmoothQuant smooths activations for their quantization; give aA (e.g. smoothquant:w8a8)");
         if ((spec.method() != null && (spec.method().equals("awq") || spec.method().equals("smoothquant"))) && !model.config().normBefore())
             throw new IllegalArgumentException("--quant " + spec + ": " + spec.method() + " folds scales into the norm in front of each "
                     + "sub-layer and this post-norm model (OPT do_layer_norm_before=false) has none: no matching scaling group");
-        new RuntimeQuantization(spec.activationBits(), null, keyBits(), valueBits(), kvGroupSize).hooks(model.config());
+        new RuntimeQuantization(spec.activationBits(), null, keyBits(), valueBits(), runtime.kvGroupSize()).hooks(model.config());
         if (spec.quantizesWeights()) {
             QuantConfig cfg = weightConfig();
             if (cfg.grouped()) {
@@ -161,9 +208,10 @@ public record QuantizationRecipe(QuantSpec spec, Gptq.Options gptq, boolean true
                     throw new IllegalArgumentException("--quant " + spec + ": group size " + cfg.groupSize() + " is wider than the narrowest"
                             + " linear input (" + narrowest + " columns); use a smaller g or per-channel (no g)");
             }
-            if (gptq.staticGroups() && !cfg.grouped())
+            if (gptq.layer().staticGroups() && !cfg.grouped())
                 throw new IllegalArgumentException("--static-groups needs a group size (wBgG)");
         }
+        BitsMap bitsMap = weights.bitsMap();
         if (bitsMap != null) {
             if (!List.of("rtn", "gptq").contains(String.valueOf(spec.method())))
                 throw new IllegalArgumentException("--bits-map works with rtn and gptq, not " + spec.method());
@@ -178,24 +226,24 @@ public record QuantizationRecipe(QuantSpec spec, Gptq.Options gptq, boolean true
     public Outcome apply(Transformer model, Tokenizer tokenizer, Progress progress) {
         validate(model);
         String method = spec.method();
-        boolean calibrates = method != null && !method.equals("rtn") || (spec.activationBits() != 0 && staticActivations);
+        boolean calibrates = method != null && !method.equals("rtn") || (spec.activationBits() != 0 && runtime.staticActivations());
         CalibrationSet calib = calibrates ? sample(tokenizer) : null;
         QuantizedModel qm = null;
         if (method != null) {
             QuantConfig cfg = weightConfig();
             qm = switch (method) {
                 case "rtn" -> QuantizedModel.rtn(model, cfg, this::weightConfig);
-                case "gptq" -> new GptqQuantizer(cfg, this::weightConfig, gptq, trueSequential).quantize(model, calib.windows(), progress);
+                case "gptq" -> new GptqQuantizer(cfg, this::weightConfig, gptq.layer(), gptq.trueSequential()).quantize(model, calib.windows(), progress);
                 case "awq" -> new Awq(cfg, awq).quantize(model, calib.windows(), progress);
-                case "smoothquant" -> SmoothQuant.quantize(model, SmoothQuant.activationMaxima(model, calib.windows(), progress), alpha, cfg);
+                case "smoothquant" -> SmoothQuant.quantize(model, SmoothQuant.activationMaxima(model, calib.windows(), progress), smoothQuant.alpha(), cfg);
                 default -> throw new IllegalArgumentException("--quant " + spec + ": method " + method + " has no implementation");
             };
         }
-        Map<String, Float> scales = spec.activationBits() != 0 && staticActivations
+        Map<String, Float> scales = spec.activationBits() != 0 && runtime.staticActivations()
                 ? ActivationQuantizer.calibrate(model, calib.windows(), spec.activationBits()) : null;
-        RuntimeQuantization runtime = new RuntimeQuantization(spec.activationBits(), scales, keyBits(), valueBits(), kvGroupSize);
-        runtime.attach(model);
-        return new Outcome(this, qm, calib, runtime, runtime.describe(model.config()));
+        RuntimeQuantization hooks = new RuntimeQuantization(spec.activationBits(), scales, keyBits(), valueBits(), runtime.kvGroupSize());
+        hooks.attach(model);
+        return new Outcome(this, qm, calib, hooks, hooks.describe(model.config()));
     }
 
     private CalibrationSet sample(Tokenizer tokenizer) {

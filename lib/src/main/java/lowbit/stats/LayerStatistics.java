@@ -5,12 +5,13 @@ import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import lowbit.calibration.Hessian;
+import lowbit.calibration.InputHessians;
 import lowbit.calibration.SequentialCalibration;
 import lowbit.model.ForwardHook;
 import lowbit.model.Linear;
 import lowbit.model.Transformer;
 import lowbit.progress.Progress;
-import lowbit.quant.gptq.Gptq;
 import lowbit.tensor.Parallel;
 import tech.tablesaw.api.DoubleColumn;
 import tech.tablesaw.api.IntColumn;
@@ -40,7 +41,7 @@ import tech.tablesaw.api.Table;
  * lm_head is left out (it is not quantized by the block methods, and its input is the final norm's output,
  * outside every block). q/k/v read one input, as do gate/up: each distinct input is measured once and
  * reported once under its input name (the same names as GPTQ's Hessians and {@link #hessians}), never
- * repeated per reader, so averages over rows do not weigh it three times; {@link #inputOf} maps a linear to it.
+ * repeated per reader, so averages over rows do not weigh it three times; {@link Linear#input()} maps a linear to it.
  *
  * <p>Activations and Hessians run the calibration windows block by block ({@link SequentialCalibration}, on the
  * unmodified model), so memory holds one block's inputs, not every layer's statistics at once. Windows must
@@ -51,11 +52,6 @@ public final class LayerStatistics {
 
     /** Inputs of a block in order, then the cache. */
     public static final List<String> INPUTS = List.of("attn_in", "attn_out", "mlp_in", "mlp_act");
-
-    /** Which input a linear reads, as GPTQ groups them (one Hessian per input). */
-    public static String inputOf(Linear lin) {
-        return lowbit.quant.gptq.GptqQuantizer.inputOf(lin);
-    }
 
     // ---------------------------------------------------------------- weights
 
@@ -117,7 +113,7 @@ public final class LayerStatistics {
                         @Override
                         public void linearInput(Linear linear, float[] x, int n) {
                             if (linear.layer() != layer) return;
-                            String in = inputOf(linear);
+                            String in = linear.input();
                             if (readers.get(in) == linear) feed(acc.get(in), x, n, counting);
                         }
 
@@ -162,7 +158,7 @@ public final class LayerStatistics {
     /** The first linear of the block reading each input: the one whose input hook is measured. */
     private static Map<String, Linear> readers(List<Linear> linears) {
         Map<String, Linear> r = new LinkedHashMap<>();
-        for (Linear lin : linears) r.putIfAbsent(inputOf(lin), lin);
+        for (Linear lin : linears) r.putIfAbsent(lin.input(), lin);
         for (String in : INPUTS)
             if (!r.containsKey(in)) throw new IllegalArgumentException("block of " + linears + " has no linear reading " + in);
         return r;
@@ -188,7 +184,7 @@ public final class LayerStatistics {
     }
 
     /**
-     * GPTQ's Hessian H = 2/n sum_windows X^T X (running average over windows, {@link Gptq#addBatch}) of every
+     * GPTQ's Hessian H = 2/n sum_windows X^T X (running average over windows, {@link Hessian#add}) of every
      * distinct linear input of every block, on the full-precision model: columns layer, input, n (columns of
      * H), trace (sum of diag H), eig_1 .. eig_k (largest first, Lanczos: {@link TopEigen}).
      */
@@ -203,29 +199,20 @@ public final class LayerStatistics {
             SequentialCalibration.run(model, windows, block -> {
                 int layer = block.layer();
                 Map<String, Linear> readers = readers(block.linears());
-                Map<String, Gptq> h = new LinkedHashMap<>();
                 for (String in : INPUTS) {
                     int n = readers.get(in).inFeatures();
                     if (topK > n) throw new IllegalArgumentException("topK " + topK + " exceeds the " + n + " columns of " + in);
-                    h.put(in, new Gptq(n));
                 }
-                block.forward(new ForwardHook() {
-                    @Override
-                    public void linearInput(Linear linear, float[] x, int rows) {
-                        if (linear.layer() != layer) return;
-                        String in = inputOf(linear);
-                        if (readers.get(in) == linear) h.get(in).addBatch(x, rows, par);
-                    }
-                });
-                for (var e : h.entrySet()) {
-                    Gptq g = e.getValue();
+                InputHessians h = new InputHessians(layer, readers.values(), par);
+                block.forward(h);
+                for (String in : INPUTS) {
+                    Hessian g = h.of(in);
                     int n = g.columns();
-                    double[] hm = g.hessian();
-                    double trace = 0;
-                    for (int i = 0; i < n; i++) trace += hm[i * n + i];
+                    double[] hm = g.values();
+                    double trace = g.trace();
                     double[] top = TopEigen.largest(hm, n, topK).values();
                     layerCol.append(layer);
-                    inputCol.append(e.getKey());
+                    inputCol.append(in);
                     nCol.append(n);
                     traceCol.append(trace);
                     for (int i = 0; i < topK; i++) eig[i].append(top[i]);

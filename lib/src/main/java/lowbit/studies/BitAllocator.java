@@ -11,6 +11,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import lowbit.quant.BitsMap;
 
 /**
  * Mixed-precision allocation: one bit width per linear minimizing the summed predicted loss under a storage
@@ -46,7 +47,8 @@ public final class BitAllocator {
      * @param predictedLoss sum of the chosen options' predicted losses
      * @param storageBits   sum of the chosen options' storage
      */
-    public record Allocation(Map<String, Integer> bits, double bitsPerWeight, double predictedLoss, long storageBits) {
+    public record Allocation(Map<String, Integer> bits, double bitsPerWeight, double predictedLoss, long storageBits)
+            implements BitsMap.Assignment {
         public Allocation {
             bits = Collections.unmodifiableMap(new LinkedHashMap<>(bits));
         }

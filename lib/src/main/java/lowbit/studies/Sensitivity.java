@@ -1,19 +1,15 @@
 package lowbit.studies;
 
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
+import lowbit.calibration.InputHessians;
 import lowbit.calibration.SequentialCalibration;
 import lowbit.eval.Perplexity;
-import lowbit.model.ForwardHook;
 import lowbit.model.Linear;
 import lowbit.model.Transformer;
 import lowbit.progress.Progress;
 import lowbit.quant.QuantConfig;
 import lowbit.quant.Rtn;
-import lowbit.quant.gptq.Gptq;
-import lowbit.quant.gptq.GptqQuantizer;
 import lowbit.stats.Moments;
 import lowbit.tensor.Parallel;
 import lowbit.tensor.VectorMath;
@@ -79,25 +75,16 @@ public final class Sensitivity {
         t.removeColumns("ppl", "ppl_increase");
         try (Parallel par = new Parallel(model.threads())) {
             SequentialCalibration.run(model, windows, block -> {
-                // q/k/v (and gate/up) read one input: one Hessian per input, accumulated by its first reader
-                Map<String, Gptq> h = new HashMap<>();
-                Map<String, Linear> reader = new HashMap<>();
-                for (Linear lin : block.linears())
-                    if (reader.putIfAbsent(GptqQuantizer.inputOf(lin), lin) == null) h.put(GptqQuantizer.inputOf(lin), new Gptq(lin.inFeatures()));
-                block.forward(new ForwardHook() {
-                    @Override
-                    public void linearInput(Linear linear, float[] x, int rows) {
-                        if (linear.layer() == block.layer() && reader.get(GptqQuantizer.inputOf(linear)) == linear)
-                            h.get(GptqQuantizer.inputOf(linear)).addBatch(x, rows, par);
-                    }
-                });
+                // q/k/v (and gate/up) read one input: one Hessian per input
+                InputHessians h = new InputHessians(block.layer(), block.linears(), par);
+                block.forward(h);
                 for (Linear lin : block.linears()) {
                     float[] w = lin.weight();
                     double kurtosis = Moments.of(w).pearsonKurtosis();
                     for (QuantConfig cfg : cfgs) {
                         float[] q = Rtn.quantize(lin.name(), w, lin.outFeatures(), lin.inFeatures(), cfg).dequantize();
                         row(t, lin, cfg.bits());
-                        t.doubleColumn("hessian_error").append(hessianError(w, q, h.get(GptqQuantizer.inputOf(lin)).hessian(), lin.outFeatures(), lin.inFeatures(), par));
+                        t.doubleColumn("hessian_error").append(hessianError(w, q, h.of(lin).values(), lin.outFeatures(), lin.inFeatures(), par));
                         t.doubleColumn("kurtosis").append(kurtosis);
                     }
                 }

@@ -1,13 +1,11 @@
 package lowbit.studies;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
-import java.util.function.Supplier;
 import lowbit.calibration.CalibrationSampler;
 import lowbit.eval.Perplexity;
 import lowbit.eval.TextDatasets;
@@ -16,6 +14,7 @@ import lowbit.io.Checkpoints;
 import lowbit.model.Linear;
 import lowbit.model.Transformer;
 import lowbit.progress.Progress;
+import lowbit.quant.BitsMap;
 import lowbit.quant.QuantConfig;
 import lowbit.quant.QuantSpec;
 import lowbit.quant.QuantizationRecipe;
@@ -23,12 +22,12 @@ import lowbit.quant.Rtn;
 import lowbit.quant.gptq.Gptq;
 import lowbit.results.ResultStore;
 import lowbit.results.Row;
+import lowbit.results.StoredTable;
 import lowbit.stats.LayerStatistics;
 import tech.tablesaw.api.DoubleColumn;
 import tech.tablesaw.api.IntColumn;
 import tech.tablesaw.api.StringColumn;
 import tech.tablesaw.api.Table;
-import tech.tablesaw.columns.Column;
 
 /**
  * The main study of one model, in five parts, every result written into one {@link ResultStore} as it finishes
@@ -49,81 +48,13 @@ import tech.tablesaw.columns.Column;
 public final class Study {
     private Study() {}
 
-    /**
-     * Everything a study runs. Sizes are in windows of tokens; calibration draws use {@code seed}.
-     *
-     * @param calibSamples        calibration windows for GPTQ, SmoothQuant, statistics and proxies
-     * @param awqSamples          calibration windows for AWQ (its scale search runs the block 20 times per group)
-     * @param methods             the specs compared (the float model is always included)
-     * @param sensitivitySpec     the RTN grid one linear at a time is quantized with: the lowest candidate width, so that
-     *                            the measured predictor scales a measured harm down to wider widths rather than
-     *                            extrapolating a mild one up to where quantization breaks a layer
-     * @param allocationBits      candidate widths per linear, on the group of {@code allocationGroup}
-     * @param uniformTargets      widths whose uniform bits per weight become allocation targets
-     * @param extraTargets        further targets in bits per weight
-     * @param allocationMethods   methods the allocations are evaluated with (rtn, gptq)
-     * @param ablationSpecs       specs of the calibration-size ablation (rtn runs once, as the control)
-     * @param diversitySources    calibration sources compared at {@code diversitySamples} windows, concatenated mode
-     */
-    public record Plan(String model, String dataset, int evalSeqlen, int evalWindows,
-                       int calibSamples, int calibSeqlen, int awqSamples, long seed,
-                       List<String> methods,
-                       String sensitivitySpec, int sensitivitySeqlen, int sensitivityWindows,
-                       List<Integer> allocationBits, int allocationGroup, List<Integer> uniformTargets, List<Double> extraTargets,
-                       List<String> allocationMethods,
-                       List<String> ablationSpecs, List<Integer> ablationSamples, List<Long> ablationSeeds,
-                       List<String> diversitySources, int diversitySamples, int statisticsTopEigen) {
-
-        /**
-         * About 15 minutes on 2 cores for the default model. Widths {3,4,6,8}: with 2-bit candidates every
-         * additive predictor we tried (Hessian error, measured increase at 2 or 3 bits) chose allocations far
-         * worse than uniform on this model (2-bit linears hurt together much more than alone).
-         */
-        public static Plan quick(String model) {
-            return new Plan(model, "wikitext2", 2048, 2, 16, 512, 4, 0,
-                    List.of("rtn:w8", "rtn:w4", "rtn:w4g128", "rtn:w3g128", "gptq:w4g128", "gptq:w3g128", "awq:w4g128",
-                            "smoothquant:w8a8", "smoothquant:w4a8", "rtn:w4g128+kv8", "rtn:w4g128+kv4", "rtn:w4g128+kv2"),
-                    "rtn:w3g128", 512, 1,
-                    List.of(3, 4, 6, 8), 128, List.of(3, 4, 6), List.of(3.5), List.of("rtn"),
-                    List.of("rtn:w3g128", "gptq:w3g128"), List.of(4, 16), List.of(0L, 1L),
-                    List.of("c4", "tasks", "tasks:lambada_openai"), 16, 4);
-        }
-
-        /** The full-size study: the GPTQ protocol's evaluation and calibration, several seeds (hours on 2 cores). */
-        public static Plan full(String model) {
-            return new Plan(model, "wikitext2", 2048, 0, 128, 2048, 128, 0,
-                    List.of("rtn:w8", "rtn:w4", "rtn:w3", "rtn:w4g128", "rtn:w3g128", "rtn:w2g128",
-                            "gptq:w4", "gptq:w3", "gptq:w4g128", "gptq:w3g128", "gptq:w2g128", "awq:w4", "awq:w3",
-                            "awq:w4g128", "awq:w3g128", "smoothquant:w8a8", "smoothquant:w4a8",
-                            "rtn:w4g128+kv8", "rtn:w4g128+kv4", "rtn:w4g128+kv3", "rtn:w4g128+kv2"),
-                    "rtn:w3g128", 2048, 4,
-                    List.of(3, 4, 6, 8), 128, List.of(3, 4, 6), List.of(3.5, 5.0), List.of("rtn", "gptq"),
-                    List.of("rtn:w3g128", "gptq:w3g128", "awq:w3g128"), List.of(8, 16, 32, 64, 128, 256), List.of(0L, 1L, 2L, 3L, 4L),
-                    List.of("c4", "tasks", "tasks:lambada_openai"), 128, 8);
-        }
-
-        /** Every parameter, for the report and the rows. */
-        public Map<String, Object> describe() {
-            Map<String, Object> m = new LinkedHashMap<>();
-            for (var c : Plan.class.getRecordComponents()) {
-                try {
-                    m.put(c.getName(), c.getAccessor().invoke(this));
-                } catch (ReflectiveOperationException e) {
-                    throw new IllegalStateException(e);
-                }
-            }
-            return m;
-        }
-    }
-
     /** The study's tables, each also derivable from the store. */
-    public record Result(Plan plan, Path dir, ResultStore store, String modelSha256, Table statistics, Table hessians,
+    public record Result(StudyPlan plan, Path dir, ResultStore store, String modelSha256, Table statistics, Table hessians,
                          Table methods, Table sensitivity, Table proxies, Table correlations, Table mixed,
                          Table ablation, Table diversity, int experimentsRun, double seconds) {}
 
     /** Runs (or resumes) the study into {@code dir}: the store is dir/store.jsonl, bits maps under dir/bits-maps. */
-    public static Result run(Plan plan, Path dir, int threads, Progress progress) {
-        validate(plan);
+    public static Result run(StudyPlan plan, Path dir, int threads, Progress progress) {
         long t0 = System.nanoTime();
         ResultStore store = ResultStore.open(dir.resolve("store.jsonl"));
         int before = store.size();
@@ -139,35 +70,35 @@ public final class Study {
             for (int l = 0; l < model.config().numLayers(); l++)
                 for (Linear lin : model.blockLinears(l)) shapes.put(lin.name(), new int[] {lin.outFeatures(), lin.inFeatures()});
             // Refuse a spec that does not fit this model now, not after an hour of other parts.
-            List<String> specs = new ArrayList<>(plan.methods());
-            specs.addAll(plan.ablationSpecs());
-            specs.add(plan.sensitivitySpec());
-            for (int b : plan.allocationBits()) specs.add("rtn:w" + b + "g" + plan.allocationGroup());
-            for (String spec : specs) recipe(plan, spec).validate(model);
+            List<QuantSpec> specs = new ArrayList<>(plan.methodSpecs());
+            for (String s : plan.ablationSpecs()) specs.add(QuantSpec.parse(s));
+            specs.add(plan.sensitivity());
+            for (int b : plan.allocationBits()) specs.add(QuantSpec.of("rtn", QuantConfig.group(b, plan.allocationGroup())));
+            for (QuantSpec spec : specs) recipe(plan, spec).validate(model);
             int[][] calib = CalibrationSampler.of(Checkpoints.tokenizer(ckpt)).source("c4").nsamples(plan.calibSamples())
                     .seqlen(plan.calibSeqlen()).seed(plan.seed()).sample().windows();
             Map<String, Object> sp = new LinkedHashMap<>(Map.of("study", "layer-statistics", "model_sha256", sha, "calibration", calibParams));
-            stats = storedTable(store, dir, "layer-statistics", sp, () -> {
+            stats = StoredTable.computeIfAbsent(store, dir, "layer-statistics", sp, () -> {
                 Table w = LayerStatistics.weights(model);
                 return w.append(LayerStatistics.collectActivations(model, calib, progress).table()).setName("layer statistics");
             });
             sp.put("study", "hessian-statistics");
             sp.put("top_eigen", plan.statisticsTopEigen());
-            hessians = storedTable(store, dir, "hessian-statistics", sp,
+            hessians = StoredTable.computeIfAbsent(store, dir, "hessian-statistics", sp,
                     () -> LayerStatistics.hessians(model, calib, plan.statisticsTopEigen(), progress));
             Map<String, Object> pp = new LinkedHashMap<>(Map.of("study", "sensitivity-proxies", "model_sha256", sha, "calibration", calibParams,
                     "bits", plan.allocationBits(), "group", plan.allocationGroup()));
-            proxies = storedTable(store, dir, "sensitivity-proxies", pp,
+            proxies = StoredTable.computeIfAbsent(store, dir, "sensitivity-proxies", pp,
                     () -> Sensitivity.proxies(model, calib, allocationConfigs(plan), progress));
             sensitivity = measuredSensitivity(plan, store, sha, model, ckpt, threads, progress);
         }
 
         Table methods = methods(plan, eval, store, threads, progress);
-        Table correlations = correlations(sensitivity, proxies, QuantSpec.parse(plan.sensitivitySpec()).weightBits());
+        Table correlations = correlations(sensitivity, proxies, plan.sensitivity().weightBits());
         Table mixed = mixedPrecision(plan, eval, store, dir, sha, shapes, proxies, sensitivity, threads, progress);
         List<CalibrationAblation.Cell> cells = CalibrationAblation.grid(plan.ablationSpecs(), List.of("c4"), plan.ablationSamples(),
                 plan.calibSeqlen(), plan.ablationSeeds());
-        String diversitySpec = plan.ablationSpecs().stream().filter(s -> !s.startsWith("rtn:")).findFirst().orElse(null);
+        String diversitySpec = plan.ablationSpecs().stream().filter(s -> !"rtn".equals(QuantSpec.parse(s).method())).findFirst().orElse(null);
         List<CalibrationAblation.Cell> diversity = new ArrayList<>();
         if (diversitySpec != null)
             for (String src : plan.diversitySources())
@@ -182,23 +113,7 @@ public final class Study {
                 store.size() - before, (System.nanoTime() - t0) / 1e9);
     }
 
-    static void validate(Plan p) {
-        if (p.evalSeqlen() < 2 || p.evalWindows() < 0) throw new IllegalArgumentException("study: eval seqlen must be >= 2 and windows >= 0");
-        if (p.sensitivityWindows() < 1) throw new IllegalArgumentException("study: sensitivity windows must be >= 1");
-        for (String s : p.methods()) QuantSpec.parse(s);
-        for (String s : p.ablationSpecs()) QuantSpec.parse(s);
-        QuantSpec sens = QuantSpec.parse(p.sensitivitySpec());
-        if (!"rtn".equals(sens.method())) throw new IllegalArgumentException("study: the sensitivity spec must be an rtn spec, got " + p.sensitivitySpec());
-        if (!p.allocationBits().contains(sens.weightBits()))
-            throw new IllegalArgumentException("study: the sensitivity width " + sens.weightBits() + " must be one of the allocation widths "
-                    + p.allocationBits() + " (the proxies are correlated with it)");
-        for (int b : p.uniformTargets())
-            if (!p.allocationBits().contains(b)) throw new IllegalArgumentException("study: uniform target " + b + " is not an allocation width " + p.allocationBits());
-        for (String m : p.allocationMethods())
-            if (!m.equals("rtn") && !m.equals("gptq")) throw new IllegalArgumentException("study: allocations are evaluated with rtn or gptq, got " + m);
-    }
-
-    static List<QuantConfig> allocationConfigs(Plan p) {
+    static List<QuantConfig> allocationConfigs(StudyPlan p) {
         List<QuantConfig> cfgs = new ArrayList<>();
         for (int b : p.allocationBits()) cfgs.add(QuantConfig.group(b, p.allocationGroup()));
         return cfgs;
@@ -206,10 +121,10 @@ public final class Study {
 
     // ---------------------------------------------------------------- methods x bits
 
-    static QuantizationRecipe recipe(Plan plan, String spec) {
+    static QuantizationRecipe recipe(StudyPlan plan, QuantSpec spec) {
         QuantizationRecipe r = QuantizationRecipe.of(spec);
-        String method = r.spec().method();
-        if ("gptq".equals(method)) r = r.withGptq(Gptq.Options.defaults().withActOrder(true));
+        String method = spec.method();
+        if ("gptq".equals(method)) r = r.withGptq(new QuantizationRecipe.GptqOptions(Gptq.Options.defaults().withActOrder(true), false));
         if (needsCalibration(r)) {
             int n = "awq".equals(method) ? plan.awqSamples() : plan.calibSamples();
             r = r.withCalibration(new QuantizationRecipe.Calibration("c4", n, plan.calibSeqlen(), plan.seed(), CalibrationSampler.Mode.DOCUMENTS));
@@ -219,15 +134,15 @@ public final class Study {
 
     static boolean needsCalibration(QuantizationRecipe r) {
         String m = r.spec().method();
-        return "gptq".equals(m) || "awq".equals(m) || "smoothquant".equals(m) || r.staticActivations();
+        return "gptq".equals(m) || "awq".equals(m) || "smoothquant".equals(m) || r.runtime().staticActivations();
     }
 
-    static Map<String, Object> methodParams(Plan plan, Experiments.Evaluation eval, String spec) {
+    static Map<String, Object> methodParams(StudyPlan plan, Experiments.Evaluation eval, QuantSpec spec) {
         Map<String, Object> p = new LinkedHashMap<>();
         p.put("study", "methods");
         p.putAll(eval.parameters());
-        p.put("spec", spec);
-        if (spec.equals("fp")) return p;
+        p.put("spec", spec.text());
+        if (spec.equals(QuantSpec.FP)) return p;
         QuantizationRecipe r = recipe(plan, spec);
         if ("gptq".equals(r.spec().method())) p.put("act_order", true);
         if (needsCalibration(r)) {
@@ -237,16 +152,16 @@ public final class Study {
         return p;
     }
 
-    static Table methods(Plan plan, Experiments.Evaluation eval, ResultStore store, int threads, Progress progress) {
-        List<String> specs = new ArrayList<>(List.of("fp"));
-        specs.addAll(plan.methods());
+    static Table methods(StudyPlan plan, Experiments.Evaluation eval, ResultStore store, int threads, Progress progress) {
+        List<QuantSpec> specs = new ArrayList<>(List.of(QuantSpec.FP));
+        specs.addAll(plan.methodSpecs());
         List<Row> rows = new ArrayList<>();
         try (Progress.Task task = progress.start("methods", specs.size(), "config")) {
-            for (String spec : specs) {
+            for (QuantSpec spec : specs) {
                 Map<String, Object> params = methodParams(plan, eval, spec);
-                task.message(spec);
+                task.message(spec.text());
                 rows.add(store.computeIfAbsent(Row.key(params),
-                        () -> Experiments.run(params, eval, spec.equals("fp") ? null : recipe(plan, spec), threads)));
+                        () -> Experiments.run(params, eval, spec.equals(QuantSpec.FP) ? null : recipe(plan, spec), threads)));
                 task.step(1);
             }
         }
@@ -255,14 +170,14 @@ public final class Study {
                 DoubleColumn.create("bits_per_weight"), DoubleColumn.create("ppl"), DoubleColumn.create("ppl_vs_fp"),
                 DoubleColumn.create("seconds"));
         double fp = ((Number) rows.get(0).get("ppl")).doubleValue();
-        for (Row r : rows) {
-            String spec = (String) r.get("spec");
-            QuantSpec q = spec.equals("fp") ? null : QuantSpec.parse(spec);
-            t.stringColumn("spec").append(spec);
-            t.stringColumn("method").append(q == null ? "fp" : q.method() == null ? "fp" : q.method());
-            t.intColumn("weight_bits").append(q == null || q.method() == null ? 16 : q.weightBits());
-            t.stringColumn("activations").append(q == null || q.activationBits() == 0 ? "fp" : "a" + q.activationBits());
-            t.stringColumn("kv_cache").append(q == null || q.kvBits() == 0 ? "fp" : "kv" + q.kvBits());
+        for (int i = 0; i < rows.size(); i++) {
+            Row r = rows.get(i);
+            QuantSpec q = specs.get(i);
+            t.stringColumn("spec").append(q.text());
+            t.stringColumn("method").append(q.method() == null ? "fp" : q.method());
+            t.intColumn("weight_bits").append(q.method() == null ? 16 : q.weightBits());
+            t.stringColumn("activations").append(q.activationBits() == 0 ? "fp" : "a" + q.activationBits());
+            t.stringColumn("kv_cache").append(q.kvBits() == 0 ? "fp" : "kv" + q.kvBits());
             t.doubleColumn("bits_per_weight").append(((Number) r.get("bits_per_weight")).doubleValue());
             double ppl = ((Number) r.get("ppl")).doubleValue();
             t.doubleColumn("ppl").append(ppl);
@@ -275,9 +190,9 @@ public final class Study {
     // ---------------------------------------------------------------- sensitivity
 
     /** Perplexity with one linear at a time quantized; one store row per linear (and one for the float model). */
-    static Table measuredSensitivity(Plan plan, ResultStore store, String sha, Transformer model, Checkpoint ckpt, int threads,
+    static Table measuredSensitivity(StudyPlan plan, ResultStore store, String sha, Transformer model, Checkpoint ckpt, int threads,
                                      Progress progress) {
-        QuantConfig cfg = QuantizationRecipe.of(plan.sensitivitySpec()).weightConfig();
+        QuantConfig cfg = QuantizationRecipe.of(plan.sensitivity()).weightConfig();
         Map<String, Object> base = new LinkedHashMap<>();
         base.put("study", "sensitivity");
         base.put("model", plan.model());
@@ -314,7 +229,7 @@ public final class Study {
         return t;
     }
 
-    private static Row sensitivityRow(Map<String, Object> params, Transformer model, int[] ids, Plan plan, Checkpoint ckpt,
+    private static Row sensitivityRow(Map<String, Object> params, Transformer model, int[] ids, StudyPlan plan, Checkpoint ckpt,
                                       TextDatasets.Text text, int threads, Linear lin, QuantConfig cfg) {
         long t0 = System.nanoTime();
         float[] w = lin == null ? null : lin.weight();
@@ -382,8 +297,8 @@ public final class Study {
      * Per-(linear, width) options under each predictor. Measured increases below 1e-6 nats (noise on a short
      * window can make them negative) are floored there, so every linear keeps a cost for fewer bits.
      */
-    static List<LayerOption> options(Predictor predictor, Plan plan, Map<String, int[]> shapes, Table proxies, Table measured) {
-        int sensBits = QuantSpec.parse(plan.sensitivitySpec()).weightBits();
+    static List<LayerOption> options(Predictor predictor, StudyPlan plan, Map<String, int[]> shapes, Table proxies, Table measured) {
+        int sensBits = plan.sensitivity().weightBits();
         Map<String, Double> dnll = new LinkedHashMap<>(), heAtSens = new LinkedHashMap<>();
         for (int i = 0; i < measured.rowCount(); i++) {
             double ppl = measured.doubleColumn("ppl").get(i), fp = ppl - measured.doubleColumn("ppl_increase").get(i);
@@ -404,7 +319,7 @@ public final class Study {
         return options;
     }
 
-    static Table mixedPrecision(Plan plan, Experiments.Evaluation eval, ResultStore store, Path dir, String sha,
+    static Table mixedPrecision(StudyPlan plan, Experiments.Evaluation eval, ResultStore store, Path dir, String sha,
                                 Map<String, int[]> shapes, Table proxies, Table measured, int threads, Progress progress) {
         List<LayerOption> hessian = options(Predictor.HESSIAN, plan, shapes, proxies, measured);
         List<Double> targets = new ArrayList<>();
@@ -420,7 +335,7 @@ public final class Study {
             for (String method : plan.allocationMethods()) {
                 for (int b : plan.uniformTargets()) {
                     BitAllocator.Allocation a = BitAllocator.uniform(hessian, b);
-                    String spec = method + ":w" + b + "g" + plan.allocationGroup();
+                    QuantSpec spec = QuantSpec.of(method, QuantConfig.group(b, plan.allocationGroup()));
                     Map<String, Object> p = allocationParams(plan, eval, method, "uniform", a.bitsPerWeight(), spec);
                     Row r = store.computeIfAbsent(Row.key(p), () -> Experiments.run(p, eval, recipe(plan, spec), threads));
                     append(t, method, "uniform", a.bitsPerWeight(), a, r, "", widths(a));
@@ -441,7 +356,7 @@ public final class Study {
                         prov.put("model_sha256", sha);
                         BitsMap.write(file, a, base, prov);
                         BitsMap map = BitsMap.read(file);
-                        String spec = method + ":w" + plan.allocationBits().get(0) + "g" + plan.allocationGroup();
+                        QuantSpec spec = QuantSpec.of(method, base);
                         Map<String, Object> p = allocationParams(plan, eval, method, "mixed", target, spec);
                         // The hessian predictor's rows predate the choice and keep their keys.
                         if (predictor != Predictor.HESSIAN) p.put("predictor", predictor.name().toLowerCase(Locale.ROOT));
@@ -456,8 +371,8 @@ public final class Study {
         return t;
     }
 
-    private static Map<String, Object> allocationParams(Plan plan, Experiments.Evaluation eval, String method, String allocation,
-                                                        double target, String spec) {
+    private static Map<String, Object> allocationParams(StudyPlan plan, Experiments.Evaluation eval, String method, String allocation,
+                                                        double target, QuantSpec spec) {
         Map<String, Object> p = new LinkedHashMap<>(methodParams(plan, eval, spec));
         p.put("study", "mixed-precision");
         p.put("allocation", allocation);
@@ -485,41 +400,5 @@ public final class Study {
         StringBuilder s = new StringBuilder();
         count.forEach((b, n) -> s.append(s.isEmpty() ? "" : " ").append(b).append(':').append(n));
         return s.toString();
-    }
-
-    // ---------------------------------------------------------------- tables kept in the store
-
-    /**
-     * A table computed once per parameter set: its rows go to dir/tables/NAME-KEY.jsonl and, when complete,
-     * a row with the same key into the store marks it done; a study that stopped half-way recomputes it.
-     */
-    static Table storedTable(ResultStore store, Path dir, String name, Map<String, Object> params, Supplier<Table> compute) {
-        String key = Row.key(params);
-        Path file = dir.resolve("tables").resolve(name + "-" + key.substring(0, 12) + ".jsonl");
-        if (store.contains(key) && Files.isRegularFile(file)) {
-            Table t = ResultStore.open(file).table().setName(name.replace('-', ' '));
-            t.removeColumns(ResultStore.KEY_FIELD);
-            return t;
-        }
-        long t0 = System.nanoTime();
-        Table t = compute.get();
-        try {
-            Files.createDirectories(file.getParent());
-            Files.deleteIfExists(file);
-        } catch (java.io.IOException e) {
-            throw new java.io.UncheckedIOException("cannot write " + file, e);
-        }
-        ResultStore rows = ResultStore.open(file);
-        for (int i = 0; i < t.rowCount(); i++) {
-            Map<String, Object> f = new LinkedHashMap<>();
-            for (Column<?> c : t.columns()) {
-                Object v = c.get(i);
-                f.put(c.name(), v instanceof Float x ? (double) x : v);
-            }
-            rows.append(new Row(key + "/" + i, f));
-        }
-        store.tryAppend(Row.of(key).withAll(params).with("table", dir.relativize(file).toString()).with("rows", t.rowCount())
-                .with("seconds", (System.nanoTime() - t0) / 1e9).withProvenance());
-        return t;
     }
 }

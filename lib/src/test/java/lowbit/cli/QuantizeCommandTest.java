@@ -82,6 +82,12 @@ class QuantizeCommandTest {
         expectError("give aA", "ppl", "--model", m, "--quant", "smoothquant:w8");
         expectError("KV group size must divide headDim", "ppl", "--model", m, "--quant", "kv4", "--kv-group", "5");
         expectError("needs --method", "quantize", "--model", m, "--bits", "4", "--out", out.toString());
+        expectError("bad --quant spec 'rtn:w4g99999999999': group size must be 1..2147483647, got 99999999999", "ppl", "--model", m,
+                "--quant", "rtn:w4g99999999999");
+        // Options that only mean something with a spec are refused without one, naming the option.
+        expectError("--kv-key-bits applies only to quantization and no --quant SPEC was given", "ppl", "--model", m, "--kv-key-bits", "3");
+        expectError("--act-order applies only", "ppl", "--model", m, "--seqlen", "64", "--act-order");
+        expectError("--nsamples applies only", "ppl", "--model", m, "--nsamples", "128");
         // Calibration text shorter than one window: the message names the source and the sizes.
         expectError("--calib-seqlen", "quantize", "--model", m, "--method", "gptq", "--bits", "4", "--seqlen", "100000",
                 "--nsamples", "2", "--out", out.toString());

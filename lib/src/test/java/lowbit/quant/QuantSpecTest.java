@@ -51,4 +51,45 @@ class QuantSpecTest {
         }
         assertTrue(assertThrows(IllegalArgumentException.class, () -> QuantSpec.parse("foo:w4")).getMessage().contains("unknown method 'foo'"));
     }
+
+    @Test
+    void builtSpecsEqualParsedOnesAndWriteCanonicalText() {
+        QuantSpec built = QuantSpec.of("gptq", QuantConfig.group(4, 128)).withKv(4);
+        assertEquals(QuantSpec.parse("gptq:w4g128+kv4"), built);
+        assertEquals("gptq:w4g128+kv4", built.text());
+        assertEquals("rtn:w3+kv4", QuantSpec.parse(" KV4+RTN:W3 ").text(), "terms in canonical order, lower case");
+        assertEquals("gptq:w3sym", QuantSpec.of("gptq", QuantConfig.perChannel(3).withSymmetric(true)).text());
+        assertEquals("smoothquant:w8a8", QuantSpec.of("smoothquant", QuantConfig.perChannel(8)).withActivations(8).text());
+        assertEquals("kv2", QuantSpec.kv(2).text());
+        assertEquals("fp", QuantSpec.parse("none").text());
+        assertSame(QuantSpec.FP, QuantSpec.parse("fp"));
+        assertEquals(QuantSpec.parse("awq:w3g128"), QuantSpec.parse("gptq:w3g128").withMethod("awq"));
+        for (String t : new String[] {"rtn:w8", "rtn:w4g128+kv8", "smoothquant:w4a8", "rtn:w4a8sym+kv3", "awq:w3g128"})
+            assertEquals(t, QuantSpec.parse(t).text(), "round trip");
+    }
+
+    @Test
+    void theFactoryRefusesWhatTheParserRefuses() {
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> QuantSpec.of("foo", QuantConfig.perChannel(4)))
+                .getMessage().contains("unknown method 'foo'"));
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> QuantSpec.of("rtn", QuantConfig.perTensor(4)))
+                .getMessage().contains("per-tensor"));
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> QuantSpec.kv(9)).getMessage().contains("KV-cache bits must be 2..8, got 9"));
+        assertThrows(IllegalArgumentException.class, () -> new QuantSpec(null, 4, QuantConfig.PER_CHANNEL, false, 0, 0), "bits without a method");
+        assertThrows(IllegalArgumentException.class, () -> new QuantSpec("rtn", 4, 0, false, 0, 0), "group 0");
+        assertThrows(IllegalArgumentException.class, () -> QuantSpec.of("rtn", QuantConfig.perChannel(4)).withActivations(1));
+    }
+
+    @Test
+    void numbersPastIntNameTheSpecAndTheRange() {
+        var g = assertThrows(IllegalArgumentException.class, () -> QuantSpec.parse("rtn:w4g99999999999")).getMessage();
+        assertTrue(g.startsWith("bad --quant spec 'rtn:w4g99999999999': group size must be 1..2147483647, got 99999999999."), g);
+        assertFalse(g.contains("For input string"), g);
+        var w = assertThrows(IllegalArgumentException.class, () -> QuantSpec.parse("gptq:w99999999999999999999999")).getMessage();
+        assertTrue(w.contains("weight bits must be 2..8, got 99999999999999999999999"), w);
+        var kv = assertThrows(IllegalArgumentException.class, () -> QuantSpec.parse("kv0")).getMessage();
+        assertTrue(kv.contains("KV-cache bits must be 2..8, got 0"), kv);
+        assertEquals(2147483647, QuantSpec.parse("rtn:w4g2147483647").groupSize(), "the top of the range is accepted");
+        assertEquals(128, QuantSpec.parse("rtn:w4g000128").groupSize());
+    }
 }

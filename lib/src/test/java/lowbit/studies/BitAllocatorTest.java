@@ -7,6 +7,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import lowbit.quant.BitsMap;
 import lowbit.quant.QuantConfig;
 import lowbit.studies.BitAllocator.Allocation;
 import org.junit.jupiter.api.Test;
@@ -78,7 +79,7 @@ class BitAllocatorTest {
                     for (int b : widths) {
                         // Mostly falling with bits, sometimes not, so that dominated options occur too.
                         double loss = sens * Math.pow(4, -(b - 2)) * (0.5 + rnd.nextDouble()) + (rnd.nextInt(10) == 0 ? sens : 0);
-                        options.add(LayerOption.of("layer" + l, s[0], s[1], BitsMap.withBits(base, b), loss));
+                        options.add(LayerOption.of("layer" + l, s[0], s[1], base.withBits(b), loss));
                     }
                 }
                 long params = options.stream().filter(o -> o.bits() == 2).mapToLong(LayerOption::parameters).sum();

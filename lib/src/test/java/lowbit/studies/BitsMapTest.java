@@ -9,6 +9,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import lowbit.io.FormatException;
+import lowbit.quant.BitsMap;
 import lowbit.quant.QuantConfig;
 import lowbit.quant.QuantConfig.ScaleFormat;
 import lowbit.quant.QuantConfig.ZeroPoint;
@@ -71,7 +72,7 @@ class BitsMapTest {
             BitsMap.write(f, a, g, null);
             BitsMap m = BitsMap.read(f);
             assertEquals(g, m.defaultConfig());
-            assertEquals(BitsMap.withBits(g, 8), m.configFor(K0));
+            assertEquals(g.withBits(8), m.configFor(K0));
             assertEquals(Map.of(), m.provenance());
         }
     }

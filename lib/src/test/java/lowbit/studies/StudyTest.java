@@ -12,6 +12,7 @@ import java.util.List;
 import lowbit.io.DataDir;
 import lowbit.plots.HtmlTest;
 import lowbit.progress.Progress;
+import lowbit.quant.BitsMap;
 import lowbit.results.ResultStore;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -19,8 +20,8 @@ import tech.tablesaw.api.Table;
 
 /** The whole study, small, on the real tiny model stories260K (5 blocks, 35 linears, hidden 64). */
 class StudyTest {
-    static Study.Plan tiny(String model) {
-        return new Study.Plan(model, "wikitext2", 128, 2, 4, 128, 2, 0,
+    static StudyPlan tiny(String model) {
+        return new StudyPlan(model, "wikitext2", 128, 2, 4, 128, 2, 0,
                 List.of("rtn:w8", "rtn:w4g32", "gptq:w4g32", "awq:w4g32", "smoothquant:w8a8", "rtn:w4g32+kv4"),
                 "rtn:w3g32", 128, 1,
                 List.of(2, 3, 4, 8), 32, List.of(3, 4), List.of(3.5), List.of("rtn"),
@@ -32,7 +33,7 @@ class StudyTest {
     void runsEveryPartResumesAndReportsEveryChart(@TempDir Path tmp) throws Exception {
         Path bin = DataDir.root().resolve("models/stories260K/stories260K.bin");
         assumeTrue(Files.exists(bin), "stories260K not in the data directory (./lowbit setup)");
-        Study.Plan plan = tiny(bin.toString());
+        StudyPlan plan = tiny(bin.toString());
         Path dir = tmp.resolve("results");
         Study.Result r = Study.run(plan, dir, 2, Progress.NONE);
 
@@ -95,17 +96,17 @@ class StudyTest {
 
     @Test
     void refusesInconsistentPlans() {
-        Study.Plan p = tiny("stories260K");
-        Study.Plan badSens = new Study.Plan(p.model(), p.dataset(), p.evalSeqlen(), p.evalWindows(), p.calibSamples(), p.calibSeqlen(),
-                p.awqSamples(), p.seed(), p.methods(), "gptq:w3g32", p.sensitivitySeqlen(), p.sensitivityWindows(), p.allocationBits(),
-                p.allocationGroup(), p.uniformTargets(), p.extraTargets(), p.allocationMethods(), p.ablationSpecs(), p.ablationSamples(),
-                p.ablationSeeds(), p.diversitySources(), p.diversitySamples(), p.statisticsTopEigen());
-        assertTrue(assertThrows(IllegalArgumentException.class, () -> Study.validate(badSens)).getMessage().contains("rtn spec"));
-        Study.Plan badWidth = new Study.Plan(p.model(), p.dataset(), p.evalSeqlen(), p.evalWindows(), p.calibSamples(), p.calibSeqlen(),
-                p.awqSamples(), p.seed(), p.methods(), "rtn:w5g32", p.sensitivitySeqlen(), p.sensitivityWindows(), p.allocationBits(),
-                p.allocationGroup(), p.uniformTargets(), p.extraTargets(), p.allocationMethods(), p.ablationSpecs(), p.ablationSamples(),
-                p.ablationSeeds(), p.diversitySources(), p.diversitySamples(), p.statisticsTopEigen());
-        assertTrue(assertThrows(IllegalArgumentException.class, () -> Study.validate(badWidth)).getMessage().contains("allocation widths"));
+        StudyPlan.Builder p = tiny("stories260K").toBuilder();
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> p.sensitivitySpec("gptq:w3g32").build()).getMessage().contains("rtn spec"));
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> p.sensitivitySpec("rtn:w5g32").build()).getMessage().contains("allocation widths"));
+        var windows = assertThrows(IllegalArgumentException.class, () -> p.sensitivitySpec("rtn:w3g32").evalWindows(-1).build());
+        assertTrue(windows.getMessage().contains("--eval-windows") && windows.getMessage().contains("got -1"), windows.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> p.evalWindows(2).methods(List.of("rtn:w4g99999999999")).build());
+        StudyPlan full = StudyPlan.full("m");
+        assertEquals(List.of(0L, 1L, 2L, 3L, 4L), full.ablationSeeds());
+        assertEquals(0, full.evalWindows());
+        assertEquals(StudyPlan.quick("m").allocationBits(), full.allocationBits(), "full keeps what it does not change");
+        assertEquals(List.of(7L), StudyPlan.quick("m").toBuilder().ablationSeeds(List.of(7L)).build().ablationSeeds());
     }
 
     @Test
@@ -113,7 +114,7 @@ class StudyTest {
         Path bin = DataDir.root().resolve("models/stories260K/stories260K.bin");
         assumeTrue(Files.exists(bin), "stories260K not in the data directory (./lowbit setup)");
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> Study.run(Study.Plan.quick(bin.toString()), tmp, 1, Progress.NONE));
+                () -> Study.run(StudyPlan.quick(bin.toString()), tmp, 1, Progress.NONE));
         assertTrue(e.getMessage().contains("group size 128 is wider than the narrowest linear input (64 columns)"), e.getMessage());
         assertEquals(0, ResultStore.open(tmp.resolve("store.jsonl")).size(), "nothing was run");
     }
@@ -126,7 +127,7 @@ class StudyTest {
         Table measured = Table.create("m", tech.tablesaw.api.StringColumn.create("name", "a", "b"),
                 tech.tablesaw.api.DoubleColumn.create("ppl", 11.0, 9.9),
                 tech.tablesaw.api.DoubleColumn.create("ppl_increase", 1.0, -0.1));
-        Study.Plan plan = tiny("stories260K");
+        StudyPlan plan = tiny("stories260K");
         var shapes = java.util.Map.of("a", new int[] {4, 64}, "b", new int[] {4, 64});
         List<LayerOption> m = Study.options(Study.Predictor.MEASURED, plan, shapes, proxies, measured);
         assertEquals(Math.log(1.1), m.get(0).predictedLoss(), 1e-12, "a at the sensitivity width: its measured dNLL");

@@ -169,11 +169,12 @@ final class BlockActivations {
         int n = lin.inFeatures();
         float[] all = new float[x.length * T * n];
         for (int i = 0; i < x.length; i++) {
-            float[] src = switch (lin.module()) {
-                case "q_proj", "k_proj", "v_proj" -> model.attentionInput(layer, x[i], T);
-                case "o_proj", "out_proj" -> oIn[i];
-                case "gate_proj", "up_proj", "fc1" -> mIn[i];
-                default -> dIn[i];
+            float[] src = switch (lin.input()) {
+                case "attn_in" -> model.attentionInput(layer, x[i], T);
+                case "attn_out" -> oIn[i];
+                case "mlp_in" -> mIn[i];
+                case "mlp_act" -> dIn[i];
+                default -> throw new IllegalArgumentException(lin.name() + " reads " + lin.input() + ", not an input of block " + layer);
             };
             System.arraycopy(src, 0, all, i * T * n, T * n);
         }

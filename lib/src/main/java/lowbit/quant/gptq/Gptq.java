@@ -5,11 +5,11 @@ import java.util.Comparator;
 import java.util.stream.IntStream;
 import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.VectorSpecies;
+import lowbit.calibration.Hessian;
 import lowbit.quant.QuantConfig;
 import lowbit.quant.QuantizedWeight;
 import lowbit.quant.UniformQuantizer;
 import lowbit.tensor.Cholesky;
-import lowbit.tensor.Gram;
 import lowbit.tensor.Parallel;
 
 /**
@@ -68,21 +68,23 @@ public final class Gptq {
                          double choleskySeconds, double loopSeconds) {}
 
     private final int columns;
+    private final Hessian hessian;
     private final double[] h;
-    private int nsamples;
 
     public Gptq(int columns) {
-        this.columns = columns;
-        this.h = new double[columns * columns];
+        this(new Hessian(columns));
+    }
+
+    /** GPTQ on a Hessian accumulated elsewhere (shared: {@link #quantize} leaves it as it is). */
+    public Gptq(Hessian hessian) {
+        this.hessian = hessian;
+        this.columns = hessian.columns();
+        this.h = hessian.values();
     }
 
     /** A Gptq whose Hessian was accumulated elsewhere (n sequences). */
     public static Gptq fromHessian(double[] h, int columns, int nsamples) {
-        if (h.length != columns * columns) throw new IllegalArgumentException("H has " + h.length + " entries, expected " + columns + "^2");
-        Gptq g = new Gptq(columns);
-        System.arraycopy(h, 0, g.h, 0, h.length);
-        g.nsamples = nsamples;
-        return g;
+        return new Gptq(Hessian.of(h, columns, nsamples));
     }
 
     public int columns() {
@@ -90,7 +92,7 @@ public final class Gptq {
     }
 
     public int samples() {
-        return nsamples;
+        return hessian.samples();
     }
 
     /** The running H (live). */
@@ -98,21 +100,16 @@ public final class Gptq {
         return h;
     }
 
-    /** Adds one calibration sequence x [tokens][columns]: H = H n/(n+1) + 2/(n+1) x^T x. */
+    /** Adds one calibration sequence x [tokens][columns]: H = H n/(n+1) + 2/(n+1) x^T x ({@link Hessian#add}). */
     public void addBatch(float[] x, int tokens, Parallel par) {
-        if (x.length < tokens * columns)
-            throw new IllegalArgumentException("batch has " + x.length + " values, expected " + tokens + "x" + columns);
-        double keep = (double) nsamples / (nsamples + 1);
-        nsamples++;
-        if (keep != 1) for (int i = 0; i < h.length; i++) h[i] *= keep;
-        Gram.accumulate(h, x, tokens, columns, 2.0 / nsamples, par);
+        hessian.add(x, tokens, par);
     }
 
     /** Quantizes W [rows][columns] (not modified); the Hessian is left as it is, so layers sharing an input can share it. */
     public Result quantize(String name, float[] weight, int rows, QuantConfig cfg, Options opt, Parallel par) {
         if (weight.length != rows * columns)
             throw new IllegalArgumentException(name + ": weight has " + weight.length + " elements, expected " + rows + "x" + columns);
-        if (nsamples == 0) throw new IllegalStateException(name + ": GPTQ needs calibration data, no batch was added");
+        if (hessian.samples() == 0) throw new IllegalStateException(name + ": GPTQ needs calibration data, no batch was added");
         if (opt.staticGroups() && !cfg.grouped())
             throw new IllegalArgumentException(name + ": static groups need a group size");
         int n = columns;

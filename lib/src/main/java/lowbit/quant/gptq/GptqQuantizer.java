@@ -1,12 +1,11 @@
 package lowbit.quant.gptq;
 
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import lowbit.calibration.InputHessians;
 import lowbit.calibration.SequentialCalibration;
-import lowbit.model.ForwardHook;
 import lowbit.model.Linear;
 import lowbit.model.Transformer;
 import lowbit.progress.Progress;
@@ -37,17 +36,6 @@ public final class GptqQuantizer {
         this.configs = configs;
         this.options = options;
         this.trueSequential = trueSequential;
-    }
-
-    /** Which input a linear reads: attn_in, attn_out, mlp_in or mlp_act; linears with the same key see the same activations. */
-    public static String inputOf(Linear lin) {
-        return switch (lin.module()) {
-            case "q_proj", "k_proj", "v_proj" -> "attn_in";
-            case "o_proj", "out_proj" -> "attn_out";
-            case "gate_proj", "up_proj", "fc1" -> "mlp_in";
-            case "down_proj", "fc2" -> "mlp_act";
-            default -> throw new IllegalArgumentException("GPTQ does not know the input of " + lin.name());
-        };
     }
 
     static final List<List<String>> TRUE_SEQUENTIAL = List.of(List.of("attn_in"), List.of("attn_out"), List.of("mlp_in"), List.of("mlp_act"));
@@ -90,30 +78,13 @@ public final class GptqQuantizer {
     private void quantizeGroup(SequentialCalibration.Block block, List<String> inputs, Parallel par,
                                Map<String, lowbit.quant.QuantizedWeight> weights, Map<String, Map<String, Object>> layers,
                                double[] seconds) {
-        Map<String, Gptq> hessians = new HashMap<>();
-        Map<String, Linear> reader = new HashMap<>();   // the first linear of each input accumulates it
         List<Linear> targets = new ArrayList<>();
-        for (Linear lin : block.linears()) {
-            String key = inputOf(lin);
-            if (!inputs.contains(key)) continue;
-            targets.add(lin);
-            if (reader.putIfAbsent(key, lin) == null) hessians.put(key, new Gptq(lin.inFeatures()));
-        }
-        long[] hessianNanos = {0};
-        block.forward(new ForwardHook() {
-            @Override
-            public void linearInput(Linear linear, float[] x, int rows) {
-                if (linear.layer() != block.layer()) return;
-                String key = inputOf(linear);
-                if (reader.get(key) != linear) return;
-                long t0 = System.nanoTime();
-                hessians.get(key).addBatch(x, rows, par);
-                hessianNanos[0] += System.nanoTime() - t0;
-            }
-        });
-        seconds[0] += hessianNanos[0] / 1e9;
+        for (Linear lin : block.linears()) if (inputs.contains(lin.input())) targets.add(lin);
+        InputHessians hessians = new InputHessians(block.layer(), targets, par);
+        block.forward(hessians);
+        seconds[0] += hessians.seconds();
         for (Linear lin : targets) {
-            Gptq.Result r = hessians.get(inputOf(lin)).quantize(lin.name(), lin.weight(), lin.outFeatures(), configs.apply(lin.name()), options, par);
+            Gptq.Result r = new Gptq(hessians.of(lin)).quantize(lin.name(), lin.weight(), lin.outFeatures(), configs.apply(lin.name()), options, par);
             lin.setWeight(r.weight().dequantize());
             weights.put(lin.name(), r.weight());
             Map<String, Object> facts = new LinkedHashMap<>();

@@ -73,9 +73,9 @@ public final class SmoothQuant {
         g.put("attn", new ArrayList<>());
         g.put("mlp", new ArrayList<>());
         for (Linear l : model.blockLinears(layer)) {
-            switch (l.module()) {
-                case "q_proj", "k_proj", "v_proj" -> g.get("attn").add(l);
-                case "gate_proj", "up_proj", "fc1" -> g.get("mlp").add(l);
+            switch (l.input()) {
+                case "attn_in" -> g.get("attn").add(l);
+                case "mlp_in" -> g.get("mlp").add(l);
                 default -> { }
             }
         }

@@ -1,4 +1,4 @@
-package lowbit.studies;
+package lowbit.quant;
 
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
@@ -22,7 +22,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import lowbit.io.FormatException;
-import lowbit.quant.QuantConfig;
 
 /**
  * A per-layer bit-width map, the file {@code lowbit quantize --bits-map FILE} reads:
@@ -53,6 +52,17 @@ public record BitsMap(Path source, QuantConfig defaultConfig, Map<String, Intege
     private static final Set<String> TOP_KEYS = Set.of("format", "version", "default", "layers", "summary", "provenance");
     private static final Set<String> DEFAULT_KEYS = Set.of("bits", "symmetric", "granularity", "group_size", "zero_point",
             "scale_format", "mse_clip");
+
+    /** Per-linear widths and what they cost: what {@link #write} records (a bit allocator's result). */
+    public interface Assignment {
+        Map<String, Integer> bits();
+
+        double bitsPerWeight();
+
+        double predictedLoss();
+
+        long storageBits();
+    }
     private static final Set<String> LAYER_KEYS = Set.of("bits");
 
     private static final ObjectMapper JSON = JsonMapper.builder()
@@ -73,7 +83,7 @@ public record BitsMap(Path source, QuantConfig defaultConfig, Map<String, Intege
     /** The grid for {@code layerName}: its own bits if listed, every other setting from the default. */
     public QuantConfig configFor(String layerName) {
         Integer bits = layers.get(layerName);
-        return bits == null ? defaultConfig : withBits(defaultConfig, bits);
+        return bits == null ? defaultConfig : defaultConfig.withBits(bits);
     }
 
     /**
@@ -96,7 +106,7 @@ public record BitsMap(Path source, QuantConfig defaultConfig, Map<String, Intege
      * width; every allocated layer is listed explicitly). Written to a temporary file and moved into place, so a
      * reader never sees half a file.
      */
-    public static void write(Path file, BitAllocator.Allocation allocation, QuantConfig base, Map<String, Object> provenance) {
+    public static void write(Path file, Assignment allocation, QuantConfig base, Map<String, Object> provenance) {
         ObjectNode root = JSON.createObjectNode();
         root.put("format", FORMAT);
         root.put("version", VERSION);
@@ -235,9 +245,5 @@ public record BitsMap(Path source, QuantConfig defaultConfig, Map<String, Intege
             if (!allowed.contains(k))
                 throw new FormatException(file, where + ": unknown key \"" + k + "\" (allowed: " + String.join(", ", allowed.stream().sorted().toList()) + ")");
         }
-    }
-
-    static QuantConfig withBits(QuantConfig c, int bits) {
-        return new QuantConfig(bits, c.symmetric(), c.groupSize(), c.zeroPoint(), c.scaleFormat(), c.mseClip());
     }
 }

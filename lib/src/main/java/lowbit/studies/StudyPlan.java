@@ -1,0 +1,294 @@
+package lowbit.studies;
+
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import lowbit.quant.QuantSpec;
+
+/**
+ * Everything a study runs. Sizes are in windows of tokens; calibration draws use {@code seed}.
+ *
+ * @param calibSamples        calibration windows for GPTQ, SmoothQuant, statistics and proxies
+ * @param awqSamples          calibration windows for AWQ (its scale search runs the block 20 times per group)
+ * @param methods             the specs compared (the float model is always included)
+ * @param sensitivitySpec     the RTN grid one linear at a time is quantized with: the lowest candidate width, so that
+ *                            the measured predictor scales a measured harm down to wider widths rather than
+ *                            extrapolating a mild one up to where quantization breaks a layer
+ * @param allocationBits      candidate widths per linear, on the group of {@code allocationGroup}
+ * @param uniformTargets      widths whose uniform bits per weight become allocation targets
+ * @param extraTargets        further targets in bits per weight
+ * @param allocationMethods   methods the allocations are evaluated with (rtn, gptq)
+ * @param ablationSpecs       specs of the calibration-size ablation (rtn runs once, as the control)
+ * @param diversitySources    calibration sources compared at {@code diversitySamples} windows, concatenated mode
+ */
+public record StudyPlan(String model,
+                        String dataset,
+                        int evalSeqlen,
+                        int evalWindows,
+                        int calibSamples,
+                        int calibSeqlen,
+                        int awqSamples,
+                        long seed,
+                        List<String> methods,
+                        String sensitivitySpec,
+                        int sensitivitySeqlen,
+                        int sensitivityWindows,
+                        List<Integer> allocationBits,
+                        int allocationGroup,
+                        List<Integer> uniformTargets,
+                        List<Double> extraTargets,
+                        List<String> allocationMethods,
+                        List<String> ablationSpecs,
+                        List<Integer> ablationSamples,
+                        List<Long> ablationSeeds,
+                        List<String> diversitySources,
+                        int diversitySamples,
+                        int statisticsTopEigen) {
+
+    /** Every check that needs no model: specs parse, sizes are positive, the sensitivity width is a candidate. */
+    public StudyPlan {
+        if (evalSeqlen < 2) throw new IllegalArgumentException("study: eval seqlen must be >= 2, got " + evalSeqlen);
+        if (evalWindows < 0) throw new IllegalArgumentException("study: --eval-windows must be >= 0 (0: the whole test set), got " + evalWindows);
+        if (sensitivityWindows < 1) throw new IllegalArgumentException("study: sensitivity windows must be >= 1, got " + sensitivityWindows);
+        methods = List.copyOf(methods);
+        ablationSpecs = List.copyOf(ablationSpecs);
+        for (String s : methods) QuantSpec.parse(s);
+        for (String s : ablationSpecs) QuantSpec.parse(s);
+        QuantSpec sens = QuantSpec.parse(sensitivitySpec);
+        if (!"rtn".equals(sens.method())) throw new IllegalArgumentException("study: the sensitivity spec must be an rtn spec, got " + sensitivitySpec);
+        if (!allocationBits.contains(sens.weightBits()))
+            throw new IllegalArgumentException("study: the sensitivity width " + sens.weightBits() + " must be one of the allocation widths "
+                    + allocationBits + " (the proxies are correlated with it)");
+        for (int b : uniformTargets)
+            if (!allocationBits.contains(b)) throw new IllegalArgumentException("study: uniform target " + b + " is not an allocation width " + allocationBits);
+        for (String m : allocationMethods)
+            if (!m.equals("rtn") && !m.equals("gptq")) throw new IllegalArgumentException("study: allocations are evaluated with rtn or gptq, got " + m);
+    }
+
+    /**
+     * About 15 minutes on 2 cores for the default model. Widths {3,4,6,8}: with 2-bit candidates every
+     * additive predictor we tried (Hessian error, measured increase at 2 or 3 bits) chose allocations far
+     * worse than uniform on this model (2-bit linears hurt together much more than alone).
+     */
+    public static StudyPlan quick(String model) {
+        return new StudyPlan(model, "wikitext2", 2048, 2, 16, 512, 4, 0,
+                List.of("rtn:w8", "rtn:w4", "rtn:w4g128", "rtn:w3g128", "gptq:w4g128", "gptq:w3g128", "awq:w4g128",
+                        "smoothquant:w8a8", "smoothquant:w4a8", "rtn:w4g128+kv8", "rtn:w4g128+kv4", "rtn:w4g128+kv2"),
+                "rtn:w3g128", 512, 1,
+                List.of(3, 4, 6, 8), 128, List.of(3, 4, 6), List.of(3.5), List.of("rtn"),
+                List.of("rtn:w3g128", "gptq:w3g128"), List.of(4, 16), List.of(0L, 1L),
+                List.of("c4", "tasks", "tasks:lambada_openai"), 16, 4);
+    }
+
+    /** The full-size study: the GPTQ protocol's evaluation and calibration, several seeds (hours on 2 cores). */
+    public static StudyPlan full(String model) {
+        return quick(model).toBuilder().evalWindows(0).calibSamples(128).calibSeqlen(2048).awqSamples(128)
+                .methods(List.of("rtn:w8", "rtn:w4", "rtn:w3", "rtn:w4g128", "rtn:w3g128", "rtn:w2g128",
+                        "gptq:w4", "gptq:w3", "gptq:w4g128", "gptq:w3g128", "gptq:w2g128", "awq:w4", "awq:w3",
+                        "awq:w4g128", "awq:w3g128", "smoothquant:w8a8", "smoothquant:w4a8",
+                        "rtn:w4g128+kv8", "rtn:w4g128+kv4", "rtn:w4g128+kv3", "rtn:w4g128+kv2"))
+                .sensitivitySeqlen(2048).sensitivityWindows(4).extraTargets(List.of(3.5, 5.0)).allocationMethods(List.of("rtn", "gptq"))
+                .ablationSpecs(List.of("rtn:w3g128", "gptq:w3g128", "awq:w3g128")).ablationSamples(List.of(8, 16, 32, 64, 128, 256))
+                .ablationSeeds(List.of(0L, 1L, 2L, 3L, 4L)).diversitySamples(128).statisticsTopEigen(8).build();
+    }
+
+    /** Every parameter, for the report and the rows. */
+    public Map<String, Object> describe() {
+        Map<String, Object> m = new LinkedHashMap<>();
+        for (var c : StudyPlan.class.getRecordComponents()) {
+            try {
+                m.put(c.getName(), c.getAccessor().invoke(this));
+            } catch (ReflectiveOperationException e) {
+                throw new IllegalStateException(e);
+            }
+        }
+        return m;
+    }
+
+    /** The specs compared, parsed. */
+    public List<QuantSpec> methodSpecs() {
+        return methods.stream().map(QuantSpec::parse).toList();
+    }
+
+    /** The RTN grid of the one-linear-at-a-time sensitivity, parsed. */
+    public QuantSpec sensitivity() {
+        return QuantSpec.parse(sensitivitySpec);
+    }
+
+    /** A builder starting from this plan: change what differs, keep the rest. */
+    public Builder toBuilder() {
+        return new Builder(this);
+    }
+
+    /** Sets any of the 23 parameters by name; {@link #build} validates the whole plan. */
+    public static final class Builder {
+        private String model;
+        private String dataset;
+        private int evalSeqlen;
+        private int evalWindows;
+        private int calibSamples;
+        private int calibSeqlen;
+        private int awqSamples;
+        private long seed;
+        private List<String> methods;
+        private String sensitivitySpec;
+        private int sensitivitySeqlen;
+        private int sensitivityWindows;
+        private List<Integer> allocationBits;
+        private int allocationGroup;
+        private List<Integer> uniformTargets;
+        private List<Double> extraTargets;
+        private List<String> allocationMethods;
+        private List<String> ablationSpecs;
+        private List<Integer> ablationSamples;
+        private List<Long> ablationSeeds;
+        private List<String> diversitySources;
+        private int diversitySamples;
+        private int statisticsTopEigen;
+
+        private Builder(StudyPlan p) {
+            model = p.model();
+            dataset = p.dataset();
+            evalSeqlen = p.evalSeqlen();
+            evalWindows = p.evalWindows();
+            calibSamples = p.calibSamples();
+            calibSeqlen = p.calibSeqlen();
+            awqSamples = p.awqSamples();
+            seed = p.seed();
+            methods = p.methods();
+            sensitivitySpec = p.sensitivitySpec();
+            sensitivitySeqlen = p.sensitivitySeqlen();
+            sensitivityWindows = p.sensitivityWindows();
+            allocationBits = p.allocationBits();
+            allocationGroup = p.allocationGroup();
+            uniformTargets = p.uniformTargets();
+            extraTargets = p.extraTargets();
+            allocationMethods = p.allocationMethods();
+            ablationSpecs = p.ablationSpecs();
+            ablationSamples = p.ablationSamples();
+            ablationSeeds = p.ablationSeeds();
+            diversitySources = p.diversitySources();
+            diversitySamples = p.diversitySamples();
+            statisticsTopEigen = p.statisticsTopEigen();
+        }
+
+        public Builder model(String v) {
+            this.model = v;
+            return this;
+        }
+
+        public Builder dataset(String v) {
+            this.dataset = v;
+            return this;
+        }
+
+        public Builder evalSeqlen(int v) {
+            this.evalSeqlen = v;
+            return this;
+        }
+
+        public Builder evalWindows(int v) {
+            this.evalWindows = v;
+            return this;
+        }
+
+        public Builder calibSamples(int v) {
+            this.calibSamples = v;
+            return this;
+        }
+
+        public Builder calibSeqlen(int v) {
+            this.calibSeqlen = v;
+            return this;
+        }
+
+        public Builder awqSamples(int v) {
+            this.awqSamples = v;
+            return this;
+        }
+
+        public Builder seed(long v) {
+            this.seed = v;
+            return this;
+        }
+
+        public Builder methods(List<String> v) {
+            this.methods = v;
+            return this;
+        }
+
+        public Builder sensitivitySpec(String v) {
+            this.sensitivitySpec = v;
+            return this;
+        }
+
+        public Builder sensitivitySeqlen(int v) {
+            this.sensitivitySeqlen = v;
+            return this;
+        }
+
+        public Builder sensitivityWindows(int v) {
+            this.sensitivityWindows = v;
+            return this;
+        }
+
+        public Builder allocationBits(List<Integer> v) {
+            this.allocationBits = v;
+            return this;
+        }
+
+        public Builder allocationGroup(int v) {
+            this.allocationGroup = v;
+            return this;
+        }
+
+        public Builder uniformTargets(List<Integer> v) {
+            this.uniformTargets = v;
+            return this;
+        }
+
+        public Builder extraTargets(List<Double> v) {
+            this.extraTargets = v;
+            return this;
+        }
+
+        public Builder allocationMethods(List<String> v) {
+            this.allocationMethods = v;
+            return this;
+        }
+
+        public Builder ablationSpecs(List<String> v) {
+            this.ablationSpecs = v;
+            return this;
+        }
+
+        public Builder ablationSamples(List<Integer> v) {
+            this.ablationSamples = v;
+            return this;
+        }
+
+        public Builder ablationSeeds(List<Long> v) {
+            this.ablationSeeds = v;
+            return this;
+        }
+
+        public Builder diversitySources(List<String> v) {
+            this.diversitySources = v;
+            return this;
+        }
+
+        public Builder diversitySamples(int v) {
+            this.diversitySamples = v;
+            return this;
+        }
+
+        public Builder statisticsTopEigen(int v) {
+            this.statisticsTopEigen = v;
+            return this;
+        }
+
+        public StudyPlan build() {
+            return new StudyPlan(model, dataset, evalSeqlen, evalWindows, calibSamples, calibSeqlen, awqSamples, seed, methods, sensitivitySpec, sensitivitySeqlen, sensitivityWindows, allocationBits, allocationGroup, uniformTargets, extraTargets, allocationMethods, ablationSpecs, ablationSamples, ablationSeeds, diversitySources, diversitySamples, statisticsTopEigen);
+        }
+    }
+}
