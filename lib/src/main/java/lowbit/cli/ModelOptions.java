@@ -13,11 +13,21 @@ final class ModelOptions {
                     + "(SmolLM2-135M-Instruct Q4_1) or hf:ORG/NAME to download from the Hub (default: ${DEFAULT-VALUE})")
     String model;
 
-    @Option(names = "--threads", paramLabel = "N", description = "compute threads (default: all cores)")
+    @Option(names = "--threads", paramLabel = "N",
+            description = "compute threads, 1 to 4 x the available processors (default: all cores)")
     Integer threads;
 
+    /**
+     * More threads than cores only time-slice the same cores, and each holds its own buffers; past four per
+     * processor the number is a typo, not a plan.
+     */
     int threads() {
-        return threads != null ? threads : Parallel.defaultThreads();
+        if (threads == null) return Parallel.defaultThreads();
+        int most = 4 * Runtime.getRuntime().availableProcessors();
+        if (threads < 1 || threads > most)
+            throw new IllegalArgumentException("--threads must be between 1 and " + most + " (4 x the "
+                    + Runtime.getRuntime().availableProcessors() + " available processors), got " + threads);
+        return threads;
     }
 
     Checkpoint open() {

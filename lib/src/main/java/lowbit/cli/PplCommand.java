@@ -8,6 +8,7 @@ import java.nio.file.Path;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 import lowbit.eval.Perplexity;
+import lowbit.eval.PerplexityJournal;
 import lowbit.eval.TextDatasets;
 import lowbit.io.Checkpoint;
 import lowbit.io.Checkpoints;
@@ -18,12 +19,17 @@ import lowbit.quant.RuntimeQuantization;
 import lowbit.progress.Progress;
 import lowbit.results.CodeVersion;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 @Command(name = "ppl", mixinStandardHelpOptions = true,
         description = "Perplexity under the GPTQ protocol (non-overlapping windows, every position scored).")
 final class PplCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
     @Mixin
     ModelOptions modelOptions;
 
@@ -50,6 +56,9 @@ final class PplCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         Run run = run(modelOptions, quantOptions.recipe(null, null), dataset, seqlen, windows, journal, Progress.terminal());
+        if (run.result().beyondContext())
+            spec.commandLine().getErr().printf(Locale.ROOT, "lowbit: warning: --seqlen %d is longer than the model's declared context of %d tokens;"
+                    + " positions past it are extrapolated (recorded as beyond_context)%n", seqlen, run.result().contextLength());
         System.out.println(json ? run.json().toPrettyString() : run.summary());
         return 0;
     }
@@ -71,6 +80,8 @@ final class PplCommand implements Callable<Integer> {
             o.put("nll_sum", result.nllSum());
             o.put("windows", result.windows());
             o.put("seqlen", result.seqlen());
+            o.put("context_length", result.contextLength());
+            o.put("beyond_context", result.beyondContext());
             o.put("seconds", result.seconds());
             o.put("tokens_per_second", result.tokensPerSecond());
             o.put("resumed_windows", result.resumedWindows());
@@ -102,7 +113,10 @@ final class PplCommand implements Callable<Integer> {
         if (seqlen < 2) throw new IllegalArgumentException("--seqlen must be at least 2, got " + seqlen);
         if (windows < 0) throw new IllegalArgumentException("--windows must be >= 0, got " + windows);
         TextDatasets.Text text = TextDatasets.load(dataset);
+        // Before the model loads and quantizes: a journal that cannot be written must not cost the run.
+        PerplexityJournal journaled = journal == null ? null : PerplexityJournal.open(journal);
         try (Checkpoint ckpt = modelOptions.open(); Transformer model = modelOptions.load(ckpt)) {
+            Perplexity.checkSeqlen(ckpt.config(), seqlen);
             var tok = Checkpoints.tokenizer(ckpt);
             JsonNode quantization = NullNode.getInstance();
             String modelKey = ckpt.sha256();
@@ -119,7 +133,7 @@ final class PplCommand implements Callable<Integer> {
             int cap = TextDatasets.protocolWindowCap(dataset);
             int limit = cap == 0 ? windows : windows == 0 ? cap : Math.min(cap, windows);
             String key = String.join("|", modelKey, dataset, text.sha256(), Integer.toString(seqlen));
-            Perplexity.Result r = Perplexity.evaluate(model, ids, seqlen, limit, progress, journal, key);
+            Perplexity.Result r = Perplexity.evaluate(model, ids, seqlen, limit, progress, journaled, key);
             boolean bos = ids.length > 0 && tok.addsBos() && tok.bosId().isPresent() && ids[0] == tok.bosId().getAsInt();
             return new Run(r, dataset, text, ckpt.source(), ckpt.sha256(), ckpt.config().modelType(), model.threads(),
                     ids.length, bos, quantization);
