@@ -92,6 +92,9 @@ public final class Main implements Runnable {
             IOException io = causeOf(ex instanceof IOException ? ex : ex.getCause(), IOException.class);
             if (io != null) {
                 String reason = reason(io);
+                // createDirectories names the path component that is in the way, which may not be the file asked for
+                if (io instanceof FileSystemException f && f.getFile() != null && !mentions(message, f.getFile()))
+                    reason = f.getFile() + ": " + reason;
                 if (!message.contains(reason)) message += ": " + reason;
             }
         }
@@ -108,6 +111,10 @@ public final class Main implements Runnable {
         if (e instanceof FileSystemException f && f.getReason() != null) return f.getReason();
         if (e.getMessage() != null) return firstLine(stripJsonSource(e.getMessage()));
         return e.getClass().getSimpleName();
+    }
+
+    private static boolean mentions(String message, String file) {
+        return message.contains(file + ":") || message.contains(file + " ") || message.endsWith(file);
     }
 
     private static <T extends Throwable> T causeOf(Throwable ex, Class<T> type) {
