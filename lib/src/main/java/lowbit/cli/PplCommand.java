@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.NullNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.Locale;
 import java.util.concurrent.Callable;
@@ -40,7 +41,9 @@ final class PplCommand implements Callable<Integer> {
             description = "wikitext2 or c4-train-slice (default: ${DEFAULT-VALUE})")
     String dataset;
 
-    @Option(names = "--seqlen", defaultValue = "2048", description = "window length in tokens (default: ${DEFAULT-VALUE})")
+    @Option(names = "--seqlen", defaultValue = "2048",
+            description = "window length in tokens, at least 2; past the model's declared context it runs with a warning, "
+                    + "recorded as beyond_context (default: ${DEFAULT-VALUE})")
     int seqlen;
 
     @Option(names = "--windows", defaultValue = "0", paramLabel = "K", description = "evaluate only the first K windows (0: all)")
@@ -55,10 +58,8 @@ final class PplCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        Run run = run(modelOptions, quantOptions.recipe(null, null), dataset, seqlen, windows, journal, Progress.terminal());
-        if (run.result().beyondContext())
-            spec.commandLine().getErr().printf(Locale.ROOT, "lowbit: warning: --seqlen %d is longer than the model's declared context of %d tokens;"
-                    + " positions past it are extrapolated (recorded as beyond_context)%n", seqlen, run.result().contextLength());
+        Run run = run(modelOptions, quantOptions.recipe(null, null), dataset, seqlen, windows, journal, Progress.terminal(),
+                spec.commandLine().getErr());
         System.out.println(json ? run.json().toPrettyString() : run.summary());
         return 0;
     }
@@ -109,7 +110,7 @@ final class PplCommand implements Callable<Integer> {
 
     /** Perplexity of the model, quantized first by {@code recipe} when it is not null. */
     static Run run(ModelOptions modelOptions, QuantizationRecipe recipe, String dataset, int seqlen, int windows, Path journal,
-                   Progress progress) {
+                   Progress progress, PrintWriter warnings) {
         if (seqlen < 2) throw new IllegalArgumentException("--seqlen must be at least 2, got " + seqlen);
         if (windows < 0) throw new IllegalArgumentException("--windows must be >= 0, got " + windows);
         TextDatasets.Text text = TextDatasets.load(dataset);
@@ -117,6 +118,11 @@ final class PplCommand implements Callable<Integer> {
         PerplexityJournal journaled = journal == null ? null : PerplexityJournal.open(journal);
         try (Checkpoint ckpt = modelOptions.open(); Transformer model = modelOptions.load(ckpt)) {
             Perplexity.checkSeqlen(ckpt.config(), seqlen);
+            int context = ckpt.config().maxPositions();
+            // transformers runs such windows too, with a warning; the result records it as beyond_context
+            if (Perplexity.beyondContext(context, seqlen))
+                warnings.printf(Locale.ROOT, "lowbit: warning: --seqlen %d is longer than the model's declared context of %d tokens;"
+                        + " positions past it are extrapolated (recorded as beyond_context)%n", seqlen, context);
             var tok = Checkpoints.tokenizer(ckpt);
             JsonNode quantization = NullNode.getInstance();
             String modelKey = ckpt.sha256();

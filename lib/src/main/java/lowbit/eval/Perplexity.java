@@ -39,7 +39,7 @@ public final class Perplexity {
 
         /** Windows were longer than the context the model declares: positions past it are extrapolated. */
         public boolean beyondContext() {
-            return contextLength > 0 && seqlen > contextLength;
+            return Perplexity.beyondContext(contextLength, seqlen);
         }
     }
 
@@ -90,6 +90,11 @@ public final class Perplexity {
         long predicted = (long) windows * (seqlen - 1);
         return new Result(Math.exp(nllSum / predicted), nllSum, (long) windows * seqlen, predicted, windows, seqlen,
                 seconds, resumed, model.config().maxPositions());
+    }
+
+    /** Whether windows of {@code seqlen} tokens go past a declared context of {@code contextLength} (0: none declared). */
+    public static boolean beyondContext(int contextLength, int seqlen) {
+        return contextLength > 0 && seqlen > contextLength;
     }
 
     /**
