@@ -111,18 +111,13 @@ final class PplCommand implements Callable<Integer> {
     /** Perplexity of the model, quantized first by {@code recipe} when it is not null. */
     static Run run(ModelOptions modelOptions, QuantizationRecipe recipe, String dataset, int seqlen, int windows, Path journal,
                    Progress progress, PrintWriter warnings) {
-        if (seqlen < 2) throw new IllegalArgumentException("--seqlen must be at least 2, got " + seqlen);
+        Perplexity.checkSeqlen(seqlen);
         if (windows < 0) throw new IllegalArgumentException("--windows must be >= 0, got " + windows);
         TextDatasets.Text text = TextDatasets.load(dataset);
         // Before the model loads and quantizes: a journal that cannot be written must not cost the run.
         PerplexityJournal journaled = journal == null ? null : PerplexityJournal.open(journal);
         try (Checkpoint ckpt = modelOptions.open(); Transformer model = modelOptions.load(ckpt)) {
             Perplexity.checkSeqlen(ckpt.config(), seqlen);
-            int context = ckpt.config().maxPositions();
-            // transformers runs such windows too, with a warning; the result records it as beyond_context
-            if (Perplexity.beyondContext(context, seqlen))
-                warnings.printf(Locale.ROOT, "lowbit: warning: --seqlen %d is longer than the model's declared context of %d tokens;"
-                        + " positions past it are extrapolated (recorded as beyond_context)%n", seqlen, context);
             var tok = Checkpoints.tokenizer(ckpt);
             JsonNode quantization = NullNode.getInstance();
             String modelKey = ckpt.sha256();
@@ -139,6 +134,11 @@ final class PplCommand implements Callable<Integer> {
             int cap = TextDatasets.protocolWindowCap(dataset);
             int limit = cap == 0 ? windows : windows == 0 ? cap : Math.min(cap, windows);
             String key = String.join("|", modelKey, dataset, text.sha256(), Integer.toString(seqlen));
+            int context = ckpt.config().maxPositions();
+            // transformers runs such windows too, with a warning; the result records it as beyond_context
+            if (Perplexity.beyondContext(context, seqlen))
+                warnings.printf(Locale.ROOT, "lowbit: warning: --seqlen %d is longer than the model's declared context of %d tokens;"
+                        + " positions past it are extrapolated (recorded as beyond_context)%n", seqlen, context);
             Perplexity.Result r = Perplexity.evaluate(model, ids, seqlen, limit, progress, journaled, key);
             boolean bos = ids.length > 0 && tok.addsBos() && tok.bosId().isPresent() && ids[0] == tok.bosId().getAsInt();
             return new Run(r, dataset, text, ckpt.source(), ckpt.sha256(), ckpt.config().modelType(), model.threads(),

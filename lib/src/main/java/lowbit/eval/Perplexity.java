@@ -97,12 +97,17 @@ public final class Perplexity {
         return contextLength > 0 && seqlen > contextLength;
     }
 
+    /** Refuses a window length no model can score: below 2 there is nothing to predict. */
+    public static void checkSeqlen(int seqlen) {
+        if (seqlen < 2) throw new IllegalArgumentException("--seqlen must be at least 2, got " + seqlen);
+    }
+
     /**
      * Refuses a window length no model can score (below 2: nothing to predict) and one longer than the learned
      * positions of a model that has them; a RoPE model runs past its declared context, reported in the result.
      */
     public static void checkSeqlen(ModelConfig config, int seqlen) {
-        if (seqlen < 2) throw new IllegalArgumentException("--seqlen must be at least 2, got " + seqlen);
+        checkSeqlen(seqlen);
         if (config.family() == ModelConfig.Family.OPT && seqlen > config.maxPositions())
             throw new IllegalArgumentException("--seqlen " + seqlen + " is longer than the " + config.maxPositions()
                     + " learned positions of this " + config.modelType() + " model");
