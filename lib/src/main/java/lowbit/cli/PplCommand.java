@@ -103,6 +103,8 @@ final class PplCommand implements Callable<Integer> {
                             + "model %s (sha256 %s)%n%.1f s, %.1f tokens/s on %d threads",
                     dataset, result.seqlen(), result.windows(), result.tokens(), result.ppl(), model,
                     modelSha256.substring(0, 12), result.seconds(), result.tokensPerSecond(), threads)
+                    + (result.beyondContext() ? String.format(Locale.ROOT, "%nwindows longer than the model's declared context of %d tokens",
+                    result.contextLength()) : "")
                     + (quantization.isNull() ? "" : String.format(Locale.ROOT, "%nquantized: %s, %.3f bits/weight",
                     quantization.path("spec").asText(quantization.path("method").asText()), quantization.path("bits_per_weight").asDouble()));
         }
