@@ -4,7 +4,10 @@ import lowbit.io.Checkpoint;
 import lowbit.io.Checkpoints;
 import lowbit.model.Transformer;
 import lowbit.tensor.Parallel;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.Spec;
 
 /** --model and --threads, shared by every command that runs a model. */
 final class ModelOptions {
@@ -13,8 +16,24 @@ final class ModelOptions {
                     + "(SmolLM2-135M-Instruct Q4_1) or hf:ORG/NAME to download from the Hub (default: ${DEFAULT-VALUE})")
     String model;
 
-    @Option(names = "--threads", paramLabel = "N", description = "compute threads (default: all cores)")
-    Integer threads;
+    @Spec(Spec.Target.MIXEE)
+    CommandSpec command;
+
+    private Integer threads;
+
+    /**
+     * More threads than cores only time-slice the same cores, and each holds its own buffers; past four per
+     * processor the number is a typo, not a plan. Checked while parsing, before any file is opened.
+     */
+    @Option(names = "--threads", paramLabel = "N",
+            description = "compute threads, 1 to 4 x the available processors (default: all cores)")
+    void setThreads(int n) {
+        int processors = Runtime.getRuntime().availableProcessors(), most = 4 * processors;
+        if (n < 1 || n > most)
+            throw new ParameterException(command.commandLine(), "--threads must be between 1 and " + most + " (4 x the "
+                    + processors + " available processors), got " + n);
+        threads = n;
+    }
 
     int threads() {
         return threads != null ? threads : Parallel.defaultThreads();

@@ -4,10 +4,12 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.NullNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 import lowbit.eval.Perplexity;
+import lowbit.eval.PerplexityJournal;
 import lowbit.eval.TextDatasets;
 import lowbit.io.Checkpoint;
 import lowbit.io.Checkpoints;
@@ -18,12 +20,17 @@ import lowbit.quant.RuntimeQuantization;
 import lowbit.progress.Progress;
 import lowbit.results.CodeVersion;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 @Command(name = "ppl", mixinStandardHelpOptions = true,
         description = "Perplexity under the GPTQ protocol (non-overlapping windows, every position scored).")
 final class PplCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
     @Mixin
     ModelOptions modelOptions;
 
@@ -34,7 +41,9 @@ final class PplCommand implements Callable<Integer> {
             description = "wikitext2 or c4-train-slice (default: ${DEFAULT-VALUE})")
     String dataset;
 
-    @Option(names = "--seqlen", defaultValue = "2048", description = "window length in tokens (default: ${DEFAULT-VALUE})")
+    @Option(names = "--seqlen", defaultValue = "2048",
+            description = "window length in tokens, at least 2; past the model's declared context it runs with a warning, "
+                    + "recorded as beyond_context (default: ${DEFAULT-VALUE})")
     int seqlen;
 
     @Option(names = "--windows", defaultValue = "0", paramLabel = "K", description = "evaluate only the first K windows (0: all)")
@@ -49,7 +58,8 @@ final class PplCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        Run run = run(modelOptions, quantOptions.recipe(null, null), dataset, seqlen, windows, journal, Progress.terminal());
+        Run run = run(modelOptions, quantOptions.recipe(null, null), dataset, seqlen, windows, journal, Progress.terminal(),
+                spec.commandLine().getErr());
         System.out.println(json ? run.json().toPrettyString() : run.summary());
         return 0;
     }
@@ -71,6 +81,8 @@ final class PplCommand implements Callable<Integer> {
             o.put("nll_sum", result.nllSum());
             o.put("windows", result.windows());
             o.put("seqlen", result.seqlen());
+            o.put("context_length", result.contextLength());
+            o.put("beyond_context", result.beyondContext());
             o.put("seconds", result.seconds());
             o.put("tokens_per_second", result.tokensPerSecond());
             o.put("resumed_windows", result.resumedWindows());
@@ -91,6 +103,8 @@ final class PplCommand implements Callable<Integer> {
                             + "model %s (sha256 %s)%n%.1f s, %.1f tokens/s on %d threads",
                     dataset, result.seqlen(), result.windows(), result.tokens(), result.ppl(), model,
                     modelSha256.substring(0, 12), result.seconds(), result.tokensPerSecond(), threads)
+                    + (result.beyondContext() ? String.format(Locale.ROOT, "%nwindows longer than the model's declared context of %d tokens",
+                    result.contextLength()) : "")
                     + (quantization.isNull() ? "" : String.format(Locale.ROOT, "%nquantized: %s, %.3f bits/weight",
                     quantization.path("spec").asText(quantization.path("method").asText()), quantization.path("bits_per_weight").asDouble()));
         }
@@ -98,11 +112,14 @@ final class PplCommand implements Callable<Integer> {
 
     /** Perplexity of the model, quantized first by {@code recipe} when it is not null. */
     static Run run(ModelOptions modelOptions, QuantizationRecipe recipe, String dataset, int seqlen, int windows, Path journal,
-                   Progress progress) {
-        if (seqlen < 2) throw new IllegalArgumentException("--seqlen must be at least 2, got " + seqlen);
+                   Progress progress, PrintWriter warnings) {
+        Perplexity.checkSeqlen(seqlen);
         if (windows < 0) throw new IllegalArgumentException("--windows must be >= 0, got " + windows);
         TextDatasets.Text text = TextDatasets.load(dataset);
+        // Before the model loads and quantizes: a journal that cannot be written must not cost the run.
+        PerplexityJournal journaled = journal == null ? null : PerplexityJournal.open(journal);
         try (Checkpoint ckpt = modelOptions.open(); Transformer model = modelOptions.load(ckpt)) {
+            Perplexity.checkSeqlen(ckpt.config(), seqlen);
             var tok = Checkpoints.tokenizer(ckpt);
             JsonNode quantization = NullNode.getInstance();
             String modelKey = ckpt.sha256();
@@ -119,7 +136,12 @@ final class PplCommand implements Callable<Integer> {
             int cap = TextDatasets.protocolWindowCap(dataset);
             int limit = cap == 0 ? windows : windows == 0 ? cap : Math.min(cap, windows);
             String key = String.join("|", modelKey, dataset, text.sha256(), Integer.toString(seqlen));
-            Perplexity.Result r = Perplexity.evaluate(model, ids, seqlen, limit, progress, journal, key);
+            int context = ckpt.config().maxPositions();
+            // transformers runs such windows too, with a warning; the result records it as beyond_context
+            if (Perplexity.beyondContext(context, seqlen))
+                warnings.printf(Locale.ROOT, "lowbit: warning: --seqlen %d is longer than the model's declared context of %d tokens;"
+                        + " positions past it are extrapolated (recorded as beyond_context)%n", seqlen, context);
+            Perplexity.Result r = Perplexity.evaluate(model, ids, seqlen, limit, progress, journaled, key);
             boolean bos = ids.length > 0 && tok.addsBos() && tok.bosId().isPresent() && ids[0] == tok.bosId().getAsInt();
             return new Run(r, dataset, text, ckpt.source(), ckpt.sha256(), ckpt.config().modelType(), model.threads(),
                     ids.length, bos, quantization);

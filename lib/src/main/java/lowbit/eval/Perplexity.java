@@ -1,15 +1,9 @@
 package lowbit.eval;
 
-import java.io.IOException;
-import java.io.UncheckedIOException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.util.Arrays;
-import java.util.HashMap;
 import java.util.Locale;
 import java.util.Map;
+import lowbit.model.ModelConfig;
 import lowbit.model.Transformer;
 import lowbit.progress.Progress;
 
@@ -18,22 +12,34 @@ import lowbit.progress.Progress;
  * windows of seqlen tokens, remainder dropped, every position of every window scored, no context carried
  * across windows; PPL = exp(mean NLL over all predicted tokens).
  *
- * <p>With a journal file, each finished window's NLL is appended as it completes and an interrupted run
- * resumes from it: windows already in the journal for the same key are not recomputed.
+ * <p>With a {@link PerplexityJournal}, each finished window's NLL is appended as it completes and an interrupted
+ * run resumes from it: windows already in the journal for the same key are not recomputed.
+ *
+ * <p>A window whose NLL is NaN or infinite stops the evaluation with a {@link NonFiniteLossException} naming the
+ * window and the first place in the forward pass where a non-finite value appeared: a perplexity of NaN is not a
+ * result. A window longer than the model's declared context is evaluated (RoPE extrapolates, as transformers
+ * does with a warning) and the result says so ({@link Result#beyondContext()}); models with learned positions
+ * (OPT) have no position beyond them and are refused.
  */
 public final class Perplexity {
     private Perplexity() {}
 
     /**
-     * @param tokens    windows x seqlen tokens processed
-     * @param predicted tokens scored: windows x (seqlen - 1)
-     * @param seconds   compute time of this run (windows taken from a journal cost nothing)
+     * @param tokens        windows x seqlen tokens processed
+     * @param predicted     tokens scored: windows x (seqlen - 1)
+     * @param seconds       compute time of this run (windows taken from a journal cost nothing)
+     * @param contextLength the model's declared context (max_position_embeddings, GGUF context_length, llama2.c seq_len)
      */
     public record Result(double ppl, double nllSum, long tokens, long predicted, int windows, int seqlen,
-                         double seconds, int resumedWindows) {
+                         double seconds, int resumedWindows, int contextLength) {
         public double tokensPerSecond() {
             long computed = (long) (windows - resumedWindows) * seqlen;
             return seconds > 0 ? computed / seconds : 0;
+        }
+
+        /** Windows were longer than the context the model declares: positions past it are extrapolated. */
+        public boolean beyondContext() {
+            return Perplexity.beyondContext(contextLength, seqlen);
         }
     }
 
@@ -47,16 +53,16 @@ public final class Perplexity {
     }
 
     /**
-     * @param journal    file to append finished windows to and resume from, or null
+     * @param journal    where to append finished windows and resume from, or null
      * @param journalKey identifies the experiment (model, data, seqlen, method...) inside the journal
      */
     public static Result evaluate(Transformer model, int[] ids, int seqlen, int maxWindows, Progress progress,
-                                  Path journal, String journalKey) {
-        if (seqlen < 2) throw new IllegalArgumentException("--seqlen must be at least 2, got " + seqlen);
+                                  PerplexityJournal journal, String journalKey) {
+        checkSeqlen(model.config(), seqlen);
         int windows = windowCount(ids.length, seqlen, maxWindows);
         if (windows == 0)
             throw new IllegalArgumentException("the text has " + ids.length + " tokens, fewer than one window of " + seqlen);
-        Map<Integer, Double> done = journal != null ? readJournal(journal, journalKey) : new HashMap<>();
+        Map<Integer, Double> done = journal != null ? journal.finished(journalKey) : Map.of();
         double nllSum = 0;
         int resumed = 0;
         long start = System.nanoTime();
@@ -71,7 +77,9 @@ public final class Perplexity {
                     int[] window = Arrays.copyOfRange(ids, w * seqlen, (w + 1) * seqlen);
                     windowNll = 0;
                     for (double v : model.nll(window)) windowNll += v;
-                    if (journal != null) appendJournal(journal, journalKey, w, windowNll);
+                    if (!Double.isFinite(windowNll))
+                        throw new NonFiniteLossException(w, seqlen, windowNll, NonFiniteProbe.locate(model, window));
+                    if (journal != null) journal.record(journalKey, w, windowNll);
                 }
                 nllSum += windowNll;
                 task.step(seqlen);
@@ -81,35 +89,27 @@ public final class Perplexity {
         double seconds = (System.nanoTime() - start) / 1e9;
         long predicted = (long) windows * (seqlen - 1);
         return new Result(Math.exp(nllSum / predicted), nllSum, (long) windows * seqlen, predicted, windows, seqlen,
-                seconds, resumed);
+                seconds, resumed, model.config().maxPositions());
     }
 
-    private static Map<Integer, Double> readJournal(Path journal, String key) {
-        Map<Integer, Double> done = new HashMap<>();
-        if (!Files.exists(journal)) return done;
-        try {
-            for (String line : Files.readAllLines(journal, StandardCharsets.UTF_8)) {
-                String[] f = line.split("\t");
-                // a torn last line from a killed run is skipped, not fatal
-                if (f.length != 3 || !f[0].equals(key)) continue;
-                try {
-                    done.put(Integer.parseInt(f[1]), Double.parseDouble(f[2]));
-                } catch (NumberFormatException ignored) {
-                }
-            }
-        } catch (IOException e) {
-            throw new UncheckedIOException("reading journal " + journal, e);
-        }
-        return done;
+    /** Whether windows of {@code seqlen} tokens go past a declared context of {@code contextLength} (0: none declared). */
+    public static boolean beyondContext(int contextLength, int seqlen) {
+        return contextLength > 0 && seqlen > contextLength;
     }
 
-    private static void appendJournal(Path journal, String key, int window, double nll) {
-        try {
-            if (journal.getParent() != null) Files.createDirectories(journal.getParent());
-            Files.writeString(journal, key + "\t" + window + "\t" + Double.toString(nll) + "\n", StandardCharsets.UTF_8,
-                    StandardOpenOption.CREATE, StandardOpenOption.APPEND, StandardOpenOption.SYNC);
-        } catch (IOException e) {
-            throw new UncheckedIOException("writing journal " + journal, e);
-        }
+    /** Refuses a window length no model can score: below 2 there is nothing to predict. */
+    public static void checkSeqlen(int seqlen) {
+        if (seqlen < 2) throw new IllegalArgumentException("--seqlen must be at least 2, got " + seqlen);
+    }
+
+    /**
+     * Refuses a window length no model can score (below 2: nothing to predict) and one longer than the learned
+     * positions of a model that has them; a RoPE model runs past its declared context, reported in the result.
+     */
+    public static void checkSeqlen(ModelConfig config, int seqlen) {
+        checkSeqlen(seqlen);
+        if (config.family() == ModelConfig.Family.OPT && seqlen > config.maxPositions())
+            throw new IllegalArgumentException("--seqlen " + seqlen + " is longer than the " + config.maxPositions()
+                    + " learned positions of this " + config.modelType() + " model");
     }
 }

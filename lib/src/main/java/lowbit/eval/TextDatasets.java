@@ -1,5 +1,6 @@
 package lowbit.eval;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.BufferedReader;
@@ -44,20 +45,21 @@ public final class TextDatasets {
         return name.equals("c4-train-slice") ? 256 : 0;
     }
 
-    private static String joinC4(Path p) {
+    static String joinC4(Path p) {
         ObjectMapper json = new ObjectMapper();
         StringBuilder sb = new StringBuilder();
         try (BufferedReader r = Files.newBufferedReader(p, StandardCharsets.UTF_8)) {
             String line;
             int n = 0;
             while ((line = r.readLine()) != null) {
-                if (line.isBlank()) continue;
                 n++;
+                if (line.isBlank()) continue;
                 JsonNode doc;
                 try {
                     doc = json.readTree(line);
-                } catch (IOException e) {
-                    throw new FormatException(p, "line " + n + " is not JSON: " + e.getMessage());
+                } catch (JsonProcessingException e) {
+                    throw new FormatException(p, "line " + n + ", column " + e.getLocation().getColumnNr() + ": not JSON: "
+                            + e.getOriginalMessage());
                 }
                 JsonNode text = doc.get("text");
                 if (text == null || !text.isTextual()) throw new FormatException(p, "line " + n + " has no \"text\" string");

@@ -1,13 +1,17 @@
 package lowbit.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import lowbit.io.DataDir;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -66,5 +70,76 @@ class PplCommandTest {
         CliRun seq = run("ppl", "--seqlen", "1");
         assertEquals(2, seq.exit());
         assertTrue(seq.err().contains("--seqlen"), seq.err());
+    }
+
+    private static Path stories260K() {
+        assumeTrue(Files.exists(DataDir.root().resolve("wikitext-2-raw/wiki.test.raw")), "WikiText-2 not in the data directory");
+        Path bin = DataDir.root().resolve("models/stories260K/stories260K.bin");
+        assumeTrue(Files.exists(bin), "stories260K not in the data directory");
+        return bin;
+    }
+
+    @Test
+    void tornJournalRecordIsRecomputedNotRead(@TempDir Path tmp) throws Exception {
+        Path bin = stories260K();
+        Path journal = tmp.resolve("j.jsonl");
+        CliRun first = run("ppl", "--model", bin.toString(), "--seqlen", "64", "--windows", "3", "--journal", journal.toString(), "--json");
+        assertEquals(0, first.exit(), first.err());
+        // What a kill during the third append leaves: that record cut in the middle of its number, no newline.
+        String text = Files.readString(journal);
+        int cut = text.lastIndexOf("\"nll\":") + 9;
+        Files.writeString(journal, text.substring(0, cut));
+        CliRun again = run("ppl", "--model", bin.toString(), "--seqlen", "64", "--windows", "3", "--journal", journal.toString(), "--json");
+        assertEquals(0, again.exit(), again.err());
+        JsonNode a = new ObjectMapper().readTree(first.out()), b = new ObjectMapper().readTree(again.out());
+        assertEquals(2, b.get("resumed_windows").asInt());
+        assertEquals(a.get("nll_sum").asDouble(), b.get("nll_sum").asDouble(), 0.0);
+        List<String> lines = Files.readAllLines(journal);
+        assertEquals(4, lines.size(), "the fragment keeps its own line and the recomputed record follows it");
+        assertEquals(text.substring(0, cut).lines().reduce((x, y) -> y).orElseThrow(), lines.get(2));
+        assertTrue(lines.get(3).startsWith("{") && lines.get(3).contains("\"window\":2"), lines.get(3));
+    }
+
+    @Test
+    void nanWeightFailsTheRunNamingWindowAndLayer(@TempDir Path tmp) throws Exception {
+        Path bin = stories260K();
+        byte[] b = Files.readAllBytes(bin);
+        ByteBuffer header = ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN);
+        int dim = header.getInt(0), vocab = Math.abs(header.getInt(20));
+        // llama2.c layout: 7 int32 header, token_embedding_table [vocab][dim], then rms_att_weight [layers][dim]
+        ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).putFloat(28 + 4 * vocab * dim, Float.NaN);
+        Path broken = Files.write(tmp.resolve("nan.bin"), b);
+        Files.copy(bin.resolveSibling("tok512.bin"), tmp.resolve("tok512.bin"));
+        CliRun o = run("ppl", "--model", broken.toString(), "--seqlen", "64", "--windows", "2");
+        assertEquals(2, o.exit(), o.err());
+        assertEquals("lowbit: window 0 (tokens 0..63): NLL is NaN; first non-finite value: the input of "
+                + "model.layers.0.self_attn.q_proj (layer 0; from the embedding, a norm, attention or the residual stream before it)\n",
+                o.err());
+        assertEquals("", o.out());
+    }
+
+    @Test
+    void windowsPastTheDeclaredContextRunWithAWarningAndAreRecorded() throws Exception {
+        Path bin = stories260K(); // llama2.c seq_len 512
+        CliRun o = run("ppl", "--model", bin.toString(), "--seqlen", "600", "--windows", "1", "--json");
+        assertEquals(0, o.exit(), o.err());
+        assertEquals("lowbit: warning: --seqlen 600 is longer than the model's declared context of 512 tokens;"
+                + " positions past it are extrapolated (recorded as beyond_context)\n", o.err());
+        JsonNode j = new ObjectMapper().readTree(o.out());
+        assertEquals(512, j.get("context_length").asInt());
+        assertTrue(j.get("beyond_context").asBoolean());
+        CliRun inside = run("ppl", "--model", bin.toString(), "--seqlen", "64", "--windows", "1", "--json");
+        assertEquals("", inside.err());
+        assertFalse(new ObjectMapper().readTree(inside.out()).get("beyond_context").asBoolean());
+    }
+
+    @Test
+    void unusableJournalFailsBeforeTheModelIsOpened(@TempDir Path tmp) throws Exception {
+        Path file = Files.writeString(tmp.resolve("plain"), "x");
+        CliRun o = run("ppl", "--model", "/nonexistent/model.gguf", "--journal", file.resolve("j").toString());
+        assertEquals(2, o.exit());
+        assertEquals("lowbit: --journal " + file.resolve("j") + ": cannot open it: " + file + ": already exists\n", o.err());
+        CliRun dir = run("ppl", "--model", "/nonexistent/model.gguf", "--journal", tmp.toString());
+        assertEquals("lowbit: --journal " + tmp + ": cannot open it: not a regular file\n", dir.err());
     }
 }

@@ -7,13 +7,13 @@ import lowbit.io.Checkpoint;
 import lowbit.io.TensorInfo;
 import lowbit.tokenizer.Tokenizer;
 
-/** A random Llama-family checkpoint held in memory, for tests of the runtime's own properties. */
-final class MemoryCheckpoint implements Checkpoint {
+/** A random Llama-family checkpoint held in memory, for tests of the runtime's own properties and of its users. */
+public final class MemoryCheckpoint implements Checkpoint {
     private final ModelConfig config;
     private final Map<String, TensorInfo> infos = new LinkedHashMap<>();
     private final Map<String, float[]> data = new LinkedHashMap<>();
 
-    MemoryCheckpoint(ModelConfig config, long seed) {
+    public MemoryCheckpoint(ModelConfig config, long seed) {
         this.config = config;
         SplittableRandom rnd = new SplittableRandom(seed);
         int h = config.hiddenSize(), ff = config.intermediateSize();
@@ -41,7 +41,13 @@ final class MemoryCheckpoint implements Checkpoint {
         return this;
     }
 
-    static ModelConfig smallLlama() {
+    /** The same checkpoint with element {@code index} of tensor {@code name} set to {@code value} (a NaN, say). */
+    public MemoryCheckpoint with(String name, int index, float value) {
+        data.get(name)[index] = value;
+        return this;
+    }
+
+    public static ModelConfig smallLlama() {
         return new ModelConfig(ModelConfig.Family.LLAMA, "llama", 96, 64, 96, 2, 4, 2, 16, 128, 10000, 1e-5,
                 false, false, false, "silu", true, 64, 1, 2);
     }
