@@ -1,4 +1,4 @@
-package lowbit.io.hf;
+package lowbit.checkpoint.hf;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
@@ -10,8 +10,8 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 import lowbit.io.FormatException;
-import lowbit.model.ModelConfig;
 import lowbit.model.ModelConfig.Family;
+import lowbit.model.ModelConfig;
 
 /**
  * Reads a Hugging Face config.json into a {@link ModelConfig}. Keys a file leaves out take the defaults

@@ -1,19 +1,19 @@
-package lowbit.model;
+package lowbit.checkpoint;
 
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.SplittableRandom;
-import lowbit.io.Checkpoint;
 import lowbit.io.TensorInfo;
+import lowbit.model.ModelConfig;
 import lowbit.tokenizer.Tokenizer;
 
 /** A random Llama-family checkpoint held in memory, for tests of the runtime's own properties. */
-final class MemoryCheckpoint implements Checkpoint {
+public final class MemoryCheckpoint implements Checkpoint {
     private final ModelConfig config;
     private final Map<String, TensorInfo> infos = new LinkedHashMap<>();
     private final Map<String, float[]> data = new LinkedHashMap<>();
 
-    MemoryCheckpoint(ModelConfig config, long seed) {
+    public MemoryCheckpoint(ModelConfig config, long seed) {
         this.config = config;
         SplittableRandom rnd = new SplittableRandom(seed);
         int h = config.hiddenSize(), ff = config.intermediateSize();
@@ -35,13 +35,13 @@ final class MemoryCheckpoint implements Checkpoint {
     }
 
     /** The same checkpoint with one tensor gone, as a truncated or mismatched export would be. */
-    MemoryCheckpoint without(String name) {
+    public MemoryCheckpoint without(String name) {
         infos.remove(name);
         data.remove(name);
         return this;
     }
 
-    static ModelConfig smallLlama() {
+    public static ModelConfig smallLlama() {
         return new ModelConfig(ModelConfig.Family.LLAMA, "llama", 96, 64, 96, 2, 4, 2, 16, 128, 10000, 1e-5,
                 false, false, false, "silu", true, 64, 1, 2);
     }

@@ -1,4 +1,4 @@
-package lowbit.io.quantized;
+package lowbit.checkpoint.quantized;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
@@ -12,7 +12,7 @@ import java.util.Comparator;
 import java.util.Map;
 import java.util.Set;
 import java.util.stream.Stream;
-import lowbit.io.Checkpoint;
+import lowbit.checkpoint.Checkpoint;
 import lowbit.io.safetensors.SafetensorsWriter;
 import lowbit.model.Transformer;
 import lowbit.quant.QuantConfig;

@@ -1,4 +1,4 @@
-package lowbit.io.gguf;
+package lowbit.checkpoint.gguf;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -10,9 +10,11 @@ import java.util.List;
 import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-import lowbit.io.Checkpoint;
+import lowbit.checkpoint.Checkpoint;
 import lowbit.io.FormatException;
 import lowbit.io.TensorInfo;
+import lowbit.io.gguf.GgufFile;
+import lowbit.io.gguf.GgufTensor;
 import lowbit.model.ModelConfig;
 import lowbit.tokenizer.Tokenizer;
 import lowbit.tokenizer.Tokenizers;

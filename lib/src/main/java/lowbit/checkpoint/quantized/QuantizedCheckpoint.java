@@ -1,4 +1,4 @@
-package lowbit.io.quantized;
+package lowbit.checkpoint.quantized;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -9,8 +9,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.Map;
-import lowbit.io.Checkpoint;
-import lowbit.io.Checkpoints;
+import lowbit.checkpoint.Checkpoint;
+import lowbit.checkpoint.Checkpoints;
 import lowbit.io.FormatException;
 import lowbit.io.Hashing;
 import lowbit.io.TensorInfo;

@@ -1,4 +1,4 @@
-package lowbit.io.gguf;
+package lowbit.checkpoint.gguf;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -14,6 +14,9 @@ import java.util.Map;
 import lowbit.io.DataDir;
 import lowbit.io.FormatException;
 import lowbit.io.TensorInfo;
+import lowbit.io.gguf.GgufBuilder;
+import lowbit.io.gguf.GgufFile;
+import lowbit.io.gguf.GgufTensor;
 import lowbit.model.ModelConfig;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
