@@ -9,8 +9,9 @@ import lowbit.model.ModelWeights;
 /**
  * A checkpoint's tensors, by Hugging Face name, as the parts of a model: every format reaches the model through
  * here, so the names transformers gives each tensor of the Llama family and OPT live in this one place. Shapes
- * are checked against the config, and {@link #checkEveryTensorUsed} refuses a checkpoint that holds tensors the
- * model does not read (a config declaring fewer layers than the file holds would otherwise drop layers).
+ * are checked against the config, values must be finite, and {@link #checkEveryTensorUsed} refuses a checkpoint
+ * that holds tensors the model does not read (a config declaring fewer layers than the file holds would otherwise
+ * drop layers).
  */
 final class CheckpointWeights implements ModelWeights {
     private final Checkpoint ckpt;
@@ -18,11 +19,14 @@ final class CheckpointWeights implements ModelWeights {
     private final boolean opt;
     private final String prefix;
     private final int embedDim;
+    private final boolean readValues;
     private final Set<String> used = new LinkedHashSet<>();
     private Tensor tokenEmbeddings;
 
-    CheckpointWeights(Checkpoint ckpt) {
+    /** @param readValues false: names and shapes only (every Tensor's values are null), for checking a checkpoint on open */
+    CheckpointWeights(Checkpoint ckpt, boolean readValues) {
         this.ckpt = ckpt;
+        this.readValues = readValues;
         this.cfg = ckpt.config();
         this.opt = cfg.family() == ModelConfig.Family.OPT;
         this.prefix = opt ? "model.decoder." : "model.";
@@ -122,6 +126,22 @@ final class CheckpointWeights implements ModelWeights {
     }
 
     /**
+     * Checks, without reading any values, that the checkpoint has every tensor the config implies in its shape and
+     * nothing else: what {@link Checkpoints#load} would refuse, refused before any work is done.
+     */
+    static void checkNamesAndShapes(Checkpoint ckpt) {
+        CheckpointWeights w = new CheckpointWeights(ckpt, false);
+        w.tokenEmbeddings();
+        w.positionEmbeddings();
+        w.projectIn();
+        w.projectOut();
+        for (int i = 0; i < w.cfg.numLayers(); i++) w.block(i);
+        w.finalNorm();
+        w.lmHead();
+        w.checkEveryTensorUsed();
+    }
+
+    /**
      * Refuses a checkpoint whose tensors the model did not all read, naming the first few: they are layers the
      * config does not declare, or parts of an architecture the config does not describe.
      */
@@ -160,6 +180,13 @@ final class CheckpointWeights implements ModelWeights {
             throw new IllegalArgumentException(ckpt.source() + ": tensor " + name + " has shape "
                     + Arrays.toString(info.shape()) + ", the config implies " + Arrays.toString(shape));
         used.add(name);
-        return new Tensor(name, ckpt.floats(name));
+        if (!readValues) return new Tensor(name, null);
+        float[] values = ckpt.floats(name);
+        // a NaN or infinite weight makes every later activation NaN: refused here, where it can be named
+        for (int i = 0; i < values.length; i++)
+            if (!Float.isFinite(values[i]))
+                throw new IllegalArgumentException(ckpt.source() + ": tensor " + name + " holds " + values[i] + " at element "
+                        + i + "; weights must be finite");
+        return new Tensor(name, values);
     }
 }

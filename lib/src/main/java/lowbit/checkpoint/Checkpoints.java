@@ -37,12 +37,30 @@ public final class Checkpoints {
                 repo = repo.substring(0, at);
             }
             Path dir = HubClient.snapshot(repo, revision, DataDir.root().resolve("models/hub"), downloadProgress);
-            return HfCheckpoint.open(dir);
+            return checked(HfCheckpoint.open(dir));
         }
         return open(Path.of(spec));
     }
 
+    /**
+     * Opens the checkpoint and checks that it holds exactly the tensors its config implies, in their shapes, so
+     * that a mismatch is refused before any work.
+     */
     public static Checkpoint open(Path path) {
+        return checked(openUnchecked(path));
+    }
+
+    private static Checkpoint checked(Checkpoint ckpt) {
+        try {
+            CheckpointWeights.checkNamesAndShapes(ckpt);
+            return ckpt;
+        } catch (RuntimeException e) {
+            ckpt.close();
+            throw e;
+        }
+    }
+
+    private static Checkpoint openUnchecked(Path path) {
         if (!Files.exists(path))
             throw new FormatException(path, "no such file or directory (--model takes a Hugging Face directory, a .gguf file, "
                     + "a llama2.c .bin, 'default' or hf:ORG/NAME)");
@@ -79,7 +97,7 @@ public final class Checkpoints {
      * misses a tensor the config implies or holds one the model would not use.
      */
     public static Transformer load(Checkpoint ckpt, int threads) {
-        CheckpointWeights weights = new CheckpointWeights(ckpt);
+        CheckpointWeights weights = new CheckpointWeights(ckpt, true);
         Transformer model = Transformer.load(weights, threads);
         try {
             weights.checkEveryTensorUsed();

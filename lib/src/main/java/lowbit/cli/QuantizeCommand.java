@@ -53,6 +53,7 @@ final class QuantizeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        QuantizedModelFiles.checkOut(out);
         QuantizationRecipe recipe = quantOptions.recipe(spec(), seqlen);
         long t0 = System.nanoTime();
         try (Checkpoint ckpt = modelOptions.open(); Transformer model = modelOptions.load(ckpt)) {

@@ -7,8 +7,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import lowbit.io.DataDir;
 import lowbit.io.FormatException;
-import lowbit.model.ModelConfig.Family;
 import lowbit.model.ModelConfig;
+import lowbit.model.ModelConfig.Family;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
