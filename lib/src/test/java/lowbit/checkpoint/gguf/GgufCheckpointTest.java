@@ -49,6 +49,11 @@ class GgufCheckpointTest {
     static final int[] K_STORED = {0, 2, 1, 3};
 
     static GgufBuilder model(String arch, int heads, int keyLength, boolean output, boolean bias, boolean qkNorm) {
+        return model(arch, heads, keyLength, output, bias, qkNorm, 500000f, 1e-6f);
+    }
+
+    static GgufBuilder model(String arch, int heads, int keyLength, boolean output, boolean bias, boolean qkNorm,
+                             float ropeBase, float eps) {
         GgufBuilder g = new GgufBuilder();
         String p = arch + ".";
         g.kvString("general.architecture", arch);
@@ -59,8 +64,8 @@ class GgufCheckpointTest {
         g.kvU32(p + "attention.head_count", heads);
         g.kvU32(p + "attention.head_count_kv", 1);
         if (keyLength != HIDDEN / heads) g.kvU32(p + "attention.key_length", keyLength);
-        g.kvF32(p + "rope.freq_base", 500000f);
-        g.kvF32(p + "attention.layer_norm_rms_epsilon", 1e-6f);
+        g.kvF32(p + "rope.freq_base", ropeBase);
+        g.kvF32(p + "attention.layer_norm_rms_epsilon", eps);
         g.kvU32("tokenizer.ggml.bos_token_id", 3);
         g.kvU32("tokenizer.ggml.eos_token_id", 4);
         int q = heads * keyLength, kv = keyLength;
@@ -96,6 +101,21 @@ class GgufCheckpointTest {
 
     private Path write(GgufBuilder g) {
         return g.write(dir.resolve("model.gguf"));
+    }
+
+    @Test
+    void nonFiniteOrNegativeHyperParametersAreRefused() {
+        Object[][] cases = {
+                {Float.NaN, 1e-6f, "rope_theta must be a finite number > 0, found NaN"},
+                {0f, 1e-6f, "rope_theta must be a finite number > 0, found 0.0"},
+                {10000f, -1f, "rms_norm_eps must be a finite number >= 0, found -1.0"},
+                {10000f, Float.NaN, "rms_norm_eps must be a finite number >= 0, found NaN"},
+        };
+        for (Object[] c : cases) {
+            Path file = write(model("llama", 2, 4, false, false, false, (float) c[0], (float) c[1]));
+            FormatException e = assertThrows(FormatException.class, () -> GgufCheckpoint.open(file).close());
+            assertEquals(file + ": inconsistent hyper-parameters: " + c[2], e.getMessage());
+        }
     }
 
     @Test
