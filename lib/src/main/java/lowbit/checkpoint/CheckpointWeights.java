@@ -5,6 +5,7 @@ import java.util.LinkedHashSet;
 import java.util.Set;
 import lowbit.model.ModelConfig;
 import lowbit.model.ModelWeights;
+import lowbit.tensor.VectorMath;
 
 /**
  * A checkpoint's tensors, by Hugging Face name, as the parts of a model: every format reaches the model through
@@ -183,10 +184,10 @@ final class CheckpointWeights implements ModelWeights {
         if (!readValues) return new Tensor(name, null);
         float[] values = ckpt.floats(name);
         // a NaN or infinite weight makes every later activation NaN: refused here, where it can be named
-        for (int i = 0; i < values.length; i++)
-            if (!Float.isFinite(values[i]))
-                throw new IllegalArgumentException(ckpt.source() + ": tensor " + name + " holds " + values[i] + " at element "
-                        + i + "; weights must be finite");
+        int bad = VectorMath.firstNonFinite(values);
+        if (bad >= 0)
+            throw new IllegalArgumentException(ckpt.source() + ": tensor " + name + " holds " + values[bad] + " at element "
+                    + bad + "; weights must be finite");
         return new Tensor(name, values);
     }
 }
