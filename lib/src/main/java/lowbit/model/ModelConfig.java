@@ -38,8 +38,8 @@ public record ModelConfig(
     public enum Family { LLAMA, OPT }
 
     /**
-     * Refuses values the forward pass cannot run on, whichever file they came from: each message names the
-     * config.json key, and the loader prefixes the file. Non-finite or non-positive values would otherwise reach
+     * Refuses values the forward pass cannot run on, whichever file they came from: each message starts with the
+     * config.json key (loaders of other formats translate it to their own key), and the loader prefixes the file. Non-finite or non-positive values would otherwise reach
      * the output as a perplexity of NaN.
      */
     public ModelConfig {

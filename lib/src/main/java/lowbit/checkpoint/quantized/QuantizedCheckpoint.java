@@ -26,6 +26,15 @@ import lowbit.tokenizer.Tokenizers;
 
 /** Reads a directory written by {@link QuantizedModelFiles}; quantized linears come back dequantized, exactly. */
 public final class QuantizedCheckpoint implements Checkpoint {
+    /** The manifest's config key (ModelConfig's component) for each config.json key ModelConfig names in its messages. */
+    private static final Map<String, String> MANIFEST_KEYS = Map.ofEntries(
+            Map.entry("model_type", "modelType"), Map.entry("vocab_size", "vocabSize"), Map.entry("hidden_size", "hiddenSize"),
+            Map.entry("intermediate_size", "intermediateSize"), Map.entry("ffn_dim", "intermediateSize"),
+            Map.entry("num_hidden_layers", "numLayers"), Map.entry("num_attention_heads", "numHeads"),
+            Map.entry("num_key_value_heads", "numKvHeads"), Map.entry("head_dim", "headDim"),
+            Map.entry("max_position_embeddings", "maxPositions"), Map.entry("word_embed_proj_dim", "wordEmbedProjDim"),
+            Map.entry("rope_theta", "ropeTheta"), Map.entry("rms_norm_eps", "normEps"), Map.entry("layer_norm_eps", "normEps"),
+            Map.entry("hidden_act", "hiddenAct"), Map.entry("activation_function", "hiddenAct"));
     private static final List<String> QUANTIZED_PARTS = List.of("qweight", "scales", "zeros", "g_idx");
 
     private final Path dir;
@@ -65,8 +74,10 @@ public final class QuantizedCheckpoint implements Checkpoint {
         try {
             config = json.treeToValue(configNode, ModelConfig.class);
         } catch (ValueInstantiationException e) {
-            // the record's own check refused a value: its message names the key
-            throw new FormatException(m, "\"config\": " + (e.getCause() != null ? e.getCause().getMessage() : e.getOriginalMessage()), e);
+            // the record's own check refused a value; its message names config.json's key, the manifest's is the record's
+            String problem = e.getCause() != null ? e.getCause().getMessage() : e.getOriginalMessage();
+            String field = MANIFEST_KEYS.get(problem.split(" ", 2)[0]);
+            throw new FormatException(m, "\"config\": " + problem + (field != null ? " (key config." + field + ")" : ""), e);
         } catch (JsonProcessingException e) {
             throw new FormatException(m, "\"config\" is not readable: " + e.getOriginalMessage(), e);
         }

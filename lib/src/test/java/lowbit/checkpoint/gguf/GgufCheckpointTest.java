@@ -106,10 +106,10 @@ class GgufCheckpointTest {
     @Test
     void nonFiniteOrNegativeHyperParametersAreRefused() {
         Object[][] cases = {
-                {Float.NaN, 1e-6f, "rope_theta must be a finite number > 0, found NaN"},
-                {0f, 1e-6f, "rope_theta must be a finite number > 0, found 0.0"},
-                {10000f, -1f, "rms_norm_eps must be a finite number >= 0, found -1.0"},
-                {10000f, Float.NaN, "rms_norm_eps must be a finite number >= 0, found NaN"},
+                {Float.NaN, 1e-6f, "rope_theta must be a finite number > 0, found NaN (GGUF key llama.rope.freq_base)"},
+                {0f, 1e-6f, "rope_theta must be a finite number > 0, found 0.0 (GGUF key llama.rope.freq_base)"},
+                {10000f, -1f, "rms_norm_eps must be a finite number >= 0, found -1.0 (GGUF key llama.attention.layer_norm_rms_epsilon)"},
+                {10000f, Float.NaN, "rms_norm_eps must be a finite number >= 0, found NaN (GGUF key llama.attention.layer_norm_rms_epsilon)"},
         };
         for (Object[] c : cases) {
             Path file = write(model("llama", 2, 4, false, false, false, (float) c[0], (float) c[1]));

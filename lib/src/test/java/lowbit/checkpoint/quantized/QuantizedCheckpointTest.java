@@ -85,9 +85,9 @@ class QuantizedCheckpointTest {
     @Test
     void badConfigValuesNameTheManifestAndKey() throws Exception {
         editManifest(r -> ((ObjectNode) r.get("config")).put("ropeTheta", "NaN"));
-        assertEquals(manifest + ": \"config\": rope_theta must be a finite number > 0, found NaN", refused());
+        assertEquals(manifest + ": \"config\": rope_theta must be a finite number > 0, found NaN (key config.ropeTheta)", refused());
         editManifest(r -> ((ObjectNode) r.get("config")).put("ropeTheta", 10000).put("numHeads", 0));
-        assertEquals(manifest + ": \"config\": num_attention_heads must be >= 1, found 0", refused());
+        assertEquals(manifest + ": \"config\": num_attention_heads must be >= 1, found 0 (key config.numHeads)", refused());
     }
 
     @Test
