@@ -3,7 +3,7 @@ package lowbit.cli;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.concurrent.Callable;
-import lowbit.io.Checkpoint;
+import lowbit.checkpoint.Checkpoint;
 import lowbit.io.TensorInfo;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;

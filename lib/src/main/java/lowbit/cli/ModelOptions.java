@@ -1,7 +1,7 @@
 package lowbit.cli;
 
-import lowbit.io.Checkpoint;
-import lowbit.io.Checkpoints;
+import lowbit.checkpoint.Checkpoint;
+import lowbit.checkpoint.Checkpoints;
 import lowbit.model.Transformer;
 import lowbit.tensor.Parallel;
 import picocli.CommandLine.Model.CommandSpec;
@@ -44,6 +44,6 @@ final class ModelOptions {
     }
 
     Transformer load(Checkpoint ckpt) {
-        return Transformer.load(ckpt, threads());
+        return Checkpoints.load(ckpt, threads());
     }
 }

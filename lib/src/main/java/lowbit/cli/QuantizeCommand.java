@@ -7,9 +7,9 @@ import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
-import lowbit.io.Checkpoint;
-import lowbit.io.Checkpoints;
-import lowbit.io.quantized.QuantizedModelFiles;
+import lowbit.checkpoint.Checkpoint;
+import lowbit.checkpoint.Checkpoints;
+import lowbit.checkpoint.quantized.QuantizedModelFiles;
 import lowbit.model.Transformer;
 import lowbit.progress.Progress;
 import lowbit.quant.BitsMap;
@@ -56,6 +56,7 @@ final class QuantizeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        QuantizedModelFiles.checkOut(out);
         QuantizationRecipe recipe = quantOptions.recipe(spec(), seqlen);
         long t0 = System.nanoTime();
         try (Checkpoint ckpt = modelOptions.open(); Transformer model = modelOptions.load(ckpt)) {

@@ -4,10 +4,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import lowbit.calibration.CalibrationSampler;
 import lowbit.calibration.CalibrationSet;
+import lowbit.checkpoint.Checkpoint;
+import lowbit.checkpoint.Checkpoints;
 import lowbit.eval.Perplexity;
 import lowbit.eval.TextDatasets;
-import lowbit.io.Checkpoint;
-import lowbit.io.Checkpoints;
 import lowbit.io.DataDir;
 import lowbit.model.Transformer;
 import lowbit.quant.QuantizationRecipe;
@@ -37,7 +37,7 @@ public final class Model implements AutoCloseable {
         String spec = resolve(name);
         Checkpoint ckpt = Checkpoints.open(spec, null);
         try {
-            Transformer t = Transformer.load(ckpt);
+            Transformer t = Checkpoints.load(ckpt);
             return new Model(name, ckpt, t, Checkpoints.tokenizer(ckpt));
         } catch (RuntimeException e) {
             ckpt.close();

@@ -2,10 +2,10 @@ package lowbit.studies;
 
 import java.util.LinkedHashMap;
 import java.util.Map;
+import lowbit.checkpoint.Checkpoint;
+import lowbit.checkpoint.Checkpoints;
 import lowbit.eval.Perplexity;
 import lowbit.eval.TextDatasets;
-import lowbit.io.Checkpoint;
-import lowbit.io.Checkpoints;
 import lowbit.model.Transformer;
 import lowbit.progress.Progress;
 import lowbit.quant.QuantizationRecipe;
@@ -44,7 +44,7 @@ public final class Experiments {
     public static Row run(Map<String, Object> params, Evaluation eval, QuantizationRecipe recipe, int threads) {
         String key = Row.key(params);
         long t0 = System.nanoTime();
-        try (Checkpoint ckpt = Checkpoints.open(eval.model(), null); Transformer model = Transformer.load(ckpt, threads)) {
+        try (Checkpoint ckpt = Checkpoints.open(eval.model(), null); Transformer model = Checkpoints.load(ckpt, threads)) {
             Tokenizer tok = Checkpoints.tokenizer(ckpt);
             QuantizationRecipe.Outcome outcome = recipe == null ? null : recipe.apply(model, tok, Progress.NONE);
             TextDatasets.Text text = TextDatasets.load(eval.dataset());

@@ -7,10 +7,10 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import lowbit.calibration.CalibrationSampler;
+import lowbit.checkpoint.Checkpoint;
+import lowbit.checkpoint.Checkpoints;
 import lowbit.eval.Perplexity;
 import lowbit.eval.TextDatasets;
-import lowbit.io.Checkpoint;
-import lowbit.io.Checkpoints;
 import lowbit.model.Linear;
 import lowbit.model.Transformer;
 import lowbit.progress.Progress;
@@ -65,7 +65,7 @@ public final class Study {
         Map<String, int[]> shapes = new LinkedHashMap<>();
         // One float model serves every part that reads it (statistics and proxies only read; sensitivity restores
         // each linear it quantizes); methods, allocations and the ablation quantize copies of their own.
-        try (Checkpoint ckpt = Checkpoints.open(plan.model(), null); Transformer model = Transformer.load(ckpt, threads)) {
+        try (Checkpoint ckpt = Checkpoints.open(plan.model(), null); Transformer model = Checkpoints.load(ckpt, threads)) {
             sha = ckpt.sha256();
             for (int l = 0; l < model.config().numLayers(); l++)
                 for (Linear lin : model.blockLinears(l)) shapes.put(lin.name(), new int[] {lin.outFeatures(), lin.inFeatures()});

@@ -7,7 +7,7 @@ import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * exp over arrays, built from add/mul/fma only. The Vector API's own EXP is computed by a math library
+ * exp over arrays, built from add/mul/fma only (and a vectorized scan for non-finite values). The Vector API's own EXP is computed by a math library
  * once the JIT compiles the caller and by Java code before that, and the two round differently: the same
  * window would give different perplexities early and late in a run. This one is bitwise the same in every
  * tier and in the scalar tail. Cephes' expf: range reduction by ln 2 (split in two) and a degree-6
@@ -30,6 +30,22 @@ public final class VectorMath {
     private static final int ROUNDER_BITS = Float.floatToRawIntBits(ROUNDER);
     private static final float P0 = 1.9875691500e-4f, P1 = 1.3981999507e-3f, P2 = 8.3334519073e-3f,
             P3 = 4.1665795894e-2f, P4 = 1.6666665459e-1f, P5 = 5.0000001201e-1f;
+
+    /** The index of the first NaN or infinite value of a, or -1 when every value is finite. */
+    public static int firstNonFinite(float[] a) {
+        // x - x is 0 for a finite x and NaN for NaN or an infinity; a sum of zeros stays 0, a NaN stays NaN
+        FloatVector acc = FloatVector.zero(S);
+        int i = 0;
+        for (; i + L <= a.length; i += L) {
+            FloatVector v = FloatVector.fromArray(S, a, i);
+            acc = acc.add(v.sub(v));
+        }
+        float tail = 0;
+        for (; i < a.length; i++) tail += a[i] - a[i];
+        if (acc.reduceLanes(VectorOperators.ADD) + tail == 0) return -1;
+        for (int j = 0; j < a.length; j++) if (!Float.isFinite(a[j])) return j;
+        return -1;
+    }
 
     /**
      * dst[dstFrom + i] = exp(sign * src[srcFrom + i] - shift) for i in [0, n); returns the sum of the values

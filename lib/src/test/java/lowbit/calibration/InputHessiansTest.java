@@ -6,8 +6,8 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
-import lowbit.io.Checkpoint;
-import lowbit.io.Checkpoints;
+import lowbit.checkpoint.Checkpoint;
+import lowbit.checkpoint.Checkpoints;
 import lowbit.model.ForwardHook;
 import lowbit.model.Linear;
 import lowbit.model.Transformer;
@@ -34,7 +34,7 @@ class InputHessiansTest {
     void linearsSharingAnInputShareOneHessian() throws Exception {
         Path dir = Path.of(getClass().getClassLoader().getResource("tiny/llama").toURI());
         SplittableRandom rnd = new SplittableRandom(7);
-        try (Checkpoint ckpt = Checkpoints.open(dir); Transformer model = Transformer.load(ckpt, 1); Parallel par = new Parallel(1)) {
+        try (Checkpoint ckpt = Checkpoints.open(dir); Transformer model = Checkpoints.load(ckpt, 1); Parallel par = new Parallel(1)) {
             int[][] windows = new int[3][16];
             for (int[] w : windows) for (int i = 0; i < w.length; i++) w[i] = rnd.nextInt(model.config().vocabSize());
             List<String> inputs = new ArrayList<>();

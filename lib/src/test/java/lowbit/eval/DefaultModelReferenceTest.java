@@ -9,8 +9,8 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
-import lowbit.io.Checkpoint;
-import lowbit.io.Checkpoints;
+import lowbit.checkpoint.Checkpoint;
+import lowbit.checkpoint.Checkpoints;
 import lowbit.io.DataDir;
 import lowbit.model.Transformer;
 import lowbit.progress.Progress;
@@ -35,7 +35,7 @@ class DefaultModelReferenceTest {
         assumeTrue(Files.exists(gguf), "default model not downloaded (./lowbit setup): " + gguf);
         ref = new ObjectMapper().readTree(DefaultModelReferenceTest.class.getResourceAsStream("/reference/smollm2-wikitext2.json"));
         ckpt = Checkpoints.open(gguf);
-        model = Transformer.load(ckpt);
+        model = Checkpoints.load(ckpt);
         ids = ckpt.tokenizer().encodeWithSpecials(TextDatasets.load("wikitext2").text());
     }
 
@@ -49,7 +49,7 @@ class DefaultModelReferenceTest {
     void sameBitsOnAnyThreadCountAndBeforeAndAfterTheJitWarmsUp() {
         int[] window = Arrays.copyOf(ids, 256);
         try (Checkpoint fresh = Checkpoints.open(DataDir.root().resolve("models/SmolLM2-135M-Instruct.Q4_1.gguf"));
-             Transformer oneThread = Transformer.load(fresh, 1)) {
+             Transformer oneThread = Checkpoints.load(fresh, 1)) {
             // when this test runs first in the JVM, the first pass runs partly interpreted and the last one compiled
             double[] cold = oneThread.nll(window);
             for (int i = 0; i < 3; i++) oneThread.nll(Arrays.copyOfRange(ids, 256 * (i + 1), 256 * (i + 2)));

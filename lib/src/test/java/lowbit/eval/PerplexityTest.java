@@ -10,7 +10,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.SplittableRandom;
-import lowbit.model.MemoryCheckpoint;
+import lowbit.checkpoint.Checkpoints;
+import lowbit.checkpoint.MemoryCheckpoint;
 import lowbit.model.ModelConfig;
 import lowbit.model.Transformer;
 import lowbit.progress.Progress;
@@ -34,7 +35,7 @@ class PerplexityTest {
     }
 
     private static Transformer model(MemoryCheckpoint ckpt) {
-        return Transformer.load(ckpt, 1);
+        return Checkpoints.load(ckpt, 1);
     }
 
     @Test

@@ -4,8 +4,8 @@ import static org.junit.jupiter.api.Assertions.*;
 
 import java.nio.file.Path;
 import java.util.SplittableRandom;
-import lowbit.io.Checkpoint;
-import lowbit.io.Checkpoints;
+import lowbit.checkpoint.Checkpoint;
+import lowbit.checkpoint.Checkpoints;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -16,7 +16,7 @@ class ScaleFoldingTest {
     void foldedModelComputesTheSameFunction(String name) throws Exception {
         Path dir = Path.of(getClass().getClassLoader().getResource("tiny/" + name).toURI());
         SplittableRandom rnd = new SplittableRandom(5);
-        try (Checkpoint ckpt = Checkpoints.open(dir); Transformer model = Transformer.load(ckpt, 1)) {
+        try (Checkpoint ckpt = Checkpoints.open(dir); Transformer model = Checkpoints.load(ckpt, 1)) {
             int[] ids = new int[24];
             for (int i = 0; i < ids.length; i++) ids[i] = rnd.nextInt(model.config().vocabSize());
             float[][] before = model.logProbs(ids);

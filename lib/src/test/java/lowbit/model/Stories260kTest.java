@@ -6,8 +6,8 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
-import lowbit.io.Checkpoint;
-import lowbit.io.Checkpoints;
+import lowbit.checkpoint.Checkpoint;
+import lowbit.checkpoint.Checkpoints;
 import lowbit.io.DataDir;
 import org.junit.jupiter.api.Test;
 
@@ -21,7 +21,7 @@ class Stories260kTest {
     void greedyDecodingTellsTheKnownStory() {
         Path bin = DataDir.root().resolve("models/stories260K/stories260K.bin");
         assumeTrue(Files.exists(bin), "stories260K not in the data directory (./lowbit setup): " + bin);
-        try (Checkpoint ckpt = Checkpoints.open(bin); Transformer model = Transformer.load(ckpt, 2)) {
+        try (Checkpoint ckpt = Checkpoints.open(bin); Transformer model = Checkpoints.load(ckpt, 2)) {
             int[] tokens = {ckpt.config().bosTokenId()};
             for (int step = 0; step < 40; step++) {
                 float[][] lp = model.logProbs(tokens);

@@ -10,8 +10,8 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import lowbit.io.Checkpoint;
-import lowbit.io.Checkpoints;
+import lowbit.checkpoint.Checkpoint;
+import lowbit.checkpoint.Checkpoints;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -30,7 +30,7 @@ class TransformerParityTest {
         int vocab = expected.at("/config/vocabSize").asInt();
         float[] reference = readFloats(dir.resolve(expected.get("logprobs_file").asText()));
         JsonNode windows = expected.get("input_ids");
-        try (Checkpoint ckpt = Checkpoints.open(dir); Transformer model = Transformer.load(ckpt, 2)) {
+        try (Checkpoint ckpt = Checkpoints.open(dir); Transformer model = Checkpoints.load(ckpt, 2)) {
             assertEquals(expected.at("/config/modelType").asText(), model.config().modelType());
             assertEquals(expected.at("/config/tieWordEmbeddings").asBoolean(), model.config().tieWordEmbeddings());
             for (int w = 0; w < windows.size(); w++) {

@@ -8,6 +8,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.ArrayList;
 import java.util.List;
+import lowbit.checkpoint.Checkpoints;
+import lowbit.checkpoint.MemoryCheckpoint;
 import org.junit.jupiter.api.Test;
 
 /** Properties any correct causal LM forward pass has; numeric parity with transformers is in TransformerParityTest. */
@@ -17,7 +19,7 @@ class TransformerPropertiesTest {
     @Test
     void sameNumbersOnAnyThreadCount() {
         MemoryCheckpoint ckpt = new MemoryCheckpoint(MemoryCheckpoint.smallLlama(), 1);
-        try (Transformer one = Transformer.load(ckpt, 1); Transformer three = Transformer.load(ckpt, 3)) {
+        try (Transformer one = Checkpoints.load(ckpt, 1); Transformer three = Checkpoints.load(ckpt, 3)) {
             assertArrayEquals(one.nll(TOKENS), three.nll(TOKENS));
         }
     }
@@ -25,7 +27,7 @@ class TransformerPropertiesTest {
     @Test
     void laterTokensDoNotChangeEarlierPredictions() {
         MemoryCheckpoint ckpt = new MemoryCheckpoint(MemoryCheckpoint.smallLlama(), 2);
-        try (Transformer m = Transformer.load(ckpt, 2)) {
+        try (Transformer m = Checkpoints.load(ckpt, 2)) {
             float[][] full = m.logProbs(TOKENS);
             int[] changed = TOKENS.clone();
             changed[12] = 77;
@@ -38,7 +40,7 @@ class TransformerPropertiesTest {
     @Test
     void logProbsAreNormalizedAndNllPicksTheTarget() {
         MemoryCheckpoint ckpt = new MemoryCheckpoint(MemoryCheckpoint.smallLlama(), 3);
-        try (Transformer m = Transformer.load(ckpt, 2)) {
+        try (Transformer m = Checkpoints.load(ckpt, 2)) {
             float[][] lp = m.logProbs(TOKENS);
             double[] nll = m.nll(TOKENS);
             assertEquals(TOKENS.length - 1, nll.length);
@@ -54,7 +56,7 @@ class TransformerPropertiesTest {
     @Test
     void hooksSeeEveryLinearAndKvAndCanRewriteWeights() throws Exception {
         MemoryCheckpoint ckpt = new MemoryCheckpoint(MemoryCheckpoint.smallLlama(), 4);
-        try (Transformer m = Transformer.load(ckpt, 2)) {
+        try (Transformer m = Checkpoints.load(ckpt, 2)) {
             double[] before = m.nll(TOKENS);
             List<String> seen = new ArrayList<>();
             int[] kvCalls = {0};
@@ -99,7 +101,7 @@ class TransformerPropertiesTest {
     void zeroingABlocksOutputsLeavesTheResidualStream() {
         // With o_proj and down_proj zero, block 0 adds nothing: the hidden state equals the embedding.
         MemoryCheckpoint ckpt = new MemoryCheckpoint(MemoryCheckpoint.smallLlama(), 5);
-        try (Transformer m = Transformer.load(ckpt, 1)) {
+        try (Transformer m = Checkpoints.load(ckpt, 1)) {
             for (String n : List.of("model.layers.0.self_attn.o_proj", "model.layers.0.mlp.down_proj")) {
                 Linear l = m.linear(n);
                 l.setWeight(new float[l.outFeatures() * l.inFeatures()]);
@@ -113,7 +115,7 @@ class TransformerPropertiesTest {
 
     @Test
     void tokenOutsideTheVocabularyIsRefused() {
-        try (Transformer m = Transformer.load(new MemoryCheckpoint(MemoryCheckpoint.smallLlama(), 6), 1)) {
+        try (Transformer m = Checkpoints.load(new MemoryCheckpoint(MemoryCheckpoint.smallLlama(), 6), 1)) {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> m.nll(new int[]{1, 500}));
             assertTrue(e.getMessage().contains("500"), e.getMessage());
         }
@@ -121,7 +123,7 @@ class TransformerPropertiesTest {
 
     @Test
     void aBatchIsItsWindowsRunAlone() {
-        try (Transformer m = Transformer.load(new MemoryCheckpoint(MemoryCheckpoint.smallLlama(), 8), 2)) {
+        try (Transformer m = Checkpoints.load(new MemoryCheckpoint(MemoryCheckpoint.smallLlama(), 8), 2)) {
             int[] other = {5, 4, 3, 2, 1, 0, 9};
             float[][][] batch = m.logProbs(new int[][]{TOKENS, other});
             float[][] first = m.logProbs(TOKENS), second = m.logProbs(other);
@@ -133,7 +135,7 @@ class TransformerPropertiesTest {
     @Test
     void aMissingTensorIsNamed() {
         MemoryCheckpoint ckpt = new MemoryCheckpoint(MemoryCheckpoint.smallLlama(), 7).without("model.layers.1.mlp.up_proj.weight");
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Transformer.load(ckpt, 1));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Checkpoints.load(ckpt, 1));
         assertTrue(e.getMessage().contains("model.layers.1.mlp.up_proj.weight") && e.getMessage().contains("[96, 64]"),
                 e.getMessage());
     }

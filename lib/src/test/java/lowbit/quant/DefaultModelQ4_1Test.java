@@ -10,8 +10,8 @@ import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Map;
-import lowbit.io.Checkpoint;
-import lowbit.io.Checkpoints;
+import lowbit.checkpoint.Checkpoint;
+import lowbit.checkpoint.Checkpoints;
 import lowbit.io.DataDir;
 import lowbit.io.gguf.GgmlType;
 import lowbit.io.gguf.GgufFile;
@@ -65,7 +65,7 @@ class DefaultModelQ4_1Test {
 
     @Test
     void requantizingTheModelChangesNoWeightAndNoLogit() {
-        try (Checkpoint ckpt = Checkpoints.open(model()); Transformer model = Transformer.load(ckpt)) {
+        try (Checkpoint ckpt = Checkpoints.open(model()); Transformer model = Checkpoints.load(ckpt)) {
             Map<String, float[]> before = new HashMap<>();
             for (Linear l : model.linears().values()) before.put(l.name(), l.weight());
             int[] window = Arrays.copyOf(Checkpoints.tokenizer(ckpt).encodeWithSpecials(

@@ -7,8 +7,8 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
-import lowbit.io.Checkpoint;
-import lowbit.io.Checkpoints;
+import lowbit.checkpoint.Checkpoint;
+import lowbit.checkpoint.Checkpoints;
 import lowbit.model.ForwardHook;
 import lowbit.model.Linear;
 import lowbit.model.Transformer;
@@ -32,7 +32,7 @@ class LayerStatisticsTest {
     static void load() throws Exception {
         Path dir = Path.of(LayerStatisticsTest.class.getClassLoader().getResource("tiny/llama").toURI());
         ckpt = Checkpoints.open(dir);
-        model = Transformer.load(ckpt, 1);
+        model = Checkpoints.load(ckpt, 1);
         SplittableRandom rnd = new SplittableRandom(9);
         windows = new int[WINDOWS][SEQLEN];
         for (int[] w : windows) for (int i = 0; i < SEQLEN; i++) w[i] = rnd.nextInt(model.config().vocabSize());

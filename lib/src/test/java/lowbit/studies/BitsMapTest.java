@@ -33,7 +33,7 @@ class BitsMapTest {
     }
 
     @Test
-    void roundTrip() {
+    void roundTrip() throws Exception {
         Allocation a = allocation();
         Path f = dir.resolve("sub/bits.json");
         Map<String, Object> prov = new LinkedHashMap<>();
@@ -43,6 +43,10 @@ class BitsMapTest {
         prov.put("widths", List.of(2, 3, 4, 8));
         QuantConfig base = QuantConfig.group(4, 128).withMseClip(true);
         BitsMap.write(f, a, base, prov);
+        // readable by others as any new file here is (a temporary file alone would be 0600)
+        var others = java.nio.file.attribute.PosixFilePermission.OTHERS_READ;
+        assertEquals(Files.getPosixFilePermissions(Files.writeString(dir.resolve("plain"), "")).contains(others),
+                Files.getPosixFilePermissions(f).contains(others));
 
         BitsMap m = BitsMap.read(f);
         assertEquals(f, m.source());

@@ -4,8 +4,8 @@ import static org.junit.jupiter.api.Assertions.*;
 
 import java.nio.file.Path;
 import java.util.SplittableRandom;
-import lowbit.io.Checkpoint;
-import lowbit.io.Checkpoints;
+import lowbit.checkpoint.Checkpoint;
+import lowbit.checkpoint.Checkpoints;
 import lowbit.model.Linear;
 import lowbit.model.Transformer;
 import lowbit.progress.Progress;
@@ -32,7 +32,7 @@ class SensitivityTest {
     void measuredAndProxiesOnTheTinyModel() throws Exception {
         Path dir = Path.of(getClass().getClassLoader().getResource("tiny/llama").toURI());
         SplittableRandom rnd = new SplittableRandom(4);
-        try (Checkpoint ckpt = Checkpoints.open(dir); Transformer model = Transformer.load(ckpt, 1)) {
+        try (Checkpoint ckpt = Checkpoints.open(dir); Transformer model = Checkpoints.load(ckpt, 1)) {
             int[] ids = new int[4 * 32];
             for (int i = 0; i < ids.length; i++) ids[i] = rnd.nextInt(model.config().vocabSize());
             int[][] windows = new int[4][];

@@ -42,4 +42,20 @@ class VectorMathTest {
         VectorMath.siluMul(g, u, 0, n, new float[n]);
         for (int i = 0; i < n; i++) assertEquals(want[i], g[i], 1e-5 * Math.max(1, Math.abs(want[i])));
     }
+
+    @Test
+    void firstNonFiniteFindsNaNAndInfinitiesInVectorsAndTail() {
+        int n = 101; // not a multiple of any lane count: the last values are in the scalar tail
+        float[] a = new float[n];
+        for (int i = 0; i < n; i++) a[i] = (i - 50) * 6.0e36f; // up to 3e38, near Float.MAX_VALUE but finite
+        assertEquals(-1, VectorMath.firstNonFinite(a));
+        assertEquals(-1, VectorMath.firstNonFinite(new float[0]));
+        for (int at : new int[] {0, 17, 63, n - 1})
+            for (float bad : new float[] {Float.NaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY}) {
+                float[] b = a.clone();
+                b[at] = bad;
+                if (at != n - 1) b[n - 1] = Float.NaN; // a later one does not hide the first
+                assertEquals(at, VectorMath.firstNonFinite(b), bad + " at " + at);
+            }
+    }
 }

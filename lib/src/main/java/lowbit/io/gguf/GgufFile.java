@@ -11,6 +11,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Collections;
+import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -135,6 +136,17 @@ public final class GgufFile implements AutoCloseable {
                 throw fail(what + " (" + t.type() + ", " + t.byteSize() + " bytes at data offset "
                         + Long.toUnsignedString(t.offset()) + ") runs past the end of the file: the data section starts at byte "
                         + dataStart + " and the file has " + fileSize + " bytes (truncated download?)");
+        }
+        // Two tensors sharing bytes are a corrupt or crafted file, refused as the safetensors reader does.
+        List<GgufTensor> byOffset = new ArrayList<>(list);
+        byOffset.sort(Comparator.comparingLong(GgufTensor::offset).thenComparingLong(GgufTensor::byteSize));
+        GgufTensor previous = null;
+        for (GgufTensor t : byOffset) {
+            if (t.byteSize() == 0) continue; // an empty tensor occupies nothing, wherever it points
+            if (previous != null && t.offset() < previous.offset() + previous.byteSize())
+                throw fail("tensor '" + t.name() + "' (data offset " + t.offset() + ") overlaps tensor '" + previous.name()
+                        + "' (data offsets " + previous.offset() + ".." + (previous.offset() + previous.byteSize()) + ")");
+            previous = t;
         }
         tensors = Collections.unmodifiableList(list);
         byName = Collections.unmodifiableMap(names);

@@ -12,59 +12,59 @@ import java.util.ArrayList;
 import java.util.List;
 
 /** Writes GGUF files byte by byte for tests, with hooks to corrupt any field. Independent of GgufFile. */
-final class GgufBuilder {
-    int magic = 0x46554747;
-    int version = 3;
-    Long tensorCountOverride;
-    Long kvCountOverride;
-    int alignment = 32;
+public final class GgufBuilder {
+    public int magic = 0x46554747;
+    public int version = 3;
+    public Long tensorCountOverride;
+    public Long kvCountOverride;
+    public int alignment = 32;
     private final Out kvs = new Out();
     private int kvCount;
     private final List<Tensor> tensors = new ArrayList<>();
 
-    static final class Tensor {
-        String name;
-        int nDims;
-        long[] ne;
-        int type;
-        byte[] data;
-        Long offsetOverride;
+    public static final class Tensor {
+        public String name;
+        public int nDims;
+        public long[] ne;
+        public int type;
+        public byte[] data;
+        public Long offsetOverride;
     }
 
     /** Little-endian byte sink. */
-    static final class Out {
+    public static final class Out {
         final ByteArrayOutputStream bytes = new ByteArrayOutputStream();
 
-        Out u8(int v) { bytes.write(v); return this; }
-        Out u16(int v) { return u8(v & 0xFF).u8((v >>> 8) & 0xFF); }
-        Out u32(long v) { for (int i = 0; i < 4; i++) u8((int) (v >>> (8 * i)) & 0xFF); return this; }
-        Out u64(long v) { for (int i = 0; i < 8; i++) u8((int) (v >>> (8 * i)) & 0xFF); return this; }
-        Out f32(float v) { return u32(Float.floatToRawIntBits(v)); }
-        Out f64(double v) { return u64(Double.doubleToRawLongBits(v)); }
-        Out str(String s) { byte[] b = s.getBytes(StandardCharsets.UTF_8); u64(b.length); bytes.writeBytes(b); return this; }
-        Out raw(byte[] b) { bytes.writeBytes(b); return this; }
-        byte[] toBytes() { return bytes.toByteArray(); }
-        int size() { return bytes.size(); }
+        public Out u8(int v) { bytes.write(v); return this; }
+        public Out u16(int v) { return u8(v & 0xFF).u8((v >>> 8) & 0xFF); }
+        public Out u32(long v) { for (int i = 0; i < 4; i++) u8((int) (v >>> (8 * i)) & 0xFF); return this; }
+        public Out u64(long v) { for (int i = 0; i < 8; i++) u8((int) (v >>> (8 * i)) & 0xFF); return this; }
+        public Out f32(float v) { return u32(Float.floatToRawIntBits(v)); }
+        public Out f64(double v) { return u64(Double.doubleToRawLongBits(v)); }
+        public Out str(String s) { byte[] b = s.getBytes(StandardCharsets.UTF_8); u64(b.length); bytes.writeBytes(b); return this; }
+        public Out raw(byte[] b) { bytes.writeBytes(b); return this; }
+        public byte[] toBytes() { return bytes.toByteArray(); }
+        public int size() { return bytes.size(); }
     }
 
     /** A metadata entry whose value bytes (after the type) the caller writes. */
-    GgufBuilder kv(String key, int type, java.util.function.Consumer<Out> value) {
+    public GgufBuilder kv(String key, int type, java.util.function.Consumer<Out> value) {
         kvs.str(key).u32(type);
         value.accept(kvs);
         kvCount++;
         return this;
     }
 
-    GgufBuilder kvString(String key, String v) { return kv(key, 8, o -> o.str(v)); }
-    GgufBuilder kvU32(String key, long v) { return kv(key, 4, o -> o.u32(v)); }
-    GgufBuilder kvF32(String key, float v) { return kv(key, 6, o -> o.f32(v)); }
+    public GgufBuilder kvString(String key, String v) { return kv(key, 8, o -> o.str(v)); }
+    public GgufBuilder kvU32(String key, long v) { return kv(key, 4, o -> o.u32(v)); }
+    public GgufBuilder kvF32(String key, float v) { return kv(key, 6, o -> o.f32(v)); }
 
-    GgufBuilder alignment(int a) {
+    public GgufBuilder alignment(int a) {
         alignment = a;
         return kvU32("general.alignment", a);
     }
 
-    Tensor tensor(String name, int type, long[] ne, byte[] data) {
+    public Tensor tensor(String name, int type, long[] ne, byte[] data) {
         Tensor t = new Tensor();
         t.name = name;
         t.nDims = ne.length;
@@ -76,13 +76,13 @@ final class GgufBuilder {
     }
 
     /** An F32 tensor; values in GGUF element order (ne0 fastest). */
-    Tensor f32(String name, long[] ne, float[] values) {
+    public Tensor f32(String name, long[] ne, float[] values) {
         ByteBuffer b = ByteBuffer.allocate(values.length * 4).order(ByteOrder.LITTLE_ENDIAN);
         for (float v : values) b.putFloat(v);
         return tensor(name, 0, ne, b.array());
     }
 
-    byte[] build() {
+    public byte[] build() {
         Out o = new Out();
         o.u32(magic).u32(version);
         o.u64(tensorCountOverride != null ? tensorCountOverride : tensors.size());
@@ -106,11 +106,11 @@ final class GgufBuilder {
         return o.toBytes();
     }
 
-    Path write(Path file) {
+    public Path write(Path file) {
         return write(file, build());
     }
 
-    static Path write(Path file, byte[] bytes) {
+    public static Path write(Path file, byte[] bytes) {
         try {
             return Files.write(file, bytes);
         } catch (IOException e) {

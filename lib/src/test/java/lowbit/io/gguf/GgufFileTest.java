@@ -247,6 +247,27 @@ class GgufFileTest {
     }
 
     @Test
+    void overlappingTensorDataIsRefused() {
+        // two tensors sharing bytes: the safetensors reader refuses this, and so must the GGUF reader
+        GgufBuilder g = new GgufBuilder();
+        g.f32("a", new long[] {16}, new float[16]);
+        g.f32("b", new long[] {8}, new float[8]).offsetOverride = 32L;
+        rejects(write(g), "tensor 'b' (data offset 32) overlaps tensor 'a' (data offsets 0..64)");
+
+        // the same tensor twice (offset 0) overlaps too; an empty tensor occupies nothing and may point anywhere
+        g = new GgufBuilder();
+        g.f32("a", new long[] {4}, new float[4]);
+        g.f32("same", new long[] {4}, new float[4]).offsetOverride = 0L;
+        rejects(write(g), "overlaps tensor 'a'");
+        g = new GgufBuilder();
+        g.f32("a", new long[] {4}, new float[] {1, 2, 3, 4});
+        g.tensor("empty", 0, new long[] {0}, new byte[0]).offsetOverride = 0L;
+        try (GgufFile f = GgufFile.open(write(g))) {
+            assertArrayEquals(new float[] {1, 2, 3, 4}, f.dequantize("a"));
+        }
+    }
+
+    @Test
     void truncatedTensorData() {
         GgufBuilder g = withTensor();
         g.tensor("q", 8, new long[] {64}, new byte[68]);

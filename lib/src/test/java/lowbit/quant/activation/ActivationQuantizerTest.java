@@ -15,7 +15,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.SplittableRandom;
-import lowbit.io.Checkpoint;
+import lowbit.checkpoint.Checkpoint;
+import lowbit.checkpoint.Checkpoints;
 import lowbit.model.ForwardHook;
 import lowbit.model.Linear;
 import lowbit.model.Transformer;
@@ -122,7 +123,7 @@ class ActivationQuantizerTest {
      */
     @Test
     void sharedInputsAreQuantizedOnceInTheModel() throws Exception {
-        try (Checkpoint ckpt = TinyLlama.open(); Transformer model = Transformer.load(ckpt, 1)) {
+        try (Checkpoint ckpt = TinyLlama.open(); Transformer model = Checkpoints.load(ckpt, 1)) {
             int[] tokens = TinyLlama.windows(1, 24, ckpt.config().vocabSize(), 5)[0];
             Map<String, float[]> raw = new HashMap<>(), seen = new HashMap<>();
             List<float[]> lmHeadInputs = new ArrayList<>();
@@ -161,7 +162,7 @@ class ActivationQuantizerTest {
 
     @Test
     void perTokenChangesTheModelMoreAtFewerBits() throws Exception {
-        try (Checkpoint ckpt = TinyLlama.open(); Transformer model = Transformer.load(ckpt, 1)) {
+        try (Checkpoint ckpt = TinyLlama.open(); Transformer model = Checkpoints.load(ckpt, 1)) {
             int[] tokens = TinyLlama.windows(1, 40, ckpt.config().vocabSize(), 6)[0];
             float[][] ref = model.logProbs(tokens);
             double d8 = diffWith(model, ActivationQuantizer.perTokenDynamic(8), tokens, ref);
@@ -176,7 +177,7 @@ class ActivationQuantizerTest {
     /** Calibration against an independent recorder: max |x| over every input of every block linear, divided by q_max. */
     @Test
     void staticCalibrationOnTheTinyModel() throws Exception {
-        try (Checkpoint ckpt = TinyLlama.open(); Transformer model = Transformer.load(ckpt, 1)) {
+        try (Checkpoint ckpt = TinyLlama.open(); Transformer model = Checkpoints.load(ckpt, 1)) {
             int[][] windows = TinyLlama.windows(3, 20, ckpt.config().vocabSize(), 7);
             Map<String, Double> absmax = new LinkedHashMap<>();
             ForwardHook rec = new ForwardHook() {

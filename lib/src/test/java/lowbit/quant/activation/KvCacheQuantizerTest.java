@@ -10,7 +10,8 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
-import lowbit.io.Checkpoint;
+import lowbit.checkpoint.Checkpoint;
+import lowbit.checkpoint.Checkpoints;
 import lowbit.model.ForwardHook;
 import lowbit.model.ModelConfig;
 import lowbit.model.Transformer;
@@ -104,7 +105,7 @@ class KvCacheQuantizerTest {
     /** 8-bit KV barely moves the tiny model's log-probs, 2-bit moves them a lot; values at 16 bits pass through untouched. */
     @Test
     void endToEndOnTheTinyLlama() throws Exception {
-        try (Checkpoint ckpt = TinyLlama.open(); Transformer model = Transformer.load(ckpt, 1)) {
+        try (Checkpoint ckpt = TinyLlama.open(); Transformer model = Checkpoints.load(ckpt, 1)) {
             ModelConfig cfg = model.config();
             int[] tokens = TinyLlama.windows(1, 48, cfg.vocabSize(), 9)[0];
             float[][] ref = model.logProbs(tokens);

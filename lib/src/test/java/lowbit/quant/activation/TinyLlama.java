@@ -2,8 +2,8 @@ package lowbit.quant.activation;
 
 import java.nio.file.Path;
 import java.util.SplittableRandom;
-import lowbit.io.Checkpoint;
-import lowbit.io.Checkpoints;
+import lowbit.checkpoint.Checkpoint;
+import lowbit.checkpoint.Checkpoints;
 
 /** The tiny random Llama test checkpoint (2 layers, 2 kv heads of 16) and random windows over its vocabulary. */
 final class TinyLlama {

@@ -9,8 +9,8 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.util.List;
-import lowbit.io.Checkpoint;
-import lowbit.io.Checkpoints;
+import lowbit.checkpoint.Checkpoint;
+import lowbit.checkpoint.Checkpoints;
 import lowbit.model.Linear;
 import lowbit.model.Transformer;
 import lowbit.quant.QuantConfig;
@@ -59,7 +59,7 @@ class AwqReferenceTest {
         int windows = f.json().get("input_ids").size(), T = f.json().get("input_ids").get(0).size();
         double[] in = f.f64(block.get("input").asText());
         Path dir = Path.of(getClass().getClassLoader().getResource("tiny/" + family).toURI());
-        try (Checkpoint ckpt = Checkpoints.open(dir); Transformer model = Transformer.load(ckpt, 1)) {
+        try (Checkpoint ckpt = Checkpoints.open(dir); Transformer model = Checkpoints.load(ckpt, 1)) {
             int h = model.config().hiddenSize();
             float[][] x = new float[windows][T * h];
             for (int w = 0; w < windows; w++) for (int i = 0; i < T * h; i++) x[w][i] = (float) in[w * T * h + i];
@@ -133,7 +133,7 @@ class AwqReferenceTest {
         int windows = f.json().get("input_ids").size(), T = f.json().get("input_ids").get(0).size();
         double[] in = f.f64(block.get("input").asText());
         Path dir = Path.of(getClass().getClassLoader().getResource("tiny/llama").toURI());
-        try (Checkpoint ckpt = Checkpoints.open(dir); Transformer model = Transformer.load(ckpt, 1)) {
+        try (Checkpoint ckpt = Checkpoints.open(dir); Transformer model = Checkpoints.load(ckpt, 1)) {
             int h = model.config().hiddenSize();
             float[][] x = new float[windows][T * h];
             for (int w = 0; w < windows; w++) for (int i = 0; i < T * h; i++) x[w][i] = (float) in[w * T * h + i];

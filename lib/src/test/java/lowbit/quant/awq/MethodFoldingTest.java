@@ -5,8 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.nio.file.Path;
 import java.util.Map;
 import java.util.SplittableRandom;
-import lowbit.io.Checkpoint;
-import lowbit.io.Checkpoints;
+import lowbit.checkpoint.Checkpoint;
+import lowbit.checkpoint.Checkpoints;
 import lowbit.model.Transformer;
 import lowbit.progress.Progress;
 import lowbit.quant.smoothquant.SmoothQuant;
@@ -32,7 +32,7 @@ class MethodFoldingTest {
     @ValueSource(strings = {"llama", "qwen2", "opt"})
     void awqFoldsOfEveryScalingGroupLeaveTheOutputs(String family) throws Exception {
         Path dir = Path.of(getClass().getClassLoader().getResource("tiny/" + family).toURI());
-        try (Checkpoint ckpt = Checkpoints.open(dir); Transformer model = Transformer.load(ckpt, 1)) {
+        try (Checkpoint ckpt = Checkpoints.open(dir); Transformer model = Checkpoints.load(ckpt, 1)) {
             int[] ids = tokens(model, 1);
             float[][] before = model.logProbs(ids);
             SplittableRandom rnd = new SplittableRandom(7);
@@ -55,7 +55,7 @@ class MethodFoldingTest {
     @ValueSource(strings = {"llama", "qwen2"})
     void smoothQuantSmoothingLeavesTheOutputs(String family) throws Exception {
         Path dir = Path.of(getClass().getClassLoader().getResource("tiny/" + family).toURI());
-        try (Checkpoint ckpt = Checkpoints.open(dir); Transformer model = Transformer.load(ckpt, 1)) {
+        try (Checkpoint ckpt = Checkpoints.open(dir); Transformer model = Checkpoints.load(ckpt, 1)) {
             int[] ids = tokens(model, 2);
             float[][] before = model.logProbs(ids);
             Map<String, float[]> act = SmoothQuant.activationMaxima(model, new int[][] {tokens(model, 3), tokens(model, 4)}, Progress.NONE);

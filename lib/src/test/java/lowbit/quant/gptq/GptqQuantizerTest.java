@@ -8,8 +8,8 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
-import lowbit.io.Checkpoint;
-import lowbit.io.Checkpoints;
+import lowbit.checkpoint.Checkpoint;
+import lowbit.checkpoint.Checkpoints;
 import lowbit.model.ForwardHook;
 import lowbit.model.Linear;
 import lowbit.model.Transformer;
@@ -40,7 +40,7 @@ class GptqQuantizerTest {
             int vocab = ckpt.config().vocabSize();
             for (int[] w : windows) for (int i = 0; i < w.length; i++) w[i] = rnd.nextInt(vocab);
             QuantizedModel qm;
-            try (Transformer model = Transformer.load(ckpt, 2)) {
+            try (Transformer model = Checkpoints.load(ckpt, 2)) {
                 qm = new GptqQuantizer(cfg, opt, trueSequential).quantize(model, windows, Progress.NONE);
                 assertEquals(2 * 7, qm.weights().size());
                 for (var e : qm.weights().entrySet())
@@ -49,7 +49,7 @@ class GptqQuantizerTest {
             List<List<String>> order = trueSequential
                     ? List.of(List.of("q_proj", "k_proj", "v_proj"), List.of("o_proj"), List.of("gate_proj", "up_proj"), List.of("down_proj"))
                     : List.of(List.of("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"));
-            try (Transformer ref = Transformer.load(ckpt, 1); Parallel par = new Parallel(1)) {
+            try (Transformer ref = Checkpoints.load(ckpt, 1); Parallel par = new Parallel(1)) {
                 for (int l = 0; l < ref.config().numLayers(); l++) {
                     for (List<String> group : order) {
                         Map<String, Gptq> hessians = new HashMap<>();
@@ -93,7 +93,7 @@ class GptqQuantizerTest {
             for (int[] w : windows) for (int i = 0; i < w.length; i++) w[i] = rnd.nextInt(ckpt.config().vocabSize());
             QuantizedModel[] runs = new QuantizedModel[2];
             for (int t = 1; t <= 2; t++)
-                try (Transformer model = Transformer.load(ckpt, t)) {
+                try (Transformer model = Checkpoints.load(ckpt, t)) {
                     runs[t - 1] = new GptqQuantizer(QuantConfig.perChannel(4), Gptq.Options.defaults().withActOrder(true), true)
                             .quantize(model, windows, Progress.NONE);
                 }

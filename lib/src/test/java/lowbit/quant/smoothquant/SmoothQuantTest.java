@@ -6,8 +6,8 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
-import lowbit.io.Checkpoint;
-import lowbit.io.Checkpoints;
+import lowbit.checkpoint.Checkpoint;
+import lowbit.checkpoint.Checkpoints;
 import lowbit.model.Linear;
 import lowbit.model.Transformer;
 import lowbit.progress.Progress;
@@ -18,7 +18,7 @@ class SmoothQuantTest {
     @Test
     void smoothingFactorsByHand() throws Exception {
         Path dir = Path.of(getClass().getClassLoader().getResource("tiny/llama").toURI());
-        try (Checkpoint ckpt = Checkpoints.open(dir); Transformer model = Transformer.load(ckpt, 1)) {
+        try (Checkpoint ckpt = Checkpoints.open(dir); Transformer model = Checkpoints.load(ckpt, 1)) {
             List<Linear> consumers = SmoothQuant.groups(model, 0).get("attn");
             int n = model.config().hiddenSize();
             float[] act = new float[n];
@@ -42,7 +42,7 @@ class SmoothQuantTest {
     void eightBitWeightsAfterSmoothingStayClose() throws Exception {
         Path dir = Path.of(getClass().getClassLoader().getResource("tiny/llama").toURI());
         SplittableRandom rnd = new SplittableRandom(2);
-        try (Checkpoint ckpt = Checkpoints.open(dir); Transformer model = Transformer.load(ckpt, 1)) {
+        try (Checkpoint ckpt = Checkpoints.open(dir); Transformer model = Checkpoints.load(ckpt, 1)) {
             int[][] windows = new int[3][24];
             for (int[] w : windows) for (int i = 0; i < w.length; i++) w[i] = rnd.nextInt(model.config().vocabSize());
             float[][] before = model.logProbs(windows[0]);

@@ -1,4 +1,4 @@
-package lowbit.io.hf;
+package lowbit.checkpoint.hf;
 
 import static org.junit.jupiter.api.Assertions.*;
 

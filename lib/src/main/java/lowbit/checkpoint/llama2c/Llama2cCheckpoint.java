@@ -1,4 +1,4 @@
-package lowbit.io.llama2c;
+package lowbit.checkpoint.llama2c;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -8,7 +8,7 @@ import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import lowbit.io.Checkpoint;
+import lowbit.checkpoint.Checkpoint;
 import lowbit.io.ChunkedMapping;
 import lowbit.io.FormatException;
 import lowbit.io.Hashing;

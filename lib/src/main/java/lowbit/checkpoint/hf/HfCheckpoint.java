@@ -1,4 +1,4 @@
-package lowbit.io.hf;
+package lowbit.checkpoint.hf;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
@@ -15,7 +15,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.TreeSet;
-import lowbit.io.Checkpoint;
+import lowbit.checkpoint.Checkpoint;
 import lowbit.io.FormatException;
 import lowbit.io.Hashing;
 import lowbit.io.TensorInfo;

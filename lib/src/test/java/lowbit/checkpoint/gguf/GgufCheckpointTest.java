@@ -1,4 +1,4 @@
-package lowbit.io.gguf;
+package lowbit.checkpoint.gguf;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -14,6 +14,9 @@ import java.util.Map;
 import lowbit.io.DataDir;
 import lowbit.io.FormatException;
 import lowbit.io.TensorInfo;
+import lowbit.io.gguf.GgufBuilder;
+import lowbit.io.gguf.GgufFile;
+import lowbit.io.gguf.GgufTensor;
 import lowbit.model.ModelConfig;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
@@ -46,6 +49,11 @@ class GgufCheckpointTest {
     static final int[] K_STORED = {0, 2, 1, 3};
 
     static GgufBuilder model(String arch, int heads, int keyLength, boolean output, boolean bias, boolean qkNorm) {
+        return model(arch, heads, keyLength, output, bias, qkNorm, 500000f, 1e-6f);
+    }
+
+    static GgufBuilder model(String arch, int heads, int keyLength, boolean output, boolean bias, boolean qkNorm,
+                             float ropeBase, float eps) {
         GgufBuilder g = new GgufBuilder();
         String p = arch + ".";
         g.kvString("general.architecture", arch);
@@ -56,8 +64,8 @@ class GgufCheckpointTest {
         g.kvU32(p + "attention.head_count", heads);
         g.kvU32(p + "attention.head_count_kv", 1);
         if (keyLength != HIDDEN / heads) g.kvU32(p + "attention.key_length", keyLength);
-        g.kvF32(p + "rope.freq_base", 500000f);
-        g.kvF32(p + "attention.layer_norm_rms_epsilon", 1e-6f);
+        g.kvF32(p + "rope.freq_base", ropeBase);
+        g.kvF32(p + "attention.layer_norm_rms_epsilon", eps);
         g.kvU32("tokenizer.ggml.bos_token_id", 3);
         g.kvU32("tokenizer.ggml.eos_token_id", 4);
         int q = heads * keyLength, kv = keyLength;
@@ -93,6 +101,21 @@ class GgufCheckpointTest {
 
     private Path write(GgufBuilder g) {
         return g.write(dir.resolve("model.gguf"));
+    }
+
+    @Test
+    void nonFiniteOrNegativeHyperParametersAreRefused() {
+        Object[][] cases = {
+                {Float.NaN, 1e-6f, "rope_theta must be a finite number > 0, found NaN (GGUF key llama.rope.freq_base)"},
+                {0f, 1e-6f, "rope_theta must be a finite number > 0, found 0.0 (GGUF key llama.rope.freq_base)"},
+                {10000f, -1f, "rms_norm_eps must be a finite number >= 0, found -1.0 (GGUF key llama.attention.layer_norm_rms_epsilon)"},
+                {10000f, Float.NaN, "rms_norm_eps must be a finite number >= 0, found NaN (GGUF key llama.attention.layer_norm_rms_epsilon)"},
+        };
+        for (Object[] c : cases) {
+            Path file = write(model("llama", 2, 4, false, false, false, (float) c[0], (float) c[1]));
+            FormatException e = assertThrows(FormatException.class, () -> GgufCheckpoint.open(file).close());
+            assertEquals(file + ": inconsistent hyper-parameters: " + c[2], e.getMessage());
+        }
     }
 
     @Test

@@ -1,4 +1,4 @@
-package lowbit.io.hf;
+package lowbit.checkpoint.hf;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
@@ -73,8 +73,8 @@ public final class HfConfig {
     }
 
     private static ModelConfig llamaFamily(Keys k, String type) {
-        int hidden = k.requiredInt("hidden_size");
-        int heads = k.requiredInt("num_attention_heads");
+        int hidden = k.positiveInt("hidden_size");
+        int heads = k.positiveInt("num_attention_heads");
         int layers = k.requiredInt("num_hidden_layers");
         int intermediate = k.requiredInt("intermediate_size");
         int vocab = k.requiredInt("vocab_size");
@@ -145,8 +145,8 @@ public final class HfConfig {
     }
 
     private static ModelConfig opt(Keys k) {
-        int hidden = k.requiredInt("hidden_size");
-        int heads = k.requiredInt("num_attention_heads");
+        int hidden = k.positiveInt("hidden_size");
+        int heads = k.positiveInt("num_attention_heads");
         int layers = k.requiredInt("num_hidden_layers");
         int ffn = k.requiredInt("ffn_dim");
         int vocab = k.requiredInt("vocab_size");
@@ -180,6 +180,13 @@ public final class HfConfig {
         int requiredInt(String key) {
             if (value(key) == null) throw new FormatException(file, "missing required key \"" + key + "\"");
             return integer(key, 0);
+        }
+
+        /** A required size the config divides by: checked here, before it is divided by. */
+        int positiveInt(String key) {
+            int v = requiredInt(key);
+            if (v <= 0) throw new FormatException(file, "\"" + key + "\" must be >= 1, found " + v);
+            return v;
         }
 
         int integer(String key, int fallback) {

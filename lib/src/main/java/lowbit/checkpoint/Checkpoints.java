@@ -1,14 +1,18 @@
-package lowbit.io;
+package lowbit.checkpoint;
 
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import lowbit.io.gguf.GgufCheckpoint;
-import lowbit.io.hf.HfCheckpoint;
-import lowbit.io.quantized.QuantizedCheckpoint;
+import lowbit.checkpoint.gguf.GgufCheckpoint;
+import lowbit.checkpoint.hf.HfCheckpoint;
+import lowbit.checkpoint.llama2c.Llama2cCheckpoint;
+import lowbit.checkpoint.quantized.QuantizedCheckpoint;
+import lowbit.io.DataDir;
+import lowbit.io.FormatException;
 import lowbit.io.hub.HubClient;
-import lowbit.io.llama2c.Llama2cCheckpoint;
+import lowbit.model.Transformer;
+import lowbit.tensor.Parallel;
 import lowbit.tokenizer.Tokenizer;
 
 /** Opens a checkpoint from what a user types after --model. */
@@ -33,12 +37,30 @@ public final class Checkpoints {
                 repo = repo.substring(0, at);
             }
             Path dir = HubClient.snapshot(repo, revision, DataDir.root().resolve("models/hub"), downloadProgress);
-            return HfCheckpoint.open(dir);
+            return checked(HfCheckpoint.open(dir));
         }
         return open(Path.of(spec));
     }
 
+    /**
+     * Opens the checkpoint and checks that it holds exactly the tensors its config implies, in their shapes, so
+     * that a mismatch is refused before any work.
+     */
     public static Checkpoint open(Path path) {
+        return checked(openUnchecked(path));
+    }
+
+    private static Checkpoint checked(Checkpoint ckpt) {
+        try {
+            CheckpointWeights.checkNamesAndShapes(ckpt);
+            return ckpt;
+        } catch (RuntimeException e) {
+            ckpt.close();
+            throw e;
+        }
+    }
+
+    private static Checkpoint openUnchecked(Path path) {
         if (!Files.exists(path))
             throw new FormatException(path, "no such file or directory (--model takes a Hugging Face directory, a .gguf file, "
                     + "a llama2.c .bin, 'default' or hf:ORG/NAME)");
@@ -63,6 +85,27 @@ public final class Checkpoints {
                     + " tokens but the model's embedding table has " + modelVocab + " rows: the tokenizer does not"
                     + " belong to this model");
         return tok;
+    }
+
+    /** Builds the model from the checkpoint's weights, on all cores. */
+    public static Transformer load(Checkpoint ckpt) {
+        return load(ckpt, Parallel.defaultThreads());
+    }
+
+    /**
+     * Builds the model from the checkpoint's weights; refused, naming the file and a tensor, when the checkpoint
+     * misses a tensor the config implies or holds one the model would not use.
+     */
+    public static Transformer load(Checkpoint ckpt, int threads) {
+        CheckpointWeights weights = new CheckpointWeights(ckpt, true);
+        Transformer model = Transformer.load(weights, threads);
+        try {
+            weights.checkEveryTensorUsed();
+        } catch (RuntimeException e) {
+            model.close();
+            throw e;
+        }
+        return model;
     }
 
     private static boolean hasGgufMagic(Path file) {

@@ -1,4 +1,4 @@
-package lowbit.io.gguf;
+package lowbit.checkpoint.gguf;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -10,9 +10,11 @@ import java.util.List;
 import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-import lowbit.io.Checkpoint;
+import lowbit.checkpoint.Checkpoint;
 import lowbit.io.FormatException;
 import lowbit.io.TensorInfo;
+import lowbit.io.gguf.GgufFile;
+import lowbit.io.gguf.GgufTensor;
 import lowbit.model.ModelConfig;
 import lowbit.tokenizer.Tokenizer;
 import lowbit.tokenizer.Tokenizers;
@@ -51,6 +53,18 @@ public final class GgufCheckpoint implements Checkpoint {
             "token_embd.weight", "model.embed_tokens.weight",
             "output_norm.weight", "model.norm.weight",
             "output.weight", "lm_head.weight");
+
+    /** The GGUF metadata key (after "ARCH.") each config.json key is read from. */
+    private static final Map<String, String> GGUF_KEYS = Map.of(
+            "hidden_size", "embedding_length",
+            "num_hidden_layers", "block_count",
+            "intermediate_size", "feed_forward_length",
+            "num_attention_heads", "attention.head_count",
+            "num_key_value_heads", "attention.head_count_kv",
+            "head_dim", "attention.key_length",
+            "max_position_embeddings", "context_length",
+            "rope_theta", "rope.freq_base",
+            "rms_norm_eps", "attention.layer_norm_rms_epsilon");
 
     private final GgufFile file;
     private final ModelConfig config;
@@ -232,7 +246,11 @@ public final class GgufCheckpoint implements Checkpoint {
             return new ModelConfig(ModelConfig.Family.LLAMA, arch, vocab, hidden, ffn, layers, heads, kvHeads, headDim,
                     context, theta, eps, tie, bias, qkNorm, "silu", true, hidden, bos, eos);
         } catch (IllegalArgumentException e) {
-            throw new FormatException(file.path(), "inconsistent hyper-parameters: " + e.getMessage(), e);
+            // ModelConfig names config.json's key; name the GGUF key it was read from too
+            String key = e.getMessage().split(" ", 2)[0];
+            String gguf = GGUF_KEYS.get(key);
+            throw new FormatException(file.path(), "inconsistent hyper-parameters: " + e.getMessage()
+                    + (gguf != null ? " (GGUF key " + p + gguf + ")" : ""), e);
         }
     }
 

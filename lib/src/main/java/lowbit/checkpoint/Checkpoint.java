@@ -1,6 +1,7 @@
-package lowbit.io;
+package lowbit.checkpoint;
 
 import java.util.Map;
+import lowbit.io.TensorInfo;
 import lowbit.model.ModelConfig;
 import lowbit.tokenizer.Tokenizer;
 

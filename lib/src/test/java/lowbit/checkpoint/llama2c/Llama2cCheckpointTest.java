@@ -1,4 +1,4 @@
-package lowbit.io.llama2c;
+package lowbit.checkpoint.llama2c;
 
 import static org.junit.jupiter.api.Assertions.*;
 

@@ -1,10 +1,10 @@
-package lowbit.model;
+package lowbit.checkpoint;
 
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.SplittableRandom;
-import lowbit.io.Checkpoint;
 import lowbit.io.TensorInfo;
+import lowbit.model.ModelConfig;
 import lowbit.tokenizer.Tokenizer;
 
 /** A random Llama-family checkpoint held in memory, for tests of the runtime's own properties and of its users. */
@@ -35,7 +35,7 @@ public final class MemoryCheckpoint implements Checkpoint {
     }
 
     /** The same checkpoint with one tensor gone, as a truncated or mismatched export would be. */
-    MemoryCheckpoint without(String name) {
+    public MemoryCheckpoint without(String name) {
         infos.remove(name);
         data.remove(name);
         return this;
