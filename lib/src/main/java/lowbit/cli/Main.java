@@ -14,7 +14,12 @@ public final class Main implements Runnable {
     }
 
     public static void main(String[] args) {
-        System.exit(commandLine().execute(args));
+        try {
+            System.exit(commandLine().execute(args));
+        } catch (OutOfMemoryError e) {
+            System.err.println("lowbit: " + lowbit.memory.MemoryBudget.outOfMemory(args.length > 0 ? args[0] : "lowbit"));
+            System.exit(3);
+        }
     }
 
     /** The command line with lowbit's error handling, for main and for tests. */

@@ -4,6 +4,9 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
+import lowbit.io.Checkpoint;
+import lowbit.memory.MemoryEstimate;
+import lowbit.memory.RunMarker;
 import lowbit.progress.Progress;
 import lowbit.studies.Study;
 import lowbit.studies.StudyReport;
@@ -16,7 +19,7 @@ import picocli.CommandLine.Option;
         description = "The main study of a model: per-layer statistics, methods x bits, per-linear sensitivity, mixed precision "
                 + "under a bit budget and a calibration ablation. Every experiment is a row of OUT/store.jsonl, written as it "
                 + "finishes (a re-run skips what is stored, an interrupted run resumes); the report is OUT/index.html (offline).")
-final class StudyCommand implements Callable<Integer> {
+final class StudyCommand implements Callable<Integer>, MemoryEstimated {
     @Mixin
     ModelOptions modelOptions;
 
@@ -38,6 +41,22 @@ final class StudyCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        Study.Plan p = plan();
+        try (RunMarker marker = RunMarker.start(out.resolve(".study-running"), "study into " + out,
+                "the rows in " + out.resolve("store.jsonl") + " are kept")) {
+            marker.previousRunKilled().ifPresent(m -> System.err.println("lowbit: " + m));
+            return run(p);
+        }
+    }
+
+    @Override
+    public MemoryEstimate memoryEstimate() {
+        try (Checkpoint ckpt = modelOptions.open()) {
+            return MemoryEstimate.study(ckpt.config(), plan());
+        }
+    }
+
+    private Study.Plan plan() {
         Study.Plan p = full ? Study.Plan.full(modelOptions.model) : Study.Plan.quick(modelOptions.model);
         if (evalWindows != null || methods != null || seeds != null)
             p = new Study.Plan(p.model(), p.dataset(), p.evalSeqlen(), evalWindows != null ? evalWindows : p.evalWindows(),
@@ -45,6 +64,10 @@ final class StudyCommand implements Callable<Integer> {
                     p.sensitivitySpec(), p.sensitivitySeqlen(), p.sensitivityWindows(), p.allocationBits(), p.allocationGroup(),
                     p.uniformTargets(), p.extraTargets(), p.allocationMethods(), p.ablationSpecs(), p.ablationSamples(),
                     seeds != null ? seeds : p.ablationSeeds(), p.diversitySources(), p.diversitySamples(), p.statisticsTopEigen());
+        return p;
+    }
+
+    private int run(Study.Plan p) {
         Study.Result r = Study.run(p, out, modelOptions.threads(), Progress.terminal());
         Path index = StudyReport.write(r);
         Path csv = out.resolve("store.csv");
