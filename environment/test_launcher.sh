@@ -7,18 +7,19 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$ROOT"
 work=$(mktemp -d)
 launcher_pid=""
+tag="lowbit-launcher-test-$$"
+# JVMs that carry this test's tag: none may outlive the launcher it started.
+tagged_jvms() { pgrep -f -- "-Dlowbit.launchertest=$tag" || true; }
 cleanup() {
-    # only the launcher this test started, by its id, should a check have failed while it ran
+    # only what this test started, by id, should a check have failed: its launcher and JVMs carrying its tag
     [ -n "$launcher_pid" ] && kill -KILL "$launcher_pid" 2>/dev/null
+    for pid in $(tagged_jvms); do kill -KILL "$pid" 2>/dev/null; done
     rm -rf "$work"
 }
 trap cleanup EXIT
 mkdir "$work/tmp"
-tag="lowbit-launcher-test-$$"
 fail() { echo "launcher test FAILED: $*" >&2; [ -f "$work/out" ] && sed 's/^/    /' "$work/out" >&2; exit 1; }
 
-# JVMs that carry this test's tag: none may outlive the launcher it started.
-tagged_jvms() { pgrep -f -- "-Dlowbit.launchertest=$tag" || true; }
 no_survivor() {
     for _ in $(seq 50); do [ -z "$(tagged_jvms)" ] && return 0; sleep 0.1; done
     fail "$1: java still running after ./lowbit ended: pid $(tagged_jvms)"
