@@ -12,7 +12,8 @@ import java.util.List;
  * estimate, not from the machine: the JVM's default (a quarter of RAM) let a study's heap drift to 6 GB of
  * mostly garbage, and two such processes exhausted a 24 GB machine.
  *
- * @param availableBytes what the kernel says a new process can take without swapping (MemAvailable)
+ * @param availableBytes what the kernel says a new process can take without swapping (MemAvailable), or the room
+ *                       left under the container's cgroup memory.max when that is less
  * @param fixedHeapBytes the heap limit the user set with -Xmx (LOWBIT_JAVA_OPTS), or 0 when lowbit chooses
  */
 public record MemoryBudget(long availableBytes, long fixedHeapBytes) {
@@ -38,14 +39,38 @@ public record MemoryBudget(long availableBytes, long fixedHeapBytes) {
         }
     }
 
-    /** This machine now, and this JVM's -Xmx when it was given one. */
+    /** This machine now (its MemAvailable, or the room left under a container's memory.max when less), and -Xmx when given. */
     public static MemoryBudget current() {
         List<String> args = ManagementFactory.getRuntimeMXBean().getInputArguments();
         boolean fixed = args.stream().anyMatch(a -> a.startsWith("-Xmx") || a.startsWith("-XX:MaxHeapSize"));
-        return new MemoryBudget(memAvailable(Path.of("/proc/meminfo")), fixed ? Runtime.getRuntime().maxMemory() : 0);
+        long available = Math.min(memAvailable(Path.of("/proc/meminfo")), cgroupRoom(ownCgroup()));
+        return new MemoryBudget(available, fixed ? Runtime.getRuntime().maxMemory() : 0);
     }
 
-    /** Bytes of MemAvailable in a /proc/meminfo file; without one (not Linux), the physical memory the JVM reports. */
+    /** This process's cgroup v2 directory ("0::/path" in /proc/self/cgroup), or null. */
+    private static Path ownCgroup() {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/self/cgroup")))
+                if (line.startsWith("0::")) return Path.of("/sys/fs/cgroup", line.substring(3));
+        } catch (IOException | RuntimeException e) {
+            // not Linux, or no cgroup v2: MemAvailable alone
+        }
+        return null;
+    }
+
+    /** memory.max - memory.current of a cgroup v2 directory; Long.MAX_VALUE without a limit (or without the files). */
+    static long cgroupRoom(Path cgroup) {
+        if (cgroup == null) return Long.MAX_VALUE;
+        try {
+            String max = Files.readString(cgroup.resolve("memory.max")).trim();
+            if (max.equals("max")) return Long.MAX_VALUE;
+            return Math.max(0, Long.parseLong(max) - Long.parseLong(Files.readString(cgroup.resolve("memory.current")).trim()));
+        } catch (IOException | NumberFormatException e) {
+            return Long.MAX_VALUE;
+        }
+    }
+
+    /** Bytes of MemAvailable in a /proc/meminfo file; without one (not Linux), the free physical memory the JVM reports. */
     static long memAvailable(Path meminfo) {
         if (!Files.isReadable(meminfo)) {
             var os = (com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean();
@@ -76,14 +101,14 @@ public record MemoryBudget(long availableBytes, long fixedHeapBytes) {
                         + MemoryEstimate.gb(fixedHeapBytes) + ": raise -Xmx in LOWBIT_JAVA_OPTS or " + smaller);
             if (need > availableBytes)
                 throw new DoesNotFit(e.job() + " needs about " + e.describe() + " and " + MemoryEstimate.gb(availableBytes)
-                        + " is available (MemAvailable): free memory or " + smaller);
+                        + " is available: free memory or " + smaller);
             String warning = wanted > Math.min(fixedHeapBytes, availableBytes)
                     ? closeFit(e, Math.min(fixedHeapBytes, availableBytes)) : null;
             return new Plan(0, warning);
         }
         if (need > availableBytes)
             throw new DoesNotFit(e.job() + " needs about " + e.describe() + " and " + MemoryEstimate.gb(availableBytes)
-                    + " is available (MemAvailable): free memory (another lowbit or notebook kernel?) or " + smaller);
+                    + " is available: free memory (another lowbit or notebook kernel?) or " + smaller);
         if (wanted > availableBytes) return new Plan(availableBytes, closeFit(e, availableBytes));
         return new Plan(wanted, null);
     }

@@ -69,7 +69,7 @@ class MemoryEstimateTest {
         // 100000 x 2048 x 576 x 4 bytes = 471.86 GB of block inputs alone
         assertTrue(err.getMessage().startsWith("ppl needs about 472."), err.getMessage());
         assertTrue(err.getMessage().contains("calibration activations 471.86 GB"), err.getMessage());
-        assertTrue(err.getMessage().contains("17.18 GB is available (MemAvailable)"), err.getMessage());
+        assertTrue(err.getMessage().contains("17.18 GB is available: free memory"), err.getMessage());
         assertTrue(err.getMessage().endsWith("use a smaller --nsamples or --calib-seqlen"), err.getMessage());
     }
 
@@ -90,6 +90,16 @@ class MemoryEstimateTest {
         var err = assertThrows(MemoryBudget.DoesNotFit.class, () -> new MemoryBudget(8 * GB, GB / 2).plan(oneGb));
         assertTrue(err.getMessage().endsWith("-Xmx gives it 0.54 GB: raise -Xmx in LOWBIT_JAVA_OPTS or use a smaller --seqlen"),
                 err.getMessage());
+    }
+
+    @Test
+    void aContainersMemoryMaxLimitsWhatIsAvailable(@TempDir Path dir) throws Exception {
+        Files.writeString(dir.resolve("memory.max"), "4294967296\n");
+        Files.writeString(dir.resolve("memory.current"), "1073741824\n");
+        assertEquals(3 * GB, MemoryBudget.cgroupRoom(dir));
+        Files.writeString(dir.resolve("memory.max"), "max\n");
+        assertEquals(Long.MAX_VALUE, MemoryBudget.cgroupRoom(dir));
+        assertEquals(Long.MAX_VALUE, MemoryBudget.cgroupRoom(dir.resolve("absent")));
     }
 
     @Test
