@@ -33,10 +33,20 @@ Install one, e.g. 'apt-get install openjdk-21-jdk' or Temurin 25, and/or set JAV
     echo "$best"
 }
 
+JAVA_FLAGS=(--add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -XX:+UseParallelGC)
+# java less the JVM's incubator-module line (environment/quiet/bin/java); it execs java
+JAVA="$ROOT/environment/quiet/bin/java"
+
 use_jdk() {
     JAVA_HOME="$(find_jdk)"
     export JAVA_HOME
     export PATH="$JAVA_HOME/bin:$PATH"
+    # JDK 24+ warns at the first sun.misc.Unsafe memory access (Maven's guava, classgraph under tablesaw); the option
+    # that allows it quietly does not exist before 24.
+    if [ "$(jdk_major "$JAVA_HOME")" -ge 24 ]; then
+        case " ${MAVEN_OPTS:-} " in *" --sun-misc-unsafe-memory-access="*) ;;
+            *) export MAVEN_OPTS="--sun-misc-unsafe-memory-access=allow${MAVEN_OPTS:+ $MAVEN_OPTS}" ;; esac
+        case " ${JAVA_FLAGS[*]} " in *" --sun-misc-unsafe-memory-access="*) ;;
+            *) JAVA_FLAGS+=(--sun-misc-unsafe-memory-access=allow) ;; esac
+    fi
 }
-
-JAVA_FLAGS=(--add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -XX:+UseParallelGC)

@@ -31,6 +31,18 @@ if ! command -v mvn >/dev/null; then
     fi
 fi
 
+# Headless Chromium renders the study report in a plots test (HtmlTest), which is skipped without it.
+if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null && ! command -v google-chrome >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        step "installing Chromium from Debian's packages (the report rendering test uses it headless)"
+        if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }; then
+            step "could not install Chromium: the report rendering test will be skipped"
+        fi
+    else
+        step "no Chromium, and apt-get needs root: the report rendering test will be skipped (install chromium to run it)"
+    fi
+fi
+
 # 2. The library and its runtime classpath
 step "building the library (mvn package)"
 mvn -B -q -DskipTests package || die "the build failed (see the Maven output above)"

@@ -39,7 +39,12 @@ public final class Main implements Runnable {
         // Warnings (the result store's skipped lines, for one) as one prefixed line each, like the errors.
         if (System.getProperty("java.util.logging.SimpleFormatter.format") == null)
             System.setProperty("java.util.logging.SimpleFormatter.format", "lowbit: warning: %5$s%n");
-        System.exit(commandLine().execute(args));
+        try {
+            System.exit(commandLine().execute(args));
+        } catch (OutOfMemoryError e) {
+            System.err.println("lowbit: " + lowbit.memory.MemoryBudget.outOfMemory(args.length > 0 ? args[0] : "lowbit"));
+            System.exit(3);
+        }
     }
 
     /** The command line with lowbit's error handling, for main and for tests. */

@@ -14,6 +14,8 @@ import lowbit.checkpoint.quantized.QuantizedCheckpoint;
 import lowbit.eval.Perplexity;
 import lowbit.eval.PerplexityJournal;
 import lowbit.eval.TextDatasets;
+import lowbit.memory.MemoryEstimate;
+import lowbit.memory.RunMarker;
 import lowbit.model.Transformer;
 import lowbit.progress.Progress;
 import lowbit.quant.QuantizationRecipe;
@@ -27,7 +29,7 @@ import picocli.CommandLine.Spec;
 
 @Command(name = "ppl", mixinStandardHelpOptions = true,
         description = "Perplexity under the GPTQ protocol (non-overlapping windows, every position scored).")
-final class PplCommand implements Callable<Integer> {
+final class PplCommand implements Callable<Integer>, MemoryEstimated {
     @Spec
     CommandSpec spec;
 
@@ -58,10 +60,21 @@ final class PplCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        Run run = run(modelOptions, quantOptions.recipe(null, null), dataset, seqlen, windows, journal, Progress.terminal(),
-                spec.commandLine().getErr());
-        System.out.println(json ? run.json().toPrettyString() : run.summary());
+        try (RunMarker marker = journal == null ? null
+                : RunMarker.start(Path.of(journal + ".running"), "ppl --journal " + journal, "the windows in " + journal + " are kept")) {
+            if (marker != null) marker.previousRunKilled().ifPresent(m -> System.err.println("lowbit: " + m));
+            Run run = run(modelOptions, quantOptions.recipe(null, null), dataset, seqlen, windows, journal, Progress.terminal(),
+                    spec.commandLine().getErr());
+            System.out.println(json ? run.json().toPrettyString() : run.summary());
+        }
         return 0;
+    }
+
+    @Override
+    public MemoryEstimate memoryEstimate() {
+        try (Checkpoint ckpt = modelOptions.open()) {
+            return MemoryEstimate.of("ppl", ckpt.config(), quantOptions.recipe(null, null), seqlen);
+        }
     }
 
     /** One evaluated perplexity with everything needed to reproduce it. */

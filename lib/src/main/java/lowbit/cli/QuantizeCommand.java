@@ -10,6 +10,7 @@ import java.util.concurrent.Callable;
 import lowbit.checkpoint.Checkpoint;
 import lowbit.checkpoint.Checkpoints;
 import lowbit.checkpoint.quantized.QuantizedModelFiles;
+import lowbit.memory.MemoryEstimate;
 import lowbit.model.Transformer;
 import lowbit.progress.Progress;
 import lowbit.quant.BitsMap;
@@ -23,7 +24,7 @@ import picocli.CommandLine.Option;
 
 @Command(name = "quantize", mixinStandardHelpOptions = true,
         description = "Quantize a model's linear weights and write it as a lowbit model directory (load it with --model DIR).")
-final class QuantizeCommand implements Callable<Integer> {
+final class QuantizeCommand implements Callable<Integer>, MemoryEstimated {
     @Mixin
     ModelOptions modelOptions;
 
@@ -84,6 +85,13 @@ final class QuantizeCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    @Override
+    public MemoryEstimate memoryEstimate() {
+        try (Checkpoint ckpt = modelOptions.open()) {
+            return MemoryEstimate.of("quantize", ckpt.config(), quantOptions.recipe(spec(), seqlen), 0);
+        }
     }
 
     /** --quant, or the spec the --method/--bits/--group/--sym flags name. */

@@ -4,6 +4,9 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
+import lowbit.checkpoint.Checkpoint;
+import lowbit.memory.MemoryEstimate;
+import lowbit.memory.RunMarker;
 import lowbit.progress.Progress;
 import lowbit.studies.Study;
 import lowbit.studies.StudyPlan;
@@ -17,7 +20,7 @@ import picocli.CommandLine.Option;
         description = "The main study of a model: per-layer statistics, methods x bits, per-linear sensitivity, mixed precision "
                 + "under a bit budget and a calibration ablation. Every experiment is a row of OUT/store.jsonl, written as it "
                 + "finishes (a re-run skips what is stored, an interrupted run resumes); the report is OUT/index.html (offline).")
-final class StudyCommand implements Callable<Integer> {
+final class StudyCommand implements Callable<Integer>, MemoryEstimated {
     @Mixin
     ModelOptions modelOptions;
 
@@ -39,11 +42,30 @@ final class StudyCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        StudyPlan p = plan();
+        try (RunMarker marker = RunMarker.start(out.resolve(".study-running"), "study into " + out,
+                "the rows in " + out.resolve("store.jsonl") + " are kept")) {
+            marker.previousRunKilled().ifPresent(m -> System.err.println("lowbit: " + m));
+            return run(p);
+        }
+    }
+
+    @Override
+    public MemoryEstimate memoryEstimate() {
+        try (Checkpoint ckpt = modelOptions.open()) {
+            return MemoryEstimate.study(ckpt.config(), plan());
+        }
+    }
+
+    private StudyPlan plan() {
         StudyPlan.Builder b = (full ? StudyPlan.full(modelOptions.model) : StudyPlan.quick(modelOptions.model)).toBuilder();
         if (evalWindows != null) b.evalWindows(evalWindows);
         if (methods != null) b.methods(methods);
         if (seeds != null) b.ablationSeeds(seeds);
-        StudyPlan p = b.build();
+        return b.build();
+    }
+
+    private int run(StudyPlan p) {
         Study.Result r = Study.run(p, out, modelOptions.threads(), Progress.terminal());
         Path index = StudyReport.write(r);
         Path csv = out.resolve("store.csv");

@@ -176,7 +176,8 @@ public class HtmlTest {
     @Test
     void chromiumDrawsEveryFigureWithItsTitle(@TempDir Path dir) throws Exception {
         String chromium = onPath("chromium", "chromium-browser", "google-chrome");
-        Assumptions.assumeTrue(chromium != null, "no Chromium on PATH");
+        Assumptions.assumeTrue(chromium != null,
+                "no Chromium on PATH (chromium, chromium-browser or google-chrome): ./lowbit setup installs it from Debian's packages when run as root");
         Path file = dir.resolve("report.html");
         Html.write(file, "r", report());
         Process p = new ProcessBuilder(chromium, "--headless", "--no-sandbox", "--disable-gpu",

@@ -16,6 +16,8 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import tech.tablesaw.api.BooleanColumn;
@@ -28,6 +30,19 @@ import tech.tablesaw.api.Table;
 class ResultStoreTest {
     @TempDir
     Path dir;
+
+    /** The store's warnings about the broken files these tests write on purpose, asserted rather than printed. */
+    private LogCapture log;
+
+    @BeforeEach
+    void captureWarnings() {
+        log = LogCapture.of(ResultStore.class);
+    }
+
+    @AfterEach
+    void releaseWarnings() {
+        log.close();
+    }
 
     private static Row experiment(String method, int bits, double ppl) {
         Map<String, Object> params = new LinkedHashMap<>();
@@ -270,6 +285,8 @@ class ResultStoreTest {
         assertEquals(goodBytes, torn.offset());
         assertTrue(torn.reason().startsWith("torn last line"), torn.reason());
         assertFalse(reader.contains("c"));
+        assertEquals(List.of("result store " + file + ": " + torn, "result store " + file + ": " + torn), log.messages(),
+                "one warning from each instance that read the torn line");
 
         Row d = experiment("awq", 4, 17.0);
         reader.append(d);
@@ -309,6 +326,7 @@ class ResultStoreTest {
         assertTrue(store.problems().get(1).reason().contains("no string \"key\""));
         assertTrue(store.problems().get(4).reason().contains("already stored"));
         assertTrue(store.problems().get(5).reason().contains("out of range of long"), store.problems().get(5).reason());
+        assertEquals(store.problems().stream().map(p -> "result store " + file + ": skipped " + p).toList(), log.messages());
     }
 
     @Test
