@@ -60,10 +60,12 @@ final class PplCommand implements Callable<Integer>, MemoryEstimated {
 
     @Override
     public Integer call() {
+        // Before the model loads and quantizes: a journal that cannot be written must not cost the run.
+        PerplexityJournal journaled = journal == null ? null : PerplexityJournal.open(journal);
         try (RunMarker marker = journal == null ? null
                 : RunMarker.start(Path.of(journal + ".running"), "ppl --journal " + journal, "the windows in " + journal + " are kept")) {
             if (marker != null) marker.previousRunKilled().ifPresent(m -> System.err.println("lowbit: " + m));
-            Run run = run(modelOptions, quantOptions.recipe(null, null), dataset, seqlen, windows, journal, Progress.terminal(),
+            Run run = run(modelOptions, quantOptions.recipe(null, null), dataset, seqlen, windows, journaled, Progress.terminal(),
                     spec.commandLine().getErr());
             System.out.println(json ? run.json().toPrettyString() : run.summary());
         }
@@ -124,13 +126,11 @@ final class PplCommand implements Callable<Integer>, MemoryEstimated {
     }
 
     /** Perplexity of the model, quantized first by {@code recipe} when it is not null. */
-    static Run run(ModelOptions modelOptions, QuantizationRecipe recipe, String dataset, int seqlen, int windows, Path journal,
-                   Progress progress, PrintWriter warnings) {
+    static Run run(ModelOptions modelOptions, QuantizationRecipe recipe, String dataset, int seqlen, int windows,
+                   PerplexityJournal journaled, Progress progress, PrintWriter warnings) {
         Perplexity.checkSeqlen(seqlen);
         if (windows < 0) throw new IllegalArgumentException("--windows must be >= 0, got " + windows);
         TextDatasets.Text text = TextDatasets.load(dataset);
-        // Before the model loads and quantizes: a journal that cannot be written must not cost the run.
-        PerplexityJournal journaled = journal == null ? null : PerplexityJournal.open(journal);
         try (Checkpoint ckpt = modelOptions.open(); Transformer model = modelOptions.load(ckpt)) {
             Perplexity.checkSeqlen(ckpt.config(), seqlen);
             var tok = Checkpoints.tokenizer(ckpt);
