@@ -260,7 +260,8 @@ public final class Study {
             QuantSpec q = spec.equals("fp") ? null : QuantSpec.parse(spec);
             t.stringColumn("spec").append(spec);
             t.stringColumn("method").append(q == null ? "fp" : q.method() == null ? "fp" : q.method());
-            t.intColumn("weight_bits").append(q == null || q.method() == null ? 16 : q.weightBits());
+            // Unquantized weights are held and multiplied as float32 whatever the checkpoint stored (bf16, Q4_1, ...).
+            t.intColumn("weight_bits").append(q == null || q.method() == null ? 32 : q.weightBits());
             t.stringColumn("activations").append(q == null || q.activationBits() == 0 ? "fp" : "a" + q.activationBits());
             t.stringColumn("kv_cache").append(q == null || q.kvBits() == 0 ? "fp" : "kv" + q.kvBits());
             t.doubleColumn("bits_per_weight").append(((Number) r.get("bits_per_weight")).doubleValue());

@@ -23,18 +23,15 @@ class NotebookDisplayTest {
     }
 
     @Test
-    void plotlyIsInlinedWithTheFirstFigureOnly() {
-        Display.resetPlotly();
-        Table t = table(3);
-        String first = Display.figure(Charts.bars(t, "name", "ppl", "a")).html();
-        String second = Display.figure(Charts.bars(t, "name", "ppl", "b")).html();
-        assertEquals(1, count(first, "id=\"lowbit-plotly-js\""));
-        assertEquals(0, count(second, "id=\"lowbit-plotly-js\""));
-        assertTrue(first.length() > 2_000_000, "the first figure carries plotly.js, " + first.length() + " chars");
-        assertTrue(second.length() < 20_000, "later figures are a div and a script, " + second.length() + " chars");
-        assertTrue(second.contains("class=\"lowbit-figure\""));
-        Display.resetPlotly();
-        assertEquals(1, count(Display.figure(Charts.bars(t, "name", "ppl", "c")).html(), "id=\"lowbit-plotly-js\""));
+    void figuresAreThePlotlyMimeTypeWithoutTheLibrary() throws Exception {
+        var b = Display.figure(Charts.bars(table(3), "name", "ppl", "a"));
+        assertEquals(List.of("application/vnd.plotly.v1+json", "text/plain"), List.copyOf(b.data().keySet()));
+        var fig = new com.fasterxml.jackson.databind.ObjectMapper().readTree(b.data().get(Display.PLOTLY_MIME));
+        assertEquals("bar", fig.at("/data/0/type").asText());
+        assertEquals("row<2>", fig.at("/data/0/x/0").asText(), "the largest ppl first");
+        assertEquals("a", fig.at("/layout/title/text").asText());
+        assertTrue(b.data().get(Display.PLOTLY_MIME).length() < 2_000, "a few hundred bytes of data, no plotly.js");
+        assertEquals("<plotly figure: a>", b.text());
     }
 
     @Test
