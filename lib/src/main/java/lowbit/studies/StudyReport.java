@@ -208,8 +208,9 @@ public final class StudyReport {
         }
         if (compared > 0)
             out.add(String.format(Locale.ROOT, "Mixed precision is worse than uniform in %d of the %d comparisons at equal bits%s. This "
-                            + "measures these predictors (each linear's loss taken alone and added up), not mixed precision as such: "
-                            + "linears quantized together hurt more than the sum of their separate harms on this model.",
+                            + "tests these allocations, not mixed precision as such: each minimizes the sum of per-linear predicted losses "
+                            + "(each linear's harm taken alone), and where it loses, that sum does not track the damage of quantizing "
+                            + "the linears together.",
                     worse, compared, identical > 0 ? " (" + identical + " more allocations were the uniform one)" : ""));
         return out;
     }

@@ -74,6 +74,20 @@ class NotebookDisplayTest {
     }
 
     @Test
+    void skipIsOneLineWithItsReason() {
+        assertEquals("SKIPPED no weights: provide them", Lab.skipLine("no weights:\n   provide them "));
+        assertThrows(IllegalArgumentException.class, () -> Lab.skipLine(" "));
+    }
+
+    @Test
+    void modelSourcesUnderTheDataDirectoryShowNoMachinePath() {
+        String inData = lowbit.io.DataDir.root().resolve("models/x.gguf").toString();
+        assertEquals(java.nio.file.Path.of("data", "models", "x.gguf").toString(), Model.shown(inData));
+        assertEquals("/elsewhere/m.gguf", Model.shown("/elsewhere/m.gguf"), "the user's own path stays as given");
+        assertEquals("hf:facebook/opt-125m", Model.shown("hf:facebook/opt-125m"));
+    }
+
+    @Test
     void modelNamesResolveUnderTheDataDirectory() {
         assertEquals("default", Model.resolve("default"));
         assertEquals("hf:facebook/opt-125m", Model.resolve("hf:facebook/opt-125m"));
