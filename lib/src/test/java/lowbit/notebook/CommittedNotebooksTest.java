@@ -22,8 +22,11 @@ import org.junit.jupiter.api.Test;
  * notebook.
  */
 class CommittedNotebooksTest {
-    /** The largest notebook: today's are 10-70 kB; one copy of plotly.js would be 3.2 MB. */
-    static final long MAX_BYTES = 200_000;
+    /**
+     * The largest notebook may be: today's are 8-180 kB (02's two 60-row statistics tables, HTML and text, are most
+     * of its size); one copy of plotly.js would be 3.2 MB.
+     */
+    static final long MAX_BYTES = 250_000;
 
     static final Pattern MACHINE_PATH = Pattern.compile("(?<![\\w.])/(tmp|work|home|root)/[^\\s\"'\\\\]*");
 
