@@ -282,7 +282,7 @@ public final class StudyReport {
         parts.add(table(r.sensitivity()));
 
         parts.add(new Html.Heading("Mixed precision under a bit budget"));
-        parts.add(mixedChart(r.mixed()));
+        if (r.mixed().rowCount() > 0) parts.add(mixedChart(r.mixed()));
         parts.add(table(r.mixed()));
 
         parts.add(new Html.Heading("Calibration ablation"));
