@@ -57,9 +57,11 @@ def check(path):
     params = committed.metadata.get("lowbit", {}).get("parameters", {})
     print(f"== re-running {path.name} with {params or 'its own parameters'}: {len(expected)} committed results",
           file=sys.stderr, flush=True)
-    nb, error = run_notebooks.execute(path, params, 3600)
+    log = run_notebooks.ROOT / "results" / "notebooks" / (path.stem + ".reproducibility.kernel.log")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    nb, error = run_notebooks.execute(path, params, 3600, log)
     if error:
-        return [error]
+        return [error + f"\n  (the kernel's log: {run_notebooks.rel(log)})"]
     problems = compare(expected, results(nb))
     for name in sorted(expected):
         print(f"   {name}: committed {expected[name]!r}", file=sys.stderr)

@@ -2,26 +2,21 @@ package lowbit.notebook;
 
 import java.util.LinkedHashMap;
 import java.util.Map;
-import java.util.concurrent.atomic.AtomicBoolean;
+import lowbit.plots.Figure;
 import lowbit.plots.Html;
 import tech.tablesaw.api.Table;
-import tech.tablesaw.plotly.components.Figure;
 
 /**
  * What a notebook shows for lowbit's objects, as Jupyter MIME bundles (MIME type to content), so the library
  * needs no kernel on its classpath: the kernel's startup script (environment/notebook-startup.jshell) hands
- * these {@link Bundle}s to JJava's renderer. A Tablesaw {@link Table} becomes an HTML table; a Plotly {@link Figure}
- * an interactive chart, with plotly.js inlined only in the first figure's output, so a notebook carries the
- * 3 MB library once however many charts it has.
+ * these {@link Bundle}s to JJava's renderer. A Tablesaw {@link Table} becomes an HTML table; a {@link Figure} an
+ * interactive chart drawn by JupyterLab's Plotly extension.
  */
 public final class Display {
     private Display() {}
 
     /** Rows an HTML table shows before it says how many were left out; a full table is one {@link #table(Table, int)} away. */
     public static final int DEFAULT_MAX_ROWS = 60;
-
-    // One kernel runs one notebook: once the library block has been emitted, every later figure finds it.
-    private static final AtomicBoolean PLOTLY_EMITTED = new AtomicBoolean();
 
     /** The bundle for a table: HTML (at most {@link #DEFAULT_MAX_ROWS} rows) and Tablesaw's plain-text print. */
     public static Bundle table(Table t) {
@@ -32,28 +27,19 @@ public final class Display {
         return bundle(Html.tableHtml(t, maxRows), t.printAll().lines().limit(maxRows + 3L).reduce((a, b) -> a + "\n" + b).orElse(""));
     }
 
-    /** The bundle for a figure; the first one of the session also carries plotly.js. */
-    public static Bundle figure(Figure f) {
-        return bundle(figureHtml(f), "<plotly figure>");
-    }
-
-    /** The figure's div and drawing script, preceded by the plotly.js block when no earlier output had it. */
-    public static String figureHtml(Figure f) {
-        String div = Html.figureDiv(f);
-        return PLOTLY_EMITTED.compareAndSet(false, true) ? Html.plotlyScriptTag() + "\n" + div : div;
-    }
+    /** Plotly's MIME type: JupyterLab's Plotly extension (the {@code plotly} package in .venv) draws it. */
+    public static final String PLOTLY_MIME = "application/vnd.plotly.v1+json";
 
     /**
-     * Makes the next figure carry plotly.js again: for a front end that lost it (the page was reloaded and the
-     * cell holding the library was cleared), or a new notebook on the same kernel.
+     * The bundle for a figure: its plotly.js JSON under {@link #PLOTLY_MIME}, and its title as plain text for
+     * front ends without the extension. A MIME renderer, unlike a script in HTML, draws in an untrusted notebook,
+     * and the notebook holds a few kilobytes of data per chart instead of a copy of plotly.js.
      */
-    public static void resetPlotly() {
-        PLOTLY_EMITTED.set(false);
-    }
-
-    /** Whether plotly.js has been emitted in this session. */
-    public static boolean plotlyEmitted() {
-        return PLOTLY_EMITTED.get();
+    public static Bundle figure(Figure f) {
+        Map<String, String> m = new LinkedHashMap<>();
+        m.put(PLOTLY_MIME, f.json());
+        m.put("text/plain", f.toString());
+        return new Bundle(m);
     }
 
     /** A bundle of HTML with its plain-text fallback. */
@@ -66,7 +52,8 @@ public final class Display {
 
     /**
      * Jupyter display data: MIME type to content, in the order a front end should prefer them. The kernel's
-     * startup script registers a renderer that copies it into the kernel's output as it is.
+     * startup script registers a renderer that copies it into the kernel's output, JSON types ({@code ...json})
+     * parsed into JSON objects as Jupyter requires.
      */
     public record Bundle(Map<String, String> data) {
         public Bundle {

@@ -15,6 +15,12 @@ public final class Lab {
     /** Prefix of the lines {@link #result} prints; environment/check_reproducible.py reads them back. */
     public static final String RESULT_PREFIX = "RESULT ";
 
+    /**
+     * Prefix of the line {@link #skip} prints; environment/run_notebooks.py reports a notebook that printed it as
+     * skipped, with the reason, instead of "ok".
+     */
+    public static final String SKIPPED_PREFIX = "SKIPPED ";
+
     private static volatile Progress progress = Progress.NONE;
 
     public static Progress progress() {
@@ -36,6 +42,16 @@ public final class Lab {
      */
     public static void result(String name, double value) {
         System.out.println(resultLine(name, value));
+    }
+
+    /** Says that the notebook skips its work and why (e.g. weights that are not there), as one {@code SKIPPED reason} line. */
+    public static void skip(String reason) {
+        System.out.println(skipLine(reason));
+    }
+
+    static String skipLine(String reason) {
+        if (reason == null || reason.isBlank()) throw new IllegalArgumentException("a skip needs a reason");
+        return SKIPPED_PREFIX + reason.strip().replaceAll("\\s*\\R\\s*", " ");
     }
 
     static String resultLine(String name, double value) {

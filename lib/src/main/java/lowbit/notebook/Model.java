@@ -123,6 +123,21 @@ public final class Model implements AutoCloseable {
     public String toString() {
         var c = transformer.config();
         return name + " (" + c.modelType() + ", " + c.numLayers() + " layers, hidden " + c.hiddenSize() + ", vocab "
-                + c.vocabSize() + ", " + checkpoint.source() + ")";
+                + c.vocabSize() + ", " + shown(checkpoint.source()) + ")";
+    }
+
+    /**
+     * A checkpoint source as a notebook shows it: under the data directory as "data/...", so that committed
+     * outputs name no machine's paths; anything else (the user's own path, hf:...) as it is.
+     */
+    static String shown(String source) {
+        try {
+            Path p = Path.of(source).toAbsolutePath().normalize();
+            Path data = DataDir.root();
+            if (p.startsWith(data)) return Path.of("data").resolve(data.relativize(p)).toString();
+        } catch (java.nio.file.InvalidPathException e) {
+            // not a path (hf:ORG/NAME): shown as it is
+        }
+        return source;
     }
 }

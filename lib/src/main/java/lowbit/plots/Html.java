@@ -9,20 +9,23 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Base64;
 import java.util.List;
-import java.util.concurrent.atomic.AtomicLong;
 import java.util.regex.Pattern;
 import java.util.zip.Deflater;
 import java.util.zip.GZIPOutputStream;
+import java.util.HashMap;
+import java.util.Map;
+import tech.tablesaw.api.DoubleColumn;
+import tech.tablesaw.api.FloatColumn;
 import tech.tablesaw.api.NumericColumn;
 import tech.tablesaw.api.Table;
-import tech.tablesaw.plotly.components.Figure;
 
 /**
- * Standalone, offline HTML for figures and tables: plotly.js 2.x is inlined once per page (or once per notebook,
- * via {@link #plotlyScriptTag()}), and each figure is a div plus a script that draws it once plotly.js is there.
+ * Standalone, offline HTML for figures and tables: plotly.js 2.x is inlined once per page, and each figure is a
+ * div plus a script that draws its {@link Figure#json()} once plotly.js is there. (Notebooks do not use this: they
+ * carry each figure as Plotly's MIME type, which JupyterLab's Plotly extension draws; see lowbit.notebook.Display.)
  *
- * <p>plotly.js 2.35.3 (from the webjar; no minified build is published as a jar) is 10.8 MB, more than a
- * 5 MB notebook can hold. It is inlined gzip-compressed as base64 (about 3.2 MB) and inflated in the browser
+ * <p>plotly.js 2.35.3 (from the webjar; no minified build is published as a jar) is 10.8 MB. It is inlined
+ * gzip-compressed as base64 (about 3.2 MB) and inflated in the browser
  * with the standard {@code DecompressionStream('gzip')} (Chromium 80+, Firefox 113+, Safari 16.4+), which is
  * asynchronous: so figure scripts queue on a promise ({@code window.lowbitPlotly}) rather than calling
  * {@code Plotly.newPlot} straight away, and they may even run before the library block.
@@ -36,6 +39,9 @@ public final class Html {
     /** Markup inserted into a {@link #page} as it is, not escaped. */
     public record Raw(String html) {}
 
+    /** A table folded under its caption and row count ({@code <details>}): long tables after the charts they feed. */
+    public record Collapsed(Table table) {}
+
     static final String PLOTLY_VERSION = "2.35.3";
     static final String PLOTLY_RESOURCE = "META-INF/resources/webjars/plotly.js-dist/" + PLOTLY_VERSION + "/plotly.js";
 
@@ -43,9 +49,6 @@ public final class Html {
     static final String PLOTLY_MARKER = "lowbit-plotly-js";
 
     private static final Pattern DIV_ID = Pattern.compile("[A-Za-z_][A-Za-z0-9_]*");
-    private static final AtomicLong FIGURES = new AtomicLong();
-    // Distinguishes divs of different kernel sessions in one notebook, whose counters both start at zero.
-    private static final String SESSION = Long.toString(System.nanoTime() & 0xffffffL, 36);
 
     private static final String STYLE = """
             body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1100px;
@@ -56,6 +59,9 @@ public final class Html {
             table.lowbit-table th { background: #f2f2f2; }
             table.lowbit-table td.num { text-align: right; font-variant-numeric: tabular-nums; }
             div.lowbit-figure { margin: 1em 0; }
+            details.lowbit-table { margin: 0.5em 0; }
+            details.lowbit-table summary { cursor: pointer; font-weight: 600; }
+            details.lowbit-table table.lowbit-table { display: block; overflow-x: auto; max-width: 100%; }
             """;
 
     /** A whole HTML document: the title as heading, then each part in order, plotly.js once if any part is a figure. */
@@ -70,12 +76,13 @@ public final class Html {
                     body.append(figureDiv(f, "fig_" + n++)).append('\n');
                 }
                 case Table t -> body.append(tableHtml(t)).append('\n');
+                case Collapsed c -> body.append(collapsedHtml(c.table())).append('\n');
                 case Heading h -> body.append("<h2>").append(escape(h.text())).append("</h2>\n");
                 case Raw r -> body.append(r.html()).append('\n');
                 case String s -> body.append("<p>").append(escape(s)).append("</p>\n");
                 case null -> throw new IllegalArgumentException("page '" + title + "': part is null");
                 default -> throw new IllegalArgumentException("page '" + title + "': cannot render a "
-                        + part.getClass().getName() + "; parts are Figure, Table, String, Html.Heading or Html.Raw");
+                        + part.getClass().getName() + "; parts are Figure, Table, String, Html.Heading, Html.Collapsed or Html.Raw");
             }
         }
         return "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>" + escape(title)
@@ -95,39 +102,22 @@ public final class Html {
         }
     }
 
-    /** {@link #figureDiv(Figure, String)} with an id unique in this JVM and very likely across kernel sessions. */
-    public static String figureDiv(Figure f) {
-        return figureDiv(f, "lowbit_fig_" + SESSION + "_" + FIGURES.incrementAndGet());
-    }
-
     /**
      * The figure's div and the script that draws it once plotly.js has loaded ({@link #plotlyScriptTag} must be
-     * somewhere on the page, before or after). {@code divId} must be a JavaScript identifier (Tablesaw names a
-     * variable after it) and unique on the page.
+     * somewhere on the page, before or after). {@code divId} must be letters, digits and '_', unique on the page.
      */
     public static String figureDiv(Figure f, String divId) {
         if (f == null) throw new IllegalArgumentException("no figure given (null) for div '" + divId + "'");
         if (divId == null || !DIV_ID.matcher(divId).matches()) {
-            throw new IllegalArgumentException("div id '" + divId + "' must be letters, digits and '_', not starting "
-                    + "with a digit (Tablesaw uses it in a JavaScript variable name)");
+            throw new IllegalArgumentException("div id '" + divId + "' must be letters, digits and '_', not starting with a digit");
         }
-        String js = f.asJavascript(divId);
-        int open = js.indexOf("<script>");
-        int close = js.lastIndexOf("</script>");
-        if (open < 0 || close < open) throw new IllegalStateException("unexpected Tablesaw figure script: " + js);
         // Data strings are JSON-quoted but not HTML-safe: "</" inside one would end the script element early.
-        String draw = js.substring(open + "<script>".length(), close).strip()
-                .replace("</", "<\\/").replace("<!--", "<\\!--");
+        String json = f.json().replace("</", "<\\/").replace("<!--", "<\\!--");
         return "<div class=\"lowbit-figure\" id=\"" + divId + "\"></div>\n<script>\n(function () {\n"
-                + "  function draw() {\n" + draw + "\n  }\n"
-                + "  var tries = 0;\n"
-                // A notebook front end may run the script before it attaches the output to the document.
-                + "  function go() {\n"
-                + "    if (document.getElementById('" + divId + "')) return draw();\n"
-                + "    if (tries++ < 200) setTimeout(go, 50);\n"
-                + "  }\n"
-                + "  if (window.lowbitPlotly) window.lowbitPlotly.then(go);\n"
-                + "  else (window.lowbitPlotlyPending = window.lowbitPlotlyPending || []).push(go);\n"
+                + "  var fig = " + json + ";\n"
+                + "  function draw() { window.Plotly.newPlot('" + divId + "', fig.data, fig.layout); }\n"
+                + "  if (window.lowbitPlotly) window.lowbitPlotly.then(draw);\n"
+                + "  else (window.lowbitPlotlyPending = window.lowbitPlotlyPending || []).push(draw);\n"
                 + "})();\n</script>";
     }
 
@@ -178,11 +168,17 @@ public final class Html {
         for (String c : t.columnNames()) sb.append("<th>").append(escape(c)).append("</th>");
         sb.append("</tr></thead>\n<tbody>\n");
         int shown = Math.min(t.rowCount(), Math.max(0, maxRows));
+        // Fractional columns at the precision their typical value needs; integer columns as they are.
+        Map<String, Integer> decimals = new HashMap<>();
+        for (var c : t.columns())
+            if (c instanceof DoubleColumn || c instanceof FloatColumn)
+                decimals.put(c.name(), Numbers.decimals(((NumericColumn<?>) c).asDoubleArray()));
         for (int r = 0; r < shown; r++) {
             sb.append("<tr>");
             for (var c : t.columns()) {
-                sb.append(c instanceof NumericColumn<?> ? "<td class=\"num\">" : "<td>")
-                        .append(escape(c.getString(r))).append("</td>");
+                Integer d = decimals.get(c.name());
+                String cell = d == null ? c.getString(r) : c.isMissing(r) ? "" : Numbers.fixed(((NumericColumn<?>) c).getDouble(r), d);
+                sb.append(c instanceof NumericColumn<?> ? "<td class=\"num\">" : "<td>").append(escape(cell)).append("</td>");
             }
             sb.append("</tr>\n");
         }
@@ -192,6 +188,14 @@ public final class Html {
                     .append(" rows not shown</em></p>");
         }
         return sb.toString();
+    }
+
+    /** A table under {@code <details>}: its caption and row count as the summary, the rows shown when opened. */
+    public static String collapsedHtml(Table t) {
+        if (t == null) throw new IllegalArgumentException("no table given (null)");
+        String name = t.name() == null || t.name().isBlank() ? "table" : t.name();
+        return "<details class=\"lowbit-table\"><summary>" + escape(name) + " (" + t.rowCount() + " rows, " + t.columnCount()
+                + " columns)</summary>\n" + tableHtml(t) + "\n</details>";
     }
 
     static String escape(String s) {

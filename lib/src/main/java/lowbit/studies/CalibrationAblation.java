@@ -19,7 +19,7 @@ import tech.tablesaw.api.Table;
  * The calibration-size ablation: every (spec, calibration source, nsamples, seqlen, seed) cell quantizes a
  * fresh copy of the model and evaluates its perplexity; each finished cell is one row in the results store,
  * so an interrupted run resumes and a re-run skips what is done. Calibration-free specs (rtn) run once per
- * spec, as the control. {@link #summary} gives mean, std and a 95% t-interval per cell over seeds.
+ * spec, as the control. {@link #summary} gives mean, std, geometric mean and a 95% interval per cell over seeds.
  */
 public final class CalibrationAblation {
     private CalibrationAblation() {}
@@ -93,8 +93,11 @@ public final class CalibrationAblation {
     }
 
     /**
-     * Per (spec, source, nsamples, calib_seqlen): the number of seeds, mean and sample std of the perplexity,
-     * and the 95% confidence interval of the mean, mean -/+ t(0.975, n-1) std / sqrt(n) (NaN for one seed).
+     * Per (spec, source, nsamples, calib_seqlen): the number of seeds, mean and sample std of the perplexity, its
+     * geometric mean, and the 95% interval of the geometric mean: the t-interval of the mean log-perplexity,
+     * exp(mean log ppl -/+ t(0.975, n-1) std(log ppl) / sqrt(n)) (NaN for one seed). Perplexity is positive and its
+     * spread over seeds multiplicative; a t-interval on the perplexity itself goes below zero with few seeds
+     * (t(0.975, 1) = 12.7), this one cannot, and it costs no more runs.
      */
     public static Table summary(List<Row> rows) {
         Map<String, List<Row>> cells = new LinkedHashMap<>();
@@ -104,8 +107,8 @@ public final class CalibrationAblation {
                     k -> new ArrayList<>()).add(r);
         Table t = Table.create("calibration ablation", StringColumn.create("spec"), StringColumn.create("calib_source"),
                 StringColumn.create("calib_mode"), IntColumn.create("nsamples"), IntColumn.create("calib_seqlen"), IntColumn.create("seeds"),
-                DoubleColumn.create("ppl_mean"), DoubleColumn.create("ppl_std"), DoubleColumn.create("ci95_low"),
-                DoubleColumn.create("ci95_high"));
+                DoubleColumn.create("ppl_mean"), DoubleColumn.create("ppl_std"), DoubleColumn.create("ppl_geomean"),
+                DoubleColumn.create("ci95_low"), DoubleColumn.create("ci95_high"));
         for (List<Row> group : cells.values()) {
             int n = group.size();
             double mean = 0;
@@ -114,7 +117,13 @@ public final class CalibrationAblation {
             double ss = 0;
             for (Row r : group) ss += Math.pow(((Number) r.get("ppl")).doubleValue() - mean, 2);
             double std = n > 1 ? Math.sqrt(ss / (n - 1)) : Double.NaN;
-            double half = n > 1 ? new TDistribution(n - 1).inverseCumulativeProbability(0.975) * std / Math.sqrt(n) : Double.NaN;
+            double logMean = 0;
+            for (Row r : group) logMean += Math.log(((Number) r.get("ppl")).doubleValue());
+            logMean /= n;
+            double logSs = 0;
+            for (Row r : group) logSs += Math.pow(Math.log(((Number) r.get("ppl")).doubleValue()) - logMean, 2);
+            double half = n > 1 ? new TDistribution(n - 1).inverseCumulativeProbability(0.975) * Math.sqrt(logSs / (n - 1)) / Math.sqrt(n)
+                    : Double.NaN;
             Row first = group.get(0);
             t.stringColumn("spec").append((String) first.get("spec"));
             t.stringColumn("calib_source").append((String) first.get("calib_source"));
@@ -125,8 +134,9 @@ public final class CalibrationAblation {
             t.intColumn("seeds").append(n);
             t.doubleColumn("ppl_mean").append(mean);
             t.doubleColumn("ppl_std").append(std);
-            t.doubleColumn("ci95_low").append(mean - half);
-            t.doubleColumn("ci95_high").append(mean + half);
+            t.doubleColumn("ppl_geomean").append(Math.exp(logMean));
+            t.doubleColumn("ci95_low").append(Math.exp(logMean - half));
+            t.doubleColumn("ci95_high").append(Math.exp(logMean + half));
         }
         return t;
     }

@@ -175,7 +175,8 @@ public final class Study {
             QuantSpec q = specs.get(i);
             t.stringColumn("spec").append(q.text());
             t.stringColumn("method").append(q.method() == null ? "fp" : q.method());
-            t.intColumn("weight_bits").append(q.method() == null ? 16 : q.weightBits());
+            // Unquantized weights are held and multiplied as float32 whatever the checkpoint stored (bf16, Q4_1, ...).
+            t.intColumn("weight_bits").append(q.method() == null ? 32 : q.weightBits());
             t.stringColumn("activations").append(q.activationBits() == 0 ? "fp" : "a" + q.activationBits());
             t.stringColumn("kv_cache").append(q.kvBits() == 0 ? "fp" : "kv" + q.kvBits());
             t.doubleColumn("bits_per_weight").append(((Number) r.get("bits_per_weight")).doubleValue());

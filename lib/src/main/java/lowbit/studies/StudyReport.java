@@ -2,80 +2,135 @@ package lowbit.studies;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import lowbit.plots.Charts;
+import lowbit.plots.Figure;
 import lowbit.plots.Html;
+import lowbit.quant.QuantConfig;
+import lowbit.quant.QuantSpec;
 import lowbit.results.CodeVersion;
-import tech.tablesaw.api.DoubleColumn;
 import tech.tablesaw.api.StringColumn;
 import tech.tablesaw.api.Table;
-import tech.tablesaw.plotly.components.Figure;
 
 /**
  * The study's report: every chart is a function of one of {@link Study.Result}'s tables, so a notebook draws
- * the same figure with one call ({@code StudyReport.methodsChart(result.methods())}).
+ * the same figure with one call ({@code StudyReport.methodsChart(result.methods())}). Charts come first in each
+ * part, with axis titles in words and units; tables follow, rounded to meaningful digits, long ones folded.
  */
 public final class StudyReport {
     private StudyReport() {}
 
+    /** Tables longer than this are folded under their caption ({@code <details>}). */
+    static final int INLINE_ROWS = 20;
+
+    /** Sensitivity bars shown: the most harmful linears. */
+    static final int TOP_LINEARS = 30;
+
+    static final String BPW_TITLE = "Bits per weight (scales and zeros included)";
+
     /** Heatmap of one statistic of one tensor kind (weight, activation, key, value) by block x module. */
     public static Figure statisticHeatmap(Table statistics, String kind, String column, String title) {
-        Table t = statistics.where(statistics.stringColumn("kind").isEqualTo(kind));
-        if (t.rowCount() == 0) throw new IllegalArgumentException("no rows of kind '" + kind + "' in " + statistics.name());
-        return Charts.heatmap(t, "layer", "module", column, title);
+        return Charts.heatmap(ofKind(statistics, kind), "layer", "module", column, title).withAxisTitles(moduleTitle(kind), "Block");
     }
 
-    /** Trace of each Hessian by block x input. */
+    /** {@link #statisticHeatmap} on a log colour scale: for kurtosis and max |x|, which span decades. */
+    public static Figure logStatisticHeatmap(Table statistics, String kind, String column, String title) {
+        return Charts.logHeatmap(ofKind(statistics, kind), "layer", "module", column, title).withAxisTitles(moduleTitle(kind), "Block");
+    }
+
+    /** Trace of each Hessian by block x input, log colour scale (a few inputs carry most of it). */
     public static Figure hessianTraceHeatmap(Table hessians) {
-        return Charts.heatmap(hessians, "layer", "input", "trace", "Hessian trace (2/n X^T X) by block and input");
+        return Charts.logHeatmap(hessians, "layer", "input", "trace", "Hessian trace (2/n X^T X) by block and input")
+                .withAxisTitles("Linear input", "Block").withColorbarTitle("trace (log scale)");
     }
 
-    /** Perplexity against bits per weight, one line per method family (weights only; a/kv variants in the table). */
-    public static Figure methodsChart(Table methods) {
+    /**
+     * Perplexity against bits per weight, one line per method and grouping (per-channel and g128 are different
+     * grids, so they are never joined), weights only (activation and KV variants are in the table and the bars),
+     * with the float model as a dashed line.
+     */
+    public static Figure methodsChart(Table methods, String dataset) {
         Table t = methods.where(methods.stringColumn("activations").isEqualTo("fp").and(methods.stringColumn("kv_cache").isEqualTo("fp"))
                 .and(methods.stringColumn("method").isNotEqualTo("fp")));
-        return Charts.lines(t.sortAscendingOn("bits_per_weight"), "bits_per_weight", "ppl", "method",
-                "Perplexity vs bits per weight (log scale), by method", true);
+        StringColumn series = StringColumn.create("series");
+        for (int i = 0; i < t.rowCount(); i++) {
+            QuantSpec q = QuantSpec.parse(t.stringColumn("spec").get(i));
+            series.append(q.method() + (q.groupSize() == QuantConfig.PER_CHANNEL ? " per-channel" : " g" + q.groupSize()));
+        }
+        t.addColumns(series);
+        Figure f = Charts.lines(t.sortAscendingOn("bits_per_weight"), "bits_per_weight", "ppl", "series",
+                "Perplexity vs bits per weight, weight-only quantization", true);
+        return withFloat(f, methods).withAxisTitles(BPW_TITLE, "Perplexity on " + dataset + " (log scale)");
     }
 
-    /** Every configuration's perplexity as a bar, float model included. */
-    public static Figure methodsBars(Table methods) {
-        return Charts.bars(methods, "spec", "ppl", "Perplexity of every configuration");
+    /** Every configuration's perplexity as a bar, float model included; a log axis when one bar would flatten the rest. */
+    public static Figure methodsBars(Table methods, String dataset) {
+        Table t = methods.copy();
+        StringColumn label = StringColumn.create("configuration");
+        for (int i = 0; i < t.rowCount(); i++) label.append(specLabel(t.stringColumn("spec").get(i)));
+        t.addColumns(label);
+        return Charts.bars(t, "configuration", "ppl", "Perplexity of every configuration")
+                .withAxisTitles("Configuration (quantization spec)", "Perplexity on " + dataset);
     }
 
-    /** The {@code top} linears with the largest measured perplexity increase. */
+    /** The {@code top} linears with the largest measured perplexity increase, labelled L{block}.{module}, full name on hover. */
     public static Figure sensitivityChart(Table sensitivity, int top) {
         Table t = sensitivity.sortDescendingOn("ppl_increase").first(top);
-        return Charts.bars(t, "name", "ppl_increase", "Perplexity increase with one linear quantized (top " + top + ")");
+        StringColumn label = StringColumn.create("linear");
+        for (int i = 0; i < t.rowCount(); i++) label.append(shortName(t.intColumn("layer").get(i), t.stringColumn("module").get(i)));
+        t.addColumns(label);
+        return Charts.bars(t, "linear", "ppl_increase", "name", "Perplexity increase with one linear quantized (top " + top + ")")
+                .withAxisTitles("Linear (block.module)", "Perplexity increase over the float model");
     }
 
-    /** Measured sensitivity summed per block and module: where the sensitive linears are. */
+    /** Measured sensitivity per block and module: where the sensitive linears are. */
     public static Figure sensitivityHeatmap(Table sensitivity) {
-        return Charts.heatmap(sensitivity, "layer", "module", "ppl_increase", "Measured sensitivity (perplexity increase) by block and module");
+        boolean positive = sensitivity.doubleColumn("ppl_increase").min() > 0;
+        String title = "Measured sensitivity (perplexity increase) by block and module";
+        Figure f = positive ? Charts.logHeatmap(sensitivity, "layer", "module", "ppl_increase", title)
+                : Charts.heatmap(sensitivity, "layer", "module", "ppl_increase", title);
+        return f.withAxisTitles("Linear (module)", "Block").withColorbarTitle("Perplexity increase" + (positive ? " (log scale)" : ""));
     }
 
-    /** Mixed and uniform allocation: perplexity against the bits per weight they reach, per method. */
+    /**
+     * Mixed and uniform allocation: perplexity against the bits per weight they reach, per method. Uniform
+     * widths are points only: there is no uniform model between them (e.g. at 3.5 bits per weight).
+     */
     public static Figure mixedChart(Table mixed) {
         Table t = mixed.copy();
         StringColumn series = StringColumn.create("series");
         for (int i = 0; i < t.rowCount(); i++) series.append(t.stringColumn("allocation").get(i) + " " + t.stringColumn("method").get(i));
         t.addColumns(series);
-        return Charts.lines(t.sortAscendingOn("bits_per_weight"), "bits_per_weight", "ppl", "series",
+        Figure f = Charts.lines(t.sortAscendingOn("bits_per_weight"), "bits_per_weight", "ppl", "series",
                 "Mixed precision vs uniform: perplexity vs bits per weight", true);
+        for (String s : series.unique()) if (s.startsWith("uniform")) f = Charts.withPointsOnly(f, s);
+        return f.withAxisTitles(BPW_TITLE, "Perplexity (log scale)");
     }
 
-    /** Calibration-size curves with 95% intervals over seeds, one band per spec. */
+    /**
+     * Calibration-size curves: the geometric mean over seeds with its 95% interval (log scale, never below zero),
+     * one band per spec, and the calibration-free RTN control as a dashed line.
+     */
     public static Figure ablationChart(Table ablation) {
         Table t = ablation.where(ablation.stringColumn("calib_source").isNotEqualTo("none"));
-        return Charts.band(t.sortAscendingOn("nsamples"), "nsamples", "ppl_mean", "ci95_low", "ci95_high", "spec",
-                "Perplexity vs calibration samples (mean and 95% interval over seeds)", true);
+        int seeds = t.rowCount() == 0 ? 0 : (int) t.intColumn("seeds").max();
+        Figure f = Charts.band(t.sortAscendingOn("nsamples"), "nsamples", "ppl_geomean", "ci95_low", "ci95_high", "spec",
+                "Perplexity vs calibration samples (geometric mean and 95% interval over " + seeds + " seeds)", true, true);
+        Table control = ablation.where(ablation.stringColumn("calib_source").isEqualTo("none"));
+        for (int i = 0; i < control.rowCount(); i++)
+            f = Charts.withReferenceLine(f, control.doubleColumn("ppl_mean").get(i), control.stringColumn("spec").get(i) + " (no calibration)");
+        int seqlen = t.rowCount() == 0 ? 0 : t.intColumn("calib_seqlen").get(0);
+        return f.withAxisTitles("Calibration windows of " + seqlen + " tokens (log scale)", "Perplexity (log scale)");
     }
 
-    /** Mean perplexity per calibration source at equal token counts. */
+    /** Geometric-mean perplexity per calibration source at equal token counts, with the 95% interval over seeds. */
     public static Figure diversityChart(Table diversity) {
-        return Charts.groupedBars(diversity, "calib_source", "ppl_mean", "spec", "Calibration text: mean perplexity per source");
+        return Charts.groupedBars(diversity, "calib_source", "ppl_geomean", "ci95_low", "ci95_high", "spec",
+                        "Calibration text: perplexity per source (geometric mean, 95% interval over seeds)")
+                .withAxisTitles("Calibration text", "Perplexity");
     }
 
     /** The sentences at the top of the report, each computed from the tables. */
@@ -83,7 +138,8 @@ public final class StudyReport {
         List<String> out = new ArrayList<>();
         Table m = r.methods();
         double fp = value(m, "spec", "fp", "ppl");
-        out.add(String.format(Locale.ROOT, "Float model: perplexity %.3f on %s (%s windows of %d tokens).", fp, r.plan().dataset(),
+        out.add(String.format(Locale.ROOT, "Float model: perplexity %.3f on %s (%s windows of %d tokens), weights held as float32 "
+                        + "(32 bits per weight as evaluated, whatever the checkpoint stores).", fp, r.plan().dataset(),
                 r.plan().evalWindows() == 0 ? "all" : Integer.toString(r.plan().evalWindows()), r.plan().evalSeqlen()));
         Table w4 = m.where(m.intColumn("weight_bits").isEqualTo(4).and(m.stringColumn("activations").isEqualTo("fp"))
                 .and(m.stringColumn("kv_cache").isEqualTo("fp")));
@@ -104,72 +160,152 @@ public final class StudyReport {
         if (s.rowCount() > 0)
             out.add(String.format(Locale.ROOT, "Most sensitive linear at %s: %s (+%.3f perplexity alone).", r.plan().sensitivitySpec(),
                     s.stringColumn("name").get(0), s.doubleColumn("ppl_increase").get(0)));
-        Table mix = r.mixed();
-        for (int i = 0; i < mix.rowCount(); i++) {
-            if (!mix.stringColumn("allocation").get(i).startsWith("mixed")) continue;
-            double bpw = mix.doubleColumn("bits_per_weight").get(i);
-            String method = mix.stringColumn("method").get(i);
-            for (int j = 0; j < mix.rowCount(); j++)
-                if (mix.stringColumn("allocation").get(j).equals("uniform") && mix.stringColumn("method").get(j).equals(method)
-                        && Math.abs(mix.doubleColumn("bits_per_weight").get(j) - bpw) < 1e-3)
-                    out.add(String.format(Locale.ROOT, "%s with %s at %.3f bits per weight: perplexity %.3f against %.3f for uniform "
-                            + "allocation at the same bits (widths %s).", cap(mix.stringColumn("allocation").get(i)), method, bpw, mix.doubleColumn("ppl").get(i), mix.doubleColumn("ppl").get(j),
-                            mix.stringColumn("widths").get(i)));
-        }
-        Table a = r.ablation();
-        for (int i = 0; i < a.rowCount(); i++)
-            if (a.intColumn("seeds").get(i) > 1)
-                out.add(String.format(Locale.ROOT, "%s with %d calibration samples of %d tokens: perplexity %.3f, 95%% interval [%.3f, %.3f] over %d seeds.",
-                        a.stringColumn("spec").get(i), a.intColumn("nsamples").get(i), a.intColumn("calib_seqlen").get(i),
-                        a.doubleColumn("ppl_mean").get(i), a.doubleColumn("ci95_low").get(i), a.doubleColumn("ci95_high").get(i),
-                        a.intColumn("seeds").get(i)));
+        out.addAll(mixedFindings(r.mixed()));
+        out.addAll(ablationFindings(r.ablation()));
+        out.addAll(diversityFindings(r.diversity()));
         return out;
+    }
+
+    /**
+     * Each mixed allocation against uniform: at a uniform width's budget, the comparison (and whether the allocation
+     * is that uniform allocation); elsewhere, the uniform points on either side; then the tally.
+     */
+    static List<String> mixedFindings(Table mix) {
+        List<String> out = new ArrayList<>();
+        int compared = 0, worse = 0, identical = 0;
+        for (int i = 0; i < mix.rowCount(); i++) {
+            String allocation = mix.stringColumn("allocation").get(i);
+            if (!allocation.startsWith("mixed")) continue;
+            double bpw = mix.doubleColumn("bits_per_weight").get(i), target = mix.doubleColumn("target_bits").get(i);
+            double ppl = mix.doubleColumn("ppl").get(i);
+            String method = mix.stringColumn("method").get(i), widths = mix.stringColumn("widths").get(i);
+            int same = uniformRow(mix, method, target);
+            if (same >= 0) {
+                double uniformPpl = mix.doubleColumn("ppl").get(same);
+                if (widths.equals(mix.stringColumn("widths").get(same))) {
+                    identical++;
+                    out.add(String.format(Locale.ROOT, "%s with %s at %.3f bits per weight chose every linear at the uniform width "
+                                    + "(widths %s): it is the uniform allocation, perplexity %.3f, not a mixed result.",
+                            cap(allocation), method, bpw, widths, ppl));
+                    continue;
+                }
+                compared++;
+                if (ppl > uniformPpl) worse++;
+                out.add(String.format(Locale.ROOT, "%s with %s at %.3f bits per weight: perplexity %.3f against %.3f for uniform "
+                                + "allocation at the same bits (%s by %.1f%%; widths %s).", cap(allocation), method, bpw, ppl, uniformPpl,
+                        ppl > uniformPpl ? "worse" : "better", 100 * Math.abs(ppl / uniformPpl - 1), widths));
+            } else {
+                int below = neighbour(mix, method, bpw, -1), above = neighbour(mix, method, bpw, 1);
+                StringBuilder sb = new StringBuilder(String.format(Locale.ROOT,
+                        "%s with %s at %.3f bits per weight (no uniform width has this budget): perplexity %.3f (widths %s)",
+                        cap(allocation), method, bpw, ppl, widths));
+                if (below >= 0) sb.append(String.format(Locale.ROOT, "; uniform at %.3f bits: %.3f", mix.doubleColumn("bits_per_weight").get(below),
+                        mix.doubleColumn("ppl").get(below)));
+                if (above >= 0) sb.append(String.format(Locale.ROOT, "; uniform at %.3f bits: %.3f", mix.doubleColumn("bits_per_weight").get(above),
+                        mix.doubleColumn("ppl").get(above)));
+                out.add(sb.append('.').toString());
+            }
+        }
+        if (compared > 0)
+            out.add(String.format(Locale.ROOT, "Mixed precision is worse than uniform in %d of the %d comparisons at equal bits%s. This "
+                            + "tests these allocations, not mixed precision as such: each minimizes the sum of per-linear predicted losses "
+                            + "(each linear's harm taken alone), and where it loses, that sum does not track the damage of quantizing "
+                            + "the linears together.",
+                    worse, compared, identical > 0 ? " (" + identical + " more allocations were the uniform one)" : ""));
+        return out;
+    }
+
+    /** The calibration-size cells against the calibration-free control. */
+    static List<String> ablationFindings(Table a) {
+        List<String> out = new ArrayList<>();
+        Map<String, Double> control = new LinkedHashMap<>();
+        for (int i = 0; i < a.rowCount(); i++)
+            if (a.stringColumn("calib_source").get(i).equals("none")) {
+                control.put(a.stringColumn("spec").get(i), a.doubleColumn("ppl_mean").get(i));
+                out.add(String.format(Locale.ROOT, "Control: %s, no calibration, perplexity %.3f.", a.stringColumn("spec").get(i),
+                        a.doubleColumn("ppl_mean").get(i)));
+            }
+        for (int i = 0; i < a.rowCount(); i++) {
+            if (a.intColumn("seeds").get(i) < 2) continue;
+            String spec = a.stringColumn("spec").get(i);
+            double low = a.doubleColumn("ci95_low").get(i), high = a.doubleColumn("ci95_high").get(i);
+            String vs = "";
+            Double rtn = control.get("rtn:" + spec.substring(spec.indexOf(':') + 1));
+            if (rtn != null)
+                vs = high < rtn ? "; below the RTN control" : low > rtn ? "; above the RTN control" : "; the interval contains the RTN control";
+            out.add(String.format(Locale.ROOT, "%s with %d calibration samples of %d tokens: perplexity %.3f (geometric mean over %d seeds, "
+                            + "95%% interval [%.3f, %.3f]%s).", spec, a.intColumn("nsamples").get(i), a.intColumn("calib_seqlen").get(i),
+                    a.doubleColumn("ppl_geomean").get(i), a.intColumn("seeds").get(i), low, high, vs));
+        }
+        return out;
+    }
+
+    /** Each calibration source, and whether the sources' intervals separate them. */
+    static List<String> diversityFindings(Table d) {
+        if (d.rowCount() == 0) return List.of();
+        StringBuilder sb = new StringBuilder(String.format(Locale.ROOT, "Calibration text (%s, %d windows of %d tokens each, %d seeds):",
+                d.stringColumn("spec").get(0), d.intColumn("nsamples").get(0), d.intColumn("calib_seqlen").get(0), d.intColumn("seeds").get(0)));
+        double maxLow = Double.NEGATIVE_INFINITY, minHigh = Double.POSITIVE_INFINITY;
+        for (int i = 0; i < d.rowCount(); i++) {
+            sb.append(String.format(Locale.ROOT, "%s %s %.3f [%.3f, %.3f]", i == 0 ? "" : ";", d.stringColumn("calib_source").get(i),
+                    d.doubleColumn("ppl_geomean").get(i), d.doubleColumn("ci95_low").get(i), d.doubleColumn("ci95_high").get(i)));
+            maxLow = Math.max(maxLow, d.doubleColumn("ci95_low").get(i));
+            minHigh = Math.min(minHigh, d.doubleColumn("ci95_high").get(i));
+        }
+        sb.append(maxLow <= minHigh ? ". The intervals overlap: these seeds do not separate the sources."
+                : ". Not every interval overlaps: at least two sources differ beyond the spread over seeds.");
+        return List.of(sb.toString());
     }
 
     /** Writes dir/index.html: findings, then each part's charts and tables. */
     public static Path write(Study.Result r) {
+        String dataset = r.plan().dataset();
         List<Object> parts = new ArrayList<>();
         parts.add(new Html.Raw("<p>Model <code>" + esc(r.plan().model()) + "</code> (sha256 " + r.modelSha256().substring(0, 16)
                 + "...), code " + esc(CodeVersion.current().toString()) + ". Every number below is a row of <code>store.jsonl</code> "
-                + "with its parameters and provenance; re-running <code>./lowbit study</code> with the same options skips what is stored.</p>"));
+                + "with its parameters and provenance (every digit there; tables here are rounded); re-running "
+                + "<code>./lowbit study</code> with the same options skips what is stored.</p>"));
         parts.add(new Html.Heading("Findings"));
         StringBuilder ul = new StringBuilder("<ul>");
         for (String f : findings(r)) ul.append("<li>").append(esc(f)).append("</li>");
         parts.add(new Html.Raw(ul.append("</ul>").toString()));
 
-        parts.add(new Html.Heading("Per-layer statistics"));
-        parts.add(statisticHeatmap(r.statistics(), "weight", "kurtosis", "Weight kurtosis (Pearson) by block and module"));
-        parts.add(statisticHeatmap(r.statistics(), "weight", "std", "Weight std by block and module"));
-        // Activation kurtosis spans 3 to about 1e6 (massive activations): a log scale keeps the ordinary blocks visible.
-        Table logged = withLog10(r.statistics(), "kurtosis", "channel_max_abs_max");
-        parts.add(statisticHeatmap(logged, "activation", "log10_kurtosis", "Linear input kurtosis by block and input (log10)"));
-        parts.add(statisticHeatmap(logged, "activation", "log10_channel_max_abs_max", "Largest per-channel max |x| of linear inputs (log10)"));
-        Table kv = r.statistics().where(r.statistics().stringColumn("kind").isIn("key", "value"));
-        parts.add(Charts.heatmap(kv, "layer", "module", "kurtosis", "K/V cache kurtosis by block"));
-        parts.add(hessianTraceHeatmap(r.hessians()));
-        parts.add(r.statistics());
-        parts.add(r.hessians());
-
         parts.add(new Html.Heading("Methods x bits"));
-        parts.add(methodsChart(r.methods()));
-        parts.add(methodsBars(r.methods()));
-        parts.add(r.methods());
+        parts.add(methodsChart(r.methods(), dataset));
+        parts.add(methodsBars(r.methods(), dataset));
+        parts.add(table(r.methods()));
 
         parts.add(new Html.Heading("Sensitivity"));
-        parts.add(sensitivityChart(r.sensitivity(), 30));
+        parts.add(sensitivityChart(r.sensitivity(), TOP_LINEARS));
         parts.add(sensitivityHeatmap(r.sensitivity()));
-        parts.add(r.correlations());
-        parts.add(r.sensitivity());
+        parts.add(table(r.correlations()));
+        parts.add(table(r.sensitivity()));
 
         parts.add(new Html.Heading("Mixed precision under a bit budget"));
-        parts.add(mixedChart(r.mixed()));
-        parts.add(r.mixed());
+        if (r.mixed().rowCount() > 0) parts.add(mixedChart(r.mixed()));
+        parts.add(table(r.mixed()));
 
         parts.add(new Html.Heading("Calibration ablation"));
         if (r.ablation().where(r.ablation().stringColumn("calib_source").isNotEqualTo("none")).rowCount() > 0) parts.add(ablationChart(r.ablation()));
-        parts.add(r.ablation());
         if (r.diversity().rowCount() > 0) parts.add(diversityChart(r.diversity()));
-        parts.add(r.diversity());
+        parts.add(table(r.ablation()));
+        parts.add(table(r.diversity()));
+
+        parts.add(new Html.Heading("Per-layer statistics"));
+        parts.add(logStatisticHeatmap(r.statistics(), "weight", "kurtosis", "Weight kurtosis (Pearson) by block and module")
+                .withColorbarTitle("kurtosis (log scale; normal = 3)"));
+        parts.add(statisticHeatmap(r.statistics(), "weight", "std", "Weight std by block and module").withColorbarTitle("std"));
+        // Activation kurtosis spans 3 to about 1e6 (massive activations): a log scale keeps the ordinary blocks visible.
+        parts.add(logStatisticHeatmap(r.statistics(), "activation", "kurtosis", "Linear input kurtosis by block and input")
+                .withColorbarTitle("kurtosis (log scale; normal = 3)"));
+        parts.add(logStatisticHeatmap(r.statistics(), "activation", "channel_max_abs_max", "Largest per-channel max |x| of linear inputs")
+                .withColorbarTitle("max |x| (log scale)"));
+        Table kv = r.statistics().where(r.statistics().stringColumn("kind").isIn("key", "value"));
+        parts.add(Charts.logHeatmap(kv, "layer", "module", "kurtosis", "K/V cache kurtosis by block")
+                .withAxisTitles("Cache (keys after RoPE, values)", "Block").withColorbarTitle("kurtosis (log scale; normal = 3)"));
+        parts.add(hessianTraceHeatmap(r.hessians()));
+        parts.add(table(r.statistics()));
+        parts.add(table(r.hessians()));
 
         parts.add(new Html.Heading("Plan"));
         Table plan = Table.create("study plan", StringColumn.create("parameter"), StringColumn.create("value"));
@@ -177,26 +313,67 @@ public final class StudyReport {
             plan.stringColumn("parameter").append(e.getKey());
             plan.stringColumn("value").append(String.valueOf(e.getValue()));
         }
-        parts.add(plan);
+        parts.add(table(plan));
         Path index = r.dir().resolve("index.html");
         Html.write(index, "lowbit study: " + r.plan().model(), parts);
         return index;
     }
 
-    /** The table with a log10_NAME column added for each named column. */
-    public static Table withLog10(Table t, String... columns) {
-        Table out = t.copy();
-        for (String c : columns) {
-            DoubleColumn log = DoubleColumn.create("log10_" + c);
-            for (int i = 0; i < t.rowCount(); i++) log.append(Math.log10(t.numberColumn(c).getDouble(i)));
-            out.addColumns(log);
+    /** "L29.down_proj" for block 29's down_proj: short enough to label a bar. */
+    static String shortName(int layer, String module) {
+        return "L" + layer + "." + module;
+    }
+
+    /** The float row as what it is; every other spec as written. */
+    static String specLabel(String spec) {
+        return spec.equals("fp") ? "float (fp32)" : spec;
+    }
+
+    private static Figure withFloat(Figure f, Table methods) {
+        for (int i = 0; i < methods.rowCount(); i++)
+            if (methods.stringColumn("spec").get(i).equals("fp"))
+                return Charts.withReferenceLine(f, methods.doubleColumn("ppl").get(i),
+                        String.format(Locale.ROOT, "float model (fp32): %.3f", methods.doubleColumn("ppl").get(i)));
+        return f;
+    }
+
+    private static Object table(Table t) {
+        return t.rowCount() > INLINE_ROWS ? new Html.Collapsed(t) : t;
+    }
+
+    private static Table ofKind(Table statistics, String kind) {
+        Table t = statistics.where(statistics.stringColumn("kind").isEqualTo(kind));
+        if (t.rowCount() == 0) throw new IllegalArgumentException("no rows of kind '" + kind + "' in " + statistics.name());
+        return t;
+    }
+
+    private static String moduleTitle(String kind) {
+        return kind.equals("activation") ? "Linear input" : "Linear (module)";
+    }
+
+    /** The uniform row of {@code method} whose bits per weight the target was set to, or -1. */
+    private static int uniformRow(Table mix, String method, double target) {
+        for (int j = 0; j < mix.rowCount(); j++)
+            if (mix.stringColumn("allocation").get(j).equals("uniform") && mix.stringColumn("method").get(j).equals(method)
+                    && Math.abs(mix.doubleColumn("bits_per_weight").get(j) - target) < 1e-3) return j;
+        return -1;
+    }
+
+    /** The nearest uniform row of {@code method} below (direction -1) or above (+1) {@code bpw}, or -1. */
+    private static int neighbour(Table mix, String method, double bpw, int direction) {
+        int best = -1;
+        for (int j = 0; j < mix.rowCount(); j++) {
+            if (!mix.stringColumn("allocation").get(j).equals("uniform") || !mix.stringColumn("method").get(j).equals(method)) continue;
+            double b = mix.doubleColumn("bits_per_weight").get(j);
+            if ((b - bpw) * direction <= 0) continue;
+            if (best < 0 || Math.abs(b - bpw) < Math.abs(mix.doubleColumn("bits_per_weight").get(best) - bpw)) best = j;
         }
-        return out;
+        return best;
     }
 
     private static double value(Table t, String keyCol, String key, String col) {
         for (int i = 0; i < t.rowCount(); i++)
-            if (t.stringColumn(keyCol).get(i).equals(key)) return ((DoubleColumn) t.column(col)).get(i);
+            if (t.stringColumn(keyCol).get(i).equals(key)) return t.doubleColumn(col).get(i);
         throw new IllegalArgumentException("no row with " + keyCol + " = " + key + " in " + t.name());
     }
 

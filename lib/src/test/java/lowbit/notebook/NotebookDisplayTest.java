@@ -23,18 +23,15 @@ class NotebookDisplayTest {
     }
 
     @Test
-    void plotlyIsInlinedWithTheFirstFigureOnly() {
-        Display.resetPlotly();
-        Table t = table(3);
-        String first = Display.figure(Charts.bars(t, "name", "ppl", "a")).html();
-        String second = Display.figure(Charts.bars(t, "name", "ppl", "b")).html();
-        assertEquals(1, count(first, "id=\"lowbit-plotly-js\""));
-        assertEquals(0, count(second, "id=\"lowbit-plotly-js\""));
-        assertTrue(first.length() > 2_000_000, "the first figure carries plotly.js, " + first.length() + " chars");
-        assertTrue(second.length() < 20_000, "later figures are a div and a script, " + second.length() + " chars");
-        assertTrue(second.contains("class=\"lowbit-figure\""));
-        Display.resetPlotly();
-        assertEquals(1, count(Display.figure(Charts.bars(t, "name", "ppl", "c")).html(), "id=\"lowbit-plotly-js\""));
+    void figuresAreThePlotlyMimeTypeWithoutTheLibrary() throws Exception {
+        var b = Display.figure(Charts.bars(table(3), "name", "ppl", "a"));
+        assertEquals(List.of("application/vnd.plotly.v1+json", "text/plain"), List.copyOf(b.data().keySet()));
+        var fig = new com.fasterxml.jackson.databind.ObjectMapper().readTree(b.data().get(Display.PLOTLY_MIME));
+        assertEquals("bar", fig.at("/data/0/type").asText());
+        assertEquals("row<2>", fig.at("/data/0/x/0").asText(), "the largest ppl first");
+        assertEquals("a", fig.at("/layout/title/text").asText());
+        assertTrue(b.data().get(Display.PLOTLY_MIME).length() < 2_000, "a few hundred bytes of data, no plotly.js");
+        assertEquals("<plotly figure: a>", b.text());
     }
 
     @Test
@@ -74,6 +71,20 @@ class NotebookDisplayTest {
         assertEquals("RESULT float.ppl=17.123456789012344", Lab.resultLine("float.ppl", 17.123456789012344));
         assertEquals("RESULT x=nan", Lab.resultLine("x", Double.NaN));
         assertThrows(IllegalArgumentException.class, () -> Lab.resultLine("has space", 1));
+    }
+
+    @Test
+    void skipIsOneLineWithItsReason() {
+        assertEquals("SKIPPED no weights: provide them", Lab.skipLine("no weights:\n   provide them "));
+        assertThrows(IllegalArgumentException.class, () -> Lab.skipLine(" "));
+    }
+
+    @Test
+    void modelSourcesUnderTheDataDirectoryShowNoMachinePath() {
+        String inData = lowbit.io.DataDir.root().resolve("models/x.gguf").toString();
+        assertEquals(java.nio.file.Path.of("data", "models", "x.gguf").toString(), Model.shown(inData));
+        assertEquals("/elsewhere/m.gguf", Model.shown("/elsewhere/m.gguf"), "the user's own path stays as given");
+        assertEquals("hf:facebook/opt-125m", Model.shown("hf:facebook/opt-125m"));
     }
 
     @Test

@@ -1,72 +1,44 @@
 package lowbit.plots;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
+import java.util.Map;
 import org.junit.jupiter.api.Test;
 import tech.tablesaw.api.DoubleColumn;
 import tech.tablesaw.api.IntColumn;
 import tech.tablesaw.api.StringColumn;
 import tech.tablesaw.api.Table;
-import tech.tablesaw.plotly.components.Figure;
 
 class ChartsTest {
 
-    /** One trace of a figure's generated JavaScript: its raw text and its data arrays as strings. */
-    record Trace(String js) {
-        List<String> array(String key) {
-            Matcher m = Pattern.compile("(?m)^" + key + ": (\\[.*\\]),$").matcher(js);
-            assertTrue(m.find(), () -> "no " + key + " array in trace:\n" + js);
-            String body = m.group(1).trim();
-            body = body.substring(1, body.length() - 1);
-            List<String> out = new ArrayList<>();
-            for (String s : body.split(",")) {
-                String v = s.trim();
-                if (v.isEmpty()) continue;
-                if (v.startsWith("\"")) v = v.substring(1, v.length() - 1);
-                out.add(v);
-            }
-            return out;
-        }
-
-        double[] numbers(String key) {
-            return array(key).stream().mapToDouble(Double::parseDouble).toArray();
-        }
-
-        double[][] matrix(String key) {
-            Matcher m = Pattern.compile("(?m)^" + key + ": \\[(.*)\\],$").matcher(js);
-            assertTrue(m.find(), () -> "no " + key + " matrix in trace:\n" + js);
-            return Arrays.stream(m.group(1).split("\\],?"))
-                    .map(r -> r.replace("[", "").trim())
-                    .filter(r -> !r.isEmpty())
-                    .map(r -> Arrays.stream(r.split(",")).map(String::trim).filter(s -> !s.isEmpty())
-                            .mapToDouble(Double::parseDouble).toArray())
-                    .toArray(double[][]::new);
-        }
-
-        String field(String key) {
-            Matcher m = Pattern.compile("(?m)^" + key + ": '([^']*)',$").matcher(js);
-            return m.find() ? m.group(1) : null;
+    /** The figure as plotly.js receives it: parsed back from {@link Figure#json()}, so what is tested is what is sent. */
+    static JsonNode json(Figure f) {
+        try {
+            return new ObjectMapper().readTree(f.json());
+        } catch (Exception e) {
+            throw new AssertionError("figure JSON does not parse: " + f.json(), e);
         }
     }
 
-    static String js(Figure f) {
-        return f.asJavascript("t");
+    static List<String> strings(JsonNode array) {
+        List<String> out = new ArrayList<>();
+        array.forEach(n -> out.add(n.asText()));
+        return out;
     }
 
-    static List<Trace> traces(Figure f) {
-        String js = js(f);
-        List<Trace> out = new ArrayList<>();
-        String[] parts = js.split("var trace\\d+ =");
-        // parts[0] is the layout, before the first trace.
-        for (int i = 1; i < parts.length; i++) out.add(new Trace(parts[i].substring(0, parts[i].indexOf("};") + 2)));
-        assertEquals(f.getTraces().length, out.size(), js);
+    /** Numbers of a JSON array, null (a gap) as NaN. */
+    static double[] numbers(JsonNode array) {
+        double[] out = new double[array.size()];
+        for (int i = 0; i < out.length; i++) out[i] = array.get(i).isNull() ? Double.NaN : array.get(i).asDouble();
         return out;
     }
 
@@ -80,22 +52,45 @@ class ChartsTest {
 
     @Test
     void heatmapPlacesEachValueInItsCell() {
-        Figure f = Charts.heatmap(stats(), "layer", "module", "kurtosis", "Weight kurtosis");
-        List<Trace> t = traces(f);
-        assertEquals(1, t.size());
-        assertEquals("heatmap", t.get(0).field("type"));
-        assertEquals(List.of("q_proj", "down_proj"), t.get(0).array("x"));
-        assertEquals(List.of("0", "1", "2"), t.get(0).array("y"));
-        double[][] z = t.get(0).matrix("z");
-        assertEquals(3, z.length);
-        assertTrue(Arrays.equals(new double[] {3.25, 12.5}, z[0]), Arrays.toString(z[0]));
-        assertTrue(Arrays.equals(new double[] {3.5, 40.0}, z[1]), Arrays.toString(z[1]));
-        assertEquals(7.75, z[2][0]);
-        assertTrue(Double.isNaN(z[2][1]), "layer 2 has no down_proj: a gap");
-        String js = js(f);
-        assertTrue(js.contains("title: 'Weight kurtosis'"), js);
-        assertTrue(js.contains("title: 'module'") && js.contains("title: 'layer'"), js);
-        assertTrue(js.contains("autorange: 'reversed'"), "layer 0 on top: " + js);
+        JsonNode f = json(Charts.heatmap(stats(), "layer", "module", "kurtosis", "Weight kurtosis"));
+        assertEquals(1, f.get("data").size());
+        JsonNode t = f.get("data").get(0);
+        assertEquals("heatmap", t.get("type").asText());
+        assertEquals(List.of("q_proj", "down_proj"), strings(t.get("x")));
+        assertEquals(List.of("0", "1", "2"), strings(t.get("y")));
+        JsonNode z = t.get("z");
+        assertEquals(3, z.size());
+        assertTrue(Arrays.equals(new double[] {3.25, 12.5}, numbers(z.get(0))));
+        assertTrue(Arrays.equals(new double[] {3.5, 40.0}, numbers(z.get(1))));
+        assertEquals(7.75, z.get(2).get(0).asDouble());
+        assertTrue(z.get(2).get(1).isNull(), "layer 2 has no down_proj: a gap (null, not NaN, which JSON lacks)");
+        JsonNode layout = f.get("layout");
+        assertEquals("Weight kurtosis", layout.at("/title/text").asText(), "titles are objects: plotly.js 3 ignores plain strings");
+        assertEquals("module", layout.at("/xaxis/title/text").asText());
+        assertEquals("layer", layout.at("/yaxis/title/text").asText());
+        assertEquals("reversed", layout.at("/yaxis/autorange").asText(), "layer 0 on top");
+    }
+
+    @Test
+    void logHeatmapColoursByLog10AndLabelsTheBarInValues() {
+        Table t = Table.create("k", IntColumn.create("layer", 0, 0, 1, 1),
+                StringColumn.create("module", "a", "b", "a", "b"), DoubleColumn.create("kurtosis", 3, 30, 300, 3000));
+        JsonNode trace = json(Charts.logHeatmap(t, "layer", "module", "kurtosis", "K")).get("data").get(0);
+        assertTrue(Arrays.equals(new double[] {Math.log10(3), Math.log10(30)}, numbers(trace.get("z").get(0))));
+        assertEquals(List.of("3", "30"), strings(trace.get("text").get(0)), "hover shows the value itself");
+        // 3..3000 spans three decades: ticks at each decade inside the range, labelled in values.
+        assertTrue(Arrays.equals(new double[] {1, 2, 3}, numbers(trace.at("/colorbar/tickvals"))));
+        assertEquals(List.of("10", "100", "1000"), strings(trace.at("/colorbar/ticktext")));
+        assertEquals("kurtosis (log scale)", trace.at("/colorbar/title/text").asText());
+
+        Table narrow = Table.create("n", IntColumn.create("layer", 0, 1), StringColumn.create("module", "a", "a"),
+                DoubleColumn.create("v", 2.5, 7.5));
+        JsonNode bar = json(Charts.logHeatmap(narrow, "layer", "module", "v", "N")).at("/data/0/colorbar");
+        assertEquals(List.of("3", "4", "5", "6", "7"), strings(bar.get("ticktext")), "less than a decade: a tick per unit step");
+
+        Table zero = Table.create("z", IntColumn.create("layer", new int[] {0}), StringColumn.create("module", "a"), DoubleColumn.create("v", 0.0));
+        var e = assertThrows(IllegalArgumentException.class, () -> Charts.logHeatmap(zero, "layer", "module", "v", "Z"));
+        assertTrue(e.getMessage().contains("v = 0.0") && e.getMessage().contains("positive"), e.getMessage());
     }
 
     @Test
@@ -108,20 +103,33 @@ class ChartsTest {
     }
 
     @Test
-    void barsAreSortedDescendingWithMissingLast() {
+    void barsAreSortedDescendingWithMissingLastAndHoverNames() {
         Table t = Table.create("sens",
                 StringColumn.create("linear", "a", "b", "c", "d"),
+                StringColumn.create("name", "model.a", "model.b", "model.c", "model.d"),
                 DoubleColumn.create("dppl", new double[] {0.3, 4.2, Double.NaN, 1.7}));
-        Figure f = Charts.bars(t, "linear", "dppl", "Sensitivity");
-        Trace bar = traces(f).get(0);
-        assertEquals("bar", bar.field("type"));
-        assertEquals(List.of("b", "d", "a", "c"), bar.array("x"));
-        double[] y = bar.numbers("y");
+        JsonNode f = json(Charts.bars(t, "linear", "dppl", "name", "Sensitivity"));
+        JsonNode bar = f.get("data").get(0);
+        assertEquals("bar", bar.get("type").asText());
+        assertEquals(List.of("b", "d", "a", "c"), strings(bar.get("x")));
+        double[] y = numbers(bar.get("y"));
         assertEquals(4.2, y[0]);
         assertEquals(1.7, y[1]);
         assertEquals(0.3, y[2]);
         assertTrue(Double.isNaN(y[3]));
-        assertTrue(js(f).contains("title: 'Sensitivity'"));
+        assertEquals("model.b: 4.2", bar.get("hovertext").get(0).asText(), "the full name behind the short label");
+        assertEquals("Sensitivity", f.at("/layout/title/text").asText());
+        assertEquals("linear", f.at("/layout/yaxis/type").asText(), "4.2 against a median of 1.7: no bar flattens the rest");
+    }
+
+    @Test
+    void barsTurnLogWhenOneBarWouldFlattenTheRest() {
+        Table t = Table.create("ppl", StringColumn.create("spec", "fp", "kv4", "kv2"), DoubleColumn.create("ppl", 19.0, 31.5, 712.0));
+        assertEquals("log", json(Charts.bars(t, "spec", "ppl", "P")).at("/layout/yaxis/type").asText(), "712 >= 20 x the median 31.5");
+        Table negative = Table.create("d", StringColumn.create("l", "a", "b", "c"), DoubleColumn.create("v", -0.1, 0.2, 100.0));
+        assertEquals("linear", json(Charts.bars(negative, "l", "v", "D")).at("/layout/yaxis/type").asText(), "a log axis cannot show -0.1");
+        assertFalse(Charts.flattens(new double[] {1, 2, 39.9}), "39.9 < 20 x 2");
+        assertTrue(Charts.flattens(new double[] {1, 2, 40}));
     }
 
     @Test
@@ -130,20 +138,39 @@ class ChartsTest {
                 DoubleColumn.create("bits", 4, 2, 3, 2, 4),
                 StringColumn.create("method", "RTN", "RTN", "RTN", "GPTQ", "GPTQ"),
                 DoubleColumn.create("ppl", 25.0, 3000.0, 80.0, 400.0, 21.5));
-        Figure f = Charts.lines(t, "bits", "ppl", "method", "PPL vs bits", true);
-        List<Trace> tr = traces(f);
+        JsonNode f = json(Charts.lines(t, "bits", "ppl", "method", "PPL vs bits", true).withAxisTitles("Bits per weight", "Perplexity"));
+        JsonNode tr = f.get("data");
         assertEquals(2, tr.size());
-        assertEquals("RTN", tr.get(0).field("name"));
-        assertEquals("GPTQ", tr.get(1).field("name"));
-        assertTrue(Arrays.equals(new double[] {2, 3, 4}, tr.get(0).numbers("x")));
-        assertTrue(Arrays.equals(new double[] {3000, 80, 25}, tr.get(0).numbers("y")));
-        assertTrue(Arrays.equals(new double[] {2, 4}, tr.get(1).numbers("x")));
-        assertTrue(Arrays.equals(new double[] {400, 21.5}, tr.get(1).numbers("y")));
-        assertEquals("lines+markers", tr.get(0).field("mode"));
-        String js = js(f);
-        assertTrue(js.contains("title: 'PPL vs bits'"), js);
-        assertTrue(js.matches("(?s).*yaxis: \\{\\s*title: 'ppl',\\s*type: 'log'.*"), js);
-        assertTrue(js.matches("(?s).*xaxis: \\{\\s*title: 'bits',\\s*type: 'linear'.*"), js);
+        assertEquals("RTN", tr.get(0).get("name").asText());
+        assertEquals("GPTQ", tr.get(1).get("name").asText());
+        assertTrue(Arrays.equals(new double[] {2, 3, 4}, numbers(tr.get(0).get("x"))));
+        assertTrue(Arrays.equals(new double[] {3000, 80, 25}, numbers(tr.get(0).get("y"))));
+        assertTrue(Arrays.equals(new double[] {2, 4}, numbers(tr.get(1).get("x"))));
+        assertTrue(Arrays.equals(new double[] {400, 21.5}, numbers(tr.get(1).get("y"))));
+        assertEquals("lines+markers", tr.get(0).get("mode").asText());
+        assertEquals("log", f.at("/layout/yaxis/type").asText());
+        assertEquals("linear", f.at("/layout/xaxis/type").asText());
+        assertEquals("Bits per weight", f.at("/layout/xaxis/title/text").asText());
+        assertEquals("Perplexity", f.at("/layout/yaxis/title/text").asText());
+    }
+
+    @Test
+    void referenceLineSpansTheDataAndPointsOnlyDropTheLine() {
+        Table t = Table.create("m", DoubleColumn.create("bpw", 3.16, 4.17, 3.5, 3.16, 4.17),
+                StringColumn.create("series", "uniform", "uniform", "mixed", "mixed", "mixed"),
+                DoubleColumn.create("ppl", 113.0, 26.0, 60.0, 113.0, 29.0));
+        Figure lines = Charts.lines(t, "bpw", "ppl", "series", "Mixed", true);
+        Figure f = Charts.withPointsOnly(Charts.withReferenceLine(lines, 18.98, "float"), "uniform");
+        JsonNode data = json(f).get("data");
+        assertEquals(3, data.size());
+        assertEquals("markers", data.get(0).get("mode").asText(), "no uniform line through 3.5, where no uniform model exists");
+        assertEquals("lines+markers", data.get(1).get("mode").asText());
+        JsonNode ref = data.get(2);
+        assertTrue(Arrays.equals(new double[] {3.16, 4.17}, numbers(ref.get("x"))), "from the smallest to the largest x");
+        assertTrue(Arrays.equals(new double[] {18.98, 18.98}, numbers(ref.get("y"))));
+        assertEquals("dash", ref.at("/line/dash").asText());
+        assertEquals("lines+markers", json(lines).get("data").get(0).get("mode").asText(), "figures are immutable");
+        assertThrows(IllegalArgumentException.class, () -> Charts.withPointsOnly(lines, "none"));
     }
 
     @Test
@@ -154,49 +181,51 @@ class ChartsTest {
                 DoubleColumn.create("lo", 21.5, 24.0, 25.0, 22.5),
                 DoubleColumn.create("hi", 22.5, 26.0, 27.0, 23.5),
                 StringColumn.create("method", "GPTQ", "GPTQ", "AWQ", "AWQ"));
-        Figure f = Charts.band(t, "n", "mean", "lo", "hi", "method", "Calibration size", true);
-        List<Trace> tr = traces(f);
+        JsonNode f = json(Charts.band(t, "n", "mean", "lo", "hi", "method", "Calibration size", true, true));
+        JsonNode tr = f.get("data");
         assertEquals(6, tr.size(), "low edge, high edge, mean per series");
-        Trace low = tr.get(0), high = tr.get(1), mean = tr.get(2);
-        assertTrue(Arrays.equals(new double[] {8, 32}, low.numbers("x")));
-        assertTrue(Arrays.equals(new double[] {24.0, 21.5}, low.numbers("y")));
-        assertTrue(Arrays.equals(new double[] {26.0, 22.5}, high.numbers("y")));
-        assertTrue(Arrays.equals(new double[] {25.0, 22.0}, mean.numbers("y")));
-        assertEquals(null, low.field("fill"));
-        assertEquals("tonexty", high.field("fill"));
-        assertEquals("rgba(31,119,180,0.2)", high.field("fillcolor"));
-        assertTrue(low.js().contains("showlegend: false") && high.js().contains("showlegend: false"));
-        assertEquals("GPTQ", mean.field("name"));
-        assertEquals("AWQ", tr.get(5).field("name"));
-        assertEquals("rgba(255,127,14,0.2)", tr.get(4).field("fillcolor"), "second series, second colour");
-        assertTrue(Arrays.equals(new double[] {26.0, 23.0}, tr.get(5).numbers("y")));
-        String js = js(f);
-        assertTrue(js.contains("title: 'Calibration size'"), js);
-        assertTrue(js.matches("(?s).*xaxis: \\{\\s*title: 'n',\\s*type: 'log'.*"), js);
+        JsonNode low = tr.get(0), high = tr.get(1), mean = tr.get(2);
+        assertTrue(Arrays.equals(new double[] {8, 32}, numbers(low.get("x"))));
+        assertTrue(Arrays.equals(new double[] {24.0, 21.5}, numbers(low.get("y"))));
+        assertTrue(Arrays.equals(new double[] {26.0, 22.5}, numbers(high.get("y"))));
+        assertTrue(Arrays.equals(new double[] {25.0, 22.0}, numbers(mean.get("y"))));
+        assertNull(low.get("fill"));
+        assertEquals("tonexty", high.get("fill").asText());
+        assertEquals("rgba(31,119,180,0.2)", high.get("fillcolor").asText());
+        assertFalse(low.get("showlegend").asBoolean() || high.get("showlegend").asBoolean());
+        assertEquals("GPTQ", mean.get("name").asText());
+        assertEquals("AWQ", tr.get(5).get("name").asText());
+        assertEquals("rgba(255,127,14,0.2)", tr.get(4).get("fillcolor").asText(), "second series, second colour");
+        assertEquals("log", f.at("/layout/xaxis/type").asText());
+        assertEquals("log", f.at("/layout/yaxis/type").asText());
     }
 
     @Test
-    void groupedBarsAlignSeriesOnSharedCategories() {
+    void groupedBarsAlignSeriesOnSharedCategoriesWithAsymmetricErrorBars() {
         Table t = Table.create("mix",
                 DoubleColumn.create("avg_bits", 4, 3.5, 3.5, 3),
                 StringColumn.create("allocation", "uniform", "uniform", "mixed", "mixed"),
-                DoubleColumn.create("ppl", 25.0, 40.0, 28.0, 45.0));
-        Figure f = Charts.groupedBars(t, "avg_bits", "ppl", "allocation", "Mixed vs uniform");
-        List<Trace> tr = traces(f);
+                DoubleColumn.create("ppl", 25.0, 40.0, 28.0, 45.0),
+                DoubleColumn.create("lo", 24.0, 30.0, 27.0, 44.0),
+                DoubleColumn.create("hi", 27.0, 41.0, 30.0, 50.0));
+        JsonNode f = json(Charts.groupedBars(t, "avg_bits", "ppl", "lo", "hi", "allocation", "Mixed vs uniform"));
+        JsonNode tr = f.get("data");
         assertEquals(2, tr.size());
-        assertEquals(List.of("3", "3.5", "4"), tr.get(0).array("x"));
-        double[] uniform = tr.get(0).numbers("y");
+        assertEquals(List.of("3", "3.5", "4"), strings(tr.get(0).get("x")));
+        double[] uniform = numbers(tr.get(0).get("y"));
         assertTrue(Double.isNaN(uniform[0]));
         assertEquals(40.0, uniform[1]);
         assertEquals(25.0, uniform[2]);
-        double[] mixed = tr.get(1).numbers("y");
+        assertTrue(Arrays.equals(new double[] {Double.NaN, 1.0, 2.0}, numbers(tr.get(0).at("/error_y/array"))));
+        assertTrue(Arrays.equals(new double[] {Double.NaN, 10.0, 1.0}, numbers(tr.get(0).at("/error_y/arrayminus"))));
+        assertFalse(tr.get(0).at("/error_y/symmetric").asBoolean());
+        double[] mixed = numbers(tr.get(1).get("y"));
         assertEquals(45.0, mixed[0]);
         assertEquals(28.0, mixed[1]);
         assertTrue(Double.isNaN(mixed[2]));
-        assertEquals("mixed", tr.get(1).field("name"));
-        String js = js(f);
-        assertTrue(!js.contains("barmode"), "plotly.js's default barmode, group, must not be overridden: " + js);
-        assertTrue(js.contains("title: 'Mixed vs uniform'"), js);
+        assertEquals("mixed", tr.get(1).get("name").asText());
+        assertNull(f.get("layout").get("barmode"), "plotly.js's default barmode, group, must not be overridden");
+        assertNull(json(Charts.groupedBars(t, "avg_bits", "ppl", "allocation", "M")).at("/data/0").get("error_y"));
     }
 
     @Test
@@ -219,9 +248,11 @@ class ChartsTest {
     }
 
     @Test
-    void labelsWithBackslashesOrLineBreaksCannotBreakTheScript() {
-        Table t = Table.create("s", StringColumn.create("l", "a"), DoubleColumn.create("v", 1.0));
-        String js = js(Charts.bars(t, "l", "v", "C:\\path\nnext 'quoted'"));
-        assertTrue(js.contains("title: 'C:\u29F5path next &#39;quoted&#39;'"), js);
+    void figureDataIsReadOnlyAndTitlesAreReported() {
+        Figure f = Charts.bars(stats(), "module", "kurtosis", "K").withAxisTitles("Module", "Kurtosis");
+        assertEquals("K", f.title());
+        assertEquals(List.of("Module", "Kurtosis"), f.axisTitles());
+        assertThrows(UnsupportedOperationException.class, () -> f.layout().put("title", Map.of()));
+        assertEquals("<plotly figure: K>", f.toString());
     }
 }

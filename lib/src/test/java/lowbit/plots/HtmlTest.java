@@ -29,7 +29,6 @@ import tech.tablesaw.api.DoubleColumn;
 import tech.tablesaw.api.IntColumn;
 import tech.tablesaw.api.StringColumn;
 import tech.tablesaw.api.Table;
-import tech.tablesaw.plotly.components.Figure;
 
 public class HtmlTest {
     /** gzip -9 of plotly.js 2.35.3 is 2.41 MB, 3.21 MB as base64; the rest of a report is small. */
@@ -83,13 +82,15 @@ public class HtmlTest {
         assertEquals(5, count(page, "<div class=\"lowbit-figure\""));
         assertEquals(5, count(page, "Plotly.newPlot("));
         for (int i = 0; i < 5; i++) assertTrue(page.contains("<div class=\"lowbit-figure\" id=\"fig_" + i + "\">"));
-        for (String t : TITLES) assertTrue(page.contains("title: '" + t + "'"), t);
+        for (String t : TITLES) assertTrue(page.contains("\"title\":{\"text\":\"" + t + "\"}"), t);
         assertTrue(page.contains("<title>lowbit report</title>"));
         assertTrue(page.contains("<h2>Statistics</h2>"));
         assertTrue(page.contains("<p>Numbers &lt;are&gt; from a hand-made table.</p>"));
         assertTrue(page.contains("<caption>ppl &amp; bits</caption>"));
         assertTrue(page.contains("<th>bits</th><th>method</th><th>ppl</th>"));
-        assertTrue(page.contains("<td class=\"num\">3000</td>"), "every table row is there");
+        // ppl's median magnitude is 80: two decimals give it 4 significant digits, and the column lines up.
+        assertTrue(page.contains("<td class=\"num\">3000.00</td>") && page.contains("<td class=\"num\">21.50</td>"),
+                "every table row is there, rounded per column");
         assertTrue(page.length() < PAGE_BOUND, "page is " + page.length() + " bytes");
         // The library is in the head, the figures in the body: one parse, no stray script end.
         assertTrue(page.indexOf(Html.PLOTLY_MARKER) < page.indexOf("<body>"));
@@ -135,13 +136,39 @@ public class HtmlTest {
         Figure f = (Figure) report().get(2);
         String div = Html.figureDiv(f, "sens_1");
         assertTrue(div.startsWith("<div class=\"lowbit-figure\" id=\"sens_1\"></div>"));
-        assertTrue(div.contains("window.lowbitPlotly.then(go)"));
+        assertTrue(div.contains("window.lowbitPlotly.then(draw)"));
         assertTrue(div.contains("lowbitPlotlyPending"));
-        assertFalse(div.contains(Html.PLOTLY_MARKER), "notebooks inject the library once, separately");
+        assertTrue(div.contains("Plotly.newPlot('sens_1', fig.data, fig.layout)"));
+        assertFalse(div.contains(Html.PLOTLY_MARKER), "the library is on the page once, separately");
         assertBalanced(div);
         var e = assertThrows(IllegalArgumentException.class, () -> Html.figureDiv(f, "fig-1"));
         assertTrue(e.getMessage().contains("'fig-1'"), e.getMessage());
-        assertTrue(!Html.figureDiv(f).equals(Html.figureDiv(f)), "generated ids differ");
+    }
+
+    @Test
+    void longTablesFoldUnderTheirCaption() {
+        Table t = Table.create("per-layer", IntColumn.create("i", 1, 2, 3), DoubleColumn.create("x", 0.123456789, 12.5, 1e-9));
+        String page = Html.page("r", List.of(new Html.Collapsed(t)));
+        assertTrue(page.contains("<details class=\"lowbit-table\"><summary>per-layer (3 rows, 2 columns)</summary>"), page);
+        // Median magnitude 0.12: four decimals; 1e-9 would round to zero there, so it is written in full.
+        assertTrue(page.contains("<td class=\"num\">0.1235</td>") && page.contains("<td class=\"num\">12.5000</td>")
+                && page.contains("<td class=\"num\">1e-9</td>"), page);
+        assertBalanced(page);
+    }
+
+    @Test
+    void numbersKeepMeaningfulDigits() {
+        assertEquals("18.98", Numbers.significant(18.97750475407489, 4));
+        assertEquals("631300", Numbers.significant(631317.3322878353, 4));
+        assertEquals("6.313e6", Numbers.significant(6313173.322878353, 4));
+        assertEquals("0.002565", Numbers.significant(0.002565007952874897, 4));
+        assertEquals("1000", Numbers.significant(1000, 3));
+        assertEquals(2, Numbers.decimals(new double[] {18.978, 23.773, 712.4}), "median 23.8: 4 significant digits");
+        assertEquals(0, Numbers.decimals(new double[] {25268, 5281}));
+        assertEquals(6, Numbers.decimals(new double[] {1e-8, 2e-8}), "capped at 6");
+        assertEquals("4.2e7", Numbers.fixed(4.2e7, 2), "huge values in scientific notation");
+        assertEquals("-0.0060", Numbers.fixed(-0.006, 4));
+        assertEquals("NaN", Numbers.fixed(Double.NaN, 2));
     }
 
     @Test

@@ -32,13 +32,18 @@ class CalibrationAblationTest {
 
         Table s = CalibrationAblation.summary(first);
         assertEquals(3, s.rowCount());
-        // gptq with 2 samples: two seeds; mean, sample std and the t(0.975, 1) = 12.706 interval by hand
+        // gptq with 2 samples: two seeds; mean, sample std, and the t(0.975, 1) = 12.706 interval of the mean log
+        // perplexity by hand: the std of two logs is |ln a - ln b| / sqrt(2), so the half-width is 12.706 |ln(a/b)| / 2
         double a = ((Number) first.get(1).get("ppl")).doubleValue(), b = ((Number) first.get(2).get("ppl")).doubleValue();
         assertEquals(2, ((Number) first.get(1).get("nsamples")).intValue());
         double mean = (a + b) / 2, std = Math.abs(a - b) / Math.sqrt(2);
         assertEquals(mean, s.doubleColumn("ppl_mean").get(1), 1e-12);
         assertEquals(std, s.doubleColumn("ppl_std").get(1), 1e-12);
-        assertEquals(mean + 12.7062047 * std / Math.sqrt(2), s.doubleColumn("ci95_high").get(1), 1e-6);
+        double geo = Math.sqrt(a * b), half = 12.7062047 * Math.abs(Math.log(a / b)) / 2;
+        assertEquals(geo, s.doubleColumn("ppl_geomean").get(1), 1e-9);
+        assertEquals(geo * Math.exp(half), s.doubleColumn("ci95_high").get(1), 1e-6 * geo * Math.exp(half));
+        assertEquals(geo * Math.exp(-half), s.doubleColumn("ci95_low").get(1), 1e-6 * geo);
+        assertTrue(s.doubleColumn("ci95_low").get(1) > 0, "a perplexity interval never goes below zero");
         assertNotEquals(a, b, "different seeds draw different calibration windows");
         assertTrue(s.doubleColumn("ppl_std").isMissing(0), "the rtn control runs once: no spread");
     }

@@ -84,10 +84,10 @@ class StudyTest {
         String html = Files.readString(index);
         HtmlTest.assertBalanced(html);
         List<String> titles = List.of("Weight kurtosis (Pearson) by block and module", "Weight std by block and module",
-                "Linear input kurtosis by block and input (log10)", "Largest per-channel max |x| of linear inputs (log10)", "K/V cache kurtosis by block",
+                "Linear input kurtosis by block and input", "Largest per-channel max |x| of linear inputs", "K/V cache kurtosis by block",
                 "Hessian trace", "Perplexity vs bits per weight", "Perplexity of every configuration",
                 "Perplexity increase with one linear quantized (top 30)", "Measured sensitivity (perplexity increase) by block and module",
-                "Mixed precision vs uniform", "Perplexity vs calibration samples", "Calibration text: mean perplexity per source");
+                "Mixed precision vs uniform", "Perplexity vs calibration samples", "Calibration text: perplexity per source");
         assertEquals(titles.size(), count(html, "class=\"lowbit-figure\""), "one div per chart");
         for (String t : titles) assertTrue(html.contains(t.replace("|", "|")), "report lacks the chart '" + t + "'");
         assertEquals(1, count(html, "id=\"lowbit-plotly-js\""), "plotly.js inlined once");
