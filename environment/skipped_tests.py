@@ -10,4 +10,7 @@ for path in sorted(glob.glob(os.path.join(reports, "TEST-*.xml"))):
         skipped = case.find("skipped")
         if skipped is not None:
             cls = case.get("classname", "?").rsplit(".", 1)[-1]
-            print(f"skipped {cls}.{case.get('name')}: {skipped.get('message') or 'no reason given'}", file=sys.stderr)
+            # Surefire puts JUnit's assumption text in the element's body, not always in a message attribute.
+            reason = skipped.get("message") or (skipped.text or "").strip().split("\n", 1)[0]
+            reason = reason.split("Assumption failed: ", 1)[-1] or "no reason given"
+            print(f"skipped {cls}.{case.get('name')}: {reason}", file=sys.stderr)
