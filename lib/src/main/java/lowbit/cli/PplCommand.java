@@ -2,24 +2,24 @@ package lowbit.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.NullNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.Locale;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import lowbit.checkpoint.Checkpoint;
 import lowbit.checkpoint.Checkpoints;
 import lowbit.checkpoint.quantized.QuantizedCheckpoint;
+import lowbit.eval.EvaluatedModel;
+import lowbit.eval.Evaluator;
+import lowbit.eval.KlDivergence;
 import lowbit.eval.Perplexity;
 import lowbit.eval.PerplexityJournal;
-import lowbit.eval.TextDatasets;
 import lowbit.memory.MemoryEstimate;
 import lowbit.memory.RunMarker;
-import lowbit.model.Transformer;
 import lowbit.progress.Progress;
 import lowbit.quant.QuantizationRecipe;
-import lowbit.quant.RuntimeQuantization;
 import lowbit.results.CodeVersion;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -58,16 +58,29 @@ final class PplCommand implements Callable<Integer>, MemoryEstimated {
     @Option(names = "--json", description = "print one JSON object instead of text")
     boolean json;
 
+    @Option(names = "--kld", description = "also the KL divergence of the quantized model's next-token distributions from its float "
+            + "model's on the same windows (llama.cpp's --kl-divergence statistics), in the same forward pass; needs --quant SPEC "
+            + "or a quantized directory whose manifest names its float model")
+    boolean kld;
+
+    @Option(names = "--kld-cache", defaultValue = "results/kld-cache", paramLabel = "DIR",
+            description = "where the float model's log-probabilities are kept for --kld, once per model and window set (default: ${DEFAULT-VALUE})")
+    Path kldCache;
+
     @Override
     public Integer call() {
         // Before the model loads and quantizes: a journal that cannot be written must not cost the run.
+        if (kld && journal != null) throw new IllegalArgumentException(Evaluator.KLD_WITH_JOURNAL);
         PerplexityJournal journaled = journal == null ? null : PerplexityJournal.open(journal);
         try (RunMarker marker = journal == null ? null
                 : RunMarker.start(Path.of(journal + ".running"), "ppl --journal " + journal, "the windows in " + journal + " are kept")) {
             if (marker != null) marker.previousRunKilled().ifPresent(m -> System.err.println("lowbit: " + m));
-            Run run = run(modelOptions, quantOptions.recipe(null, null), dataset, seqlen, windows, journaled, Progress.terminal(),
-                    spec.commandLine().getErr());
-            System.out.println(json ? run.json().toPrettyString() : run.summary());
+            PrintWriter err = spec.commandLine().getErr();
+            Evaluator.Options options = new Evaluator.Options(Progress.terminal(), journaled,
+                    w -> err.println("lowbit: warning: " + w), kld ? kldCache : null);
+            Evaluator.Report report = run(modelOptions, quantOptions.recipe(null, null), new Evaluator.Request(dataset, seqlen, windows),
+                    options);
+            System.out.println(json ? json(report).toPrettyString() : summary(report));
         }
         return 0;
     }
@@ -79,85 +92,80 @@ final class PplCommand implements Callable<Integer>, MemoryEstimated {
         }
     }
 
-    /** One evaluated perplexity with everything needed to reproduce it. */
-    record Run(Perplexity.Result result, String dataset, TextDatasets.Text text, String model, String modelSha256,
-               String modelType, int threads,
-               int datasetTokens, boolean bos, JsonNode quantization) {
-        ObjectNode json() {
-            ObjectNode o = new ObjectMapper().createObjectNode();
-            o.put("ppl", result.ppl());
-            o.put("protocol", "gptq");
-            o.put("dataset", dataset);
-            o.put("dataset_sha256", text.sha256());
-            o.put("dataset_tokens", datasetTokens);
-            o.put("bos_prepended", bos);
-            o.put("tokens", result.tokens());
-            o.put("predicted_tokens", result.predicted());
-            o.put("nll_sum", result.nllSum());
-            o.put("windows", result.windows());
-            o.put("seqlen", result.seqlen());
-            o.put("context_length", result.contextLength());
-            o.put("beyond_context", result.beyondContext());
-            o.put("seconds", result.seconds());
-            o.put("tokens_per_second", result.tokensPerSecond());
-            o.put("resumed_windows", result.resumedWindows());
-            o.put("model", model);
-            o.put("model_sha256", modelSha256);
-            o.put("model_type", modelType);
-            o.put("threads", threads);
-            o.put("backend", "cpu-java-vector");
-            o.put("java", Runtime.version().toString());
-            o.put("code_version", CodeVersion.current().toString());
-            o.set("quantization", quantization);
-            return o;
-        }
+    /** The report's fields with the run's environment: the --json object (keys in the README). */
+    static ObjectNode json(Evaluator.Report report) {
+        ObjectNode o = new ObjectMapper().valueToTree(report.fields());
+        o.put("backend", "cpu-java-vector");
+        o.put("java", Runtime.version().toString());
+        o.put("code_version", CodeVersion.current().toString());
+        return o;
+    }
 
-        String summary() {
-            return String.format(Locale.ROOT,
-                    "%s perplexity (GPTQ protocol, seqlen %d, %d windows, %d tokens): %.4f%n"
-                            + "model %s (sha256 %s)%n%.1f s, %.1f tokens/s on %d threads",
-                    dataset, result.seqlen(), result.windows(), result.tokens(), result.ppl(), model,
-                    modelSha256.substring(0, 12), result.seconds(), result.tokensPerSecond(), threads)
-                    + (result.beyondContext() ? String.format(Locale.ROOT, "%nwindows longer than the model's declared context of %d tokens",
-                    result.contextLength()) : "")
-                    + (quantization.isNull() ? "" : String.format(Locale.ROOT, "%nquantized: %s, %.3f bits/weight",
-                    quantization.path("spec").asText(quantization.path("method").asText()), quantization.path("bits_per_weight").asDouble()));
+    static String summary(Evaluator.Report report) {
+        Perplexity.Result result = report.perplexity();
+        Map<String, Object> model = report.model();
+        String sha = (String) model.get("model_sha256");
+        StringBuilder s = new StringBuilder(String.format(Locale.ROOT,
+                "%s perplexity (GPTQ protocol, seqlen %d, %d windows, %d tokens): %.4f%n"
+                        + "model %s (sha256 %s)%n%.1f s, %.1f tokens/s on %s threads",
+                report.dataset(), result.seqlen(), result.windows(), result.tokens(), result.ppl(), model.get("model"),
+                sha.substring(0, 12), result.seconds(), result.tokensPerSecond(), model.get("threads")));
+        if (result.beyondContext())
+            s.append(String.format(Locale.ROOT, "%nwindows longer than the model's declared context of %d tokens", result.contextLength()));
+        if (model.get("quantization") instanceof Map<?, ?> q)
+            s.append(String.format(Locale.ROOT, "%nquantized: %s, %.3f bits/weight", q.get("spec") != null ? q.get("spec") : q.get("method"),
+                    ((Number) model.get("bits_per_weight")).doubleValue()));
+        KlDivergence.Stats k = report.kld();
+        if (k != null)
+            s.append(String.format(Locale.ROOT, "%nKL divergence to the float model over %d positions:"
+                            + " mean %.6f +/- %.6f, median %.6f, p90 %.6f, p95 %.6f, p99 %.6f, max %.6f%n"
+                            + "same top p %.3f +/- %.3f %%, RMS dp %.3f +/- %.3f %%, PPL(Q)/PPL(float) %.6f +/- %.6f"
+                            + " (ln ratio %.6f +/- %.6f; float perplexity %.4f)",
+                    k.positions(), k.mean(), k.meanStderr(), k.median(), k.p90(), k.p95(), k.p99(), k.max(), 100 * k.sameTop(),
+                    100 * k.sameTopStderr(), 100 * k.rmsDp(), 100 * k.rmsDpStderr(), k.pplRatio(), k.pplRatioStderr(), k.lnPplRatio(),
+                    k.lnPplRatioStderr(), k.pplFloat()));
+        return s.toString();
+    }
+
+    /**
+     * Perplexity of the model, quantized first by {@code recipe} when it is not null. With KL divergence, the float
+     * reference is made first (from the model before it is quantized, or from the float model a quantized
+     * directory's manifest names), unless it is already in the cache.
+     */
+    static Evaluator.Report run(ModelOptions modelOptions, QuantizationRecipe recipe, Evaluator.Request request, Evaluator.Options options) {
+        Progress progress = options.progress();
+        try (EvaluatedModel model = EvaluatedModel.load(modelOptions.open(), modelOptions.threads())) {
+            Perplexity.checkSeqlen(model.transformer().config(), request.seqlen());
+            if (options.kldCache() != null) {
+                if (recipe == null && !model.quantized())
+                    throw new IllegalArgumentException("--kld compares a quantized model with its float model: give --quant SPEC, or --model a "
+                            + "quantized directory made by ./lowbit quantize (KL divergence of a model against itself is 0)");
+                if (recipe != null) {
+                    Evaluator.ensureReference(model, request, options.kldCache(), progress);
+                } else {
+                    try (EvaluatedModel base = EvaluatedModel.load(baseModel((QuantizedCheckpoint) model.checkpoint()), modelOptions.threads())) {
+                        Evaluator.checkComparable(base, model);
+                        Evaluator.ensureReference(base, request, options.kldCache(), progress);
+                    }
+                }
+            }
+            if (recipe != null) model.quantize(recipe, progress);
+            return Evaluator.perplexity(model, request, options);
         }
     }
 
-    /** Perplexity of the model, quantized first by {@code recipe} when it is not null. */
-    static Run run(ModelOptions modelOptions, QuantizationRecipe recipe, String dataset, int seqlen, int windows,
-                   PerplexityJournal journaled, Progress progress, PrintWriter warnings) {
-        Perplexity.checkSeqlen(seqlen);
-        if (windows < 0) throw new IllegalArgumentException("--windows must be >= 0, got " + windows);
-        TextDatasets.Text text = TextDatasets.load(dataset);
-        try (Checkpoint ckpt = modelOptions.open(); Transformer model = modelOptions.load(ckpt)) {
-            Perplexity.checkSeqlen(ckpt.config(), seqlen);
-            var tok = Checkpoints.tokenizer(ckpt);
-            JsonNode quantization = NullNode.getInstance();
-            String modelKey = ckpt.sha256();
-            if (recipe != null) {
-                QuantizationRecipe.Outcome q = recipe.apply(model, tok, progress);
-                quantization = new ObjectMapper().valueToTree(q.provenance());
-                // The journal must never mix windows of differently quantized models.
-                modelKey += "|" + q.recipe() + "|" + (q.calibration() == null ? "" : q.calibration().windowsSha256());
-            } else if (ckpt instanceof QuantizedCheckpoint qc) {
-                quantization = qc.manifest().path("quantization").deepCopy();
-                RuntimeQuantization.fromJson(quantization.path("runtime")).attach(model);
-            }
-            int[] ids = tok.encodeWithSpecials(text.text());
-            int cap = TextDatasets.protocolWindowCap(dataset);
-            int limit = cap == 0 ? windows : windows == 0 ? cap : Math.min(cap, windows);
-            String key = String.join("|", modelKey, dataset, text.sha256(), Integer.toString(seqlen));
-            int context = ckpt.config().maxPositions();
-            // transformers runs such windows too, with a warning; the result records it as beyond_context
-            if (Perplexity.beyondContext(context, seqlen))
-                warnings.printf(Locale.ROOT, "lowbit: warning: --seqlen %d is longer than the model's declared context of %d tokens;"
-                        + " positions past it are extrapolated (recorded as beyond_context)%n", seqlen, context);
-            Perplexity.Result r = Perplexity.evaluate(model, ids, seqlen, limit, progress, journaled, key);
-            boolean bos = ids.length > 0 && tok.addsBos() && tok.bosId().isPresent() && ids[0] == tok.bosId().getAsInt();
-            return new Run(r, dataset, text, ckpt.source(), ckpt.sha256(), ckpt.config().modelType(), model.threads(),
-                    ids.length, bos, quantization);
+    /** The float checkpoint a quantized directory was made from, as its manifest names it, checked by sha256. */
+    private static Checkpoint baseModel(QuantizedCheckpoint qc) {
+        JsonNode base = qc.manifest().path("base_model");
+        String spec = base.path("spec").asText(""), sha = base.path("sha256").asText("");
+        if (spec.isEmpty())
+            throw new IllegalArgumentException("--kld: " + qc.source() + " does not name the float model it was made from (base_model.spec in lowbit.json)");
+        Checkpoint c = Checkpoints.open(spec, null);
+        if (!c.sha256().equals(sha)) {
+            c.close();
+            throw new IllegalArgumentException("--kld: the float model " + spec + " named by " + qc.source() + " has sha256 " + c.sha256()
+                    + ", not the recorded " + sha + " it was quantized from");
         }
+        return c;
     }
 }

@@ -58,6 +58,21 @@ public final class Perplexity {
      */
     public static Result evaluate(Transformer model, int[] ids, int seqlen, int maxWindows, Progress progress,
                                   PerplexityJournal journal, String journalKey) {
+        return evaluate(model, ids, seqlen, maxWindows, progress, journal, journalKey, (w, window) -> model.nll(window));
+    }
+
+    /** Scores one window: element t is -log p(window[t+1] | window[0..t]). */
+    @FunctionalInterface
+    public interface WindowScorer {
+        double[] nll(int index, int[] window);
+    }
+
+    /**
+     * As above, each window scored by {@code scorer}: the seam through which one forward pass also yields other
+     * per-position measures (KL divergence to the float model) next to the NLL.
+     */
+    public static Result evaluate(Transformer model, int[] ids, int seqlen, int maxWindows, Progress progress,
+                                  PerplexityJournal journal, String journalKey, WindowScorer scorer) {
         checkSeqlen(model.config(), seqlen);
         int windows = windowCount(ids.length, seqlen, maxWindows);
         if (windows == 0)
@@ -76,7 +91,7 @@ public final class Perplexity {
                 } else {
                     int[] window = Arrays.copyOfRange(ids, w * seqlen, (w + 1) * seqlen);
                     windowNll = 0;
-                    for (double v : model.nll(window)) windowNll += v;
+                    for (double v : scorer.nll(w, window)) windowNll += v;
                     if (!Double.isFinite(windowNll))
                         throw new NonFiniteLossException(w, seqlen, windowNll, NonFiniteProbe.locate(model, window));
                     if (journal != null) journal.record(journalKey, w, windowNll);

@@ -345,6 +345,25 @@ public final class Transformer implements AutoCloseable {
         return nll;
     }
 
+    /**
+     * Streams the next-token log-softmax rows of a window without holding [tokens][vocab]: row t (t in [0, T-1))
+     * is log p(. | tokens[0..t]) in float32, the distribution {@link #nll} scores tokens[t+1] with. The consumer is
+     * called from the compute threads, concurrently for different rows, and must not keep the array: it is reused.
+     */
+    public synchronized void nextTokenLogProbs(int[] tokens, java.util.function.ObjIntConsumer<float[]> row) {
+        int T = tokens.length;
+        if (T < 2) throw new IllegalArgumentException("a window needs at least 2 tokens, got " + T);
+        float[] h = finalHidden(hidden(tokens), T);
+        int V = cfg.vocabSize();
+        ThreadLocal<float[]> rows = ThreadLocal.withInitial(() -> new float[V]);
+        forLogitChunks(h, T - 1, (r, logits, off) -> {
+            float[] lp = rows.get();
+            double lse = logSumExp(logits, off, V);
+            for (int j = 0; j < V; j++) lp[j] = (float) (logits[off + j] - lse);
+            row.accept(lp, r);
+        });
+    }
+
     private interface LogitRow {
         void accept(int row, float[] logits, int offset);
     }

@@ -6,12 +6,13 @@ import lowbit.calibration.CalibrationSampler;
 import lowbit.calibration.CalibrationSet;
 import lowbit.checkpoint.Checkpoint;
 import lowbit.checkpoint.Checkpoints;
+import lowbit.eval.EvaluatedModel;
+import lowbit.eval.Evaluator;
 import lowbit.eval.Perplexity;
 import lowbit.eval.TextDatasets;
 import lowbit.io.DataDir;
 import lowbit.model.Transformer;
 import lowbit.quant.QuantizationRecipe;
-import lowbit.studies.Experiments;
 import lowbit.tokenizer.Tokenizer;
 
 /**
@@ -24,6 +25,7 @@ public final class Model implements AutoCloseable {
     private final Checkpoint checkpoint;
     private final Transformer transformer;
     private final Tokenizer tokenizer;
+    private QuantizationRecipe.Outcome outcome;
 
     private Model(String name, Checkpoint checkpoint, Transformer transformer, Tokenizer tokenizer) {
         this.name = name;
@@ -92,17 +94,36 @@ public final class Model implements AutoCloseable {
 
     /** A dataset of {@link TextDatasets} ("wikitext2", "c4-train-slice") tokenized as the perplexity protocol does, once per model and text in this JVM. */
     public int[] tokens(String dataset) {
-        return Experiments.tokens(checkpoint, tokenizer, TextDatasets.load(dataset));
+        return Evaluator.tokens(checkpoint, tokenizer, TextDatasets.load(dataset));
     }
 
-    /** Perplexity on the first {@code windows} non-overlapping windows of {@code seqlen} tokens (0: all). */
+    /**
+     * Perplexity on the first {@code windows} non-overlapping windows of {@code seqlen} tokens (0: all), capped as
+     * the protocol caps the dataset (c4-train-slice: 256 windows), as {@code ./lowbit ppl} and studies measure it.
+     */
     public Perplexity.Result perplexity(String dataset, int seqlen, int windows) {
-        return Perplexity.evaluate(transformer, tokens(dataset), seqlen, windows, Lab.progress());
+        return evaluate(dataset, seqlen, windows, null).perplexity();
+    }
+
+    /**
+     * The whole evaluation: perplexity, with KL divergence to the float model when {@code kldCache} is a directory.
+     * Evaluate the float model first (that writes its log-probabilities there), then quantize and evaluate again.
+     */
+    public Evaluator.Report evaluate(String dataset, int seqlen, int windows, Path kldCache) {
+        Evaluator.Options options = Evaluator.Options.of(Lab.progress()).withKld(kldCache);
+        return Evaluator.perplexity(evaluated(), new Evaluator.Request(dataset, seqlen, windows), options);
+    }
+
+    /** This model as the evaluation runner sees it (a view: closing it closes nothing). */
+    public EvaluatedModel evaluated() {
+        return EvaluatedModel.of(checkpoint, transformer, tokenizer, outcome);
     }
 
     /** Quantizes this model in place with {@code recipe} and attaches its runtime hooks. */
     public QuantizationRecipe.Outcome quantize(QuantizationRecipe recipe) {
-        return recipe.apply(transformer, tokenizer, Lab.progress());
+        if (outcome != null) throw new IllegalStateException(name + " is already quantized; load it again to quantize it another way");
+        outcome = recipe.apply(transformer, tokenizer, Lab.progress());
+        return outcome;
     }
 
     /** Calibration windows drawn as GPTQ draws them (documents mode) from "c4" or a text file. */

@@ -1,27 +1,36 @@
 package lowbit.studies;
 
+import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.Map;
-import lowbit.checkpoint.Checkpoint;
 import lowbit.checkpoint.Checkpoints;
-import lowbit.eval.Perplexity;
-import lowbit.eval.TextDatasets;
-import lowbit.model.Transformer;
+import lowbit.eval.EvaluatedModel;
+import lowbit.eval.Evaluator;
 import lowbit.progress.Progress;
 import lowbit.quant.QuantizationRecipe;
 import lowbit.results.Row;
-import lowbit.tokenizer.Tokenizer;
 
 /**
- * One experiment: a fresh copy of the model, quantized by a recipe, evaluated by perplexity; the result row
+ * One experiment: a fresh copy of the model, quantized by a recipe, evaluated by {@link Evaluator}; the result row
  * carries the parameters it was asked for, the metrics and the provenance (quantization with its calibration
  * draw, model and data sha256, code version, backend, threads, time).
  */
 public final class Experiments {
     private Experiments() {}
 
-    /** Where and how perplexity is measured. */
-    public record Evaluation(String model, String dataset, int seqlen, int windows) {
+    /**
+     * Where and how perplexity is measured; with {@code kldCache}, also the KL divergence to the float model, whose
+     * log-probabilities are kept there (not a parameter: it changes what a row carries, not what it measures).
+     */
+    public record Evaluation(String model, String dataset, int seqlen, int windows, Path kldCache) {
+        public Evaluation(String model, String dataset, int seqlen, int windows) {
+            this(model, dataset, seqlen, windows, null);
+        }
+
+        public Evaluation withKld(Path cache) {
+            return new Evaluation(model, dataset, seqlen, windows, cache);
+        }
+
         public Map<String, Object> parameters() {
             Map<String, Object> m = new LinkedHashMap<>();
             m.put("model", model);
@@ -30,36 +39,25 @@ public final class Experiments {
             m.put("eval_windows", windows);
             return m;
         }
+
+        Evaluator.Request request() {
+            return new Evaluator.Request(dataset, seqlen, windows);
+        }
     }
 
-    /** The evaluation text tokenized once per (tokenizer, dataset): tokenizing WikiText-2 costs seconds. */
-    private static final Map<String, int[]> TOKENS = new java.util.concurrent.ConcurrentHashMap<>();
-
-    /** The dataset's tokens under the checkpoint's tokenizer (cached by tokenizer source and dataset hash). */
-    public static int[] tokens(Checkpoint ckpt, Tokenizer tok, TextDatasets.Text text) {
-        return TOKENS.computeIfAbsent(ckpt.sha256() + "|" + text.sha256(), k -> tok.encodeWithSpecials(text.text()));
-    }
-
-    /** Runs the experiment whose identity is {@code params} (its key is {@link Row#key} of them). */
+    /**
+     * Runs the experiment whose identity is {@code params} (its key is {@link Row#key} of them). With KL divergence,
+     * the float model's run writes the reference and a quantized run makes it first from the model it loads, before
+     * quantizing, when the cache does not hold it yet.
+     */
     public static Row run(Map<String, Object> params, Evaluation eval, QuantizationRecipe recipe, int threads) {
-        String key = Row.key(params);
         long t0 = System.nanoTime();
-        try (Checkpoint ckpt = Checkpoints.open(eval.model(), null); Transformer model = Checkpoints.load(ckpt, threads)) {
-            Tokenizer tok = Checkpoints.tokenizer(ckpt);
-            QuantizationRecipe.Outcome outcome = recipe == null ? null : recipe.apply(model, tok, Progress.NONE);
-            TextDatasets.Text text = TextDatasets.load(eval.dataset());
-            Perplexity.Result r = Perplexity.evaluate(model, tokens(ckpt, tok, text), eval.seqlen(), eval.windows(), Progress.NONE);
-            return Row.of(key).withAll(params)
-                    .with("ppl", r.ppl())
-                    .with("nll_sum", r.nllSum())
-                    .with("tokens", r.tokens())
-                    .with("bits_per_weight", outcome == null || outcome.model() == null ? 32.0 : outcome.model().bitsPerWeight())
-                    .with("quantization", outcome == null ? null : outcome.provenance())
-                    .with("model_sha256", ckpt.sha256())
-                    .with("dataset_sha256", text.sha256())
-                    .with("threads", threads)
-                    .with("seconds", (System.nanoTime() - t0) / 1e9)
-                    .withProvenance();
+        try (EvaluatedModel model = EvaluatedModel.load(Checkpoints.open(eval.model(), null), threads)) {
+            if (recipe != null && eval.kldCache() != null) Evaluator.ensureReference(model, eval.request(), eval.kldCache(), Progress.NONE);
+            if (recipe != null) model.quantize(recipe, Progress.NONE);
+            Evaluator.Options options = Evaluator.Options.of(Progress.NONE).withKld(eval.kldCache());
+            return Evaluator.perplexity(model, eval.request(), options).row(params)
+                    .with("seconds", (System.nanoTime() - t0) / 1e9);
         }
     }
 }

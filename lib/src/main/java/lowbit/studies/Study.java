@@ -9,8 +9,8 @@ import java.util.Map;
 import lowbit.calibration.CalibrationSampler;
 import lowbit.checkpoint.Checkpoint;
 import lowbit.checkpoint.Checkpoints;
-import lowbit.eval.Perplexity;
-import lowbit.eval.TextDatasets;
+import lowbit.eval.EvaluatedModel;
+import lowbit.eval.Evaluator;
 import lowbit.model.Linear;
 import lowbit.model.Transformer;
 import lowbit.progress.Progress;
@@ -54,6 +54,9 @@ public final class Study {
                          Table ablation, Table diversity, int experimentsRun, double seconds) {}
 
     /** Runs (or resumes) the study into {@code dir}: the store is dir/store.jsonl, bits maps under dir/bits-maps. */
+    /** The float model's log-probabilities for KL divergence, under the study's directory. */
+    public static final String KLD_CACHE = "kld-cache";
+
     public static Result run(StudyPlan plan, Path dir, int threads, Progress progress) {
         long t0 = System.nanoTime();
         ResultStore store = ResultStore.open(dir.resolve("store.jsonl"));
@@ -93,7 +96,9 @@ public final class Study {
             sensitivity = measuredSensitivity(plan, store, sha, model, ckpt, threads, progress);
         }
 
-        Table methods = methods(plan, eval, store, threads, progress);
+        // KL divergence to the float model beside every perplexity of methods x bits: the float row writes the
+        // reference once (kept beside the store), each configuration compares with it in its one forward pass.
+        Table methods = methods(plan, eval.withKld(dir.resolve(KLD_CACHE)), store, threads, progress);
         Table correlations = correlations(sensitivity, proxies, plan.sensitivity().weightBits());
         Table mixed = mixedPrecision(plan, eval, store, dir, sha, shapes, proxies, sensitivity, threads, progress);
         List<CalibrationAblation.Cell> cells = CalibrationAblation.grid(plan.ablationSpecs(), List.of("c4"), plan.ablationSamples(),
@@ -168,7 +173,7 @@ public final class Study {
         Table t = Table.create("methods x bits", StringColumn.create("spec"), StringColumn.create("method"),
                 IntColumn.create("weight_bits"), StringColumn.create("activations"), StringColumn.create("kv_cache"),
                 DoubleColumn.create("bits_per_weight"), DoubleColumn.create("ppl"), DoubleColumn.create("ppl_vs_fp"),
-                DoubleColumn.create("seconds"));
+                DoubleColumn.create("kld_mean"), DoubleColumn.create("same_top_p"), DoubleColumn.create("seconds"));
         double fp = ((Number) rows.get(0).get("ppl")).doubleValue();
         for (int i = 0; i < rows.size(); i++) {
             Row r = rows.get(i);
@@ -183,6 +188,9 @@ public final class Study {
             double ppl = ((Number) r.get("ppl")).doubleValue();
             t.doubleColumn("ppl").append(ppl);
             t.doubleColumn("ppl_vs_fp").append(ppl / fp);
+            // rows stored before KL divergence was measured, and the float model itself, have none
+            t.doubleColumn("kld_mean").append(r.at("kld.mean") instanceof Number k ? k.doubleValue() : Double.NaN);
+            t.doubleColumn("same_top_p").append(r.at("kld.same_top_p") instanceof Number k ? k.doubleValue() : Double.NaN);
             t.doubleColumn("seconds").append(((Number) r.get("seconds")).doubleValue());
         }
         return t;
@@ -204,19 +212,19 @@ public final class Study {
         base.put("spec", plan.sensitivitySpec());
         Table t = Table.create("sensitivity (measured, " + plan.sensitivitySpec() + ")", IntColumn.create("layer"), StringColumn.create("module"),
                 StringColumn.create("name"), IntColumn.create("bits"), DoubleColumn.create("ppl"), DoubleColumn.create("ppl_increase"));
-        TextDatasets.Text text = TextDatasets.load(plan.dataset());
-        int[] ids = Experiments.tokens(ckpt, Checkpoints.tokenizer(ckpt), text);
+        // a view of the shared model: its provenance is the float checkpoint's, the linear quantized is in the parameters
+        EvaluatedModel view = EvaluatedModel.of(ckpt, model, Checkpoints.tokenizer(ckpt), null);
         List<Linear> linears = new ArrayList<>();
         for (int l = 0; l < model.config().numLayers(); l++) linears.addAll(model.blockLinears(l));
         Map<String, Object> fpParams = new LinkedHashMap<>(base);
         fpParams.put("linear", "none");
-        Row fp = store.computeIfAbsent(Row.key(fpParams), () -> sensitivityRow(fpParams, model, ids, plan, ckpt, text, threads, null, cfg));
+        Row fp = store.computeIfAbsent(Row.key(fpParams), () -> sensitivityRow(fpParams, view, plan, threads, null, cfg));
         double fpPpl = ((Number) fp.get("ppl")).doubleValue();
         try (Progress.Task task = progress.start("sensitivity", linears.size(), "linear")) {
             for (Linear lin : linears) {
                 Map<String, Object> p = new LinkedHashMap<>(base);
                 p.put("linear", lin.name());
-                Row r = store.computeIfAbsent(Row.key(p), () -> sensitivityRow(p, model, ids, plan, ckpt, text, threads, lin, cfg));
+                Row r = store.computeIfAbsent(Row.key(p), () -> sensitivityRow(p, view, plan, threads, lin, cfg));
                 double ppl = ((Number) r.get("ppl")).doubleValue();
                 t.intColumn("layer").append(lin.layer());
                 t.stringColumn("module").append(lin.module());
@@ -230,24 +238,19 @@ public final class Study {
         return t;
     }
 
-    private static Row sensitivityRow(Map<String, Object> params, Transformer model, int[] ids, StudyPlan plan, Checkpoint ckpt,
-                                      TextDatasets.Text text, int threads, Linear lin, QuantConfig cfg) {
+    private static Row sensitivityRow(Map<String, Object> params, EvaluatedModel view, StudyPlan plan, int threads, Linear lin,
+                                      QuantConfig cfg) {
         long t0 = System.nanoTime();
         float[] w = lin == null ? null : lin.weight();
-        double ppl;
+        Evaluator.Report report;
         try {
             if (lin != null) lin.setWeight(Rtn.quantize(lin.name(), w, lin.outFeatures(), lin.inFeatures(), cfg).dequantize());
-            ppl = Perplexity.evaluate(model, ids, plan.sensitivitySeqlen(), plan.sensitivityWindows(), Progress.NONE).ppl();
+            report = Evaluator.perplexity(view, new Evaluator.Request(plan.dataset(), plan.sensitivitySeqlen(), plan.sensitivityWindows()),
+                    Evaluator.Options.of(Progress.NONE));
         } finally {
             if (lin != null) lin.setWeight(w);
         }
-        return Row.of(Row.key(params)).withAll(params)
-                .with("ppl", ppl)
-                .with("grid", cfg.describe())
-                .with("dataset_sha256", text.sha256())
-                .with("threads", threads)
-                .with("seconds", (System.nanoTime() - t0) / 1e9)
-                .withProvenance();
+        return report.row(params).with("grid", cfg.describe()).with("threads", threads).with("seconds", (System.nanoTime() - t0) / 1e9);
     }
 
     /** Spearman correlation of the measured increase with each proxy at the sensitivity width. */

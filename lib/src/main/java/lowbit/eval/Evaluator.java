@@ -1,0 +1,267 @@
+package lowbit.eval;
+
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Consumer;
+import lowbit.checkpoint.Checkpoint;
+import lowbit.checkpoint.quantized.QuantizedCheckpoint;
+import lowbit.progress.Progress;
+import lowbit.results.Row;
+import lowbit.tokenizer.Tokenizer;
+
+/**
+ * The one evaluation runner: the CLI ({@code ppl}), studies and notebooks all measure an {@link EvaluatedModel}
+ * through it, so the protocol is the same everywhere: the text tokenized once (cached per tokenizer and text in
+ * this JVM), the protocol's window cap applied ({@link TextDatasets#protocolWindowCap}: c4-train-slice scores at
+ * most 256 windows), the beyond-context warning, journal and resume, and a result whose {@link Report#fields()}
+ * are the store row's fields with the model's provenance.
+ *
+ * <p>With a KL-divergence cache directory ({@link Options#kldCache}), a float model's run also writes its
+ * next-token log-probabilities there ({@link FloatReference}, once per model and window set), and a quantized
+ * model's run compares with them in the same forward pass that gives its perplexity ({@link KlDivergence}).
+ */
+public final class Evaluator {
+    private Evaluator() {}
+
+    public static final String KLD_WITH_JOURNAL = "--kld cannot be combined with --journal: per-position KL values are not journaled,"
+            + " so a resumed run could not report them";
+
+    /** Perplexity on {@code dataset} ({@link TextDatasets#NAMES}), windows of {@code seqlen}, the first {@code windows} (0: all). */
+    public record Request(String dataset, int seqlen, int windows) {
+        public Request {
+            if (!TextDatasets.NAMES.contains(dataset))
+                throw new IllegalArgumentException("unknown dataset '" + dataset + "' (known: " + TextDatasets.NAMES + ")");
+            Perplexity.checkSeqlen(seqlen);
+            if (windows < 0) throw new IllegalArgumentException("--windows must be >= 0, got " + windows);
+        }
+
+        /** The windows asked for, capped by the protocol (0: all windows, when the protocol has no cap). */
+        public int cappedWindows() {
+            int cap = TextDatasets.protocolWindowCap(dataset);
+            return cap == 0 ? windows : windows == 0 ? cap : Math.min(cap, windows);
+        }
+    }
+
+    /**
+     * @param progress progress of the windows
+     * @param journal  where finished windows are appended and resumed from, or null
+     * @param warnings where warnings go (one line each, without the "lowbit: warning: " prefix)
+     * @param kldCache the float references' directory, or null for no KL divergence
+     */
+    public record Options(Progress progress, PerplexityJournal journal, Consumer<String> warnings, Path kldCache) {
+        public Options {
+            if (journal != null && kldCache != null) throw new IllegalArgumentException(KLD_WITH_JOURNAL);
+        }
+
+        public static Options of(Progress progress) {
+            return new Options(progress, null, w -> {}, null);
+        }
+
+        public Options withKld(Path cache) {
+            return new Options(progress, journal, warnings, cache);
+        }
+
+        public Options withWarnings(Consumer<String> sink) {
+            return new Options(progress, journal, sink, kldCache);
+        }
+
+        public Options withJournal(PerplexityJournal j) {
+            return new Options(progress, j, warnings, kldCache);
+        }
+    }
+
+    /**
+     * One evaluated perplexity with what is needed to reproduce it.
+     *
+     * @param windowCap the protocol's cap on windows (0: none)
+     * @param kld       the comparison with the float model, or null (a float model, or no KL divergence asked)
+     * @param reference the float reference written or read, or null
+     */
+    public record Report(Perplexity.Result perplexity, String dataset, String datasetSha256, String protocol, int datasetTokens,
+                         boolean bos, int windowCap, KlDivergence.Stats kld, Path reference, Map<String, Object> model) {
+
+        public double ppl() {
+            return perplexity.ppl();
+        }
+
+        /** Every field of a result row: the metrics, the data and window set, and the model's provenance. */
+        public Map<String, Object> fields() {
+            Perplexity.Result r = perplexity;
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("ppl", r.ppl());
+            m.put("protocol", "gptq");
+            m.put("dataset", dataset);
+            m.put("dataset_sha256", datasetSha256);
+            m.put("dataset_tokens", datasetTokens);
+            m.put("bos_prepended", bos);
+            m.put("tokens", r.tokens());
+            m.put("predicted_tokens", r.predicted());
+            m.put("nll_sum", r.nllSum());
+            m.put("windows", r.windows());
+            m.put("seqlen", r.seqlen());
+            m.put("window_cap", windowCap);
+            m.put("context_length", r.contextLength());
+            m.put("beyond_context", r.beyondContext());
+            m.put("seconds", r.seconds());
+            m.put("tokens_per_second", r.tokensPerSecond());
+            m.put("resumed_windows", r.resumedWindows());
+            m.putAll(model);
+            if (kld != null) m.put("kld", kld.fields());
+            return m;
+        }
+
+        /**
+         * The store row of experiment {@code params}: its key, the parameters, {@link #fields()} (where a parameter
+         * has the same name, the parameter) and the standard provenance.
+         */
+        public Row row(Map<String, ?> params) {
+            Row row = Row.of(Row.key(params)).withAll(params);
+            // the parameters asked for ("model": "default") stay as asked; the resolved source is in model_sha256
+            for (Map.Entry<String, Object> e : fields().entrySet())
+                if (!params.containsKey(e.getKey())) row = row.with(e.getKey(), e.getValue());
+            return row.withProvenance();
+        }
+    }
+
+    private static final Map<String, int[]> TOKENS = new ConcurrentHashMap<>();
+
+    /** The text's tokens under the checkpoint's tokenizer, tokenized once per (checkpoint, text) in this JVM: WikiText-2 costs seconds. */
+    public static int[] tokens(Checkpoint ckpt, Tokenizer tok, TextDatasets.Text text) {
+        return TOKENS.computeIfAbsent(ckpt.sha256() + "|" + text.sha256(), k -> tok.encodeWithSpecials(text.text()));
+    }
+
+    /** The sha256 of the float checkpoint a model's weights come from: a quantized directory's base model, else its own. */
+    public static String floatSha256(EvaluatedModel model) {
+        if (model.checkpoint() instanceof QuantizedCheckpoint qc) return qc.manifest().path("base_model").path("sha256").asText();
+        return model.checkpoint().sha256();
+    }
+
+    /**
+     * Refuses a KL divergence that means nothing: {@code other} against itself (a float model) and two models whose
+     * vocabularies differ (their distributions are over different tokens).
+     */
+    public static void checkComparable(EvaluatedModel floatModel, EvaluatedModel other) {
+        if (!other.quantized() || other.key().equals(floatModel.key()))
+            throw new IllegalArgumentException("KL divergence of " + other.checkpoint().source()
+                    + " against itself is 0 by definition: --kld compares a quantized model (--quant SPEC, or a quantized directory) with its float model");
+        int a = floatModel.transformer().config().vocabSize(), b = other.transformer().config().vocabSize();
+        if (a != b)
+            throw new IllegalArgumentException("KL divergence needs one vocabulary: the float model " + floatModel.checkpoint().source()
+                    + " has " + a + " tokens, " + other.checkpoint().source() + " has " + b);
+    }
+
+    /** Perplexity of {@code model} as {@code request} asks, with KL divergence to its float model when {@code options} has a cache. */
+    public static Report perplexity(EvaluatedModel model, Request request, Options options) {
+        TextDatasets.Text text = TextDatasets.load(request.dataset());
+        var cfg = model.transformer().config();
+        Perplexity.checkSeqlen(cfg, request.seqlen());
+        Tokenizer tok = model.tokenizer();
+        int[] ids = tokens(model.checkpoint(), tok, text);
+        int seqlen = request.seqlen();
+        int context = cfg.maxPositions();
+        // transformers runs such windows too, with a warning; the result records it as beyond_context
+        if (Perplexity.beyondContext(context, seqlen))
+            options.warnings().accept(String.format(Locale.ROOT, "--seqlen %d is longer than the model's declared context of %d tokens;"
+                    + " positions past it are extrapolated (recorded as beyond_context)", seqlen, context));
+        String journalKey = String.join("|", model.key(), request.dataset(), text.sha256(), Integer.toString(seqlen));
+        int limit = request.cappedWindows();
+        int windows = Perplexity.windowCount(ids.length, seqlen, limit);
+        Perplexity.Result r;
+        KlDivergence.Stats stats = null;
+        Path referenceFile = null;
+        if (options.kldCache() == null || windows == 0) {
+            r = Perplexity.evaluate(model.transformer(), ids, seqlen, limit, options.progress(), options.journal(), journalKey);
+        } else {
+            FloatReference.Key key = FloatReference.Key.of(floatSha256(model), cfg.vocabSize(), ids, seqlen, windows);
+            referenceFile = FloatReference.file(options.kldCache(), key);
+            if (!model.quantized()) {
+                if (FloatReference.exists(options.kldCache(), key)) {
+                    try (FloatReference ignored = FloatReference.open(options.kldCache(), key)) {
+                        // opened only to check it: a stale or foreign file is an error now, not after the quantized runs
+                    }
+                    r = Perplexity.evaluate(model.transformer(), ids, seqlen, limit, options.progress(), null, journalKey);
+                } else {
+                    r = writeReference(model, ids, seqlen, limit, options, journalKey, key);
+                }
+            } else {
+                if (!FloatReference.exists(options.kldCache(), key))
+                    throw new IllegalArgumentException("no float reference for the KL divergence of " + model.checkpoint().source()
+                            + " in " + options.kldCache() + ": evaluate its float model (sha256 " + key.modelSha256() + ") on the same "
+                            + windows + " windows first");
+                Compared c = compare(model, ids, seqlen, limit, options, journalKey, key);
+                r = c.result;
+                stats = c.stats;
+            }
+        }
+        boolean bos = ids.length > 0 && tok.addsBos() && tok.bosId().isPresent() && ids[0] == tok.bosId().getAsInt();
+        return new Report(r, request.dataset(), text.sha256(), text.protocol(), ids.length, bos,
+                TextDatasets.protocolWindowCap(request.dataset()), stats, referenceFile, model.provenance());
+    }
+
+    /**
+     * Makes sure {@code floatModel}'s reference for {@code request} is in {@code cache}, computing it (one forward pass
+     * over the windows) when it is not; returns the float model's report when it ran, else null.
+     */
+    public static Report ensureReference(EvaluatedModel floatModel, Request request, Path cache, Progress progress) {
+        if (floatModel.quantized())
+            throw new IllegalArgumentException(floatModel.checkpoint().source() + " is quantized: the float reference must come from a float model");
+        TextDatasets.Text text = TextDatasets.load(request.dataset());
+        int[] ids = tokens(floatModel.checkpoint(), floatModel.tokenizer(), text);
+        int windows = Perplexity.windowCount(ids.length, request.seqlen(), request.cappedWindows());
+        if (windows > 0) {
+            var key = FloatReference.Key.of(floatModel.checkpoint().sha256(), floatModel.transformer().config().vocabSize(), ids,
+                    request.seqlen(), windows);
+            if (FloatReference.exists(cache, key)) return null;
+        }
+        return perplexity(floatModel, request, new Options(progress, null, w -> {}, cache));
+    }
+
+    private static Perplexity.Result writeReference(EvaluatedModel model, int[] ids, int seqlen, int limit, Options options,
+                                                    String journalKey, FloatReference.Key key) {
+        try (FloatReference.Writer writer = FloatReference.create(options.kldCache(), key)) {
+            Perplexity.Result r = Perplexity.evaluate(model.transformer(), ids, seqlen, limit, options.progress(), null, journalKey,
+                    (w, window) -> {
+                        double[] nll = new double[window.length - 1];
+                        model.transformer().nextTokenLogProbs(window, (lp, t) -> {
+                            nll[t] = -lp[window[t + 1]];
+                            writer.row(w, t, lp);
+                        });
+                        return nll;
+                    });
+            writer.commit();
+            return r;
+        }
+    }
+
+    private record Compared(Perplexity.Result result, KlDivergence.Stats stats) {}
+
+    private static Compared compare(EvaluatedModel model, int[] ids, int seqlen, int limit, Options options, String journalKey,
+                                    FloatReference.Key key) {
+        int positions = key.windows() * (seqlen - 1), vocab = key.vocab();
+        double[] kld = new double[positions], nllQ = new double[positions], nllF = new double[positions];
+        boolean[] same = new boolean[positions];
+        ThreadLocal<float[][]> scratch = ThreadLocal.withInitial(() -> new float[][] {new float[vocab], new float[vocab]});
+        Perplexity.Result r;
+        try (FloatReference ref = FloatReference.open(options.kldCache(), key)) {
+            r = Perplexity.evaluate(model.transformer(), ids, seqlen, limit, options.progress(), null, journalKey, (w, window) -> {
+                double[] nll = new double[window.length - 1];
+                model.transformer().nextTokenLogProbs(window, (lp, t) -> {
+                    float[][] s = scratch.get();
+                    ref.row(w, t, s[0]);
+                    int i = w * (seqlen - 1) + t, target = window[t + 1];
+                    KlDivergence.Position p = KlDivergence.compare(s[0], lp, vocab, s[1]);
+                    nll[t] = -lp[target];
+                    nllQ[i] = nll[t];
+                    nllF[i] = -s[0][target];
+                    kld[i] = p.kld();
+                    same[i] = p.sameTop();
+                });
+                return nll;
+            });
+        }
+        return new Compared(r, KlDivergence.of(kld, nllQ, nllF, same));
+    }
+}
