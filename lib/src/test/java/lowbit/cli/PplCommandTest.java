@@ -141,4 +141,63 @@ class PplCommandTest {
         CliRun dir = run("ppl", "--model", "/nonexistent/model.gguf", "--journal", tmp.toString());
         assertEquals("lowbit: --journal " + tmp + ": cannot open it: not a regular file\n", dir.err());
     }
+
+    @Test
+    void kldReportsLlamaCppStatisticsBesideThePerplexityOfTheSamePass(@TempDir Path tmp) throws Exception {
+        Path bin = stories260K();
+        String cache = tmp.resolve("cache").toString();
+        CliRun fp = run("ppl", "--model", bin.toString(), "--seqlen", "64", "--windows", "3", "--json");
+        assertEquals(0, fp.exit(), fp.err());
+        CliRun q = run("ppl", "--model", bin.toString(), "--quant", "rtn:w3", "--seqlen", "64", "--windows", "3", "--kld",
+                "--kld-cache", cache, "--json");
+        assertEquals(0, q.exit(), q.err());
+        JsonNode fj = new ObjectMapper().readTree(fp.out()), qj = new ObjectMapper().readTree(q.out());
+        JsonNode k = qj.get("kld");
+        for (String key : List.of("positions", "mean", "mean_stderr", "median", "p90", "p95", "p99", "max", "same_top_p",
+                "same_top_p_stderr", "rms_dp", "rms_dp_stderr", "ln_ppl_ratio", "ln_ppl_ratio_stderr", "ppl_ratio", "ppl_ratio_stderr",
+                "ppl_float"))
+            assertTrue(k.has(key), key + " in " + k);
+        assertEquals(3 * 63, k.get("positions").asInt());
+        assertTrue(k.get("mean").asDouble() > 0, k.toString());
+        assertEquals(fj.get("ppl").asDouble(), k.get("ppl_float").asDouble(), 1e-4 * fj.get("ppl").asDouble(),
+                "the cached reference is the float model's own run");
+        assertEquals(qj.get("ppl").asDouble() / fj.get("ppl").asDouble(), k.get("ppl_ratio").asDouble(), 1e-4);
+        try (var files = Files.list(tmp.resolve("cache"))) {
+            assertEquals(1, files.count(), "one reference file, nothing partial left");
+        }
+        CliRun text = run("ppl", "--model", bin.toString(), "--quant", "rtn:w3", "--seqlen", "64", "--windows", "3", "--kld",
+                "--kld-cache", cache);
+        assertEquals(0, text.exit(), text.err());
+        assertTrue(text.out().contains("KL divergence to the float model over 189 positions") && text.out().contains("same top p"), text.out());
+    }
+
+    @Test
+    void kldOfAQuantizedDirectoryComparesWithTheFloatModelItsManifestNames(@TempDir Path tmp) throws Exception {
+        Path bin = stories260K();
+        Path dir = tmp.resolve("q");
+        CliRun made = run("quantize", "--model", bin.toString(), "--quant", "rtn:w4", "--out", dir.toString());
+        assertEquals(0, made.exit(), made.err());
+        String cache = tmp.resolve("cache").toString();
+        CliRun fromDir = run("ppl", "--model", dir.toString(), "--seqlen", "64", "--windows", "2", "--kld", "--kld-cache", cache, "--json");
+        assertEquals(0, fromDir.exit(), fromDir.err());
+        CliRun inMemory = run("ppl", "--model", bin.toString(), "--quant", "rtn:w4", "--seqlen", "64", "--windows", "2", "--kld",
+                "--kld-cache", cache, "--json");
+        assertEquals(0, inMemory.exit(), inMemory.err());
+        JsonNode a = new ObjectMapper().readTree(fromDir.out()).get("kld"), b = new ObjectMapper().readTree(inMemory.out()).get("kld");
+        // the stored model dequantizes exactly to the weights evaluated in memory (fp16 scales rounded first)
+        assertEquals(b.get("mean").asDouble(), a.get("mean").asDouble(), 1e-6 * b.get("mean").asDouble());
+    }
+
+    @Test
+    void kldWithoutAQuantizedModelOrWithAJournalIsOneClearLine(@TempDir Path tmp) {
+        Path bin = stories260K();
+        CliRun self = run("ppl", "--model", bin.toString(), "--seqlen", "64", "--windows", "1", "--kld", "--kld-cache", tmp.toString());
+        assertEquals(2, self.exit());
+        assertTrue(self.err().contains("--kld compares a quantized model") && self.err().strip().lines().count() == 1, self.err());
+        CliRun journaled = run("ppl", "--model", bin.toString(), "--quant", "rtn:w4", "--seqlen", "64", "--windows", "1", "--kld",
+                "--kld-cache", tmp.toString(), "--journal", tmp.resolve("j").toString());
+        assertEquals(2, journaled.exit());
+        assertTrue(journaled.err().contains("--journal"), journaled.err());
+        assertFalse(Files.exists(tmp.resolve("j")), "refused before the journal is created");
+    }
 }
