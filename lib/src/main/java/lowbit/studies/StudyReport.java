@@ -53,6 +53,31 @@ public final class StudyReport {
      * with the float model as a dashed line.
      */
     public static Figure methodsChart(Table methods, String dataset) {
+        Figure f = Charts.lines(weightOnly(methods).sortAscendingOn("bits_per_weight"), "bits_per_weight", "ppl", "series",
+                "Perplexity vs bits per weight, weight-only quantization", true);
+        return withFloat(f, methods).withAxisTitles(BPW_TITLE, "Perplexity on " + dataset + " (log scale)");
+    }
+
+    /**
+     * Mean KL divergence to the float model against bits per weight, the same lines as {@link #methodsChart}; rows
+     * without a KL divergence (stored before it was measured) are left out. It separates configurations whose
+     * perplexities are within noise of each other (W8 and the float model, KV8 and KV-float).
+     */
+    public static Figure kldChart(Table methods, String dataset) {
+        Table t = weightOnly(methods);
+        t = t.where(t.doubleColumn("kld_mean").isNotMissing());
+        return Charts.lines(t.sortAscendingOn("bits_per_weight"), "bits_per_weight", "kld_mean", "series",
+                        "KL divergence to the float model vs bits per weight, weight-only quantization", true)
+                .withAxisTitles(BPW_TITLE, "Mean KL(float || quantized) per token on " + dataset + " (nats, log scale)");
+    }
+
+    /** Whether any configuration carries a KL divergence. */
+    static boolean hasKld(Table methods) {
+        return methods.doubleColumn("kld_mean").isNotMissing().size() > 0;
+    }
+
+    /** The weight-only quantized rows, with a series per method and grouping (per-channel and g128 are different grids). */
+    private static Table weightOnly(Table methods) {
         Table t = methods.where(methods.stringColumn("activations").isEqualTo("fp").and(methods.stringColumn("kv_cache").isEqualTo("fp"))
                 .and(methods.stringColumn("method").isNotEqualTo("fp")));
         StringColumn series = StringColumn.create("series");
@@ -60,10 +85,7 @@ public final class StudyReport {
             QuantSpec q = QuantSpec.parse(t.stringColumn("spec").get(i));
             series.append(q.method() + (q.groupSize() == QuantConfig.PER_CHANNEL ? " per-channel" : " g" + q.groupSize()));
         }
-        t.addColumns(series);
-        Figure f = Charts.lines(t.sortAscendingOn("bits_per_weight"), "bits_per_weight", "ppl", "series",
-                "Perplexity vs bits per weight, weight-only quantization", true);
-        return withFloat(f, methods).withAxisTitles(BPW_TITLE, "Perplexity on " + dataset + " (log scale)");
+        return t.addColumns(series);
     }
 
     /** Every configuration's perplexity as a bar, float model included; a log axis when one bar would flatten the rest. */
@@ -152,6 +174,7 @@ public final class StudyReport {
             if (m.stringColumn("spec").contains(spec))
                 out.add(String.format(Locale.ROOT, "%s: perplexity %.3f (%.2fx the float model).", spec, value(m, "spec", spec, "ppl"),
                         value(m, "spec", spec, "ppl_vs_fp")));
+        out.addAll(kldFindings(m));
         Table c = r.correlations();
         out.add(String.format(Locale.ROOT, "Sensitivity proxies: Spearman rank correlation with the measured increase over %d linears: "
                 + "Hessian-weighted error %.3f, weight kurtosis %.3f.", (int) c.intColumn("linears").get(0), c.doubleColumn("spearman").get(0),
@@ -164,6 +187,17 @@ public final class StudyReport {
         out.addAll(ablationFindings(r.ablation()));
         out.addAll(diversityFindings(r.diversity()));
         return out;
+    }
+
+    /** Every configuration's mean KL divergence and same-top-token share, most faithful first. */
+    static List<String> kldFindings(Table methods) {
+        if (!hasKld(methods)) return List.of();
+        Table t = methods.where(methods.doubleColumn("kld_mean").isNotMissing()).sortAscendingOn("kld_mean");
+        StringBuilder sb = new StringBuilder("KL divergence to the float model (mean per token; same top token):");
+        for (int i = 0; i < t.rowCount(); i++)
+            sb.append(String.format(Locale.ROOT, "%s %s %.4f (%.1f%%)", i == 0 ? "" : ";", t.stringColumn("spec").get(i),
+                    t.doubleColumn("kld_mean").get(i), 100 * t.doubleColumn("same_top_p").get(i)));
+        return List.of(sb.append('.').toString());
     }
 
     /**
@@ -272,6 +306,7 @@ public final class StudyReport {
 
         parts.add(new Html.Heading("Methods x bits"));
         parts.add(methodsChart(r.methods(), dataset));
+        if (hasKld(r.methods())) parts.add(kldChart(r.methods(), dataset));
         parts.add(methodsBars(r.methods(), dataset));
         parts.add(table(r.methods()));
 

@@ -44,6 +44,16 @@ class StudyTest {
         assertEquals(1.0, value(r.methods(), "fp", "ppl_vs_fp"), 0);
         assertTrue(value(r.methods(), "rtn:w8", "ppl_vs_fp") < 1.01, "8-bit weights are near lossless");
         assertTrue(value(r.methods(), "rtn:w4g32", "ppl") > value(r.methods(), "rtn:w8", "ppl"), "4 bits cost more than 8");
+        // KL divergence beside every quantized perplexity, from one float reference cached beside the store
+        assertEquals("fp", r.methods().stringColumn("spec").get(0));
+        assertTrue(r.methods().doubleColumn("kld_mean").isMissing(0), "the float model is the reference");
+        for (int i = 1; i < r.methods().rowCount(); i++)
+            assertTrue(r.methods().doubleColumn("kld_mean").get(i) > 0, "KLD of " + r.methods().stringColumn("spec").get(i));
+        assertTrue(value(r.methods(), "rtn:w8", "kld_mean") < value(r.methods(), "rtn:w4g32", "kld_mean"), "8 bits diverge less than 4");
+        assertTrue(value(r.methods(), "rtn:w8", "same_top_p") > value(r.methods(), "rtn:w4g32", "same_top_p"));
+        try (var refs = Files.list(dir.resolve(Study.KLD_CACHE))) {
+            assertEquals(1, refs.count(), "one float reference for every configuration");
+        }
 
         // Mixed allocations stay within their budget (the quantized model's own count) and, at a uniform width's
         // bits, predict no more loss than uniform (which is one of the feasible allocations).
@@ -85,7 +95,8 @@ class StudyTest {
         HtmlTest.assertBalanced(html);
         List<String> titles = List.of("Weight kurtosis (Pearson) by block and module", "Weight std by block and module",
                 "Linear input kurtosis by block and input", "Largest per-channel max |x| of linear inputs", "K/V cache kurtosis by block",
-                "Hessian trace", "Perplexity vs bits per weight", "Perplexity of every configuration",
+                "Hessian trace", "Perplexity vs bits per weight", "KL divergence to the float model vs bits per weight",
+                "Perplexity of every configuration",
                 "Perplexity increase with one linear quantized (top 30)", "Measured sensitivity (perplexity increase) by block and module",
                 "Mixed precision vs uniform", "Perplexity vs calibration samples", "Calibration text: perplexity per source");
         assertEquals(titles.size(), count(html, "class=\"lowbit-figure\""), "one div per chart");
