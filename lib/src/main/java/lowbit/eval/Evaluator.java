@@ -155,6 +155,20 @@ public final class Evaluator {
 
     /** Perplexity of {@code model} as {@code request} asks, with KL divergence to its float model when {@code options} has a cache. */
     public static Report perplexity(EvaluatedModel model, Request request, Options options) {
+        return run(model, request, options, options.kldCache() != null && model.quantized());
+    }
+
+    /**
+     * Perplexity and KL divergence to the float reference in {@code options}' cache for a model changed in place
+     * without a recipe (sensitivity quantizes one linear of the float model at a time), which {@link #perplexity}
+     * would take for the float model itself.
+     */
+    public static Report compare(EvaluatedModel model, Request request, Options options) {
+        if (options.kldCache() == null) throw new IllegalArgumentException("a KL-divergence comparison needs the float reference's directory");
+        return run(model, request, options, true);
+    }
+
+    private static Report run(EvaluatedModel model, Request request, Options options, boolean compare) {
         TextDatasets.Text text = TextDatasets.load(request.dataset());
         var cfg = model.transformer().config();
         Perplexity.checkSeqlen(cfg, request.seqlen());
@@ -177,7 +191,7 @@ public final class Evaluator {
         } else {
             FloatReference.Key key = FloatReference.Key.of(floatSha256(model), cfg.vocabSize(), ids, seqlen, windows);
             referenceFile = FloatReference.file(options.kldCache(), key);
-            if (!model.quantized()) {
+            if (!compare) {
                 if (FloatReference.exists(options.kldCache(), key)) {
                     try (FloatReference ignored = FloatReference.open(options.kldCache(), key)) {
                         // opened only to check it: a stale or foreign file is an error now, not after the quantized runs

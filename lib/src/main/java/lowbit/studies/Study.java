@@ -93,7 +93,7 @@ public final class Study {
                     "bits", plan.allocationBits(), "group", plan.allocationGroup()));
             proxies = StoredTable.computeIfAbsent(store, dir, "sensitivity-proxies", pp,
                     () -> Sensitivity.proxies(model, calib, allocationConfigs(plan), progress));
-            sensitivity = measuredSensitivity(plan, store, sha, model, ckpt, threads, progress);
+            sensitivity = measuredSensitivity(plan, store, sha, model, ckpt, threads, dir.resolve(KLD_CACHE), progress);
         }
 
         // KL divergence to the float model beside every perplexity of methods x bits: the float row writes the
@@ -198,9 +198,14 @@ public final class Study {
 
     // ---------------------------------------------------------------- sensitivity
 
-    /** Perplexity with one linear at a time quantized; one store row per linear (and one for the float model). */
+    /**
+     * Perplexity with one linear at a time quantized; one store row per linear (and one for the float model). With the
+     * plan's sensitivity loss "kld", each row also carries the mean KL divergence to the float model on the same
+     * window (the reference kept in {@code kldCache}), in a column kld_mean that the measured predictor then uses.
+     */
     static Table measuredSensitivity(StudyPlan plan, ResultStore store, String sha, Transformer model, Checkpoint ckpt, int threads,
-                                     Progress progress) {
+                                     Path kldCache, Progress progress) {
+        boolean kld = plan.sensitivityLoss().equals("kld");
         QuantConfig cfg = QuantizationRecipe.of(plan.sensitivity()).weightConfig();
         Map<String, Object> base = new LinkedHashMap<>();
         base.put("study", "sensitivity");
@@ -210,21 +215,26 @@ public final class Study {
         base.put("eval_seqlen", plan.sensitivitySeqlen());
         base.put("eval_windows", plan.sensitivityWindows());
         base.put("spec", plan.sensitivitySpec());
+        // the default (perplexity) rows keep the keys they had before the loss was a choice
+        if (kld) base.put("loss", "kld");
         Table t = Table.create("sensitivity (measured, " + plan.sensitivitySpec() + ")", IntColumn.create("layer"), StringColumn.create("module"),
                 StringColumn.create("name"), IntColumn.create("bits"), DoubleColumn.create("ppl"), DoubleColumn.create("ppl_increase"));
+        if (kld) t.addColumns(DoubleColumn.create("kld_mean"));
+        Evaluator.Request request = new Evaluator.Request(plan.dataset(), plan.sensitivitySeqlen(), plan.sensitivityWindows());
         // a view of the shared model: its provenance is the float checkpoint's, the linear quantized is in the parameters
         EvaluatedModel view = EvaluatedModel.of(ckpt, model, Checkpoints.tokenizer(ckpt), null);
         List<Linear> linears = new ArrayList<>();
         for (int l = 0; l < model.config().numLayers(); l++) linears.addAll(model.blockLinears(l));
         Map<String, Object> fpParams = new LinkedHashMap<>(base);
         fpParams.put("linear", "none");
-        Row fp = store.computeIfAbsent(Row.key(fpParams), () -> sensitivityRow(fpParams, view, plan, threads, null, cfg));
+        Row fp = store.computeIfAbsent(Row.key(fpParams), () -> sensitivityRow(fpParams, view, request, null, threads, null, cfg));
+        if (kld) Evaluator.ensureReference(view, request, kldCache, Progress.NONE);
         double fpPpl = ((Number) fp.get("ppl")).doubleValue();
         try (Progress.Task task = progress.start("sensitivity", linears.size(), "linear")) {
             for (Linear lin : linears) {
                 Map<String, Object> p = new LinkedHashMap<>(base);
                 p.put("linear", lin.name());
-                Row r = store.computeIfAbsent(Row.key(p), () -> sensitivityRow(p, view, plan, threads, lin, cfg));
+                Row r = store.computeIfAbsent(Row.key(p), () -> sensitivityRow(p, view, request, kld ? kldCache : null, threads, lin, cfg));
                 double ppl = ((Number) r.get("ppl")).doubleValue();
                 t.intColumn("layer").append(lin.layer());
                 t.stringColumn("module").append(lin.module());
@@ -232,21 +242,22 @@ public final class Study {
                 t.intColumn("bits").append(cfg.bits());
                 t.doubleColumn("ppl").append(ppl);
                 t.doubleColumn("ppl_increase").append(ppl - fpPpl);
+                if (kld) t.doubleColumn("kld_mean").append(((Number) r.at("kld.mean")).doubleValue());
                 task.step(1);
             }
         }
         return t;
     }
 
-    private static Row sensitivityRow(Map<String, Object> params, EvaluatedModel view, StudyPlan plan, int threads, Linear lin,
-                                      QuantConfig cfg) {
+    private static Row sensitivityRow(Map<String, Object> params, EvaluatedModel view, Evaluator.Request request, Path kldCache,
+                                      int threads, Linear lin, QuantConfig cfg) {
         long t0 = System.nanoTime();
         float[] w = lin == null ? null : lin.weight();
         Evaluator.Report report;
         try {
             if (lin != null) lin.setWeight(Rtn.quantize(lin.name(), w, lin.outFeatures(), lin.inFeatures(), cfg).dequantize());
-            report = Evaluator.perplexity(view, new Evaluator.Request(plan.dataset(), plan.sensitivitySeqlen(), plan.sensitivityWindows()),
-                    Evaluator.Options.of(Progress.NONE));
+            Evaluator.Options options = Evaluator.Options.of(Progress.NONE);
+            report = kldCache == null ? Evaluator.perplexity(view, request, options) : Evaluator.compare(view, request, options.withKld(kldCache));
         } finally {
             if (lin != null) lin.setWeight(w);
         }
@@ -285,8 +296,9 @@ public final class Study {
         /** The Hessian-weighted error sum d^T H d of each linear at each width: cheap, but blind to how much a linear's output matters downstream. */
         HESSIAN("mixed (hessian proxy)"),
         /**
-         * The measured log-perplexity increase of each linear alone at the sensitivity width, carried to the other
-         * widths by the linear's own Hessian-error ratio: loss(l, b) = dNLL(l) * he(l, b) / he(l, b_sens).
+         * The measured log-perplexity increase of each linear alone at the sensitivity width (or its mean KL divergence
+         * to the float model, as the plan says), carried to the other widths by the linear's own Hessian-error ratio:
+         * loss(l, b) = dNLL(l) * he(l, b) / he(l, b_sens).
          */
         MEASURED("mixed (measured)");
 
@@ -298,15 +310,19 @@ public final class Study {
     }
 
     /**
-     * Per-(linear, width) options under each predictor. Measured increases below 1e-6 nats (noise on a short
-     * window can make them negative) are floored there, so every linear keeps a cost for fewer bits.
+     * Per-(linear, width) options under each predictor. The measured loss is the log-perplexity increase, or the mean
+     * KL divergence when the measured table has kld_mean (the plan's sensitivity loss "kld"); values below 1e-6 nats
+     * (noise on a short window can make an increase negative) are floored there, so every linear keeps a cost for
+     * fewer bits.
      */
     static List<LayerOption> options(Predictor predictor, StudyPlan plan, Map<String, int[]> shapes, Table proxies, Table measured) {
         int sensBits = plan.sensitivity().weightBits();
         Map<String, Double> dnll = new LinkedHashMap<>(), heAtSens = new LinkedHashMap<>();
+        boolean kld = measured.containsColumn("kld_mean");
         for (int i = 0; i < measured.rowCount(); i++) {
             double ppl = measured.doubleColumn("ppl").get(i), fp = ppl - measured.doubleColumn("ppl_increase").get(i);
-            dnll.put(measured.stringColumn("name").get(i), Math.max(1e-6, Math.log(ppl) - Math.log(fp)));
+            double loss = kld ? measured.doubleColumn("kld_mean").get(i) : Math.log(ppl) - Math.log(fp);
+            dnll.put(measured.stringColumn("name").get(i), Math.max(1e-6, loss));
         }
         for (int i = 0; i < proxies.rowCount(); i++)
             if (((Number) proxies.column("bits").get(i)).intValue() == sensBits)
@@ -355,7 +371,8 @@ public final class Study {
                         Map<String, Object> prov = new LinkedHashMap<>();
                         prov.put("study", "mixed-precision");
                         prov.put("predicted_loss", predictor == Predictor.HESSIAN ? "hessian_error (RTN on the float model's calibration Hessians)"
-                                : "measured log-perplexity increase at " + plan.sensitivitySpec() + ", scaled per width by the hessian_error ratio");
+                                : (plan.sensitivityLoss().equals("kld") ? "measured mean KL divergence to the float model" : "measured log-perplexity increase")
+                                + " at " + plan.sensitivitySpec() + ", scaled per width by the hessian_error ratio");
                         prov.put("target_bits_per_weight", target);
                         prov.put("model_sha256", sha);
                         BitsMap.write(file, a, base, prov);
@@ -364,6 +381,7 @@ public final class Study {
                         Map<String, Object> p = allocationParams(plan, eval, method, "mixed", target, spec);
                         // The hessian predictor's rows predate the choice and keep their keys.
                         if (predictor != Predictor.HESSIAN) p.put("predictor", predictor.name().toLowerCase(Locale.ROOT));
+                        if (predictor == Predictor.MEASURED && plan.sensitivityLoss().equals("kld")) p.put("sensitivity_loss", "kld");
                         p.put("bits", a.bits());
                         Row r = store.computeIfAbsent(Row.key(p), () -> Experiments.run(p, eval, recipe(plan, spec).withBitsMap(map), threads));
                         append(t, method, predictor.label, target, a, r, dir.relativize(file).toString(), widths(a));

@@ -20,6 +20,9 @@ import lowbit.quant.QuantSpec;
  * @param allocationMethods   methods the allocations are evaluated with (rtn, gptq)
  * @param ablationSpecs       specs of the calibration-size ablation (rtn runs once, as the control)
  * @param diversitySources    calibration sources compared at {@code diversitySamples} windows, concatenated mode
+ * @param sensitivityLoss     what the measured sensitivity predictor carries: "ppl" (the log-perplexity increase of each
+ *                            linear alone) or "kld" (the mean KL divergence to the float model on the same window,
+ *                            from the same forward pass: both in nats per token)
  */
 public record StudyPlan(String model,
                         String dataset,
@@ -43,12 +46,15 @@ public record StudyPlan(String model,
                         List<Long> ablationSeeds,
                         List<String> diversitySources,
                         int diversitySamples,
-                        int statisticsTopEigen) {
+                        int statisticsTopEigen,
+                        String sensitivityLoss) {
 
     /** Every check that needs no model: specs parse, sizes are positive, the sensitivity width is a candidate. */
     public StudyPlan {
         if (evalSeqlen < 2) throw new IllegalArgumentException("study: eval seqlen must be >= 2, got " + evalSeqlen);
         if (evalWindows < 0) throw new IllegalArgumentException("study: --eval-windows must be >= 0 (0: the whole test set), got " + evalWindows);
+        if (!List.of("ppl", "kld").contains(sensitivityLoss))
+            throw new IllegalArgumentException("study: the sensitivity loss is ppl or kld, got " + sensitivityLoss);
         if (sensitivityWindows < 1) throw new IllegalArgumentException("study: sensitivity windows must be >= 1, got " + sensitivityWindows);
         methods = List.copyOf(methods);
         ablationSpecs = List.copyOf(ablationSpecs);
@@ -77,7 +83,7 @@ public record StudyPlan(String model,
                 "rtn:w3g128", 512, 1,
                 List.of(3, 4, 6, 8), 128, List.of(3, 4, 6), List.of(3.5), List.of("rtn"),
                 List.of("rtn:w3g128", "gptq:w3g128"), List.of(4, 16), List.of(0L, 1L),
-                List.of("c4", "tasks", "tasks:lambada_openai"), 16, 4);
+                List.of("c4", "tasks", "tasks:lambada_openai"), 16, 4, "ppl");
     }
 
     /** The full-size study: the GPTQ protocol's evaluation and calibration, several seeds (hours on 2 cores). */
@@ -120,7 +126,7 @@ public record StudyPlan(String model,
         return new Builder(this);
     }
 
-    /** Sets any of the 23 parameters by name; {@link #build} validates the whole plan. */
+    /** Sets any of the 24 parameters by name; {@link #build} validates the whole plan. */
     public static final class Builder {
         private String model;
         private String dataset;
@@ -145,6 +151,7 @@ public record StudyPlan(String model,
         private List<String> diversitySources;
         private int diversitySamples;
         private int statisticsTopEigen;
+        private String sensitivityLoss;
 
         private Builder(StudyPlan p) {
             model = p.model();
@@ -170,6 +177,7 @@ public record StudyPlan(String model,
             diversitySources = p.diversitySources();
             diversitySamples = p.diversitySamples();
             statisticsTopEigen = p.statisticsTopEigen();
+            sensitivityLoss = p.sensitivityLoss();
         }
 
         public Builder model(String v) {
@@ -287,8 +295,13 @@ public record StudyPlan(String model,
             return this;
         }
 
+        public Builder sensitivityLoss(String v) {
+            this.sensitivityLoss = v;
+            return this;
+        }
+
         public StudyPlan build() {
-            return new StudyPlan(model, dataset, evalSeqlen, evalWindows, calibSamples, calibSeqlen, awqSamples, seed, methods, sensitivitySpec, sensitivitySeqlen, sensitivityWindows, allocationBits, allocationGroup, uniformTargets, extraTargets, allocationMethods, ablationSpecs, ablationSamples, ablationSeeds, diversitySources, diversitySamples, statisticsTopEigen);
+            return new StudyPlan(model, dataset, evalSeqlen, evalWindows, calibSamples, calibSeqlen, awqSamples, seed, methods, sensitivitySpec, sensitivitySeqlen, sensitivityWindows, allocationBits, allocationGroup, uniformTargets, extraTargets, allocationMethods, ablationSpecs, ablationSamples, ablationSeeds, diversitySources, diversitySamples, statisticsTopEigen, sensitivityLoss);
         }
     }
 }

@@ -26,7 +26,7 @@ class StudyTest {
                 "rtn:w3g32", 128, 1,
                 List.of(2, 3, 4, 8), 32, List.of(3, 4), List.of(3.5), List.of("rtn"),
                 List.of("rtn:w3g32", "gptq:w3g32"), List.of(2, 4), List.of(0L, 1L),
-                List.of("c4", "tasks:lambada_openai"), 4, 2);
+                List.of("c4", "tasks:lambada_openai"), 4, 2, "ppl");
     }
 
     @Test
@@ -103,6 +103,41 @@ class StudyTest {
         for (String t : titles) assertTrue(html.contains(t.replace("|", "|")), "report lacks the chart '" + t + "'");
         assertEquals(1, count(html, "id=\"lowbit-plotly-js\""), "plotly.js inlined once");
         for (String f : StudyReport.findings(resumed)) assertTrue(html.contains(f.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")));
+    }
+
+    @Test
+    void sensitivityCanUseMeanKlDivergenceAsItsLoss(@TempDir Path tmp) throws Exception {
+        Path bin = DataDir.root().resolve("models/stories260K/stories260K.bin");
+        assumeTrue(Files.exists(bin), "stories260K not in the data directory (./lowbit setup)");
+        StudyPlan plan = tiny(bin.toString()).toBuilder().sensitivityLoss("kld").build();
+        ResultStore store = ResultStore.open(tmp.resolve("store.jsonl"));
+        try (var ckpt = lowbit.checkpoint.Checkpoints.open(bin.toString(), null);
+             var model = lowbit.checkpoint.Checkpoints.load(ckpt, 2)) {
+            Table t = Study.measuredSensitivity(plan, store, ckpt.sha256(), model, ckpt, 2, tmp.resolve("kld"), Progress.NONE);
+            assertEquals(35, t.rowCount());
+            for (int i = 0; i < t.rowCount(); i++) assertTrue(t.doubleColumn("kld_mean").get(i) > 0, t.row(i).toString());
+            // the linear that hurts perplexity most alone also moves the distribution more than the median linear
+            int worst = t.doubleColumn("ppl_increase").asList().indexOf(t.doubleColumn("ppl_increase").max());
+            assertTrue(t.doubleColumn("kld_mean").get(worst) > t.doubleColumn("kld_mean").median(), t.toString());
+            var shapes = new java.util.LinkedHashMap<String, int[]>();
+            for (int l = 0; l < model.config().numLayers(); l++)
+                for (var lin : model.blockLinears(l)) shapes.put(lin.name(), new int[] {lin.outFeatures(), lin.inFeatures()});
+            Table proxies = Table.create("p", tech.tablesaw.api.StringColumn.create("name"), tech.tablesaw.api.IntColumn.create("bits"),
+                    tech.tablesaw.api.DoubleColumn.create("hessian_error"));
+            for (String n : shapes.keySet()) {
+                proxies.stringColumn("name").append(n);
+                proxies.intColumn("bits").append(3);
+                proxies.doubleColumn("hessian_error").append(1.0);
+            }
+            List<LayerOption> m = Study.options(Study.Predictor.MEASURED, plan, shapes, proxies, t);
+            assertEquals(t.doubleColumn("kld_mean").get(0), m.get(0).predictedLoss(), 1e-15, "the measured loss is the mean KLD");
+        }
+        int rows = store.size();
+        try (var ckpt = lowbit.checkpoint.Checkpoints.open(bin.toString(), null);
+             var model = lowbit.checkpoint.Checkpoints.load(ckpt, 1)) {
+            Study.measuredSensitivity(plan, store, ckpt.sha256(), model, ckpt, 1, tmp.resolve("kld"), Progress.NONE);
+        }
+        assertEquals(rows, store.size(), "a re-run reads every row");
     }
 
     @Test
