@@ -40,6 +40,11 @@ final class StudyCommand implements Callable<Integer>, MemoryEstimated {
     @Option(names = "--seeds", split = ",", paramLabel = "S", description = "override the ablation seeds, e.g. 0,1,2")
     List<Long> seeds;
 
+    @Option(names = "--sensitivity-loss", paramLabel = "ppl|kld",
+            description = "what the measured sensitivity predictor carries: the log-perplexity increase (ppl, default) or the mean "
+                    + "KL divergence to the float model (kld), both from the same forward pass")
+    String sensitivityLoss;
+
     @Override
     public Integer call() {
         StudyPlan p = plan();
@@ -62,6 +67,7 @@ final class StudyCommand implements Callable<Integer>, MemoryEstimated {
         if (evalWindows != null) b.evalWindows(evalWindows);
         if (methods != null) b.methods(methods);
         if (seeds != null) b.ablationSeeds(seeds);
+        if (sensitivityLoss != null) b.sensitivityLoss(sensitivityLoss);
         return b.build();
     }
 

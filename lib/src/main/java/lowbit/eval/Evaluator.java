@@ -233,6 +233,19 @@ public final class Evaluator {
         return perplexity(floatModel, request, new Options(progress, null, w -> {}, cache));
     }
 
+    /**
+     * Why {@code model}'s float reference for {@code request} cannot be kept in {@code cache} (too large for the limit or
+     * the disk), or null when it can: a study measures KL divergence only where it fits instead of failing.
+     */
+    public static String referenceTooLarge(EvaluatedModel model, Request request, Path cache) {
+        TextDatasets.Text text = TextDatasets.load(request.dataset());
+        int[] ids = tokens(model.checkpoint(), model.tokenizer(), text);
+        int windows = Perplexity.windowCount(ids.length, request.seqlen(), request.cappedWindows());
+        if (windows == 0) return null;
+        return FloatReference.tooLarge(cache, FloatReference.Key.of(floatSha256(model), model.transformer().config().vocabSize(), ids,
+                request.seqlen(), windows));
+    }
+
     private static Perplexity.Result writeReference(EvaluatedModel model, int[] ids, int seqlen, int limit, Options options,
                                                     String journalKey, FloatReference.Key key) {
         try (FloatReference.Writer writer = FloatReference.create(options.kldCache(), key)) {

@@ -161,20 +161,9 @@ public final class FloatReference implements AutoCloseable {
      * larger than {@link #maxBytes()} or than the directory's free space.
      */
     public static Writer create(Path dir, Key key) {
-        long bytes = HEADER + key.bytes();
-        String shape = String.format(Locale.ROOT, "%d windows x %d positions x %d vocabulary entries in float32", key.windows(),
-                key.seqlen() - 1, key.vocab());
-        if (bytes > maxBytes())
-            throw new IllegalArgumentException(String.format(Locale.ROOT,
-                    "the float reference for KL divergence would take %.2f GB (%s), more than the %.2f GB limit: evaluate fewer windows (--windows K)",
-                    bytes / 1e9, shape, maxBytes() / 1e9));
+        String refused = tooLarge(dir, key);
+        if (refused != null) throw new IllegalArgumentException(refused + ": evaluate fewer windows (--windows K)");
         try {
-            Files.createDirectories(dir);
-            long free = Files.getFileStore(dir).getUsableSpace();
-            if (bytes + (1L << 30) > free)
-                throw new IllegalArgumentException(String.format(Locale.ROOT,
-                        "the float reference for KL divergence would take %.2f GB (%s) and %s has %.2f GB free (1 GB kept spare): evaluate fewer windows (--windows K)",
-                        bytes / 1e9, shape, dir, free / 1e9));
             Path tmp = Files.createTempFile(dir, "." + key.fileName() + ".partial-", "");
             FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE);
             ByteBuffer h = ByteBuffer.allocate(HEADER).order(ByteOrder.LITTLE_ENDIAN);
@@ -186,6 +175,29 @@ public final class FloatReference implements AutoCloseable {
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write a float reference into " + dir, e);
         }
+    }
+
+    /**
+     * Why the reference for {@code key} cannot be written into {@code dir} (larger than {@link #maxBytes()}, or than the
+     * free space there less 1 GB), or null when it can.
+     */
+    public static String tooLarge(Path dir, Key key) {
+        long bytes = HEADER + key.bytes();
+        String shape = String.format(Locale.ROOT, "%d windows x %d positions x %d vocabulary entries in float32", key.windows(),
+                key.seqlen() - 1, key.vocab());
+        if (bytes > maxBytes())
+            return String.format(Locale.ROOT, "the float reference for KL divergence would take %.2f GB (%s), more than the %.2f GB limit",
+                    bytes / 1e9, shape, maxBytes() / 1e9);
+        try {
+            Files.createDirectories(dir);
+            long free = Files.getFileStore(dir).getUsableSpace();
+            if (bytes + (1L << 30) > free)
+                return String.format(Locale.ROOT, "the float reference for KL divergence would take %.2f GB (%s) and %s has %.2f GB free (1 GB kept spare)",
+                        bytes / 1e9, shape, dir, free / 1e9);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot use " + dir + " for the float reference", e);
+        }
+        return null;
     }
 
     /** A reference being written; rows may be written from many threads; {@link #commit} makes it visible. */

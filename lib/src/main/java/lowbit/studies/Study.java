@@ -66,10 +66,16 @@ public final class Study {
         String sha;
         Table stats, hessians, proxies, sensitivity;
         Map<String, int[]> shapes = new LinkedHashMap<>();
+        String kldTooLarge;
         // One float model serves every part that reads it (statistics and proxies only read; sensitivity restores
         // each linear it quantizes); methods, allocations and the ablation quantize copies of their own.
         try (Checkpoint ckpt = Checkpoints.open(plan.model(), null); Transformer model = Checkpoints.load(ckpt, threads)) {
             sha = ckpt.sha256();
+            // the full study's whole test set would need tens of GB of float log-probabilities: it reports perplexity alone
+            var tok = Checkpoints.tokenizer(ckpt);
+            kldTooLarge = Evaluator.referenceTooLarge(EvaluatedModel.of(ckpt, model, tok, null),
+                    new Evaluator.Request(plan.dataset(), plan.evalSeqlen(), plan.evalWindows()), dir.resolve(KLD_CACHE));
+            if (kldTooLarge != null) System.err.println("lowbit: note: methods x bits without KL divergence: " + kldTooLarge);
             for (int l = 0; l < model.config().numLayers(); l++)
                 for (Linear lin : model.blockLinears(l)) shapes.put(lin.name(), new int[] {lin.outFeatures(), lin.inFeatures()});
             // Refuse a spec that does not fit this model now, not after an hour of other parts.
@@ -78,7 +84,7 @@ public final class Study {
             specs.add(plan.sensitivity());
             for (int b : plan.allocationBits()) specs.add(QuantSpec.of("rtn", QuantConfig.group(b, plan.allocationGroup())));
             for (QuantSpec spec : specs) recipe(plan, spec).validate(model);
-            int[][] calib = CalibrationSampler.of(Checkpoints.tokenizer(ckpt)).source("c4").nsamples(plan.calibSamples())
+            int[][] calib = CalibrationSampler.of(tok).source("c4").nsamples(plan.calibSamples())
                     .seqlen(plan.calibSeqlen()).seed(plan.seed()).sample().windows();
             Map<String, Object> sp = new LinkedHashMap<>(Map.of("study", "layer-statistics", "model_sha256", sha, "calibration", calibParams));
             stats = StoredTable.computeIfAbsent(store, dir, "layer-statistics", sp, () -> {
@@ -98,7 +104,7 @@ public final class Study {
 
         // KL divergence to the float model beside every perplexity of methods x bits: the float row writes the
         // reference once (kept beside the store), each configuration compares with it in its one forward pass.
-        Table methods = methods(plan, eval.withKld(dir.resolve(KLD_CACHE)), store, threads, progress);
+        Table methods = methods(plan, kldTooLarge == null ? eval.withKld(dir.resolve(KLD_CACHE)) : eval, store, threads, progress);
         Table correlations = correlations(sensitivity, proxies, plan.sensitivity().weightBits());
         Table mixed = mixedPrecision(plan, eval, store, dir, sha, shapes, proxies, sensitivity, threads, progress);
         List<CalibrationAblation.Cell> cells = CalibrationAblation.grid(plan.ablationSpecs(), List.of("c4"), plan.ablationSamples(),
