@@ -117,6 +117,26 @@ class EvaluatorTest {
     }
 
     @Test
+    void aReferenceTooLargeForTheLimitIsNamedBeforeAnyWork(@TempDir Path cache) {
+        try (EvaluatedModel m = load()) {
+            Evaluator.Request req = new Evaluator.Request("wikitext2", 64, 4);
+            assertNull(Evaluator.referenceTooLarge(m, req, cache));
+            String old = System.getProperty("lowbit.kld.maxBytes");
+            System.setProperty("lowbit.kld.maxBytes", "100000");
+            try {
+                // 4 windows x 63 positions x 512 entries x 4 bytes = 516 kB
+                String why = Evaluator.referenceTooLarge(m, req, cache);
+                assertTrue(why != null && why.contains("4 windows x 63 positions x 512 vocabulary entries"), why);
+                var e = assertThrows(IllegalArgumentException.class, () -> Evaluator.ensureReference(m, req, cache, Progress.NONE));
+                assertTrue(e.getMessage().contains("--windows"), e.getMessage());
+            } finally {
+                if (old == null) System.clearProperty("lowbit.kld.maxBytes");
+                else System.setProperty("lowbit.kld.maxBytes", old);
+            }
+        }
+    }
+
+    @Test
     void kldAndJournalAreNotCombined(@TempDir Path tmp) {
         var e = assertThrows(IllegalArgumentException.class,
                 () -> new Evaluator.Options(Progress.NONE, PerplexityJournal.open(tmp.resolve("j")), w -> {}, tmp));
