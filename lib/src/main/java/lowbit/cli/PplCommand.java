@@ -134,21 +134,27 @@ final class PplCommand implements Callable<Integer>, MemoryEstimated {
      */
     static Evaluator.Report run(ModelOptions modelOptions, QuantizationRecipe recipe, Evaluator.Request request, Evaluator.Options options) {
         Progress progress = options.progress();
-        try (EvaluatedModel model = EvaluatedModel.load(modelOptions.open(), modelOptions.threads())) {
-            Perplexity.checkSeqlen(model.transformer().config(), request.seqlen());
-            if (options.kldCache() != null) {
-                if (recipe == null && !model.quantized())
+        Checkpoint ckpt = modelOptions.open();
+        try {
+            if (options.kldCache() != null && recipe == null) {
+                if (!(ckpt instanceof QuantizedCheckpoint qc))
                     throw new IllegalArgumentException("--kld compares a quantized model with its float model: give --quant SPEC, or --model a "
                             + "quantized directory made by ./lowbit quantize (KL divergence of a model against itself is 0)");
-                if (recipe != null) {
-                    Evaluator.ensureReference(model, request, options.kldCache(), progress);
-                } else {
-                    try (EvaluatedModel base = EvaluatedModel.load(baseModel((QuantizedCheckpoint) model.checkpoint()), modelOptions.threads())) {
-                        Evaluator.checkComparable(base, model);
-                        Evaluator.ensureReference(base, request, options.kldCache(), progress);
-                    }
+                // the float model first, alone in memory, and only its reference is kept
+                try (EvaluatedModel base = EvaluatedModel.load(baseModel(qc), modelOptions.threads())) {
+                    Evaluator.checkSameVocabulary(base.checkpoint(), qc);
+                    Perplexity.checkSeqlen(base.transformer().config(), request.seqlen());
+                    Evaluator.ensureReference(base, request, options.kldCache(), progress);
                 }
             }
+        } catch (RuntimeException e) {
+            ckpt.close();
+            throw e;
+        }
+        try (EvaluatedModel model = EvaluatedModel.load(ckpt, modelOptions.threads())) {
+            Perplexity.checkSeqlen(model.transformer().config(), request.seqlen());
+            // before quantizing: the loaded model is the float reference
+            if (options.kldCache() != null && recipe != null) Evaluator.ensureReference(model, request, options.kldCache(), progress);
             if (recipe != null) model.quantize(recipe, progress);
             return Evaluator.perplexity(model, request, options);
         }

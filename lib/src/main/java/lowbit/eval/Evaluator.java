@@ -147,10 +147,15 @@ public final class Evaluator {
         if (!other.quantized() || other.key().equals(floatModel.key()))
             throw new IllegalArgumentException("KL divergence of " + other.checkpoint().source()
                     + " against itself is 0 by definition: --kld compares a quantized model (--quant SPEC, or a quantized directory) with its float model");
-        int a = floatModel.transformer().config().vocabSize(), b = other.transformer().config().vocabSize();
+        checkSameVocabulary(floatModel.checkpoint(), other.checkpoint());
+    }
+
+    /** Refuses two checkpoints whose vocabularies differ: their next-token distributions are over different tokens. */
+    public static void checkSameVocabulary(Checkpoint floatModel, Checkpoint other) {
+        int a = floatModel.config().vocabSize(), b = other.config().vocabSize();
         if (a != b)
-            throw new IllegalArgumentException("KL divergence needs one vocabulary: the float model " + floatModel.checkpoint().source()
-                    + " has " + a + " tokens, " + other.checkpoint().source() + " has " + b);
+            throw new IllegalArgumentException("KL divergence needs one vocabulary: the float model " + floatModel.source()
+                    + " has " + a + " tokens, " + other.source() + " has " + b);
     }
 
     /** Perplexity of {@code model} as {@code request} asks, with KL divergence to its float model when {@code options} has a cache. */
