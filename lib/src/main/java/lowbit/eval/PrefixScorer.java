@@ -5,10 +5,11 @@ import java.util.List;
 import lowbit.model.Transformer;
 
 /**
- * Scores continuations with the context computed once: its keys and values are kept ({@link Transformer#prefix})
- * and every continuation of the request is run after them in one batched pass
- * ({@link Transformer#continuationLogProbs}). The same log-probs as {@link FullForwardScorer}, which runs
- * context + continuation once per continuation, at the cost of the context once per request instead.
+ * Scores continuations with the context computed once: one forward pass per request, the context's rows and every
+ * continuation's rows batched through each linear, each continuation attending over the context's keys and values
+ * and its own ({@link Transformer#continuationLogProbs(int[], List)}). The same log-probs as
+ * {@link FullForwardScorer}, which runs context + continuation once per continuation, for the cost of the context
+ * once per request instead of once per continuation.
  */
 public final class PrefixScorer implements ContinuationScorer {
     private final Transformer model;
@@ -24,9 +25,8 @@ public final class PrefixScorer implements ContinuationScorer {
             if (continuations.get(c).length == 0)
                 throw new IllegalArgumentException("continuation " + c + " is empty: it has no tokens to score");
         if (continuations.isEmpty()) return List.of();
-        Transformer.Prefix prefix = model.prefix(context);
         List<Scored> out = new ArrayList<>(continuations.size());
-        for (Transformer.TokenLogProbs t : model.continuationLogProbs(prefix, continuations)) {
+        for (Transformer.TokenLogProbs t : model.continuationLogProbs(context, continuations)) {
             double[] lp = new double[t.logProbs().length];
             boolean greedy = true;
             for (int i = 0; i < lp.length; i++) {

@@ -398,20 +398,8 @@ public final class Transformer implements AutoCloseable {
      * computed; hooks see the context's rows as in a full pass over it.
      */
     public synchronized Prefix prefix(int[] context) {
-        int P = context.length, h = cfg.hiddenSize(), V = cfg.vocabSize();
-        if (P == 0) throw new IllegalArgumentException("a prefix needs at least one context token");
-        Prefix prefix = new Prefix(this, P);
-        float[] x = embed(context);
-        Pass keep = Pass.keeping(prefix);
-        for (int l = 0; l < blocks.length; l++) block(l, x, P, keep);
-        float[] last = finalHidden(Arrays.copyOfRange(x, (P - 1) * h, P * h), 1);
-        float[] lp = new float[V];
-        forLogitChunks(last, 1, (row, logits, off) -> {
-            double lse = logSumExp(logits, off, V);
-            for (int j = 0; j < V; j++) lp[j] = (float) (logits[off + j] - lse);
-        });
-        prefix.lastLogProbs = lp;
-        return prefix;
+        if (context.length == 0) throw new IllegalArgumentException("a prefix needs at least one context token");
+        return afterContext(context, null, List.of()).prefix();
     }
 
     /**
@@ -423,9 +411,33 @@ public final class Transformer implements AutoCloseable {
      */
     public synchronized List<TokenLogProbs> continuationLogProbs(Prefix prefix, List<int[]> continuations) {
         if (prefix.model != this) throw new IllegalArgumentException("the prefix was computed by another model");
-        int P = prefix.length, V = cfg.vocabSize(), K = continuations.size();
+        return afterContext(null, prefix, continuations).continuations();
+    }
+
+    /**
+     * {@link #prefix} and {@link #continuationLogProbs(Prefix, List)} in one pass: the context's rows and the
+     * continuations' rows go through each linear as one matrix product, so the weights are read once per request.
+     */
+    public synchronized List<TokenLogProbs> continuationLogProbs(int[] context, List<int[]> continuations) {
+        if (context.length == 0) throw new IllegalArgumentException("a prefix needs at least one context token");
+        return afterContext(context, null, continuations).continuations();
+    }
+
+    private record AfterContext(Prefix prefix, List<TokenLogProbs> continuations) {}
+
+    /**
+     * One forward pass over the rows of {@code context} (when not null: its keys and values are kept in a new
+     * prefix) followed by the rows of the continuations, which attend after the context's keys and values (those
+     * just kept, or {@code past}'s).
+     */
+    private AfterContext afterContext(int[] context, Prefix past, List<int[]> continuations) {
+        int P = context != null ? context.length : past.length, V = cfg.vocabSize(), K = continuations.size();
+        int contextRows = context != null ? P : 0, h = cfg.hiddenSize();
+        if (context != null && embedPositions != null && P > cfg.maxPositions())
+            throw new IllegalArgumentException("context of " + P + " tokens is longer than OPT's " + cfg.maxPositions()
+                    + " learned positions");
         int[] starts = new int[K], lengths = new int[K];
-        int rows = 0, longest = 0;
+        int rows = contextRows, longest = 0;
         for (int c = 0; c < K; c++) {
             int[] cont = continuations.get(c);
             if (cont.length == 0) throw new IllegalArgumentException("continuation " + c + " has no tokens to score");
@@ -443,6 +455,10 @@ public final class Transformer implements AutoCloseable {
             longest = Math.max(longest, lengths[c]);
         }
         int[] tokens = new int[rows], positions = new int[rows], targets = new int[rows];
+        for (int t = 0; t < contextRows; t++) {
+            tokens[t] = context[t];
+            positions[t] = t;
+        }
         for (int c = 0; c < K; c++) {
             int[] cont = continuations.get(c);
             for (int i = 0; i < lengths[c]; i++) {
@@ -451,26 +467,37 @@ public final class Transformer implements AutoCloseable {
                 targets[starts[c] + i] = cont[i + 1];
             }
         }
+        Prefix kept = context != null ? new Prefix(this, P) : past;
         float[] rowLogProbs = new float[rows];
         boolean[] rowArgmax = new boolean[rows];
         if (rows > 0) {
             float[] x = embed(tokens, positions);
-            Pass after = Pass.after(prefix, positions, starts, lengths, longest);
-            for (int l = 0; l < blocks.length; l++) block(l, x, rows, after);
-            forLogitChunks(finalHidden(x, rows), rows, (row, logits, off) -> {
+            Pass pass = new Pass(context != null ? kept : null, kept, contextRows, starts, lengths, longest, positions);
+            for (int l = 0; l < blocks.length; l++) block(l, x, rows, pass);
+            // logits for the context's last position (when it was run here) and the continuations' rows only
+            int first = contextRows > 0 ? contextRows - 1 : 0;
+            float[] hidden = finalHidden(Arrays.copyOfRange(x, first * h, rows * h), rows - first);
+            forLogitChunks(hidden, rows - first, (r, logits, off) -> {
+                int row = first + r;
                 double lse = logSumExp(logits, off, V);
+                if (row < contextRows) {
+                    float[] lp = new float[V];
+                    for (int j = 0; j < V; j++) lp[j] = (float) (logits[off + j] - lse);
+                    kept.lastLogProbs = lp;
+                    return;
+                }
                 int target = targets[row];
                 float lp = (float) (logits[off + target] - lse);
                 rowLogProbs[row] = lp;
-                boolean first = true;
-                for (int j = 0; j < V && first; j++) {
+                boolean top = true;
+                for (int j = 0; j < V && top; j++) {
                     float other = (float) (logits[off + j] - lse);
-                    if (j < target ? other >= lp : other > lp) first = false;
+                    if (j < target ? other >= lp : other > lp) top = false;
                 }
-                rowArgmax[row] = first;
+                rowArgmax[row] = top;
             });
         }
-        float[] last = prefix.lastLogProbs;
+        float[] last = kept.lastLogProbs;
         int lastArgmax = argmax(last);
         List<TokenLogProbs> out = new ArrayList<>(K);
         for (int c = 0; c < K; c++) {
@@ -483,7 +510,7 @@ public final class Transformer implements AutoCloseable {
             System.arraycopy(rowArgmax, starts[c], top, 1, lengths[c]);
             out.add(new TokenLogProbs(lp, top));
         }
-        return out;
+        return new AfterContext(kept, out);
     }
 
     /** The first index of the largest value. */
@@ -494,31 +521,27 @@ public final class Transformer implements AutoCloseable {
     }
 
     /**
-     * The rows of a forward pass that is not one window from position 0: a context whose keys and values are kept
-     * ({@code keep}), or continuations after a kept context, segment s being rows starts[s]..starts[s]+lengths[s]-1
-     * at positions[...] (the context's length onwards).
+     * The rows of a forward pass that is not one window from position 0: first {@code contextRows} rows of a context
+     * whose keys and values go into {@code keep}, then continuation segments after the keys and values of
+     * {@code after} (segment s: rows starts[s]..starts[s]+lengths[s]-1), each row at positions[row].
      */
-    private record Pass(Prefix keep, Prefix after, int[] positions, int[] starts, int[] lengths, int longest) {
-        static Pass keeping(Prefix prefix) {
-            return new Pass(prefix, null, null, null, null, 0);
-        }
-
-        static Pass after(Prefix prefix, int[] positions, int[] starts, int[] lengths, int longest) {
-            return new Pass(null, prefix, positions, starts, lengths, longest);
-        }
-
+    private record Pass(Prefix keep, Prefix after, int contextRows, int[] starts, int[] lengths, int longest, int[] positions) {
         /** Attention output [T][heads * headDim] of layer for this pass's rows, keys and values as the hooks left them. */
         float[] attend(Transformer m, int layer, float[] q, float[] k, float[] v, int T) {
             int kvDim = m.cfg.numKvHeads() * m.cfg.headDim(), qDim = m.cfg.numHeads() * m.cfg.headDim();
             if (keep != null) {
-                keep.keys[layer] = Arrays.copyOf(k, T * kvDim);
-                keep.values[layer] = Arrays.copyOf(v, T * kvDim);
-                return m.attention.causal(q, k, v, T, m.par);
+                keep.keys[layer] = Arrays.copyOf(k, contextRows * kvDim);
+                keep.values[layer] = Arrays.copyOf(v, contextRows * kvDim);
             }
+            // the context's rows are the first of q, k and v, and Attention reads only the rows it is given
+            if (T == contextRows) return m.attention.causal(q, k, v, T, m.par);
+            float[] out = m.buffer("segmentsAttended", T * qDim);
+            if (contextRows > 0)
+                System.arraycopy(m.attention.causal(q, k, v, contextRows, m.par), 0, out, 0, contextRows * qDim);
             // Each segment's keys are the context's followed by its own: the context part is written once per layer.
             int P = after.length;
             float[] keys = m.buffer("segmentKeys", (P + longest) * kvDim), vals = m.buffer("segmentValues", (P + longest) * kvDim);
-            float[] queries = m.buffer("segmentQueries", longest * qDim), out = m.buffer("segmentsAttended", T * qDim);
+            float[] queries = m.buffer("segmentQueries", longest * qDim);
             System.arraycopy(after.keys[layer], 0, keys, 0, P * kvDim);
             System.arraycopy(after.values[layer], 0, vals, 0, P * kvDim);
             for (int s = 0; s < starts.length; s++) {

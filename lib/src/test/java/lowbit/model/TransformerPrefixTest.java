@@ -51,7 +51,13 @@ class TransformerPrefixTest {
                     int[] stranger = {(ids[0] + 1) % vocab, (ids[1] + 7) % vocab, (ids[2] + 3) % vocab};
                     List<int[]> conts = List.of(tail, Arrays.copyOf(tail, 1), stranger, Arrays.copyOf(tail, 3));
                     List<Transformer.TokenLogProbs> scored = model.continuationLogProbs(prefix, conts);
+                    List<Transformer.TokenLogProbs> onePass = model.continuationLogProbs(Arrays.copyOf(ids, c), conts);
                     assertEquals(conts.size(), scored.size());
+                    for (int k = 0; k < conts.size(); k++) {
+                        // kept keys and values, or the context's rows beside the continuations' in one pass: the same
+                        assertArrayEquals(scored.get(k).logProbs(), onePass.get(k).logProbs(), 1e-6f);
+                        assertArrayEquals(scored.get(k).argmax(), onePass.get(k).argmax());
+                    }
                     for (int k : new int[]{0, 1, 3}) {
                         int[] cont = conts.get(k);
                         Transformer.TokenLogProbs s = scored.get(k);
@@ -106,6 +112,17 @@ class TransformerPrefixTest {
             assertEquals(List.of(5, 5), kvRows);
             assertEquals(2 * 7 + 1, linearRows.size());
             assertTrue(linearRows.stream().allMatch(r -> r.endsWith(":5")), linearRows.toString());
+
+            // in one pass: the context's 5 rows and the continuations' 5 below them; lm_head on the context's last and those 5
+            linearRows.clear();
+            kvRows.clear();
+            try (AutoCloseable h = m.addHook(hook)) {
+                m.continuationLogProbs(context, conts);
+            }
+            assertEquals(List.of(10, 10), kvRows);
+            assertEquals(2 * 7 + 1, linearRows.size());
+            assertTrue(linearRows.subList(0, 14).stream().allMatch(r -> r.endsWith(":10")), linearRows.toString());
+            assertEquals("lm_head:6", linearRows.get(14));
         }
     }
 
