@@ -15,7 +15,9 @@ import lowbit.tensor.VectorMath;
 /**
  * A decoder-only transformer in float32: the Llama family (Llama, Mistral, SmolLM, Qwen2 with q/k/v biases,
  * Qwen3 with q/k norms) and OPT. Weights are taken once from {@link ModelWeights}; every window is run on
- * its own (no cache across windows), which is what perplexity and calibration need.
+ * its own (no cache across windows), which is what perplexity and calibration need. Continuations scored after
+ * a shared context (zero-shot tasks) reuse the context's keys and values: {@link #prefix},
+ * {@link #continuationLogProbs(int[], List)}.
  */
 public final class Transformer implements AutoCloseable {
     /** Rows of logits materialized at once: bounds memory at LOGIT_ROWS x vocab floats. */
