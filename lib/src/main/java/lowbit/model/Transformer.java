@@ -430,7 +430,8 @@ public final class Transformer implements AutoCloseable {
     /**
      * One forward pass over the rows of {@code context} (when not null: its keys and values are kept in a new
      * prefix) followed by the rows of the continuations, which attend after the context's keys and values (those
-     * just kept, or {@code past}'s).
+     * just kept, or {@code past}'s). Continuations that begin with the same tokens share those tokens' rows (PIQA's
+     * two solutions often differ only after many words): a row depends on its token and the tokens before it only.
      */
     private AfterContext afterContext(int[] context, Prefix past, List<int[]> continuations) {
         int P = context != null ? context.length : past.length, V = cfg.vocabSize(), K = continuations.size();
@@ -438,7 +439,9 @@ public final class Transformer implements AutoCloseable {
         if (context != null && embedPositions != null && P > cfg.maxPositions())
             throw new IllegalArgumentException("context of " + P + " tokens is longer than OPT's " + cfg.maxPositions()
                     + " learned positions");
-        int[] starts = new int[K], lengths = new int[K];
+        // rowOf[c][i]: the row whose input is token i of continuation c (its last token is only scored, never input)
+        int[][] rowOf = new int[K][];
+        int[] starts = new int[K], shared = new int[K];
         int rows = contextRows, longest = 0;
         for (int c = 0; c < K; c++) {
             int[] cont = continuations.get(c);
@@ -451,30 +454,49 @@ public final class Transformer implements AutoCloseable {
                 throw new IllegalArgumentException("context of " + P + " tokens and continuation " + c + " of " + cont.length
                         + " tokens need " + (P + cont.length - 1) + " positions, more than OPT's " + cfg.maxPositions()
                         + " learned positions");
+            int inputs = cont.length - 1, parent = -1;
+            for (int e = 0; e < c; e++) {
+                int[] earlier = continuations.get(e);
+                int m = 0, limit = Math.min(inputs, earlier.length - 1);
+                while (m < limit && earlier[m] == cont[m]) m++;
+                if (m > shared[c]) {
+                    shared[c] = m;
+                    parent = e;
+                }
+            }
+            rowOf[c] = new int[inputs];
+            for (int i = 0; i < shared[c]; i++) rowOf[c][i] = rowOf[parent][i];
             starts[c] = rows;
-            lengths[c] = cont.length - 1;
-            rows += lengths[c];
-            longest = Math.max(longest, lengths[c]);
+            for (int i = shared[c]; i < inputs; i++) rowOf[c][i] = rows++;
+            longest = Math.max(longest, inputs);
         }
-        int[] tokens = new int[rows], positions = new int[rows], targets = new int[rows];
+        int[] tokens = new int[rows], positions = new int[rows];
         for (int t = 0; t < contextRows; t++) {
             tokens[t] = context[t];
             positions[t] = t;
         }
+        // the tokens each row's distribution scores: continuation c's token i + 1 from row rowOf[c][i]
+        List<List<int[]>> scoredAt = new ArrayList<>(Collections.nCopies(rows, null));
         for (int c = 0; c < K; c++) {
             int[] cont = continuations.get(c);
-            for (int i = 0; i < lengths[c]; i++) {
-                tokens[starts[c] + i] = cont[i];
-                positions[starts[c] + i] = P + i;
-                targets[starts[c] + i] = cont[i + 1];
+            for (int i = 0; i < rowOf[c].length; i++) {
+                int r = rowOf[c][i];
+                tokens[r] = cont[i];
+                positions[r] = P + i;
+                if (scoredAt.get(r) == null) scoredAt.set(r, new ArrayList<>(1));
+                scoredAt.get(r).add(new int[]{c, i + 1});
             }
         }
         Prefix kept = context != null ? new Prefix(this, P) : past;
-        float[] rowLogProbs = new float[rows];
-        boolean[] rowArgmax = new boolean[rows];
+        float[][] logProbs = new float[K][];
+        boolean[][] argmax = new boolean[K][];
+        for (int c = 0; c < K; c++) {
+            logProbs[c] = new float[continuations.get(c).length];
+            argmax[c] = new boolean[logProbs[c].length];
+        }
         if (rows > 0) {
             float[] x = embed(tokens, positions);
-            Pass pass = new Pass(context != null ? kept : null, kept, contextRows, starts, lengths, longest, positions);
+            Pass pass = new Pass(context != null ? kept : null, kept, contextRows, rowOf, starts, shared, longest, positions);
             for (int l = 0; l < blocks.length; l++) block(l, x, rows, pass);
             // logits for the context's last position (when it was run here) and the continuations' rows only
             int first = contextRows > 0 ? contextRows - 1 : 0;
@@ -488,29 +510,27 @@ public final class Transformer implements AutoCloseable {
                     kept.lastLogProbs = lp;
                     return;
                 }
-                int target = targets[row];
-                float lp = (float) (logits[off + target] - lse);
-                rowLogProbs[row] = lp;
-                boolean top = true;
-                for (int j = 0; j < V && top; j++) {
-                    float other = (float) (logits[off + j] - lse);
-                    if (j < target ? other >= lp : other > lp) top = false;
+                for (int[] at : scoredAt.get(row)) {
+                    int target = continuations.get(at[0])[at[1]];
+                    float lp = (float) (logits[off + target] - lse);
+                    boolean top = true;
+                    for (int j = 0; j < V && top; j++) {
+                        float other = (float) (logits[off + j] - lse);
+                        if (j < target ? other >= lp : other > lp) top = false;
+                    }
+                    logProbs[at[0]][at[1]] = lp;
+                    argmax[at[0]][at[1]] = top;
                 }
-                rowArgmax[row] = top;
             });
         }
         float[] last = kept.lastLogProbs;
         int lastArgmax = argmax(last);
         List<TokenLogProbs> out = new ArrayList<>(K);
         for (int c = 0; c < K; c++) {
-            int[] cont = continuations.get(c);
-            float[] lp = new float[cont.length];
-            boolean[] top = new boolean[cont.length];
-            lp[0] = last[cont[0]];
-            top[0] = lastArgmax == cont[0];
-            System.arraycopy(rowLogProbs, starts[c], lp, 1, lengths[c]);
-            System.arraycopy(rowArgmax, starts[c], top, 1, lengths[c]);
-            out.add(new TokenLogProbs(lp, top));
+            int token = continuations.get(c)[0];
+            logProbs[c][0] = last[token];
+            argmax[c][0] = lastArgmax == token;
+            out.add(new TokenLogProbs(logProbs[c], argmax[c]));
         }
         return new AfterContext(kept, out);
     }
@@ -524,10 +544,12 @@ public final class Transformer implements AutoCloseable {
 
     /**
      * The rows of a forward pass that is not one window from position 0: first {@code contextRows} rows of a context
-     * whose keys and values go into {@code keep}, then continuation segments after the keys and values of
-     * {@code after} (segment s: rows starts[s]..starts[s]+lengths[s]-1), each row at positions[row].
+     * whose keys and values go into {@code keep}, then continuations after the keys and values of {@code after}.
+     * Continuation c's inputs are rows rowOf[c]: its first shared[c] rows belong to an earlier continuation with the
+     * same tokens, the rest are its own, from starts[c] on. Row r is at positions[r].
      */
-    private record Pass(Prefix keep, Prefix after, int contextRows, int[] starts, int[] lengths, int longest, int[] positions) {
+    private record Pass(Prefix keep, Prefix after, int contextRows, int[][] rowOf, int[] starts, int[] shared, int longest,
+                        int[] positions) {
         /** Attention output [T][heads * headDim] of layer for this pass's rows, keys and values as the hooks left them. */
         float[] attend(Transformer m, int layer, float[] q, float[] k, float[] v, int T) {
             int kvDim = m.cfg.numKvHeads() * m.cfg.headDim(), qDim = m.cfg.numHeads() * m.cfg.headDim();
@@ -540,19 +562,22 @@ public final class Transformer implements AutoCloseable {
             float[] out = m.buffer("segmentsAttended", T * qDim);
             if (contextRows > 0)
                 System.arraycopy(m.attention.causal(q, k, v, contextRows, m.par), 0, out, 0, contextRows * qDim);
-            // Each segment's keys are the context's followed by its own: the context part is written once per layer.
+            // A continuation's keys are the context's followed by its own rows': the context part is written once per layer.
             int P = after.length;
             float[] keys = m.buffer("segmentKeys", (P + longest) * kvDim), vals = m.buffer("segmentValues", (P + longest) * kvDim);
             float[] queries = m.buffer("segmentQueries", longest * qDim);
             System.arraycopy(after.keys[layer], 0, keys, 0, P * kvDim);
             System.arraycopy(after.values[layer], 0, vals, 0, P * kvDim);
-            for (int s = 0; s < starts.length; s++) {
-                int r = starts[s], n = lengths[s];
+            for (int c = 0; c < rowOf.length; c++) {
+                int[] own = rowOf[c];
+                int n = own.length - shared[c];
                 if (n == 0) continue;
-                System.arraycopy(k, r * kvDim, keys, P * kvDim, n * kvDim);
-                System.arraycopy(v, r * kvDim, vals, P * kvDim, n * kvDim);
-                System.arraycopy(q, r * qDim, queries, 0, n * qDim);
-                System.arraycopy(m.attention.causal(queries, keys, vals, n, P, m.par), 0, out, r * qDim, n * qDim);
+                for (int i = 0; i < own.length; i++) {
+                    System.arraycopy(k, own[i] * kvDim, keys, (P + i) * kvDim, kvDim);
+                    System.arraycopy(v, own[i] * kvDim, vals, (P + i) * kvDim, kvDim);
+                }
+                System.arraycopy(q, starts[c] * qDim, queries, 0, n * qDim);
+                System.arraycopy(m.attention.causal(queries, keys, vals, n, P + shared[c], m.par), 0, out, starts[c] * qDim, n * qDim);
             }
             return out;
         }

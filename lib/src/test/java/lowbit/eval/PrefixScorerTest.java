@@ -27,7 +27,8 @@ import org.junit.jupiter.params.provider.CsvSource;
  * gives ({@link FullForwardScorer}, lm-eval's definition): per-token log-probs to 1e-5 and the greedy flags exactly,
  * on every architecture the runtime has (Llama with GQA, Qwen3's q/k norms and wide heads, pre- and post-norm OPT with
  * learned positions) and on a trained model, with and without runtime quantization hooks (8-bit per-token activations,
- * a 4-bit KV cache), whose results must not depend on how rows are batched.
+ * a 4-bit KV cache), whose results must not depend on how rows are batched, nor on continuations that begin alike
+ * sharing those rows.
  */
 class PrefixScorerTest {
     private static final double TOLERANCE = 1e-5;
@@ -100,6 +101,14 @@ class PrefixScorerTest {
                 int[] context = tokens(rnd, 1 + rnd.nextInt(maxContext), vocab);
                 List<int[]> conts = continuations(rnd, 1 + rnd.nextInt(maxContinuations), maxLength, vocab);
                 conts.add(rnd.nextInt(conts.size() + 1), greedyContinuation(model, context, 1 + rnd.nextInt(maxLength)));
+                // continuations that begin alike share rows: one with another's start and its own end, a copy, a shorter start
+                int[] base = conts.get(rnd.nextInt(conts.size()));
+                int[] forked = Arrays.copyOf(base, base.length + 2);
+                forked[forked.length - 1] = rnd.nextInt(vocab);
+                forked[Math.max(1, base.length / 2)] = rnd.nextInt(vocab);
+                conts.add(forked);
+                conts.add(rnd.nextInt(conts.size() + 1), base.clone());
+                conts.add(Arrays.copyOf(forked, 1 + forked.length / 2));
                 List<ContinuationScorer.Scored> want = full.score(context, conts), got = prefix.score(context, conts);
                 assertEquals(conts.size(), got.size());
                 for (int c = 0; c < conts.size(); c++) {

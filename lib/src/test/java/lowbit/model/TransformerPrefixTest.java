@@ -127,6 +127,33 @@ class TransformerPrefixTest {
     }
 
     @Test
+    void continuationsThatBeginAlikeShareThoseRows() throws Exception {
+        try (Transformer m = Checkpoints.load(new MemoryCheckpoint(MemoryCheckpoint.smallLlama(), 15), 2)) {
+            int[] context = {7, 1, 30, 2};
+            List<int[]> conts = List.of(new int[]{3, 64, 12, 7}, new int[]{3, 64, 91}, new int[]{3, 64, 12, 7},
+                    new int[]{3, 5, 6}, new int[]{3, 64, 12, 7, 40, 41});
+            int[] rows = {0};
+            ForwardHook hook = new ForwardHook() {
+                @Override
+                public void keyValue(int layer, float[] keys, float[] values, int n) {
+                    if (layer == 0) rows[0] = n;
+                }
+            };
+            List<Transformer.TokenLogProbs> together;
+            try (AutoCloseable h = m.addHook(hook)) {
+                together = m.continuationLogProbs(m.prefix(context), conts);
+            }
+            // inputs 3 64 12 | 3 64 (shared) | 3 64 12 (shared) | 3 5: one new row | 3 64 12 7 40: two new rows
+            assertEquals(3 + 0 + 0 + 1 + 2, rows[0]);
+            for (int c = 0; c < conts.size(); c++) {
+                Transformer.TokenLogProbs alone = m.continuationLogProbs(context, List.of(conts.get(c))).get(0);
+                assertArrayEquals(alone.logProbs(), together.get(c).logProbs(), 1e-6f, "continuation " + c);
+                assertArrayEquals(alone.argmax(), together.get(c).argmax(), "continuation " + c);
+            }
+        }
+    }
+
+    @Test
     void continuationsOfOneTokenNeedNoForwardPass() {
         try (Transformer m = Checkpoints.load(new MemoryCheckpoint(MemoryCheckpoint.smallLlama(), 12), 1)) {
             int[] context = {4, 8, 15, 16, 23, 42};
