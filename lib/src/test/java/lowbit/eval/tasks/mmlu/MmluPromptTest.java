@@ -2,7 +2,14 @@ package lowbit.eval.tasks.mmlu;
 
 import static org.junit.jupiter.api.Assertions.*;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import org.junit.jupiter.api.Test;
 
 class MmluPromptTest {
@@ -30,6 +37,47 @@ class MmluPromptTest {
         assertEquals(ASTRONOMY_THIRD_ITEM_5_SHOT, data.context(item, MmluPrompt.SHOTS));
         assertEquals(List.of(" A", " B", " C", " D"), MmluPrompt.CONTINUATIONS);
         assertEquals(2, item.gold());
+    }
+
+    /** environment/fixtures/make_mmlu_prompts.py: lm-eval 0.4.13's fewshot_context and requests for every fixture item. */
+    @Test
+    void everyFixturePromptEqualsTheOneLmEvalBuilt() throws IOException {
+        JsonNode golden;
+        try (InputStream in = MmluPromptTest.class.getResourceAsStream("/mmlu/lm-eval-prompts.json")) {
+            golden = new ObjectMapper().readTree(in);
+        }
+        assertEquals(5, golden.get("num_fewshot").asInt());
+        Path fixture = MmluDataTest.fixture();
+        int compared = 0;
+        for (MmluData data : List.of(MmluData.load(fixture), MmluData.load(fixture.resolve("edge")))) {
+            for (String subject : data.subjects()) {
+                List<MmluItem> items = data.items(subject);
+                for (int i = 0; i < items.size(); i++) {
+                    JsonNode expected = golden.get("items").get(subject + "/" + i);
+                    assertNotNull(expected, subject + "/" + i + " is not in the golden file");
+                    assertEquals(expected.get("context").asText(), data.context(items.get(i), 5), subject + "/" + i);
+                    List<String> continuations = new ArrayList<>();
+                    expected.get("continuations").forEach(c -> continuations.add(c.asText()));
+                    assertEquals(continuations, MmluPrompt.CONTINUATIONS);
+                    assertEquals(expected.get("gold").asInt(), items.get(i).gold(), subject + "/" + i);
+                    compared++;
+                }
+            }
+        }
+        assertEquals(golden.get("items").size(), compared, "every golden prompt was compared");
+        assertEquals(9, compared);
+    }
+
+    @Test
+    void theEdgeFixtureKeepsWhatLmEvalKeeps() {
+        MmluData edge = MmluData.load(MmluDataTest.fixture().resolve("edge"));
+        assertEquals(Map.of("virology", 3), edge.sizes());
+        assertEquals(6, edge.subject("virology").dev().size(), "a sixth dev item is read but never a shot");
+        MmluItem spaced = edge.items("virology").get(0);
+        assertEquals("  Spaced question \u2003", spaced.question());
+        assertEquals(List.of(" lead", "trail ", "\"quoted\"", ""), spaced.choices());
+        assertTrue(edge.context(spaced, 5).endsWith("\n\nSpaced question\nA.  lead\nB. trail \nC. \"quoted\"\nD. \nAnswer:"));
+        assertFalse(edge.context(spaced, 5).contains("A sixth dev item"));
     }
 
     @Test
