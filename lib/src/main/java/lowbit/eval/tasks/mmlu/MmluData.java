@@ -1,9 +1,11 @@
 package lowbit.eval.tasks.mmlu;
 
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -13,6 +15,7 @@ import java.util.TreeSet;
 import java.util.stream.Stream;
 import lowbit.io.DataDir;
 import lowbit.io.FormatException;
+import lowbit.io.Hashing;
 
 /**
  * MMLU in the original release's layout, the folder {@code mmlu/} of the data directory:
@@ -44,10 +47,12 @@ public final class MmluData {
 
     private final Path dir;
     private final SequencedMap<String, Subject> subjects;
+    private final String sha256;
 
-    private MmluData(Path dir, SequencedMap<String, Subject> subjects) {
+    private MmluData(Path dir, SequencedMap<String, Subject> subjects, String sha256) {
         this.dir = dir;
         this.subjects = subjects;
+        this.sha256 = sha256;
     }
 
     /**
@@ -99,11 +104,20 @@ public final class MmluData {
             List<MmluItem> val = Files.isRegularFile(valFile) ? MmluCsv.read(valFile, name) : List.of();
             subjects.put(name, new Subject(name, dev, test, val));
         }
-        return new MmluData(dir, subjects);
+        return new MmluData(dir, subjects, fingerprint(dir, subjects.keySet()));
     }
 
     public Path dir() {
         return dir;
+    }
+
+    /**
+     * The sha256 of the files read, for provenance: of the listing {@code sha256sum dev/*_dev.csv test/*_test.csv
+     * val/*_val.csv} (in C-locale order) over the subjects present, so {@code cd data/mmlu && LC_ALL=C sha256sum
+     * dev/*_dev.csv test/*_test.csv val/*_val.csv | sha256sum} gives the same for a complete copy.
+     */
+    public String sha256() {
+        return sha256;
     }
 
     /** The subjects present, in lm-eval's order. */
@@ -126,6 +140,13 @@ public final class MmluData {
         return subject(subject).test();
     }
 
+    /** The first {@code limit} test items of a subject (all when it has fewer), as lm-eval's --limit takes them per subject. */
+    public List<MmluItem> items(String subject, int limit) {
+        if (limit < 1) throw new IllegalArgumentException("--limit " + limit + ": expected at least 1 item per MMLU subject");
+        List<MmluItem> all = items(subject);
+        return all.subList(0, Math.min(limit, all.size()));
+    }
+
     /** The number of test items per subject present, in lm-eval's order. */
     public Map<String, Integer> sizes() {
         Map<String, Integer> m = new LinkedHashMap<>();
@@ -136,6 +157,17 @@ public final class MmluData {
     /** The prompt for one test item with {@code shots} dev examples (5 for standard MMLU); score {@link MmluPrompt#CONTINUATIONS} after it. */
     public String context(MmluItem item, int shots) {
         return MmluPrompt.context(subject(item.subject()).dev(), shots, item);
+    }
+
+    private static String fingerprint(Path dir, Collection<String> subjects) {
+        StringBuilder listing = new StringBuilder();
+        for (String split : List.of("dev", "test", "val"))
+            for (String name : subjects) {
+                String relative = split + "/" + name + "_" + split + ".csv";
+                Path file = dir.resolve(relative);
+                if (Files.isRegularFile(file)) listing.append(Hashing.sha256(file)).append("  ").append(relative).append('\n');
+            }
+        return Hashing.sha256(listing.toString().getBytes(StandardCharsets.UTF_8));
     }
 
     /** Subject names of the {@code *_test.csv} files in a folder, sorted; empty when the folder is missing. */

@@ -40,6 +40,24 @@ class MmluDataTest {
     }
 
     @Test
+    void theFingerprintIsShaOfTheSha256sumListing() throws IOException {
+        // cd lib/src/test/resources/mmlu && LC_ALL=C sha256sum dev/*_dev.csv test/*_test.csv | sha256sum
+        assertEquals("80f70c155303694a4ee47dca975c6079b3dadbd1580525d0dc158b537f23d261", MmluData.load(fixture()).sha256());
+        Path dir = copyOfFixture();
+        write(dir.resolve("test/astronomy_test.csv"), "Q1,a,b,c,d,A\n");
+        assertNotEquals(MmluData.load(fixture()).sha256(), MmluData.load(dir).sha256());
+    }
+
+    @Test
+    void limitTakesTheFirstItemsOfEachSubject() {
+        MmluData data = MmluData.load(fixture());
+        assertEquals(data.items("astronomy").subList(0, 2), data.items("astronomy", 2));
+        assertEquals(3, data.items("astronomy", 100).size());
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> data.items("astronomy", 0));
+        assertEquals("--limit 0: expected at least 1 item per MMLU subject", e.getMessage());
+    }
+
+    @Test
     void quotedFieldsKeepCommasAndUndoubleQuotes() {
         MmluData data = MmluData.load(fixture());
         MmluItem jupiter = data.items("astronomy").get(1);
