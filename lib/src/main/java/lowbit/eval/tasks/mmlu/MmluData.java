@@ -63,7 +63,7 @@ public final class MmluData {
     public static Optional<String> absence(Path dataRoot) {
         Path testDir = dataRoot.resolve(FOLDER).resolve("test");
         if (!testFiles(testDir).isEmpty()) return Optional.empty();
-        return Optional.of("MMLU skipped: no " + testDir + "/*_test.csv (run " + DOWNLOAD_COMMAND
+        return Optional.of("no MMLU data: " + testDir + "/*_test.csv not found (run " + DOWNLOAD_COMMAND
                 + " to fetch the original release, or put its dev/ and test/ folders under " + dataRoot.resolve(FOLDER) + ")");
     }
 
@@ -71,7 +71,7 @@ public final class MmluData {
     public static MmluData fromDataDir() {
         Path root = DataDir.root();
         Optional<String> missing = absence(root);
-        if (missing.isPresent()) throw new FormatException(root.resolve(FOLDER), missing.get());
+        if (missing.isPresent()) throw new IllegalStateException(missing.get());
         return load(root.resolve(FOLDER));
     }
 

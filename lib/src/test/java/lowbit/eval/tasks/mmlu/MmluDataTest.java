@@ -172,12 +172,25 @@ class MmluDataTest {
     @Test
     void anAbsentCopyIsOneLineNamingTheFolderAndTheDownloadCommand() throws IOException {
         String line = MmluData.absence(tmp).orElseThrow();
-        assertEquals("MMLU skipped: no " + tmp.resolve("mmlu/test") + "/*_test.csv (run ./lowbit download mmlu to fetch the"
-                + " original release, or put its dev/ and test/ folders under " + tmp.resolve("mmlu") + ")", line);
+        assertEquals("no MMLU data: " + tmp.resolve("mmlu/test") + "/*_test.csv not found (run ./lowbit download mmlu to fetch"
+                + " the original release, or put its dev/ and test/ folders under " + tmp.resolve("mmlu") + ")", line);
         Files.createDirectories(tmp.resolve("mmlu/test"));
         assertTrue(MmluData.absence(tmp).isPresent(), "an empty test folder is absent data too");
         copyDir(fixture(), tmp.resolve("mmlu"));
         assertTrue(MmluData.absence(tmp).isEmpty());
+    }
+
+    @Test
+    void fromDataDirFailsWithTheAbsenceLine() {
+        String saved = System.getProperty("lowbit.data");
+        System.setProperty("lowbit.data", tmp.toString());
+        try {
+            IllegalStateException e = assertThrows(IllegalStateException.class, MmluData::fromDataDir);
+            assertEquals(MmluData.absence(tmp).orElseThrow(), e.getMessage());
+        } finally {
+            if (saved == null) System.clearProperty("lowbit.data");
+            else System.setProperty("lowbit.data", saved);
+        }
     }
 
     @Test
