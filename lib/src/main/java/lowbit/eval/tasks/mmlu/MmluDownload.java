@@ -26,6 +26,7 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
 import java.util.zip.GZIPInputStream;
+import lowbit.io.FormatException;
 import lowbit.io.Hashing;
 import lowbit.progress.Progress;
 import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
@@ -72,7 +73,14 @@ public final class MmluDownload {
         }
         try {
             Archive archive = fetchInto(source, tmp, progress == null ? Progress.NONE : progress);
-            MmluData data = MmluData.load(tmp);
+            MmluData data;
+            try {
+                data = MmluData.load(tmp);
+            } catch (FormatException e) {
+                // the temporary path in the message is gone by the time it is read: name the archive too
+                throw new IllegalStateException("the archive from " + source + " has a damaged file, nothing was written to "
+                        + target + ": " + e.getMessage(), e);
+            }
             List<String> missing = MmluSubjects.all().stream().filter(s -> !data.subjects().contains(s)).toList();
             if (!missing.isEmpty())
                 throw new IllegalStateException("the archive from " + source + " lacks the test file of " + missing.size()

@@ -75,6 +75,10 @@ class MmluDownloadTest {
 
     /** The release's layout: data/{dev,val,test}/{subject}_{split}.csv plus auxiliary_train, which is not kept. */
     static byte[] release(List<String> subjects, boolean gzip) throws IOException {
+        return release(subjects, gzip, "Second,a,b,c,d,D\n");
+    }
+
+    static byte[] release(List<String> subjects, boolean gzip, String secondTestRow) throws IOException {
         ByteArrayOutputStream bytes = new ByteArrayOutputStream();
         try (OutputStream sink = gzip ? new GZIPOutputStream(bytes) : bytes;
              TarArchiveOutputStream tar = new TarArchiveOutputStream(sink)) {
@@ -86,7 +90,7 @@ class MmluDownloadTest {
                 for (int i = 0; i < 5; i++) dev.append("Dev ").append(i).append(" of ").append(s).append("?,a,b,c,d,").append("ABCD".charAt(i % 4)).append('\n');
                 file(tar, "data/dev/" + s + "_dev.csv", dev.toString());
                 file(tar, "data/val/" + s + "_val.csv", "Val of " + s + "?,a,b,c,d,B\n");
-                file(tar, "data/test/" + s + "_test.csv", "\"Test, of " + s + "?\",a,b,c,d,C\nSecond,a,b,c,d,D\n");
+                file(tar, "data/test/" + s + "_test.csv", "\"Test, of " + s + "?\",a,b,c,d,C\n" + secondTestRow);
             }
             file(tar, "data/auxiliary_train/race.csv", "Aux,a,b,c,d,A\n");
             file(tar, "data/README.txt", "not a subject\n");
@@ -209,6 +213,19 @@ class MmluDownloadTest {
                 () -> MmluDownload.download(url("/~hendrycks/data.tar"), dataRoot, Progress.NONE));
         assertTrue(e.getMessage().startsWith("the archive from " + url("/~hendrycks/data.tar")
                 + " lacks the test file of 2 MMLU subject(s): anatomy, virology"), e.getMessage());
+        assertFalse(Files.exists(dataRoot.resolve("mmlu")));
+        assertEquals(List.of(), leftovers());
+    }
+
+    @Test
+    void aDamagedFileInTheArchiveIsRefusedNamingTheArchive() throws IOException {
+        body = release(MmluSubjects.all(), false, "Second,a,b,c,d,Z\n");
+        IllegalStateException e = assertThrows(IllegalStateException.class,
+                () -> MmluDownload.download(url("/~hendrycks/data.tar"), dataRoot, Progress.NONE));
+        assertTrue(e.getMessage().startsWith("the archive from " + url("/~hendrycks/data.tar") + " has a damaged file, nothing"
+                + " was written to " + dataRoot.resolve("mmlu") + ": "), e.getMessage());
+        assertTrue(e.getMessage().endsWith("test/abstract_algebra_test.csv: line 2: answer \"Z\"; expected one of A, B, C, D"),
+                e.getMessage());
         assertFalse(Files.exists(dataRoot.resolve("mmlu")));
         assertEquals(List.of(), leftovers());
     }
