@@ -25,7 +25,7 @@ class MainTest {
 
     @Test
     void missingRequiredOptionsAndParameters() {
-        assertOneLine("lowbit: download: Missing required option: '--repo=ORG/NAME'; ./lowbit download --help lists the options",
+        assertOneLine("lowbit: download needs either --repo ORG/NAME (a model) or a data set: mmlu (./lowbit download --help)",
                 "download");
         assertOneLine("lowbit: bench needs a benchmark: forward, gptq or awq (./lowbit bench --help)", "bench");
     }
