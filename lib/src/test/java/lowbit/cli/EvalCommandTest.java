@@ -36,7 +36,7 @@ class EvalCommandTest {
                 "unknown task 'arc_eazy'; known tasks: piqa, arc_easy, arc_challenge, hellaswag, winogrande, boolq, lambada_openai");
         assertOneLineError(CliRun.of("eval", "--tasks", "piqa", "--limit", "0", "--store", store.toString()), "--limit must be >= 1, got 0");
         assertOneLineError(CliRun.of("eval", "--tasks", "piqa", "--fewshot", "5", "--store", store.toString()),
-                "--fewshot 5: lm-eval draws few-shot examples from each task's train split");
+                "--fewshot 5: lm-eval draws piqa's few-shot examples from its train split");
         assertFalse(Files.exists(store) && ResultStore.open(store).size() > 0, "no row for a refused run");
     }
 
@@ -85,5 +85,64 @@ class EvalCommandTest {
             if (saved == null) System.clearProperty("lowbit.data");
             else System.setProperty("lowbit.data", saved);
         }
+    }
+
+    /** Runs the CLI with the data directory set to {@code data}. */
+    private static CliRun withData(Path data, String... args) {
+        String saved = System.getProperty("lowbit.data");
+        System.setProperty("lowbit.data", data.toString());
+        try {
+            return CliRun.of(args);
+        } finally {
+            if (saved == null) System.clearProperty("lowbit.data");
+            else System.setProperty("lowbit.data", saved);
+        }
+    }
+
+    private static Path dataWithMmluFixture(Path tmp) throws Exception {
+        Path data = tmp.resolve("data");
+        Path fixture = Path.of(EvalCommandTest.class.getResource("/mmlu/test").toURI()).getParent();
+        for (String split : new String[] {"dev", "test"}) {
+            Files.createDirectories(data.resolve("mmlu").resolve(split));
+            try (var files = Files.list(fixture.resolve(split))) {
+                for (Path f : files.toList()) Files.copy(f, data.resolve("mmlu").resolve(split).resolve(f.getFileName()));
+            }
+        }
+        return data;
+    }
+
+    @Test
+    void mmluOnTheFixtureIsOneRowWithCategoriesAndSubjects(@TempDir Path tmp) throws Exception {
+        Path model = stories(), data = dataWithMmluFixture(tmp);
+        CliRun r = withData(data, "eval", "--model", model.toString(), "--tasks", "mmlu", "--threads", "1", "--no-store", "--json");
+        assertEquals(0, r.exit(), r.err());
+        JsonNode row = new ObjectMapper().readTree(r.out()).get("tasks").get(0);
+        assertEquals("mmlu", row.get("task").asText());
+        assertEquals(5, row.get("num_fewshot").asInt());
+        assertEquals(6, row.get("items").asInt());
+        assertEquals(2, row.get("subjects").size());
+        // both fixture subjects are STEM, three items each: the group and the overall figure pool the same six items
+        assertEquals(row.get("groups").get("mmlu_stem").get("acc").asDouble(), row.get("metrics").get("acc").asDouble(), 1e-12);
+        double a = row.get("subjects").get("astronomy").get("acc").asDouble(), h = row.get("subjects").get("high_school_computer_science").get("acc").asDouble();
+        assertEquals((a + h) / 2, row.get("metrics").get("acc").asDouble(), 1e-12);
+
+        assertOneLineError(withData(data, "eval", "--model", model.toString(), "--tasks", "mmlu", "--fewshot", "7", "--no-store"),
+                "--fewshot 7: MMLU takes 0 to 5 shots");
+    }
+
+    @Test
+    void absentMmluIsANoteAndTheOtherTasksRun(@TempDir Path tmp) throws Exception {
+        Path model = stories(), data = tmp.resolve("data");
+        Files.createDirectories(data.resolve("tasks"));
+        Files.writeString(data.resolve("tasks/winogrande.jsonl"),
+                "{\"context_options\": [\"The cat sat on the mat so the cat\", \"The cat sat on the mat so the mat\"], "
+                        + "\"continuation\": \"was happy.\", \"gold\": 0}\n");
+        CliRun r = withData(data, "eval", "--model", model.toString(), "--tasks", "winogrande,mmlu", "--threads", "1", "--no-store", "--json");
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(r.err().contains("lowbit: MMLU skipped: no " + data.resolve("mmlu/test")), r.err());
+        JsonNode tasks = new ObjectMapper().readTree(r.out()).get("tasks");
+        assertEquals(1, tasks.size());
+        assertEquals("winogrande", tasks.get(0).get("task").asText());
+        assertTrue(tasks.get(0).get("metrics").get("acc_stderr").isNull(), "one item: no standard error, as lm-eval's N/A");
     }
 }
