@@ -13,6 +13,9 @@ import java.util.ArrayList;
 import java.util.List;
 import lowbit.checkpoint.Checkpoint;
 import lowbit.checkpoint.Checkpoints;
+import lowbit.eval.tasks.mmlu.MmluCategory;
+import lowbit.eval.tasks.mmlu.MmluData;
+import lowbit.eval.tasks.mmlu.MmluScores;
 import lowbit.eval.ContinuationScorer;
 import lowbit.eval.FullForwardScorer;
 import lowbit.io.DataDir;
@@ -21,6 +24,7 @@ import lowbit.progress.Progress;
 import lowbit.tokenizer.Tokenizer;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -124,6 +128,51 @@ class LmEvalGoldenTest {
             // lm-eval bootstraps this one (100000 resamples); the delta method estimates the same quantity
             assertEquals(res.get("perplexity_stderr").asDouble(), r.perplexityStderr(), 0.25 * res.get("perplexity_stderr").asDouble());
         }
+    }
+
+    @Test
+    void mmluOnTheFixtureAsLmEvalsGroup() throws Exception {
+        JsonNode g = golden("mmlu-fixture");
+        MmluData data = MmluData.load(Path.of(LmEvalGoldenTest.class.getResource("/mmlu/test").toURI()).getParent());
+        MmluTask.Prepared p = MmluTask.Prepared.of(data, g.get("num_fewshot").asInt(), 0);
+        RequestEncoder encoder = new RequestEncoder(tokenizer, g.get("backend").get("max_length").asInt());
+        List<JsonNode> goldenItems = new ArrayList<>();
+        for (String subject : data.subjects()) g.get("subjects").get(subject).get("items").forEach(goldenItems::add);
+        assertEquals(goldenItems.size(), p.items().size());
+        for (int i = 0; i < p.items().size(); i++) {
+            Item mine = p.items().get(i);
+            JsonNode gi = goldenItems.get(i);
+            assertEquals(gi.get("target").asInt(), mine.gold());
+            for (int k = 0; k < 4; k++) {
+                JsonNode gr = gi.get("requests").get(k);
+                assertEquals(gr.get("context").asText(), mine.requests().get(k).context(), "item " + i);
+                assertEquals(gr.get("continuation").asText(), mine.requests().get(k).continuation());
+                RequestEncoder.Encoded e = encoder.encode(mine.requests().get(k));
+                assertArrayEquals(ints(gr.get("context_tokens")), e.context(), "item " + i + " choice " + k);
+                assertArrayEquals(ints(gr.get("continuation_tokens")), e.continuation(), "item " + i + " choice " + k);
+            }
+        }
+        TaskResult r = new TaskEvaluator(new FullForwardScorer(model), encoder)
+                .evaluate(new Task("mmlu", List.of(), Task.Output.MULTIPLE_CHOICE, List.of("acc"), f -> List.of()), p.items(), Progress.NONE);
+        for (int i = 0; i < p.items().size(); i++) {
+            JsonNode gi = goldenItems.get(i);
+            for (int k = 0; k < 4; k++) {
+                double expected = gi.get("requests").get(k).get("loglikelihood").asDouble();
+                assertEquals(expected, r.items().get(i).logLikelihoods()[k], 1e-4 + 1e-6 * Math.abs(expected), "item " + i + " choice " + k);
+            }
+            assertEquals(gi.get("metrics").get("acc").asDouble(), r.items().get(i).acc(), "item " + i);
+        }
+        MmluScores.Summary s = MmluTask.summarize(p, r);
+        JsonNode res = g.get("results");
+        for (MmluScores.Subject sub : s.subjects()) {
+            assertEquals(res.get("subjects").get(sub.name()).get("acc").asDouble(), sub.acc(), 1e-12);
+            assertEquals(res.get("subjects").get(sub.name()).get("acc_stderr").asDouble(), sub.stderr().getAsDouble(), 1e-12);
+        }
+        MmluScores.Group stem = s.categories().get(MmluCategory.STEM);
+        assertEquals(res.get("categories").get("stem").get("acc").asDouble(), stem.acc(), 1e-12);
+        assertEquals(res.get("categories").get("stem").get("acc_stderr").asDouble(), stem.stderr().getAsDouble(), 1e-12);
+        assertEquals(res.get("mmlu").get("acc").asDouble(), s.overall().acc(), 1e-12);
+        assertEquals(res.get("mmlu").get("acc_stderr").asDouble(), s.overall().stderr().getAsDouble(), 1e-12);
     }
 
     static int[] ints(JsonNode a) {
