@@ -49,16 +49,24 @@ def main():
     from importlib.metadata import version
     import transformers
 
+    built = {}
     with contextlib.redirect_stdout(sys.stderr):
+        # The data is read before the model is loaded, so that a missing or malformed file is the
+        # one-line error shown, at once.
+        for name in tasks:
+            try:
+                built[name], _files = golden.build_task(name, args.data_dir)
+            except (OSError, ValueError) as e:
+                ap.error(f"{name}: {e}")
         start = time.perf_counter()
         model, tok = golden.load_model(args.gguf, args.threads)
         lm = golden.hflm(model, tok)
         load_seconds = time.perf_counter() - start
     for name in tasks:
         with contextlib.redirect_stdout(sys.stderr):
-            task, _files = golden.build_task(name, args.data_dir)
+            task = built[name]
             start = time.perf_counter()
-            res = golden.run_task(lm, None, task, args.limit)
+            res = golden.run_task(lm, task, args.limit)
             seconds = time.perf_counter() - start
         samples = res["samples"][name]
         print(json.dumps({"task": name, "items": len(samples),
