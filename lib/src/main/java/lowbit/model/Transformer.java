@@ -1,6 +1,7 @@
 package lowbit.model;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -14,7 +15,9 @@ import lowbit.tensor.VectorMath;
 /**
  * A decoder-only transformer in float32: the Llama family (Llama, Mistral, SmolLM, Qwen2 with q/k/v biases,
  * Qwen3 with q/k norms) and OPT. Weights are taken once from {@link ModelWeights}; every window is run on
- * its own (no cache across windows), which is what perplexity and calibration need.
+ * its own (no cache across windows), which is what perplexity and calibration need. Continuations scored after
+ * a shared context (zero-shot tasks) reuse the context's keys and values: {@link #prefix},
+ * {@link #continuationLogProbs(int[], List)}.
  */
 public final class Transformer implements AutoCloseable {
     /** Rows of logits materialized at once: bounds memory at LOGIT_ROWS x vocab floats. */
@@ -160,11 +163,16 @@ public final class Transformer implements AutoCloseable {
 
     /** Token embeddings (plus OPT's learned positions and project_in): [tokens][hidden]. */
     public float[] embed(int[] tokens) {
+        if (embedPositions != null && tokens.length > cfg.maxPositions())
+            throw new IllegalArgumentException("window of " + tokens.length + " tokens is longer than OPT's "
+                    + cfg.maxPositions() + " learned positions");
+        return embed(tokens, null);
+    }
+
+    /** Embeddings of tokens at the given positions (null: 0..T-1), which OPT's learned positions must cover. */
+    private float[] embed(int[] tokens, int[] positions) {
         int T = tokens.length, h = cfg.hiddenSize();
         int e = embedPositions != null ? cfg.wordEmbedProjDim() : h;
-        if (embedPositions != null && T > cfg.maxPositions())
-            throw new IllegalArgumentException("window of " + T + " tokens is longer than OPT's "
-                    + cfg.maxPositions() + " learned positions");
         float[] x = new float[T * e];
         for (int t = 0; t < T; t++) {
             int id = tokens[t];
@@ -176,27 +184,34 @@ public final class Transformer implements AutoCloseable {
         if (projectIn != null) x = run(projectIn, x, T, null);
         if (embedPositions != null) {
             // OPT's positions start at offset 2 (its first two rows are padding-related).
-            for (int t = 0; t < T; t++)
-                for (int j = 0; j < h; j++) x[t * h + j] += embedPositions[(t + 2) * h + j];
+            for (int t = 0; t < T; t++) {
+                int pos = (positions == null ? t : positions[t]) + 2;
+                for (int j = 0; j < h; j++) x[t * h + j] += embedPositions[pos * h + j];
+            }
         }
         return x;
     }
 
     /** Runs transformer block {@code layer} on x [rows][hidden] in place. */
     public void block(int layer, float[] x, int rows) {
-        Block b = blocks[layer];
-        if (cfg.family() == ModelConfig.Family.OPT) optBlock(b, layer, x, rows);
-        else llamaBlock(b, layer, x, rows);
+        block(layer, x, rows, null);
     }
 
-    private void llamaBlock(Block b, int layer, float[] x, int T) {
-        addInto(x, attentionSublayer(b, layer, attentionNorm(b, x, T), T));
+    /** Block {@code layer} on the rows of a pass (null: one window from position 0). */
+    private void block(int layer, float[] x, int rows, Pass pass) {
+        Block b = blocks[layer];
+        if (cfg.family() == ModelConfig.Family.OPT) optBlock(b, layer, x, rows, pass);
+        else llamaBlock(b, layer, x, rows, pass);
+    }
+
+    private void llamaBlock(Block b, int layer, float[] x, int T, Pass pass) {
+        addInto(x, attentionSublayer(b, layer, attentionNorm(b, x, T), T, pass));
         addInto(x, mlpSublayer(b, mlpNorm(b, x, T), T));
     }
 
-    private void optBlock(Block b, int layer, float[] x, int T) {
+    private void optBlock(Block b, int layer, float[] x, int T, Pass pass) {
         boolean pre = cfg.normBefore();
-        addInto(x, attentionSublayer(b, layer, pre ? attentionNorm(b, x, T) : x, T));
+        addInto(x, attentionSublayer(b, layer, pre ? attentionNorm(b, x, T) : x, T, pass));
         if (!pre) System.arraycopy(attentionNorm(b, x, T), 0, x, 0, x.length);
         addInto(x, mlpSublayer(b, pre ? mlpNorm(b, x, T) : x, T));
         if (!pre) System.arraycopy(mlpNorm(b, x, T), 0, x, 0, x.length);
@@ -213,18 +228,19 @@ public final class Transformer implements AutoCloseable {
     }
 
     /** o_proj(attention(q(n), k(n), v(n))): the attention sub-layer's output, before the residual add. */
-    private float[] attentionSublayer(Block b, int layer, float[] n, int T) {
+    private float[] attentionSublayer(Block b, int layer, float[] n, int T, Pass pass) {
         float[] q = run(b.q, n, T, "q"), k = run(b.k, n, T, "k"), v = run(b.v, n, T, "v");
         if (b.qNorm != null) {
             rmsNormHeads(q, T * cfg.numHeads(), b.qNorm);
             rmsNormHeads(k, T * cfg.numKvHeads(), b.kNorm);
         }
         if (cfg.family() != ModelConfig.Family.OPT) {
-            rope(q, T, cfg.numHeads());
-            rope(k, T, cfg.numKvHeads());
+            int[] positions = pass == null ? null : pass.positions;
+            rope(q, T, cfg.numHeads(), positions);
+            rope(k, T, cfg.numKvHeads(), positions);
         }
         for (ForwardHook hook : hooks) hook.keyValue(layer, k, v, T);
-        return run(b.o, attention.causal(q, k, v, T, par), T, "o");
+        return run(b.o, pass == null ? attention.causal(q, k, v, T, par) : pass.attend(this, layer, q, k, v, T), T, "o");
     }
 
     /** down(silu(gate(n)) * up(n)), or OPT's fc2(act(fc1(n))): the MLP's output, before the residual add. */
@@ -253,7 +269,7 @@ public final class Transformer implements AutoCloseable {
 
     /** The attention sub-layer (through o_proj, no residual) on its input n; hooks see it; a fresh array. */
     public float[] attentionOutput(int layer, float[] n, int rows) {
-        return attentionSublayer(blocks[layer], layer, n, rows).clone();
+        return attentionSublayer(blocks[layer], layer, n, rows, null).clone();
     }
 
     /** The MLP sub-layer (through down_proj/fc2, no residual) on its input n; a fresh array. */
@@ -345,6 +361,228 @@ public final class Transformer implements AutoCloseable {
         return nll;
     }
 
+    // ------------------------------------------------ a context once, continuations after it
+
+    /**
+     * A context run once through the model: every layer's keys and values exactly as attention read them in
+     * that pass (after q/k norm, RoPE and the hooks' {@link ForwardHook#keyValue}, so a quantized KV cache is
+     * kept quantized), and the log-probs at its last position, which score each continuation's first token.
+     * Valid for the model that made it, with the weights and hooks it had then.
+     */
+    public static final class Prefix {
+        private final Transformer model;
+        private final int length;
+        private final float[][] keys, values;  // [layer][length][numKvHeads * headDim]
+        private float[] lastLogProbs;         // [vocab]
+
+        private Prefix(Transformer model, int length) {
+            this.model = model;
+            this.length = length;
+            this.keys = new float[model.blocks.length][];
+            this.values = new float[model.blocks.length][];
+        }
+
+        /** Tokens in the context. */
+        public int length() {
+            return length;
+        }
+    }
+
+    /**
+     * One continuation's tokens scored after a prefix: element i is log p(token i | context, tokens before i), a
+     * float32 log-softmax as {@link #logProbs(int[])} computes it, and whether token i was the argmax of that
+     * distribution (the first index of the largest log-prob, as torch.argmax breaks ties).
+     */
+    public record TokenLogProbs(float[] logProbs, boolean[] argmax) {}
+
+    /**
+     * Runs {@code context} once and keeps what continuations after it need. Only the last position's logits are
+     * computed; hooks see the context's rows as in a full pass over it.
+     */
+    public synchronized Prefix prefix(int[] context) {
+        if (context.length == 0) throw new IllegalArgumentException("a prefix needs at least one context token");
+        return afterContext(context, null, List.of()).prefix();
+    }
+
+    /**
+     * Scores continuations after {@code prefix} in one batched pass: the continuations' tokens (each without its
+     * last, which is only scored) are concatenated as the rows of every linear, each row at its position after the
+     * context, and each continuation attends over the context's kept keys and values plus its own earlier tokens.
+     * The log-probs equal those of a full pass over context + continuation; hooks see the batched rows as in a full
+     * pass (keyValue: the continuations' new rows only). Logits are computed for continuation positions only.
+     */
+    public synchronized List<TokenLogProbs> continuationLogProbs(Prefix prefix, List<int[]> continuations) {
+        if (prefix.model != this) throw new IllegalArgumentException("the prefix was computed by another model");
+        return afterContext(null, prefix, continuations).continuations();
+    }
+
+    /**
+     * {@link #prefix} and {@link #continuationLogProbs(Prefix, List)} in one pass: the context's rows and the
+     * continuations' rows go through each linear as one matrix product, so the weights are read once per request.
+     */
+    public synchronized List<TokenLogProbs> continuationLogProbs(int[] context, List<int[]> continuations) {
+        if (context.length == 0) throw new IllegalArgumentException("a prefix needs at least one context token");
+        return afterContext(context, null, continuations).continuations();
+    }
+
+    private record AfterContext(Prefix prefix, List<TokenLogProbs> continuations) {}
+
+    /**
+     * One forward pass over the rows of {@code context} (when not null: its keys and values are kept in a new
+     * prefix) followed by the rows of the continuations, which attend after the context's keys and values (those
+     * just kept, or {@code past}'s). Continuations that begin with the same tokens share those tokens' rows (PIQA's
+     * two solutions often differ only after many words): a row depends on its token and the tokens before it only.
+     */
+    private AfterContext afterContext(int[] context, Prefix past, List<int[]> continuations) {
+        int P = context != null ? context.length : past.length, V = cfg.vocabSize(), K = continuations.size();
+        int contextRows = context != null ? P : 0, h = cfg.hiddenSize();
+        if (context != null && embedPositions != null && P > cfg.maxPositions())
+            throw new IllegalArgumentException("context of " + P + " tokens is longer than OPT's " + cfg.maxPositions()
+                    + " learned positions");
+        // rowOf[c][i]: the row whose input is token i of continuation c (its last token is only scored, never input)
+        int[][] rowOf = new int[K][];
+        int[] starts = new int[K], shared = new int[K];
+        int rows = contextRows, longest = 0;
+        for (int c = 0; c < K; c++) {
+            int[] cont = continuations.get(c);
+            if (cont.length == 0) throw new IllegalArgumentException("continuation " + c + " has no tokens to score");
+            for (int i = 0; i < cont.length; i++)
+                if (cont[i] < 0 || cont[i] >= V)
+                    throw new IllegalArgumentException("continuation " + c + ": token id " + cont[i] + " at position " + i
+                            + " is outside the vocabulary of " + V);
+            if (embedPositions != null && P + cont.length - 1 > cfg.maxPositions())
+                throw new IllegalArgumentException("context of " + P + " tokens and continuation " + c + " of " + cont.length
+                        + " tokens need " + (P + cont.length - 1) + " positions, more than OPT's " + cfg.maxPositions()
+                        + " learned positions");
+            int inputs = cont.length - 1, parent = -1;
+            for (int e = 0; e < c; e++) {
+                int[] earlier = continuations.get(e);
+                int m = 0, limit = Math.min(inputs, earlier.length - 1);
+                while (m < limit && earlier[m] == cont[m]) m++;
+                if (m > shared[c]) {
+                    shared[c] = m;
+                    parent = e;
+                }
+            }
+            rowOf[c] = new int[inputs];
+            for (int i = 0; i < shared[c]; i++) rowOf[c][i] = rowOf[parent][i];
+            starts[c] = rows;
+            for (int i = shared[c]; i < inputs; i++) rowOf[c][i] = rows++;
+            longest = Math.max(longest, inputs);
+        }
+        int[] tokens = new int[rows], positions = new int[rows];
+        for (int t = 0; t < contextRows; t++) {
+            tokens[t] = context[t];
+            positions[t] = t;
+        }
+        // the tokens each row's distribution scores: continuation c's token i + 1 from row rowOf[c][i]
+        List<List<int[]>> scoredAt = new ArrayList<>(Collections.nCopies(rows, null));
+        for (int c = 0; c < K; c++) {
+            int[] cont = continuations.get(c);
+            for (int i = 0; i < rowOf[c].length; i++) {
+                int r = rowOf[c][i];
+                tokens[r] = cont[i];
+                positions[r] = P + i;
+                if (scoredAt.get(r) == null) scoredAt.set(r, new ArrayList<>(1));
+                scoredAt.get(r).add(new int[]{c, i + 1});
+            }
+        }
+        Prefix kept = context != null ? new Prefix(this, P) : past;
+        float[][] logProbs = new float[K][];
+        boolean[][] argmax = new boolean[K][];
+        for (int c = 0; c < K; c++) {
+            logProbs[c] = new float[continuations.get(c).length];
+            argmax[c] = new boolean[logProbs[c].length];
+        }
+        if (rows > 0) {
+            float[] x = embed(tokens, positions);
+            Pass pass = new Pass(context != null ? kept : null, kept, contextRows, rowOf, starts, shared, longest, positions);
+            for (int l = 0; l < blocks.length; l++) block(l, x, rows, pass);
+            // logits for the context's last position (when it was run here) and the continuations' rows only
+            int first = contextRows > 0 ? contextRows - 1 : 0;
+            float[] hidden = finalHidden(Arrays.copyOfRange(x, first * h, rows * h), rows - first);
+            forLogitChunks(hidden, rows - first, (r, logits, off) -> {
+                int row = first + r;
+                double lse = logSumExp(logits, off, V);
+                if (row < contextRows) {
+                    float[] lp = new float[V];
+                    for (int j = 0; j < V; j++) lp[j] = (float) (logits[off + j] - lse);
+                    kept.lastLogProbs = lp;
+                    return;
+                }
+                for (int[] at : scoredAt.get(row)) {
+                    int target = continuations.get(at[0])[at[1]];
+                    float lp = (float) (logits[off + target] - lse);
+                    boolean top = true;
+                    for (int j = 0; j < V && top; j++) {
+                        float other = (float) (logits[off + j] - lse);
+                        if (j < target ? other >= lp : other > lp) top = false;
+                    }
+                    logProbs[at[0]][at[1]] = lp;
+                    argmax[at[0]][at[1]] = top;
+                }
+            });
+        }
+        float[] last = kept.lastLogProbs;
+        int lastArgmax = argmax(last);
+        List<TokenLogProbs> out = new ArrayList<>(K);
+        for (int c = 0; c < K; c++) {
+            int token = continuations.get(c)[0];
+            logProbs[c][0] = last[token];
+            argmax[c][0] = lastArgmax == token;
+            out.add(new TokenLogProbs(logProbs[c], argmax[c]));
+        }
+        return new AfterContext(kept, out);
+    }
+
+    /** The first index of the largest value. */
+    private static int argmax(float[] row) {
+        int best = 0;
+        for (int j = 1; j < row.length; j++) if (row[j] > row[best]) best = j;
+        return best;
+    }
+
+    /**
+     * The rows of a forward pass that is not one window from position 0: first {@code contextRows} rows of a context
+     * whose keys and values go into {@code keep}, then continuations after the keys and values of {@code after}.
+     * Continuation c's inputs are rows rowOf[c]: its first shared[c] rows belong to an earlier continuation with the
+     * same tokens, the rest are its own, from starts[c] on. Row r is at positions[r].
+     */
+    private record Pass(Prefix keep, Prefix after, int contextRows, int[][] rowOf, int[] starts, int[] shared, int longest,
+                        int[] positions) {
+        /** Attention output [T][heads * headDim] of layer for this pass's rows, keys and values as the hooks left them. */
+        float[] attend(Transformer m, int layer, float[] q, float[] k, float[] v, int T) {
+            int kvDim = m.cfg.numKvHeads() * m.cfg.headDim(), qDim = m.cfg.numHeads() * m.cfg.headDim();
+            if (keep != null) {
+                keep.keys[layer] = Arrays.copyOf(k, contextRows * kvDim);
+                keep.values[layer] = Arrays.copyOf(v, contextRows * kvDim);
+            }
+            // the context's rows are the first of q, k and v, and Attention reads only the rows it is given
+            if (T == contextRows) return m.attention.causal(q, k, v, T, m.par);
+            float[] out = m.buffer("segmentsAttended", T * qDim);
+            if (contextRows > 0)
+                System.arraycopy(m.attention.causal(q, k, v, contextRows, m.par), 0, out, 0, contextRows * qDim);
+            // A continuation's keys are the context's followed by its own rows': the context part is written once per layer.
+            int P = after.length;
+            float[] keys = m.buffer("segmentKeys", (P + longest) * kvDim), vals = m.buffer("segmentValues", (P + longest) * kvDim);
+            float[] queries = m.buffer("segmentQueries", longest * qDim);
+            System.arraycopy(after.keys[layer], 0, keys, 0, P * kvDim);
+            System.arraycopy(after.values[layer], 0, vals, 0, P * kvDim);
+            for (int c = 0; c < rowOf.length; c++) {
+                int[] own = rowOf[c];
+                int n = own.length - shared[c];
+                if (n == 0) continue;
+                for (int i = 0; i < own.length; i++) {
+                    System.arraycopy(k, own[i] * kvDim, keys, (P + i) * kvDim, kvDim);
+                    System.arraycopy(v, own[i] * kvDim, vals, (P + i) * kvDim, kvDim);
+                }
+                System.arraycopy(q, starts[c] * qDim, queries, 0, n * qDim);
+                System.arraycopy(m.attention.causal(queries, keys, vals, n, P + shared[c], m.par), 0, out, starts[c] * qDim, n * qDim);
+            }
+            return out;
+        }
+    }
+
     private interface LogitRow {
         void accept(int row, float[] logits, int offset);
     }
@@ -431,13 +669,15 @@ public final class Transformer implements AutoCloseable {
     private float[] ropeCos = new float[0], ropeSin = new float[0];
     private int ropeRows;
 
-    /** HF's rotate_half convention: dimension i pairs with i + headDim/2. */
-    private void rope(float[] x, int T, int heads) {
+    /** HF's rotate_half convention: dimension i pairs with i + headDim/2; row t at positions[t] (null: at t). */
+    private void rope(float[] x, int T, int heads, int[] positions) {
         int d = cfg.headDim(), half = d / 2;
-        ensureRope(T);
+        int end = T;
+        if (positions != null) for (int p : positions) end = Math.max(end, p + 1);
+        ensureRope(end);
         float[] cos = ropeCos, sin = ropeSin;
         par.forEach(T, t -> {
-            int c = t * half;
+            int c = (positions == null ? t : positions[t]) * half;
             for (int hd = 0; hd < heads; hd++) {
                 int o = (t * heads + hd) * d;
                 for (int i = 0; i < half; i++) {

@@ -34,21 +34,34 @@ public final class Attention {
      * [T][kvHeads][headDim], out [T][heads][headDim]. The result is this object's buffer, valid until the next call.
      */
     public float[] causal(float[] q, float[] k, float[] v, int T, Parallel par) {
+        return causal(q, k, v, T, 0, par);
+    }
+
+    /**
+     * Causal attention for T queries at positions offset..offset+T-1 over the keys of positions 0..offset+T-1:
+     * q [T][heads][headDim], k and v [offset+T][kvHeads][headDim] (the first offset rows a context computed
+     * earlier), out [T][heads][headDim]. Query i sees keys 0..offset+i, so each row equals the row of a full
+     * causal pass over all offset+T positions; offset 0 is {@link #causal(float[], float[], float[], int, Parallel)}.
+     * The result is this object's buffer, valid until the next call.
+     */
+    public float[] causal(float[] q, float[] k, float[] v, int T, int offset, Parallel par) {
+        if (offset < 0) throw new IllegalArgumentException("attention offset must be >= 0, got " + offset);
         int H = heads, KV = kvHeads, d = headDim;
         int qStride = H * d, kvStride = KV * d, group = H / KV;
-        int Tp = (T + TILE - 1) / TILE * TILE;
+        int N = offset + T;  // keys
+        int Tp = (N + TILE - 1) / TILE * TILE;
         // Keys in tiles of TILE positions, each tile [d][TILE] contiguous, so a tile's score loop reads one
-        // 16 KB block instead of d rows far apart; values per kv head [T][d]. Padding keys t >= T are scored
+        // 16 KB block instead of d rows far apart; values per kv head [N][d]. Padding keys t >= N are scored
         // but their scores are zeroed before the softmax, so whatever a reused buffer holds there is harmless.
         float[] kt = keysTiled = sized(keysTiled, KV * d * Tp);
-        float[] vp = valuesPacked = sized(valuesPacked, KV * T * d);
+        float[] vp = valuesPacked = sized(valuesPacked, KV * N * d);
         par.forEach(KV, g -> {
             int base = g * d * Tp;
-            for (int t = 0; t < T; t++) {
+            for (int t = 0; t < N; t++) {
                 int tile = base + (t / TILE) * d * TILE + (t % TILE);
                 int src = t * kvStride + g * d;
                 for (int j = 0; j < d; j++) kt[tile + j * TILE] = k[src + j];
-                System.arraycopy(v, src, vp, (g * T + t) * d, d);
+                System.arraycopy(v, src, vp, (g * N + t) * d, d);
             }
         });
         float scale = (float) (1.0 / Math.sqrt(d));
@@ -62,15 +75,16 @@ public final class Attention {
             float[] scores = Scratch.floats(4 * Tp);
             for (int r0 = i0; r0 < i1; r0 += 4) {
                 int rows = Math.min(4, i1 - r0);
-                attendRows(q, vp, g * T * d, kt, g * d * Tp, out, r0, rows, head, Tp, d, qStride, scale, scores);
+                attendRows(q, vp, g * N * d, kt, g * d * Tp, out, r0, rows, offset, head, Tp, d, qStride, scale, scores);
             }
         });
         return out;
     }
 
+    /** Query rows r0..r0+rows-1 (positions offset+r0..) of one head: scores, softmax and the weighted values. */
     private static void attendRows(float[] q, float[] v, int vBase, float[] kt, int ktBase, float[] out, int r0, int rows,
-                                   int head, int Tp, int d, int qStride, float scale, float[] s) {
-        int last = r0 + rows - 1;               // the last query row sees keys 0..last
+                                   int offset, int head, int Tp, int d, int qStride, float scale, float[] s) {
+        int last = offset + r0 + rows - 1;      // the last query row sees keys 0..last
         int span = (last + TILE) / TILE * TILE; // keys to score, padded to whole tiles
         int q0 = r0 * qStride + head * d;
         int q1 = rows > 1 ? q0 + qStride : q0, q2 = rows > 2 ? q0 + 2 * qStride : q0, q3 = rows > 3 ? q0 + 3 * qStride : q0;
@@ -109,7 +123,7 @@ public final class Attention {
         float inv0 = 0, inv1 = 0, inv2 = 0, inv3 = 0;
         for (int r = 0; r < 4; r++) {
             int o = r * Tp;
-            int valid = r < rows ? r0 + r + 1 : 0;  // causal: row r0+r sees keys 0..r0+r
+            int valid = r < rows ? offset + r0 + r + 1 : 0;  // causal: row r0+r sees keys 0..offset+r0+r
             for (int j = valid; j < span; j++) s[o + j] = 0f;
             if (valid == 0) continue;
             FloatVector mv = FloatVector.broadcast(S, Float.NEGATIVE_INFINITY);
