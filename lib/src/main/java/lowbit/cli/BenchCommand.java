@@ -161,6 +161,10 @@ final class BenchCommand implements Callable<Integer> {
                 description = "lm-eval on the same items; auto runs it when .venv has torch, transformers and lm_eval (default: ${DEFAULT-VALUE})")
         String baseline;
 
+        @Option(names = "--scorer", defaultValue = ZeroShot.DEFAULT_SCORER, paramLabel = "full|prefix",
+                description = "lowbit's scorer (default: ${DEFAULT-VALUE}); see ./lowbit eval --help")
+        String scorerName;
+
         @Option(names = "--python", paramLabel = "PATH",
                 description = "the interpreter that runs the lm-eval baseline (default: .venv/bin/python)")
         java.nio.file.Path python;
@@ -172,13 +176,13 @@ final class BenchCommand implements Callable<Integer> {
             List<String> names = Tasks.parse(tasks, List.of());
             List<ZeroShot.Prepared> prepared = names.stream().map(n -> ZeroShot.Prepared.of(Tasks.get(n), limit)).toList();
             Map<String, Double> ours = new LinkedHashMap<>();
-            String modelPath, scorerName;
+            String modelPath;
+            ZeroShot.scorer(scorerName);
             int threads;
             try (EvaluatedModel model = EvaluatedModel.load(modelOptions.open(), modelOptions.threads())) {
                 modelPath = model.checkpoint().source();
                 threads = model.transformer().threads();
-                ContinuationScorer scorer = ZeroShot.REFERENCE_SCORER.apply(model.transformer());
-                scorerName = scorer.getClass().getSimpleName();
+                ContinuationScorer scorer = ZeroShot.scorer(scorerName).apply(model.transformer());
                 TaskEvaluator ev = new TaskEvaluator(scorer, new RequestEncoder(model.tokenizer(), model.checkpoint().config().maxPositions()));
                 System.err.println("lowbit: warm-up (the first 5 items of " + names.get(0) + ")...");
                 ev.evaluate(prepared.get(0).task(), TaskEvaluator.limit(prepared.get(0).items(), 5), Progress.NONE);

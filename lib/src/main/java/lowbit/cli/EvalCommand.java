@@ -63,18 +63,24 @@ final class EvalCommand implements Callable<Integer>, MemoryEstimated {
     @Option(names = "--no-store", description = "write no rows and read none")
     boolean noStore;
 
+    @Option(names = "--scorer", defaultValue = ZeroShot.DEFAULT_SCORER, paramLabel = "full|prefix",
+            description = "full: one forward pass per continuation, as lm-eval; prefix: the context once, its keys and values "
+                    + "reused for every choice (same log-probs) (default: ${DEFAULT-VALUE})")
+    String scorerName;
+
     @Option(names = "--json", description = "print one JSON object instead of tables")
     boolean json;
 
     @Override
     public Integer call() {
+        ZeroShot.scorer(scorerName);
         Plan plan = prepare();
         QuantizationRecipe recipe = quantOptions.recipe(null, null);
         ResultStore results = noStore ? null : ResultStore.open(store);
         List<Row> rows = new ArrayList<>();
         try (EvaluatedModel model = EvaluatedModel.load(modelOptions.open(), modelOptions.threads())) {
             if (recipe != null) model.quantize(recipe, Progress.terminal());
-            ContinuationScorer scorer = ZeroShot.REFERENCE_SCORER.apply(model.transformer());
+            ContinuationScorer scorer = ZeroShot.scorer(scorerName).apply(model.transformer());
             for (ZeroShot.Prepared p : plan.tasks()) {
                 Row row = ZeroShot.run(model, p, scorer, results, Progress.terminal());
                 rows.add(row);

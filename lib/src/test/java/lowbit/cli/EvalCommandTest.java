@@ -67,6 +67,16 @@ class EvalCommandTest {
         JsonNode k = new ObjectMapper().readTree(again.out()).get("tasks").get(0);
         assertEquals(boolq.get("timestamp").asText(), k.get("timestamp").asText(), "the stored row, not a new run");
         assertEquals(2, ResultStore.open(store).size());
+
+        // the context once for both choices: the same log-probs, so the same figures
+        CliRun prefix = CliRun.of("eval", "--model", model.toString(), "--tasks", "boolq", "--limit", "4", "--threads", "1",
+                "--scorer", "prefix", "--no-store", "--json");
+        assertEquals(0, prefix.exit(), prefix.err());
+        JsonNode p = new ObjectMapper().readTree(prefix.out()).get("tasks").get(0);
+        assertEquals("PrefixScorer", p.get("scorer").asText());
+        assertEquals(boolq.get("metrics"), p.get("metrics"));
+        assertOneLineError(CliRun.of("eval", "--model", model.toString(), "--tasks", "boolq", "--scorer", "fast", "--no-store"),
+                "--scorer must be one of full, prefix, got 'fast'");
     }
 
     @Test

@@ -27,7 +27,7 @@ class MainTest {
     void missingRequiredOptionsAndParameters() {
         assertOneLine("lowbit: download: Missing required option: '--repo=ORG/NAME'; ./lowbit download --help lists the options",
                 "download");
-        assertOneLine("lowbit: bench needs a benchmark: forward, gptq or awq (./lowbit bench --help)", "bench");
+        assertOneLine("lowbit: bench needs a benchmark: forward, gptq, awq or eval (./lowbit bench --help)", "bench");
     }
 
     @Test

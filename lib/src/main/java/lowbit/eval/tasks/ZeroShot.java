@@ -8,6 +8,7 @@ import java.util.function.Function;
 import lowbit.eval.ContinuationScorer;
 import lowbit.eval.EvaluatedModel;
 import lowbit.eval.FullForwardScorer;
+import lowbit.eval.PrefixScorer;
 import lowbit.io.Hashing;
 import lowbit.model.Transformer;
 import lowbit.progress.Progress;
@@ -20,8 +21,20 @@ import lowbit.results.Row;
  * metrics, the item count, truncation, timing and the model's provenance.
  */
 public final class ZeroShot {
-    /** lm-eval's own scorer, one forward pass per continuation; pass a faster {@link ContinuationScorer} where it exists. */
-    public static final Function<Transformer, ContinuationScorer> REFERENCE_SCORER = FullForwardScorer::new;
+    /** The --scorer names: full (lm-eval's one forward pass per continuation) and prefix (the context once, its K/V reused). */
+    public static final List<String> SCORERS = List.of("full", "prefix");
+
+    /** The scorer ./lowbit eval uses unless told otherwise. */
+    public static final String DEFAULT_SCORER = "full";
+
+    /** The scorer called {@code name} (see {@link #SCORERS}). */
+    public static Function<Transformer, ContinuationScorer> scorer(String name) {
+        return switch (name) {
+            case "full" -> FullForwardScorer::new;
+            case "prefix" -> PrefixScorer::new;
+            default -> throw new IllegalArgumentException("--scorer must be one of " + String.join(", ", SCORERS) + ", got '" + name + "'");
+        };
+    }
 
     /** The lm-eval release whose task definitions and request handling these reproduce. */
     public static final String LM_EVAL_VERSION = "0.4.13";

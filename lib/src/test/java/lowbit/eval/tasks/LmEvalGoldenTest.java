@@ -17,7 +17,6 @@ import lowbit.eval.tasks.mmlu.MmluCategory;
 import lowbit.eval.tasks.mmlu.MmluData;
 import lowbit.eval.tasks.mmlu.MmluScores;
 import lowbit.eval.ContinuationScorer;
-import lowbit.eval.FullForwardScorer;
 import lowbit.io.DataDir;
 import lowbit.model.Transformer;
 import lowbit.progress.Progress;
@@ -102,7 +101,7 @@ class LmEvalGoldenTest {
             asLmEval.add(new Item(mine.index(), theirs, mine.choices(), mine.gold()));
         }
 
-        ContinuationScorer scorer = new FullForwardScorer(model);
+        ContinuationScorer scorer = ZeroShot.scorer(ZeroShot.DEFAULT_SCORER).apply(model);
         TaskResult r = new TaskEvaluator(scorer, encoder).evaluate(task, asLmEval, Progress.NONE);
         for (int i = 0; i < asLmEval.size(); i++) {
             JsonNode gi = g.get("items").get(i);
@@ -152,7 +151,7 @@ class LmEvalGoldenTest {
                 assertArrayEquals(ints(gr.get("continuation_tokens")), e.continuation(), "item " + i + " choice " + k);
             }
         }
-        TaskResult r = new TaskEvaluator(new FullForwardScorer(model), encoder)
+        TaskResult r = new TaskEvaluator(ZeroShot.scorer(ZeroShot.DEFAULT_SCORER).apply(model), encoder)
                 .evaluate(new Task("mmlu", List.of(), Task.Output.MULTIPLE_CHOICE, List.of("acc"), f -> List.of()), p.items(), Progress.NONE);
         for (int i = 0; i < p.items().size(); i++) {
             JsonNode gi = goldenItems.get(i);
