@@ -175,6 +175,7 @@ final class BenchCommand implements Callable<Integer> {
             checkBaseline(baseline, "lm-eval");
             List<String> names = Tasks.parse(tasks, List.of());
             List<ZeroShot.Prepared> prepared = names.stream().map(n -> ZeroShot.Prepared.of(Tasks.get(n), limit)).toList();
+            String loadAtStart = loadAverage();
             Map<String, Double> ours = new LinkedHashMap<>();
             String modelPath;
             ZeroShot.scorer(scorerName);
@@ -190,7 +191,7 @@ final class BenchCommand implements Callable<Integer> {
                     ours.put(p.task().name(), ev.evaluate(p.task(), p.items(), Progress.terminal()).itemsPerSecond());
             }
             System.out.printf(Locale.ROOT, "eval  model=%s limit=%d threads=%d scorer=%s code=%s load average at start %s%n", modelPath,
-                    limit, threads, scorerName, CodeVersion.current(), loadAverage());
+                    limit, threads, scorerName, CodeVersion.current(), loadAtStart);
             PythonBaseline py = baseline.equals("none") ? null
                     : python != null
                     ? PythonBaseline.find("lm-eval baseline", java.nio.file.Path.of(System.getProperty("lowbit.root", ".")), python,
