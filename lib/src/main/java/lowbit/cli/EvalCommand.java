@@ -75,6 +75,7 @@ final class EvalCommand implements Callable<Integer>, MemoryEstimated {
     public Integer call() {
         ZeroShot.scorer(scorerName);
         Plan plan = prepare();
+        if (plan.tasks().isEmpty() && plan.mmlu() == null) return 0; // only MMLU was asked for, and its note is printed
         QuantizationRecipe recipe = quantOptions.recipe(null, null);
         ResultStore results = noStore ? null : ResultStore.open(store);
         List<Row> rows = new ArrayList<>();
