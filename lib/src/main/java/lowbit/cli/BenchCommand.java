@@ -2,13 +2,21 @@ package lowbit.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import lowbit.checkpoint.Checkpoint;
 import lowbit.checkpoint.Checkpoints;
+import lowbit.eval.ContinuationScorer;
+import lowbit.eval.EvaluatedModel;
 import lowbit.eval.Perplexity;
 import lowbit.eval.TextDatasets;
+import lowbit.eval.tasks.RequestEncoder;
+import lowbit.eval.tasks.TaskEvaluator;
+import lowbit.eval.tasks.Tasks;
+import lowbit.eval.tasks.ZeroShot;
 import lowbit.io.DataDir;
 import lowbit.model.Transformer;
 import lowbit.progress.Progress;
@@ -22,13 +30,14 @@ import picocli.CommandLine.Option;
 
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = "Benchmarks: forward (tokens/s of the perplexity forward pass, against transformers), gptq (GPTQ on one "
-                + "2048x2048 layer against the PyTorch reference algorithm, and on the whole model) and awq (AWQ against GPTQ "
-                + "on the same calibration windows). ./lowbit bench WHAT --help lists each one's options.",
-        subcommands = {BenchCommand.Forward.class, GptqBench.class, BenchCommand.Awq.class})
+                + "2048x2048 layer against the PyTorch reference algorithm, and on the whole model), awq (AWQ against GPTQ "
+                + "on the same calibration windows) and eval (zero-shot items/s against lm-eval's HF backend). "
+                + "./lowbit bench WHAT --help lists each one's options.",
+        subcommands = {BenchCommand.Forward.class, GptqBench.class, BenchCommand.Awq.class, BenchCommand.Eval.class})
 final class BenchCommand implements Callable<Integer> {
     @Override
     public Integer call() {
-        throw new IllegalArgumentException("bench needs a benchmark: forward, gptq or awq (./lowbit bench --help)");
+        throw new IllegalArgumentException("bench needs a benchmark: forward, gptq, awq or eval (./lowbit bench --help)");
     }
 
     /** The baseline options: auto runs it when .venv can, none skips it, the baseline's own name requires it. */
@@ -130,6 +139,90 @@ final class BenchCommand implements Callable<Integer> {
                 }
             }
             return 0;
+        }
+    }
+
+    @Command(name = "eval", mixinStandardHelpOptions = true,
+            description = "Items/s of zero-shot scoring (piqa and hellaswag, first 200 items) through lowbit and, when .venv has "
+                    + "torch, transformers and lm_eval, through lm-eval's HF backend on the same items, model and thread count "
+                    + "(environment/bench_lm_eval.py).")
+    static final class Eval implements Callable<Integer> {
+        @Mixin
+        ModelOptions modelOptions;
+
+        @Option(names = "--tasks", defaultValue = "piqa,hellaswag", paramLabel = "NAME,...",
+                description = "tasks to time (default: ${DEFAULT-VALUE})")
+        String tasks;
+
+        @Option(names = "--limit", defaultValue = "200", paramLabel = "N", description = "the first N items of each task (default: ${DEFAULT-VALUE})")
+        int limit;
+
+        @Option(names = "--baseline", defaultValue = "auto", paramLabel = "auto|none|lm-eval",
+                description = "lm-eval on the same items; auto runs it when .venv has torch, transformers and lm_eval (default: ${DEFAULT-VALUE})")
+        String baseline;
+
+        @Option(names = "--scorer", defaultValue = ZeroShot.DEFAULT_SCORER, paramLabel = "full|prefix",
+                description = "lowbit's scorer (default: ${DEFAULT-VALUE}); see ./lowbit eval --help")
+        String scorerName;
+
+        @Option(names = "--python", paramLabel = "PATH",
+                description = "the interpreter that runs the lm-eval baseline (default: .venv/bin/python)")
+        java.nio.file.Path python;
+
+        @Override
+        public Integer call() {
+            if (limit < 1) throw new IllegalArgumentException("--limit must be >= 1, got " + limit);
+            checkBaseline(baseline, "lm-eval");
+            List<String> names = Tasks.parse(tasks, List.of());
+            List<ZeroShot.Prepared> prepared = names.stream().map(n -> ZeroShot.Prepared.of(Tasks.get(n), limit)).toList();
+            String loadAtStart = loadAverage();
+            Map<String, Double> ours = new LinkedHashMap<>();
+            String modelPath;
+            ZeroShot.scorer(scorerName);
+            int threads;
+            try (EvaluatedModel model = EvaluatedModel.load(modelOptions.open(), modelOptions.threads())) {
+                modelPath = model.checkpoint().source();
+                threads = model.transformer().threads();
+                ContinuationScorer scorer = ZeroShot.scorer(scorerName).apply(model.transformer());
+                TaskEvaluator ev = new TaskEvaluator(scorer, new RequestEncoder(model.tokenizer(), model.checkpoint().config().maxPositions()));
+                System.err.println("lowbit: warm-up (the first 5 items of " + names.get(0) + ")...");
+                ev.evaluate(prepared.get(0).task(), TaskEvaluator.limit(prepared.get(0).items(), 5), Progress.NONE);
+                for (ZeroShot.Prepared p : prepared)
+                    ours.put(p.task().name(), ev.evaluate(p.task(), p.items(), Progress.terminal()).itemsPerSecond());
+            }
+            System.out.printf(Locale.ROOT, "eval  model=%s limit=%d threads=%d scorer=%s code=%s load average at start %s%n", modelPath,
+                    limit, threads, scorerName, CodeVersion.current(), loadAtStart);
+            PythonBaseline py = baseline.equals("none") ? null
+                    : python != null
+                    ? PythonBaseline.find("lm-eval baseline", java.nio.file.Path.of(System.getProperty("lowbit.root", ".")), python,
+                            List.of("torch", "transformers", "gguf", "lm_eval"))
+                    : PythonBaseline.find("lm-eval baseline", List.of("torch", "transformers", "gguf", "lm_eval"));
+            if (py != null && !py.available() && baseline.equals("lm-eval")) throw new IllegalArgumentException(py.missing());
+            if (py != null && py.available() && !modelPath.endsWith(".gguf"))
+                throw new IllegalArgumentException("the lm-eval baseline loads GGUF files; --model " + modelPath + " is not one");
+            for (String name : names) {
+                System.out.printf(Locale.ROOT, "%-14s lowbit %8.2f items/s", name, ours.get(name));
+                if (py != null && py.available()) {
+                    JsonNode ref = py.run("bench_lm_eval.py", List.of("--gguf", modelPath, "--tasks", name, "--limit", Integer.toString(limit),
+                            "--threads", Integer.toString(threads), "--data-dir", DataDir.root().toString()));
+                    double theirs = ref.path("items_per_second").asDouble();
+                    System.out.printf(Locale.ROOT, "   lm-eval %8.2f items/s   ratio lowbit/lm-eval %.2f", theirs, ours.get(name) / theirs);
+                }
+                System.out.println();
+            }
+            if (py != null && !py.available()) System.out.println("skipped: " + py.missing());
+            System.out.printf(Locale.ROOT, "load average at the end %s%n", loadAverage());
+            return 0;
+        }
+
+        /** The 1, 5 and 15 minute load averages (uptime's), or "unknown" off Linux: a shared machine's load moves these figures. */
+        static String loadAverage() {
+            try {
+                String[] f = java.nio.file.Files.readString(java.nio.file.Path.of("/proc/loadavg")).strip().split("\\s+");
+                return f[0] + " " + f[1] + " " + f[2];
+            } catch (java.io.IOException | RuntimeException e) {
+                return "unknown";
+            }
         }
     }
 }

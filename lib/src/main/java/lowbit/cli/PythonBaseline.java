@@ -39,7 +39,11 @@ final class PythonBaseline {
     }
 
     static PythonBaseline find(String name, Path root, List<String> modules) {
-        Path python = root.resolve(".venv/bin/python");
+        return find(name, root, root.resolve(".venv/bin/python"), modules);
+    }
+
+    /** The baseline under another interpreter (a reference environment outside the checkout); scripts still come from root. */
+    static PythonBaseline find(String name, Path root, Path python, List<String> modules) {
         if (!Files.isExecutable(python))
             return new PythonBaseline(name, root, python, name + " needs " + python + " (./lowbit setup --reference creates it with "
                     + String.join(" and ", modules) + ")");

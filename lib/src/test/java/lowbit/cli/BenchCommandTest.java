@@ -16,7 +16,7 @@ class BenchCommandTest {
     void eachBenchmarkIsASubcommandWithItsOwnOptions() {
         CliRun none = CliRun.of("bench");
         assertEquals(2, none.exit());
-        assertEquals("lowbit: bench needs a benchmark: forward, gptq or awq (./lowbit bench --help)", none.err().strip());
+        assertEquals("lowbit: bench needs a benchmark: forward, gptq, awq or eval (./lowbit bench --help)", none.err().strip());
 
         CliRun help = CliRun.of("bench", "gptq", "--help");
         assertEquals(0, help.exit(), help.err());
@@ -29,6 +29,12 @@ class BenchCommandTest {
         assertEquals("lowbit: --part must be all, layer or model, got 'layers'", part.err().strip());
         CliRun base = CliRun.of("bench", "forward", "--baseline", "torch");
         assertEquals("lowbit: --baseline must be auto, none or transformers, got 'torch'", base.err().strip());
+        CliRun evalBase = CliRun.of("bench", "eval", "--baseline", "transformers");
+        assertEquals("lowbit: --baseline must be auto, none or lm-eval, got 'transformers'", evalBase.err().strip());
+        CliRun evalLimit = CliRun.of("bench", "eval", "--limit", "0");
+        assertEquals("lowbit: --limit must be >= 1, got 0", evalLimit.err().strip());
+        CliRun evalTask = CliRun.of("bench", "eval", "--tasks", "piqa,mmlu");
+        assertTrue(evalTask.err().startsWith("lowbit: --tasks: unknown task 'mmlu'; known tasks: piqa,"), evalTask.err());
         CliRun spec = CliRun.of("bench", "awq", "--quant", "gptq:w4g128");
         assertEquals("lowbit: bench awq times awq specs, got --quant gptq:w4g128", spec.err().strip());
     }
