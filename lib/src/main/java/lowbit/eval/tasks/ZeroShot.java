@@ -25,7 +25,7 @@ public final class ZeroShot {
     public static final List<String> SCORERS = List.of("full", "prefix");
 
     /** The scorer ./lowbit eval uses unless told otherwise. */
-    public static final String DEFAULT_SCORER = "full";
+    public static final String DEFAULT_SCORER = "prefix";
 
     /** The scorer called {@code name} (see {@link #SCORERS}). */
     public static Function<Transformer, ContinuationScorer> scorer(String name) {
