@@ -111,7 +111,7 @@ final class EvalCommand implements Callable<Integer>, MemoryEstimated {
         for (String name : names) {
             if (name.equals(MmluTask.NAME)) {
                 var absent = MmluData.absence(DataDir.root());
-                if (absent.isPresent()) spec.commandLine().getErr().println("lowbit: " + absent.get());
+                if (absent.isPresent()) spec.commandLine().getErr().println("lowbit: note: MMLU skipped: " + absent.get());
                 else mmlu = MmluTask.Prepared.of(MmluData.fromDataDir(), fewshot == null ? MmluPrompt.SHOTS : fewshot, n);
                 continue;
             }

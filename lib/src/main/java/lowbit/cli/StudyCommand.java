@@ -45,6 +45,14 @@ final class StudyCommand implements Callable<Integer>, MemoryEstimated {
                     + "KL divergence to the float model (kld), both from the same forward pass")
     String sensitivityLoss;
 
+    @Option(names = "--zero-shot-tasks", split = ",", paramLabel = "TASK",
+            description = "override the zero-shot tasks scored on the float model and the zero-shot specs (none: leave the part out)")
+    List<String> zeroShotTasks;
+
+    @Option(names = "--zero-shot-limit", paramLabel = "N",
+            description = "score each task's first N items, as lm-eval's --limit (0: every item; quick plan: 20)")
+    Integer zeroShotLimit;
+
     @Override
     public Integer call() {
         StudyPlan p = plan();
@@ -68,6 +76,8 @@ final class StudyCommand implements Callable<Integer>, MemoryEstimated {
         if (methods != null) b.methods(methods);
         if (seeds != null) b.ablationSeeds(seeds);
         if (sensitivityLoss != null) b.sensitivityLoss(sensitivityLoss);
+        if (zeroShotTasks != null) b.zeroShotTasks(zeroShotTasks.equals(List.of("none")) ? List.of() : zeroShotTasks);
+        if (zeroShotLimit != null) b.zeroShotLimit(zeroShotLimit);
         return b.build();
     }
 

@@ -1,19 +1,25 @@
 package lowbit.studies;
 
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import lowbit.checkpoint.Checkpoints;
 import lowbit.eval.EvaluatedModel;
 import lowbit.eval.Evaluator;
+import lowbit.eval.PrefixScorer;
+import lowbit.eval.tasks.ZeroShot;
 import lowbit.progress.Progress;
 import lowbit.quant.QuantizationRecipe;
+import lowbit.results.ResultStore;
 import lowbit.results.Row;
 
 /**
- * One experiment: a fresh copy of the model, quantized by a recipe, evaluated by {@link Evaluator}; the result row
- * carries the parameters it was asked for, the metrics and the provenance (quantization with its calibration
- * draw, model and data sha256, code version, backend, threads, time).
+ * One experiment: a fresh copy of the model, quantized by a recipe, evaluated by {@link Evaluator} and, when asked,
+ * on zero-shot tasks with the same quantized weights; each result row carries the parameters it was asked for, the
+ * metrics and the provenance (quantization with its calibration draw, model and data sha256, code version, backend,
+ * threads, time).
  */
 public final class Experiments {
     private Experiments() {}
@@ -45,6 +51,9 @@ public final class Experiments {
         }
     }
 
+    /** A zero-shot task scored on an experiment's model, stored under {@code params}. */
+    public record TaskRun(Map<String, Object> params, ZeroShot.Prepared task) {}
+
     /**
      * Runs the experiment whose identity is {@code params} (its key is {@link Row#key} of them). With KL divergence,
      * the float model's run writes the reference and a quantized run makes it first from the model it loads, before
@@ -52,12 +61,47 @@ public final class Experiments {
      */
     public static Row run(Map<String, Object> params, Evaluation eval, QuantizationRecipe recipe, int threads) {
         long t0 = System.nanoTime();
-        try (EvaluatedModel model = EvaluatedModel.load(Checkpoints.open(eval.model(), null), threads)) {
+        try (EvaluatedModel model = prepare(eval, recipe, threads)) {
+            return perplexityRow(model, params, eval, t0);
+        }
+    }
+
+    /**
+     * The perplexity row of {@code params} and a row per task, each taken from the store when it is there; the model
+     * is loaded and quantized once, and only when a row is missing. Rows are appended as each finishes.
+     */
+    public static List<Row> run(ResultStore store, Map<String, Object> params, Evaluation eval, QuantizationRecipe recipe,
+                                List<TaskRun> tasks, int threads, Progress progress) {
+        List<Row> done = new ArrayList<>();
+        done.add(store.get(Row.key(params)).orElse(null));
+        for (TaskRun t : tasks) done.add(store.get(Row.key(t.params())).orElse(null));
+        if (!done.contains(null)) return done;
+        long t0 = System.nanoTime();
+        try (EvaluatedModel model = prepare(eval, recipe, threads)) {
+            if (done.get(0) == null) done.set(0, store.computeIfAbsent(Row.key(params), () -> perplexityRow(model, params, eval, t0)));
+            PrefixScorer scorer = new PrefixScorer(model.transformer());
+            for (int i = 0; i < tasks.size(); i++) {
+                TaskRun t = tasks.get(i);
+                if (done.get(i + 1) == null) done.set(i + 1, ZeroShot.run(t.params(), model, t.task(), scorer, store, progress));
+            }
+        }
+        return done;
+    }
+
+    private static EvaluatedModel prepare(Evaluation eval, QuantizationRecipe recipe, int threads) {
+        EvaluatedModel model = EvaluatedModel.load(Checkpoints.open(eval.model(), null), threads);
+        try {
             if (recipe != null && eval.kldCache() != null) Evaluator.ensureReference(model, eval.request(), eval.kldCache(), Progress.NONE);
             if (recipe != null) model.quantize(recipe, Progress.NONE);
-            Evaluator.Options options = Evaluator.Options.of(Progress.NONE).withKld(eval.kldCache());
-            return Evaluator.perplexity(model, eval.request(), options).row(params)
-                    .with("seconds", (System.nanoTime() - t0) / 1e9);
+            return model;
+        } catch (RuntimeException e) {
+            model.close();
+            throw e;
         }
+    }
+
+    private static Row perplexityRow(EvaluatedModel model, Map<String, Object> params, Evaluation eval, long t0) {
+        Evaluator.Options options = Evaluator.Options.of(Progress.NONE).withKld(eval.kldCache());
+        return Evaluator.perplexity(model, eval.request(), options).row(params).with("seconds", (System.nanoTime() - t0) / 1e9);
     }
 }

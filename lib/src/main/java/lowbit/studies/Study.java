@@ -11,6 +11,10 @@ import lowbit.checkpoint.Checkpoint;
 import lowbit.checkpoint.Checkpoints;
 import lowbit.eval.EvaluatedModel;
 import lowbit.eval.Evaluator;
+import lowbit.eval.tasks.Task;
+import lowbit.eval.tasks.Tasks;
+import lowbit.eval.tasks.ZeroShot;
+import lowbit.io.FormatException;
 import lowbit.model.Linear;
 import lowbit.model.Transformer;
 import lowbit.progress.Progress;
@@ -51,7 +55,7 @@ public final class Study {
     /** The study's tables, each also derivable from the store. */
     public record Result(StudyPlan plan, Path dir, ResultStore store, String modelSha256, Table statistics, Table hessians,
                          Table methods, Table sensitivity, Table proxies, Table correlations, Table mixed,
-                         Table ablation, Table diversity, int experimentsRun, double seconds) {}
+                         Table ablation, Table diversity, Table zeroShot, int experimentsRun, double seconds) {}
 
     /** Runs (or resumes) the study into {@code dir}: the store is dir/store.jsonl, bits maps under dir/bits-maps. */
     /** The float model's log-probabilities for KL divergence, under the study's directory. */
@@ -104,7 +108,8 @@ public final class Study {
 
         // KL divergence to the float model beside every perplexity of methods x bits: the float row writes the
         // reference once (kept beside the store), each configuration compares with it in its one forward pass.
-        Table methods = methods(plan, kldTooLarge == null ? eval.withKld(dir.resolve(KLD_CACHE)) : eval, store, threads, progress);
+        Methods both = methods(plan, kldTooLarge == null ? eval.withKld(dir.resolve(KLD_CACHE)) : eval, store, threads, progress);
+        Table methods = both.perplexity();
         Table correlations = correlations(sensitivity, proxies, plan.sensitivity().weightBits());
         Table mixed = mixedPrecision(plan, eval, store, dir, sha, shapes, proxies, sensitivity, threads, progress);
         List<CalibrationAblation.Cell> cells = CalibrationAblation.grid(plan.ablationSpecs(), List.of("c4"), plan.ablationSamples(),
@@ -121,7 +126,7 @@ public final class Study {
         Table div = diversity.isEmpty() ? CalibrationAblation.summary(List.of()).setName("calibration diversity")
                 : CalibrationAblation.summary(CalibrationAblation.run(store, ae, diversity, threads, progress)).setName("calibration diversity");
         return new Result(plan, dir, store, sha, stats, hessians, methods, sensitivity, proxies, correlations, mixed, ablation, div,
-                store.size() - before, (System.nanoTime() - t0) / 1e9);
+                both.zeroShot(), store.size() - before, (System.nanoTime() - t0) / 1e9);
     }
 
     static List<QuantConfig> allocationConfigs(StudyPlan p) {
@@ -163,19 +168,88 @@ public final class Study {
         return p;
     }
 
-    static Table methods(StudyPlan plan, Experiments.Evaluation eval, ResultStore store, int threads, Progress progress) {
+    /** The methods x bits tables: perplexity (and KL divergence) of every spec, and zero-shot accuracy of some. */
+    record Methods(Table perplexity, Table zeroShot) {}
+
+    static Methods methods(StudyPlan plan, Experiments.Evaluation eval, ResultStore store, int threads, Progress progress) {
         List<QuantSpec> specs = new ArrayList<>(List.of(QuantSpec.FP));
         specs.addAll(plan.methodSpecs());
+        List<ZeroShot.Prepared> tasks = zeroShotTasks(plan);
         List<Row> rows = new ArrayList<>();
+        List<Row> taskRows = new ArrayList<>();
+        List<QuantSpec> taskSpecs = new ArrayList<>();
         try (Progress.Task task = progress.start("methods", specs.size(), "config")) {
             for (QuantSpec spec : specs) {
                 Map<String, Object> params = methodParams(plan, eval, spec);
                 task.message(spec.text());
-                rows.add(store.computeIfAbsent(Row.key(params),
-                        () -> Experiments.run(params, eval, spec.equals(QuantSpec.FP) ? null : recipe(plan, spec), threads)));
+                boolean scored = spec.equals(QuantSpec.FP) || plan.zeroShotMethods().contains(spec.text());
+                List<Experiments.TaskRun> runs = new ArrayList<>();
+                if (scored) for (ZeroShot.Prepared p : tasks) runs.add(new Experiments.TaskRun(zeroShotParams(params, p), p));
+                List<Row> done = Experiments.run(store, params, eval, spec.equals(QuantSpec.FP) ? null : recipe(plan, spec), runs, threads,
+                        Progress.NONE);
+                rows.add(done.get(0));
+                for (Row r : done.subList(1, done.size())) {
+                    taskRows.add(r);
+                    taskSpecs.add(spec);
+                }
                 task.step(1);
             }
         }
+        return new Methods(perplexityTable(specs, rows), zeroShotTable(taskSpecs, taskRows));
+    }
+
+    /** The plan's tasks with their items read; a task whose files are not in the data directory is left out with a note. */
+    static List<ZeroShot.Prepared> zeroShotTasks(StudyPlan plan) {
+        List<ZeroShot.Prepared> out = new ArrayList<>();
+        for (String name : plan.zeroShotTasks()) {
+            Task task = Tasks.get(name);
+            try {
+                task.paths();
+            } catch (FormatException e) {
+                System.err.println("lowbit: note: zero-shot task " + name + " left out: " + e.getMessage());
+                continue;
+            }
+            out.add(ZeroShot.Prepared.of(task, plan.zeroShotLimit()));
+        }
+        return out;
+    }
+
+    /** A task's row on a configuration: the configuration's parameters without the perplexity protocol's, and the task's. */
+    static Map<String, Object> zeroShotParams(Map<String, Object> methodParams, ZeroShot.Prepared p) {
+        Map<String, Object> m = new LinkedHashMap<>(methodParams);
+        m.put("study", "zero-shot");
+        m.remove("dataset");
+        m.remove("eval_seqlen");
+        m.remove("eval_windows");
+        m.put("task", p.task().name());
+        m.put("data_sha256", p.dataSha256());
+        m.put("limit", p.limit());
+        m.put("num_fewshot", 0);
+        m.put("lm_eval", ZeroShot.LM_EVAL_VERSION);
+        return m;
+    }
+
+    /** One row per (configuration, task): lm-eval's metrics with their standard errors. */
+    static Table zeroShotTable(List<QuantSpec> specs, List<Row> rows) {
+        Table t = Table.create("zero-shot accuracy", StringColumn.create("spec"), StringColumn.create("method"),
+                DoubleColumn.create("bits_per_weight"), StringColumn.create("task"), IntColumn.create("items"),
+                DoubleColumn.create("acc"), DoubleColumn.create("acc_stderr"), DoubleColumn.create("acc_norm"),
+                DoubleColumn.create("acc_norm_stderr"), DoubleColumn.create("perplexity"));
+        for (int i = 0; i < rows.size(); i++) {
+            Row r = rows.get(i);
+            QuantSpec q = specs.get(i);
+            t.stringColumn("spec").append(q.text());
+            t.stringColumn("method").append(q.method() == null ? "fp" : q.method());
+            t.doubleColumn("bits_per_weight").append(((Number) r.get("bits_per_weight")).doubleValue());
+            t.stringColumn("task").append((String) r.get("task"));
+            t.intColumn("items").append(((Number) r.get("items")).intValue());
+            for (String metric : List.of("acc", "acc_stderr", "acc_norm", "acc_norm_stderr", "perplexity"))
+                t.doubleColumn(metric).append(r.at("metrics." + metric) instanceof Number n ? n.doubleValue() : Double.NaN);
+        }
+        return t;
+    }
+
+    static Table perplexityTable(List<QuantSpec> specs, List<Row> rows) {
         Table t = Table.create("methods x bits", StringColumn.create("spec"), StringColumn.create("method"),
                 IntColumn.create("weight_bits"), StringColumn.create("activations"), StringColumn.create("kv_cache"),
                 DoubleColumn.create("bits_per_weight"), DoubleColumn.create("ppl"), DoubleColumn.create("ppl_vs_fp"),

@@ -23,6 +23,10 @@ import lowbit.quant.QuantSpec;
  * @param sensitivityLoss     what the measured sensitivity predictor carries: "ppl" (the log-perplexity increase of each
  *                            linear alone) or "kld" (the mean KL divergence to the float model on the same window,
  *                            from the same forward pass: both in nats per token)
+ * @param zeroShotTasks       lm-eval tasks (names of {@link lowbit.eval.tasks.Tasks}) scored on the float model and on
+ *                            each of {@code zeroShotMethods}, with the same quantized model as its perplexity row
+ * @param zeroShotLimit       the first N items of each task, as lm-eval's --limit (0: every item)
+ * @param zeroShotMethods     the specs of {@code methods} that are also scored on the tasks
  */
 public record StudyPlan(String model,
                         String dataset,
@@ -47,7 +51,10 @@ public record StudyPlan(String model,
                         List<String> diversitySources,
                         int diversitySamples,
                         int statisticsTopEigen,
-                        String sensitivityLoss) {
+                        String sensitivityLoss,
+                        List<String> zeroShotTasks,
+                        int zeroShotLimit,
+                        List<String> zeroShotMethods) {
 
     /** Every check that needs no model: specs parse, sizes are positive, the sensitivity width is a candidate. */
     public StudyPlan {
@@ -57,6 +64,14 @@ public record StudyPlan(String model,
             throw new IllegalArgumentException("study: the sensitivity loss is ppl or kld, got " + sensitivityLoss);
         if (sensitivityWindows < 1) throw new IllegalArgumentException("study: sensitivity windows must be >= 1, got " + sensitivityWindows);
         methods = List.copyOf(methods);
+        zeroShotTasks = List.copyOf(zeroShotTasks);
+        zeroShotMethods = List.copyOf(zeroShotMethods);
+        if (zeroShotLimit < 0)
+            throw new IllegalArgumentException("study: the zero-shot limit must be >= 1 (0: every item), got " + zeroShotLimit);
+        for (String t : zeroShotTasks) lowbit.eval.tasks.Tasks.get(t);
+        for (String m : zeroShotMethods)
+            if (!methods.contains(m))
+                throw new IllegalArgumentException("study: zero-shot spec " + m + " is not one of the compared specs " + methods);
         ablationSpecs = List.copyOf(ablationSpecs);
         for (String s : methods) QuantSpec.parse(s);
         for (String s : ablationSpecs) QuantSpec.parse(s);
@@ -83,8 +98,13 @@ public record StudyPlan(String model,
                 "rtn:w3g128", 512, 1,
                 List.of(3, 4, 6, 8), 128, List.of(3, 4, 6), List.of(3.5), List.of("rtn"),
                 List.of("rtn:w3g128", "gptq:w3g128"), List.of(4, 16), List.of(0L, 1L),
-                List.of("c4", "tasks", "tasks:lambada_openai"), 16, 4, "ppl");
+                List.of("c4", "tasks", "tasks:lambada_openai"), 16, 4, "ppl",
+                ZERO_SHOT_TASKS, 20, List.of("rtn:w4g128", "rtn:w3g128", "gptq:w4g128", "gptq:w3g128", "awq:w4g128"));
     }
+
+    /** lm-eval's zero-shot tasks of the Qwen3 quantization study's table (MMLU is 5-shot and needs its download). */
+    public static final List<String> ZERO_SHOT_TASKS =
+            List.of("piqa", "arc_easy", "arc_challenge", "hellaswag", "winogrande", "boolq", "lambada_openai");
 
     /** The full-size study: the GPTQ protocol's evaluation and calibration, several seeds (hours on 2 cores). */
     public static StudyPlan full(String model) {
@@ -95,7 +115,9 @@ public record StudyPlan(String model,
                         "rtn:w4g128+kv8", "rtn:w4g128+kv4", "rtn:w4g128+kv3", "rtn:w4g128+kv2"))
                 .sensitivitySeqlen(2048).sensitivityWindows(4).extraTargets(List.of(3.5, 5.0)).allocationMethods(List.of("rtn", "gptq"))
                 .ablationSpecs(List.of("rtn:w3g128", "gptq:w3g128", "awq:w3g128")).ablationSamples(List.of(8, 16, 32, 64, 128, 256))
-                .ablationSeeds(List.of(0L, 1L, 2L, 3L, 4L)).diversitySamples(128).statisticsTopEigen(8).build();
+                .ablationSeeds(List.of(0L, 1L, 2L, 3L, 4L)).diversitySamples(128).statisticsTopEigen(8)
+                .zeroShotLimit(0).zeroShotMethods(List.of("rtn:w4g128", "rtn:w3g128", "gptq:w4g128", "gptq:w3g128", "awq:w4g128", "awq:w3g128"))
+                .build();
     }
 
     /** Every parameter, for the report and the rows. */
@@ -126,7 +148,7 @@ public record StudyPlan(String model,
         return new Builder(this);
     }
 
-    /** Sets any of the 24 parameters by name; {@link #build} validates the whole plan. */
+    /** Sets any of the 27 parameters by name; {@link #build} validates the whole plan. */
     public static final class Builder {
         private String model;
         private String dataset;
@@ -152,6 +174,9 @@ public record StudyPlan(String model,
         private int diversitySamples;
         private int statisticsTopEigen;
         private String sensitivityLoss;
+        private List<String> zeroShotTasks;
+        private int zeroShotLimit;
+        private List<String> zeroShotMethods;
 
         private Builder(StudyPlan p) {
             model = p.model();
@@ -178,6 +203,9 @@ public record StudyPlan(String model,
             diversitySamples = p.diversitySamples();
             statisticsTopEigen = p.statisticsTopEigen();
             sensitivityLoss = p.sensitivityLoss();
+            zeroShotTasks = p.zeroShotTasks();
+            zeroShotLimit = p.zeroShotLimit();
+            zeroShotMethods = p.zeroShotMethods();
         }
 
         public Builder model(String v) {
@@ -300,8 +328,23 @@ public record StudyPlan(String model,
             return this;
         }
 
+        public Builder zeroShotTasks(List<String> v) {
+            this.zeroShotTasks = v;
+            return this;
+        }
+
+        public Builder zeroShotLimit(int v) {
+            this.zeroShotLimit = v;
+            return this;
+        }
+
+        public Builder zeroShotMethods(List<String> v) {
+            this.zeroShotMethods = v;
+            return this;
+        }
+
         public StudyPlan build() {
-            return new StudyPlan(model, dataset, evalSeqlen, evalWindows, calibSamples, calibSeqlen, awqSamples, seed, methods, sensitivitySpec, sensitivitySeqlen, sensitivityWindows, allocationBits, allocationGroup, uniformTargets, extraTargets, allocationMethods, ablationSpecs, ablationSamples, ablationSeeds, diversitySources, diversitySamples, statisticsTopEigen, sensitivityLoss);
+            return new StudyPlan(model, dataset, evalSeqlen, evalWindows, calibSamples, calibSeqlen, awqSamples, seed, methods, sensitivitySpec, sensitivitySeqlen, sensitivityWindows, allocationBits, allocationGroup, uniformTargets, extraTargets, allocationMethods, ablationSpecs, ablationSamples, ablationSeeds, diversitySources, diversitySamples, statisticsTopEigen, sensitivityLoss, zeroShotTasks, zeroShotLimit, zeroShotMethods);
         }
     }
 }

@@ -12,6 +12,8 @@ import lowbit.plots.Html;
 import lowbit.quant.QuantConfig;
 import lowbit.quant.QuantSpec;
 import lowbit.results.CodeVersion;
+import tech.tablesaw.api.DoubleColumn;
+import tech.tablesaw.api.IntColumn;
 import tech.tablesaw.api.StringColumn;
 import tech.tablesaw.api.Table;
 
@@ -69,6 +71,101 @@ public final class StudyReport {
         return Charts.lines(t.sortAscendingOn("bits_per_weight"), "bits_per_weight", "kld_mean", "series",
                         "KL divergence to the float model vs bits per weight, weight-only quantization", true)
                 .withAxisTitles(BPW_TITLE, "Mean KL(float || quantized) per token on " + dataset + " (nats, log scale)");
+    }
+
+    /**
+     * The zero-shot table as the Qwen3 quantization study prints it: one row per configuration, a column per task
+     * (acc_norm where lm-eval reports it, else acc), the mean over tasks, and the items per task.
+     */
+    public static Table zeroShotWide(Table zeroShot) {
+        List<String> tasks = zeroShot.stringColumn("task").unique().asList();
+        Table t = Table.create("zero-shot accuracy by configuration (acc_norm where lm-eval reports it, else acc)",
+                StringColumn.create("spec"), StringColumn.create("method"), DoubleColumn.create("bits_per_weight"));
+        for (String task : tasks) t.addColumns(DoubleColumn.create(task));
+        t.addColumns(DoubleColumn.create("mean"), IntColumn.create("items_per_task"));
+        for (String spec : zeroShot.stringColumn("spec").unique().asList()) {
+            Table rows = zeroShot.where(zeroShot.stringColumn("spec").isEqualTo(spec));
+            t.stringColumn("spec").append(spec);
+            t.stringColumn("method").append(rows.stringColumn("method").get(0));
+            t.doubleColumn("bits_per_weight").append(rows.doubleColumn("bits_per_weight").get(0));
+            double sum = 0;
+            int n = 0;
+            for (String task : tasks) {
+                Table one = rows.where(rows.stringColumn("task").isEqualTo(task));
+                double v = one.rowCount() == 0 ? Double.NaN : headline(one, 0);
+                t.doubleColumn(task).append(v);
+                if (!Double.isNaN(v)) {
+                    sum += v;
+                    n++;
+                }
+            }
+            t.doubleColumn("mean").append(n == 0 ? Double.NaN : sum / n);
+            t.intColumn("items_per_task").append(rows.intColumn("items").get(0));
+        }
+        return t;
+    }
+
+    /** The accuracy a task is judged by: acc_norm where lm-eval reports it (HellaSwag, ARC, PIQA), else acc. */
+    private static double headline(Table zeroShot, int row) {
+        double norm = zeroShot.doubleColumn("acc_norm").getDouble(row);
+        return Double.isNaN(norm) ? zeroShot.doubleColumn("acc").getDouble(row) : norm;
+    }
+
+    /** Mean zero-shot accuracy over the tasks against bits per weight, a line per method and grouping, the float model dashed. */
+    public static Figure zeroShotChart(Table zeroShot) {
+        Table wide = zeroShotWide(zeroShot);
+        Table q = wide.where(wide.stringColumn("method").isNotEqualTo("fp"));
+        StringColumn series = StringColumn.create("series");
+        for (int i = 0; i < q.rowCount(); i++) {
+            QuantSpec s = QuantSpec.parse(q.stringColumn("spec").get(i));
+            series.append(s.method() + (s.groupSize() == QuantConfig.PER_CHANNEL ? " per-channel" : " g" + s.groupSize()));
+        }
+        q.addColumns(series);
+        Figure f = Charts.lines(q.sortAscendingOn("bits_per_weight"), "bits_per_weight", "mean", "series",
+                "Zero-shot accuracy vs bits per weight (mean over " + (wide.columnCount() - 5) + " tasks, first "
+                        + wide.intColumn("items_per_task").get(0) + " items each)", false);
+        for (int i = 0; i < wide.rowCount(); i++)
+            if (wide.stringColumn("method").get(i).equals("fp"))
+                f = Charts.withReferenceLine(f, wide.doubleColumn("mean").get(i),
+                        String.format(Locale.ROOT, "float model (fp32): %.3f", wide.doubleColumn("mean").get(i)));
+        return f.withAxisTitles(BPW_TITLE, "Mean accuracy (acc_norm where lm-eval reports it)");
+    }
+
+    /**
+     * The float model's mean accuracy, and each configuration's difference from it with the standard error of that
+     * difference: at a small limit most differences are noise, and the finding says how large the noise is.
+     */
+    static List<String> zeroShotFindings(Table zeroShot) {
+        if (zeroShot.rowCount() == 0) return List.of();
+        Table wide = zeroShotWide(zeroShot);
+        int fpRow = -1;
+        for (int i = 0; i < wide.rowCount(); i++) if (wide.stringColumn("method").get(i).equals("fp")) fpRow = i;
+        if (fpRow < 0) return List.of();
+        double fp = wide.doubleColumn("mean").getDouble(fpRow);
+        double fpSe = meanStderr(zeroShot, wide.stringColumn("spec").get(fpRow));
+        StringBuilder sb = new StringBuilder(String.format(Locale.ROOT,
+                "Zero-shot (lm-eval 0.4.13 tasks, first %d items each): the float model's mean accuracy is %.3f; change per configuration:",
+                wide.intColumn("items_per_task").get(fpRow), fp));
+        for (int i = 0; i < wide.rowCount(); i++) {
+            if (i == fpRow) continue;
+            String spec = wide.stringColumn("spec").get(i);
+            sb.append(String.format(Locale.ROOT, " %s %+.3f (± %.3f);", spec, wide.doubleColumn("mean").getDouble(i) - fp,
+                    Math.hypot(meanStderr(zeroShot, spec), fpSe)));
+        }
+        sb.setLength(sb.length() - 1);
+        return List.of(sb.append(". The ± is one standard error of the difference, counting the two as independent (an overestimate: both score the same items).").toString());
+    }
+
+    /** Standard error of a configuration's mean over tasks: sqrt(sum of the tasks' squared stderrs) / tasks. */
+    private static double meanStderr(Table zeroShot, String spec) {
+        Table rows = zeroShot.where(zeroShot.stringColumn("spec").isEqualTo(spec));
+        double var = 0;
+        for (int i = 0; i < rows.rowCount(); i++) {
+            double norm = rows.doubleColumn("acc_norm").getDouble(i);
+            double se = Double.isNaN(norm) ? rows.doubleColumn("acc_stderr").getDouble(i) : rows.doubleColumn("acc_norm_stderr").getDouble(i);
+            var += Double.isNaN(se) ? 0 : se * se;
+        }
+        return Math.sqrt(var) / rows.rowCount();
     }
 
     /** Whether any configuration carries a KL divergence. */
@@ -175,6 +272,7 @@ public final class StudyReport {
                 out.add(String.format(Locale.ROOT, "%s: perplexity %.3f (%.2fx the float model).", spec, value(m, "spec", spec, "ppl"),
                         value(m, "spec", spec, "ppl_vs_fp")));
         out.addAll(kldFindings(m));
+        out.addAll(zeroShotFindings(r.zeroShot()));
         Table c = r.correlations();
         out.add(String.format(Locale.ROOT, "Sensitivity proxies: Spearman rank correlation with the measured increase over %d linears: "
                 + "Hessian-weighted error %.3f, weight kurtosis %.3f.", (int) c.intColumn("linears").get(0), c.doubleColumn("spearman").get(0),
@@ -309,6 +407,15 @@ public final class StudyReport {
         if (hasKld(r.methods())) parts.add(kldChart(r.methods(), dataset));
         parts.add(methodsBars(r.methods(), dataset));
         parts.add(table(r.methods()));
+        if (r.zeroShot().rowCount() > 0) {
+            parts.add(new Html.Heading("Zero-shot accuracy"));
+            parts.add(new Html.Raw("<p>lm-evaluation-harness 0.4.13's task definitions on the shipped files (the first "
+                    + r.plan().zeroShotLimit() + " items of each; HellaSwag's shipped text is pre-processed, so its scores can differ "
+                    + "slightly from lm-eval's on the original data), scored with the same quantized weights as the perplexity above.</p>"));
+            parts.add(zeroShotChart(r.zeroShot()));
+            parts.add(table(zeroShotWide(r.zeroShot())));
+            parts.add(table(r.zeroShot()));
+        }
 
         parts.add(new Html.Heading("Sensitivity"));
         parts.add(sensitivityChart(r.sensitivity(), TOP_LINEARS));

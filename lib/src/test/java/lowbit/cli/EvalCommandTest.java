@@ -149,7 +149,7 @@ class EvalCommandTest {
                         + "\"continuation\": \"was happy.\", \"gold\": 0}\n");
         CliRun r = withData(data, "eval", "--model", model.toString(), "--tasks", "winogrande,mmlu", "--threads", "1", "--no-store", "--json");
         assertEquals(0, r.exit(), r.err());
-        assertTrue(r.err().contains("lowbit: MMLU skipped: no " + data.resolve("mmlu/test")), r.err());
+        assertTrue(r.err().contains("lowbit: note: MMLU skipped: no MMLU data: " + data.resolve("mmlu/test")), r.err());
         JsonNode tasks = new ObjectMapper().readTree(r.out()).get("tasks");
         assertEquals(1, tasks.size());
         assertEquals("winogrande", tasks.get(0).get("task").asText());

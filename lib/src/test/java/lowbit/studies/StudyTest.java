@@ -26,7 +26,8 @@ class StudyTest {
                 "rtn:w3g32", 128, 1,
                 List.of(2, 3, 4, 8), 32, List.of(3, 4), List.of(3.5), List.of("rtn"),
                 List.of("rtn:w3g32", "gptq:w3g32"), List.of(2, 4), List.of(0L, 1L),
-                List.of("c4", "tasks:lambada_openai"), 4, 2, "ppl");
+                List.of("c4", "tasks:lambada_openai"), 4, 2, "ppl",
+                List.of("piqa", "winogrande"), 3, List.of("rtn:w4g32"));
     }
 
     @Test
@@ -71,6 +72,14 @@ class StudyTest {
                     "mixed at uniform " + (u + 3) + "-bit's budget predicts no more loss");
         assertEquals(1 + 2, r.ablation().rowCount(), "rtn control + gptq at 2 sizes (seeds summarized)");
         assertEquals(2, r.diversity().rowCount());
+        // zero-shot rows for the float model and the one spec asked, each task on the first 3 items
+        assertEquals(2 * 2, r.zeroShot().rowCount(), "(fp, rtn:w4g32) x (piqa, winogrande)");
+        for (int i = 0; i < r.zeroShot().rowCount(); i++) {
+            assertEquals(3, r.zeroShot().intColumn("items").get(i));
+            double acc = r.zeroShot().doubleColumn("acc").get(i);
+            assertTrue(acc == 0 || acc == 1.0 / 3 || acc == 2.0 / 3 || acc == 1, "an accuracy over 3 items: " + acc);
+        }
+        assertEquals(List.of("fp", "rtn:w4g32"), StudyReport.zeroShotWide(r.zeroShot()).stringColumn("spec").asList());
 
         // A re-run computes nothing and reads the same numbers.
         int rows = r.store().size();
@@ -96,6 +105,7 @@ class StudyTest {
         List<String> titles = List.of("Weight kurtosis (Pearson) by block and module", "Weight std by block and module",
                 "Linear input kurtosis by block and input", "Largest per-channel max |x| of linear inputs", "K/V cache kurtosis by block",
                 "Hessian trace", "Perplexity vs bits per weight", "KL divergence to the float model vs bits per weight",
+                "Zero-shot accuracy vs bits per weight",
                 "Perplexity of every configuration",
                 "Perplexity increase with one linear quantized (top 30)", "Measured sensitivity (perplexity increase) by block and module",
                 "Mixed precision vs uniform", "Perplexity vs calibration samples", "Calibration text: perplexity per source");

@@ -67,7 +67,15 @@ public final class ZeroShot {
 
     /** The stored row for this task and configuration, or a fresh evaluation appended to the store (when one is given). */
     public static Row run(EvaluatedModel model, Prepared p, ContinuationScorer scorer, ResultStore store, Progress progress) {
-        Map<String, Object> params = params(model, p);
+        return run(params(model, p), model, p, scorer, store, progress);
+    }
+
+    /**
+     * As {@link #run(EvaluatedModel, Prepared, ContinuationScorer, ResultStore, Progress)}, with the row's identity
+     * given by the caller: a study names a configuration by its plan's parameters, known before the model is quantized.
+     */
+    public static Row run(Map<String, Object> params, EvaluatedModel model, Prepared p, ContinuationScorer scorer, ResultStore store,
+                          Progress progress) {
         String key = Row.key(params);
         if (store != null) {
             var done = store.get(key);
