@@ -78,12 +78,13 @@ public final class StudyReport {
      * (acc_norm where lm-eval reports it, else acc), the mean over tasks, and the items per task.
      */
     public static Table zeroShotWide(Table zeroShot) {
-        List<String> tasks = zeroShot.stringColumn("task").unique().asList();
+        // in the order the study ran them (Tablesaw's unique() does not keep it)
+        List<String> tasks = List.copyOf(new java.util.LinkedHashSet<>(zeroShot.stringColumn("task").asList()));
         Table t = Table.create("zero-shot accuracy by configuration (acc_norm where lm-eval reports it, else acc)",
                 StringColumn.create("spec"), StringColumn.create("method"), DoubleColumn.create("bits_per_weight"));
         for (String task : tasks) t.addColumns(DoubleColumn.create(task));
         t.addColumns(DoubleColumn.create("mean"), IntColumn.create("items_per_task"));
-        for (String spec : zeroShot.stringColumn("spec").unique().asList()) {
+        for (String spec : new java.util.LinkedHashSet<>(zeroShot.stringColumn("spec").asList())) {
             Table rows = zeroShot.where(zeroShot.stringColumn("spec").isEqualTo(spec));
             t.stringColumn("spec").append(spec);
             t.stringColumn("method").append(rows.stringColumn("method").get(0));
