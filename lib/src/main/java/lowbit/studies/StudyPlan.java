@@ -99,7 +99,7 @@ public record StudyPlan(String model,
                 List.of(3, 4, 6, 8), 128, List.of(3, 4, 6), List.of(3.5), List.of("rtn"),
                 List.of("rtn:w3g128", "gptq:w3g128"), List.of(4, 16), List.of(0L, 1L),
                 List.of("c4", "tasks", "tasks:lambada_openai"), 16, 4, "ppl",
-                ZERO_SHOT_TASKS, 20, List.of("rtn:w4g128", "rtn:w3g128", "gptq:w4g128", "gptq:w3g128", "awq:w4g128"));
+                ZERO_SHOT_TASKS, 20, List.of("rtn:w4g128", "rtn:w3g128", "gptq:w4g128", "gptq:w3g128"));
     }
 
     /** lm-eval's zero-shot tasks of the Qwen3 quantization study's table (MMLU is 5-shot and needs its download). */
