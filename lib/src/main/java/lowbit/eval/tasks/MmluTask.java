@@ -104,18 +104,12 @@ public final class MmluTask {
             groups.put(e.getValue().name(), group(e.getValue().acc(), e.getValue().stderr(), e.getValue().items()));
         Map<String, Object> subjects = new LinkedHashMap<>();
         for (MmluScores.Subject sub : s.subjects()) subjects.put(sub.name(), group(sub.acc(), sub.stderr(), sub.items()));
-        Row row = Row.of(key).withAll(params)
+        // a zero-shot task's row, with MMLU's group figures in place of the per-item metrics
+        Row row = ZeroShot.row(key, params, model, r, scorer)
                 .with("metrics", metrics)
                 .with("groups", groups)
                 .with("subjects", subjects)
-                .with("aggregation", "lm-eval's: each group the item-weighted mean of its subjects (micro average), pooled stderr")
-                .with("items", r.size())
-                .with("truncated_items", r.truncatedItems())
-                .with("seconds", r.seconds())
-                .with("items_per_second", r.itemsPerSecond())
-                .with("scorer", scorer.getClass().getSimpleName())
-                .withAll(model.provenance())
-                .withProvenance();
+                .with("aggregation", "lm-eval's: each group the item-weighted mean of its subjects (micro average), pooled stderr");
         if (store != null && !store.tryAppend(row)) return store.get(key).orElseThrow();
         return row;
     }
