@@ -132,8 +132,12 @@ public final class Model implements AutoCloseable {
      * scorer), without a results store: acc, acc_norm and their standard errors are on the result.
      */
     public TaskResult zeroShot(String task, int limit) {
-        ZeroShot.Prepared p = ZeroShot.Prepared.of(Tasks.get(task), limit);
-        return ZeroShot.evaluate(evaluated(), p, ZeroShot.scorer(ZeroShot.DEFAULT_SCORER).apply(transformer), Lab.progress());
+        return zeroShot(ZeroShot.Prepared.of(Tasks.get(task), limit));
+    }
+
+    /** {@link #zeroShot(String, int)} on items read once ({@code ZeroShot.Prepared.of}), to score several models on them. */
+    public TaskResult zeroShot(ZeroShot.Prepared task) {
+        return ZeroShot.evaluate(evaluated(), task, ZeroShot.scorer(ZeroShot.DEFAULT_SCORER).apply(transformer), Lab.progress());
     }
 
     /**
