@@ -66,4 +66,31 @@ class ModelTest {
             else System.setProperty("lowbit.data", before);
         }
     }
+
+    @Test
+    void mmluScoresTheFixtureAsTheEvalCommand(@TempDir Path tmp) throws Exception {
+        assumeTrue(Model.available("stories260K"), "stories260K not in the data directory (./lowbit setup)");
+        Path fixture = Path.of(ModelTest.class.getResource("/mmlu/test").toURI()).getParent();
+        for (String split : new String[] {"dev", "test"}) {
+            java.nio.file.Files.createDirectories(tmp.resolve("mmlu").resolve(split));
+            try (var files = java.nio.file.Files.list(fixture.resolve(split))) {
+                for (Path f : files.toList()) java.nio.file.Files.copy(f, tmp.resolve("mmlu").resolve(split).resolve(f.getFileName()));
+            }
+        }
+        try (Model m = Model.load("stories260K")) {
+            String before = System.getProperty("lowbit.data");
+            System.setProperty("lowbit.data", tmp.toString());
+            try {
+                assertTrue(Lab.mmluAbsence().isEmpty());
+                Row row = m.mmlu(2);
+                assertEquals(4, ((Number) row.get("items")).intValue(), "two subjects, the first two items of each");
+                assertEquals(5, ((Number) row.get("num_fewshot")).intValue());
+                double acc = ((Number) row.at("metrics.acc")).doubleValue();
+                assertTrue(acc >= 0 && acc <= 1, row.toString());
+            } finally {
+                if (before == null) System.clearProperty("lowbit.data");
+                else System.setProperty("lowbit.data", before);
+            }
+        }
+    }
 }
