@@ -2,6 +2,9 @@ package lowbit.notebook;
 
 import java.util.Locale;
 import java.util.Objects;
+import java.util.Optional;
+import lowbit.eval.tasks.mmlu.MmluData;
+import lowbit.io.DataDir;
 import lowbit.progress.Progress;
 
 /**
@@ -34,6 +37,15 @@ public final class Lab {
     /** Loads a model by name: "default", "stories260K", a path, or hf:ORG/NAME (see {@link Model#resolve}). */
     public static Model load(String name) {
         return Model.load(name);
+    }
+
+    /**
+     * Why MMLU cannot be evaluated here ({@link MmluData#absence}'s one line, with the data directory shown as
+     * "data" so that committed outputs name no machine's paths), or empty when data/mmlu holds its test files.
+     */
+    public static Optional<String> mmluAbsence() {
+        String root = DataDir.root().toString();
+        return MmluData.absence(DataDir.root()).map(line -> line.replace(root, "data"));
     }
 
     /**

@@ -10,6 +10,13 @@ import lowbit.eval.EvaluatedModel;
 import lowbit.eval.Evaluator;
 import lowbit.eval.Perplexity;
 import lowbit.eval.TextDatasets;
+import lowbit.eval.tasks.MmluTask;
+import lowbit.eval.tasks.TaskResult;
+import lowbit.eval.tasks.Tasks;
+import lowbit.eval.tasks.ZeroShot;
+import lowbit.eval.tasks.mmlu.MmluData;
+import lowbit.eval.tasks.mmlu.MmluPrompt;
+import lowbit.results.Row;
 import lowbit.io.DataDir;
 import lowbit.model.Transformer;
 import lowbit.quant.QuantizationRecipe;
@@ -117,6 +124,30 @@ public final class Model implements AutoCloseable {
     /** This model as the evaluation runner sees it (a view: closing it closes nothing). */
     public EvaluatedModel evaluated() {
         return EvaluatedModel.of(checkpoint, transformer, tokenizer, outcome);
+    }
+
+    /**
+     * Zero-shot task {@code task} (one of {@link Tasks#names()}) on its first {@code limit} items (0: all), as
+     * {@code ./lowbit eval --tasks TASK --limit N} scores it (lm-eval 0.4.13's requests and metrics, the default
+     * scorer), without a results store: acc, acc_norm and their standard errors are on the result.
+     */
+    public TaskResult zeroShot(String task, int limit) {
+        return zeroShot(ZeroShot.Prepared.of(Tasks.get(task), limit));
+    }
+
+    /** {@link #zeroShot(String, int)} on items read once ({@code ZeroShot.Prepared.of}), to score several models on them. */
+    public TaskResult zeroShot(ZeroShot.Prepared task) {
+        return ZeroShot.evaluate(evaluated(), task, ZeroShot.scorer(ZeroShot.DEFAULT_SCORER).apply(transformer), Lab.progress());
+    }
+
+    /**
+     * MMLU 5-shot on each subject's first {@code limit} test items (0: all), as {@code ./lowbit eval --tasks mmlu}
+     * does, as its row (metrics.acc, metrics.acc_stderr, groups, subjects); needs data/mmlu: check
+     * {@link Lab#mmluAbsence()} first.
+     */
+    public Row mmlu(int limit) {
+        MmluTask.Prepared p = MmluTask.Prepared.of(MmluData.fromDataDir(), MmluPrompt.SHOTS, limit);
+        return MmluTask.run(evaluated(), p, ZeroShot.scorer(ZeroShot.DEFAULT_SCORER).apply(transformer), null, Lab.progress());
     }
 
     /** Quantizes this model in place with {@code recipe} and attaches its runtime hooks. */

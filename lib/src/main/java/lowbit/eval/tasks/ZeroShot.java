@@ -81,11 +81,16 @@ public final class ZeroShot {
             var done = store.get(key);
             if (done.isPresent()) return done.get();
         }
-        RequestEncoder encoder = new RequestEncoder(model.tokenizer(), model.checkpoint().config().maxPositions());
-        TaskResult r = new TaskEvaluator(scorer, encoder).evaluate(p.task(), p.items(), progress);
+        TaskResult r = evaluate(model, p, scorer, progress);
         Row row = row(key, params, model, r, scorer);
         if (store != null && !store.tryAppend(row)) return store.get(key).orElseThrow();
         return row;
+    }
+
+    /** The task scored on the model, without a store: the figures {@link #run} puts into its row. */
+    public static TaskResult evaluate(EvaluatedModel model, Prepared p, ContinuationScorer scorer, Progress progress) {
+        RequestEncoder encoder = new RequestEncoder(model.tokenizer(), model.checkpoint().config().maxPositions());
+        return new TaskEvaluator(scorer, encoder).evaluate(p.task(), p.items(), progress);
     }
 
     static Row row(String key, Map<String, Object> params, EvaluatedModel model, TaskResult r, ContinuationScorer scorer) {
