@@ -47,7 +47,7 @@ public final class MmluTask {
         public static Prepared of(MmluData data, int shots, int limit) {
             if (shots < 0 || shots > MmluPrompt.SHOTS)
                 throw new IllegalArgumentException("--fewshot " + shots + ": MMLU takes 0 to " + MmluPrompt.SHOTS + " shots (its dev split's size)");
-            if (limit < 0) throw new IllegalArgumentException("--limit must be >= 1, got " + limit);
+            if (limit < 0) throw new IllegalArgumentException("limit must be >= 1, or 0 for every item, got " + limit);
             List<String> subjects = new ArrayList<>();
             List<Item> items = new ArrayList<>();
             for (String s : data.subjects()) {

@@ -26,7 +26,7 @@ public final class TaskEvaluator {
 
     /** The first {@code limit} items (all when limit is 0), as lm-eval's --limit takes them. */
     public static List<Item> limit(List<Item> items, int limit) {
-        if (limit < 0) throw new IllegalArgumentException("--limit must be >= 1, got " + limit);
+        if (limit < 0) throw new IllegalArgumentException("limit must be >= 1, or 0 for every item, got " + limit);
         return limit == 0 || limit >= items.size() ? items : items.subList(0, limit);
     }
 

@@ -44,7 +44,7 @@ public final class ZeroShot {
     /** The loaded items of one task with their data files' sha256, read before any model time is spent. */
     public record Prepared(Task task, List<Item> items, Map<String, String> dataSha256, int limit) {
         public static Prepared of(Task task, int limit) {
-            if (limit < 0) throw new IllegalArgumentException("--limit must be >= 1, got " + limit);
+            if (limit < 0) throw new IllegalArgumentException("limit must be >= 1, or 0 for every item, got " + limit);
             List<Path> paths = task.paths();
             Map<String, String> sha = new LinkedHashMap<>();
             for (int i = 0; i < paths.size(); i++) sha.put(task.files().get(i), Hashing.sha256(paths.get(i)));
