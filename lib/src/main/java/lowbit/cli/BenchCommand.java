@@ -200,14 +200,17 @@ final class BenchCommand implements Callable<Integer> {
             if (py != null && !py.available() && baseline.equals("lm-eval")) throw new IllegalArgumentException(py.missing());
             if (py != null && py.available() && !modelPath.endsWith(".gguf"))
                 throw new IllegalArgumentException("the lm-eval baseline loads GGUF files; --model " + modelPath + " is not one");
+            // the baselines print their own progress: the table comes after all of them, each line whole
+            Map<String, Double> theirs = new LinkedHashMap<>();
+            if (py != null && py.available())
+                for (String name : names)
+                    theirs.put(name, py.run("bench_lm_eval.py", List.of("--gguf", modelPath, "--tasks", name, "--limit", Integer.toString(limit),
+                            "--threads", Integer.toString(threads), "--data-dir", DataDir.root().toString())).path("items_per_second").asDouble());
             for (String name : names) {
                 System.out.printf(Locale.ROOT, "%-14s lowbit %8.2f items/s", name, ours.get(name));
-                if (py != null && py.available()) {
-                    JsonNode ref = py.run("bench_lm_eval.py", List.of("--gguf", modelPath, "--tasks", name, "--limit", Integer.toString(limit),
-                            "--threads", Integer.toString(threads), "--data-dir", DataDir.root().toString()));
-                    double theirs = ref.path("items_per_second").asDouble();
-                    System.out.printf(Locale.ROOT, "   lm-eval %8.2f items/s   ratio lowbit/lm-eval %.2f", theirs, ours.get(name) / theirs);
-                }
+                if (theirs.containsKey(name))
+                    System.out.printf(Locale.ROOT, "   lm-eval %8.2f items/s   ratio lowbit/lm-eval %.2f", theirs.get(name),
+                            ours.get(name) / theirs.get(name));
                 System.out.println();
             }
             if (py != null && !py.available()) System.out.println("skipped: " + py.missing());

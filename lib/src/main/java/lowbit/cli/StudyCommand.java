@@ -28,7 +28,7 @@ final class StudyCommand implements Callable<Integer>, MemoryEstimated {
     Path out;
 
     @Option(names = "--full", description = "the full-size study: whole test set, 128 x 2048 calibration, more methods, "
-            + "sample sizes 8..256 and 5 seeds (many hours on 2 cores); default: a quick study of about 22 minutes on 2 cores")
+            + "sample sizes 8..256 and 5 seeds (many hours on 2 cores); default: a quick study of about 24 minutes on 2 cores")
     boolean full;
 
     @Option(names = "--eval-windows", paramLabel = "K", description = "override the evaluation windows (0: the whole test set)")
