@@ -119,11 +119,10 @@ public final class Evaluator {
          * has the same name, the parameter) and the standard provenance.
          */
         public Row row(Map<String, ?> params) {
-            Row row = Row.of(Row.key(params)).withAll(params);
             // the parameters asked for ("model": "default") stay as asked; the resolved source is in model_sha256
-            for (Map.Entry<String, Object> e : fields().entrySet())
-                if (!params.containsKey(e.getKey())) row = row.with(e.getKey(), e.getValue());
-            return row.withProvenance();
+            Map<String, Object> measured = fields();
+            measured.keySet().removeAll(params.keySet());
+            return Row.of(Row.key(params)).withAll(params).withAll(measured).withProvenance();
         }
     }
 
@@ -228,14 +227,8 @@ public final class Evaluator {
     public static Report ensureReference(EvaluatedModel floatModel, Request request, Path cache, Progress progress) {
         if (floatModel.quantized())
             throw new IllegalArgumentException(floatModel.checkpoint().source() + " is quantized: the float reference must come from a float model");
-        TextDatasets.Text text = TextDatasets.load(request.dataset());
-        int[] ids = tokens(floatModel.checkpoint(), floatModel.tokenizer(), text);
-        int windows = Perplexity.windowCount(ids.length, request.seqlen(), request.cappedWindows());
-        if (windows > 0) {
-            var key = FloatReference.Key.of(floatModel.checkpoint().sha256(), floatModel.transformer().config().vocabSize(), ids,
-                    request.seqlen(), windows);
-            if (FloatReference.exists(cache, key)) return null;
-        }
+        FloatReference.Key key = referenceKey(floatModel, request);
+        if (key != null && FloatReference.exists(cache, key)) return null;
         return perplexity(floatModel, request, new Options(progress, null, w -> {}, cache));
     }
 
@@ -244,12 +237,16 @@ public final class Evaluator {
      * the disk), or null when it can: a study measures KL divergence only where it fits instead of failing.
      */
     public static String referenceTooLarge(EvaluatedModel model, Request request, Path cache) {
-        TextDatasets.Text text = TextDatasets.load(request.dataset());
-        int[] ids = tokens(model.checkpoint(), model.tokenizer(), text);
+        FloatReference.Key key = referenceKey(model, request);
+        return key == null ? null : FloatReference.tooLarge(cache, key);
+    }
+
+    /** The key of {@code model}'s float reference for the windows {@code request} scores, or null when the text has no whole window. */
+    private static FloatReference.Key referenceKey(EvaluatedModel model, Request request) {
+        int[] ids = tokens(model.checkpoint(), model.tokenizer(), TextDatasets.load(request.dataset()));
         int windows = Perplexity.windowCount(ids.length, request.seqlen(), request.cappedWindows());
-        if (windows == 0) return null;
-        return FloatReference.tooLarge(cache, FloatReference.Key.of(floatSha256(model), model.transformer().config().vocabSize(), ids,
-                request.seqlen(), windows));
+        return windows == 0 ? null
+                : FloatReference.Key.of(floatSha256(model), model.transformer().config().vocabSize(), ids, request.seqlen(), windows);
     }
 
     // Both passes below take each position's NLL from the float32 log-prob row they stream, so their perplexity is

@@ -19,39 +19,27 @@ import lowbit.eval.tasks.mmlu.MmluPrompt;
 import lowbit.results.Row;
 import lowbit.io.DataDir;
 import lowbit.model.Transformer;
+import lowbit.tensor.Parallel;
 import lowbit.quant.QuantizationRecipe;
 import lowbit.tokenizer.Tokenizer;
 
 /**
- * A checkpoint loaded for a notebook: the open checkpoint, its transformer and tokenizer together, with the
- * few operations cells use, all reporting progress to {@link Lab#progress()}. Quantizing changes this model in
- * place; load another one to compare.
+ * A checkpoint loaded for a notebook: an {@link EvaluatedModel} (checkpoint, transformer, tokenizer, quantization)
+ * with the few operations cells use, all reporting progress to {@link Lab#progress()}. Quantizing changes this model
+ * in place; load another one to compare.
  */
 public final class Model implements AutoCloseable {
     private final String name;
-    private final Checkpoint checkpoint;
-    private final Transformer transformer;
-    private final Tokenizer tokenizer;
-    private QuantizationRecipe.Outcome outcome;
+    private final EvaluatedModel model;
 
-    private Model(String name, Checkpoint checkpoint, Transformer transformer, Tokenizer tokenizer) {
+    private Model(String name, EvaluatedModel model) {
         this.name = name;
-        this.checkpoint = checkpoint;
-        this.transformer = transformer;
-        this.tokenizer = tokenizer;
+        this.model = model;
     }
 
-    /** Loads {@code name} (see {@link #resolve}) on every core. */
+    /** Loads {@code name} (see {@link #resolve}) on every core; a quantized directory's runtime quantization is re-attached. */
     public static Model load(String name) {
-        String spec = resolve(name);
-        Checkpoint ckpt = Checkpoints.open(spec, null);
-        try {
-            Transformer t = Checkpoints.load(ckpt);
-            return new Model(name, ckpt, t, Checkpoints.tokenizer(ckpt));
-        } catch (RuntimeException e) {
-            ckpt.close();
-            throw e;
-        }
+        return new Model(name, EvaluatedModel.load(Checkpoints.open(resolve(name), null), Parallel.defaultThreads()));
     }
 
     /**
@@ -88,20 +76,20 @@ public final class Model implements AutoCloseable {
     }
 
     public Checkpoint checkpoint() {
-        return checkpoint;
+        return model.checkpoint();
     }
 
     public Transformer transformer() {
-        return transformer;
+        return model.transformer();
     }
 
     public Tokenizer tokenizer() {
-        return tokenizer;
+        return model.tokenizer();
     }
 
     /** A dataset of {@link TextDatasets} ("wikitext2", "c4-train-slice") tokenized as the perplexity protocol does, once per model and text in this JVM. */
     public int[] tokens(String dataset) {
-        return Evaluator.tokens(checkpoint, tokenizer, TextDatasets.load(dataset));
+        return Evaluator.tokens(model.checkpoint(), model.tokenizer(), TextDatasets.load(dataset));
     }
 
     /**
@@ -118,12 +106,12 @@ public final class Model implements AutoCloseable {
      */
     public Evaluator.Report evaluate(String dataset, int seqlen, int windows, Path kldCache) {
         Evaluator.Options options = Evaluator.Options.of(Lab.progress()).withKld(kldCache);
-        return Evaluator.perplexity(evaluated(), new Evaluator.Request(dataset, seqlen, windows), options);
+        return Evaluator.perplexity(model, new Evaluator.Request(dataset, seqlen, windows), options);
     }
 
-    /** This model as the evaluation runner sees it (a view: closing it closes nothing). */
+    /** This model as the evaluation runner sees it. */
     public EvaluatedModel evaluated() {
-        return EvaluatedModel.of(checkpoint, transformer, tokenizer, outcome);
+        return model;
     }
 
     /**
@@ -137,7 +125,7 @@ public final class Model implements AutoCloseable {
 
     /** {@link #zeroShot(String, int)} on items read once ({@code ZeroShot.Prepared.of}), to score several models on them. */
     public TaskResult zeroShot(ZeroShot.Prepared task) {
-        return ZeroShot.evaluate(evaluated(), task, ZeroShot.scorer(ZeroShot.DEFAULT_SCORER).apply(transformer), Lab.progress());
+        return ZeroShot.evaluate(model, task, ZeroShot.scorer(ZeroShot.DEFAULT_SCORER).apply(model.transformer()), Lab.progress());
     }
 
     /**
@@ -147,35 +135,29 @@ public final class Model implements AutoCloseable {
      */
     public Row mmlu(int limit) {
         MmluTask.Prepared p = MmluTask.Prepared.of(MmluData.fromDataDir(), MmluPrompt.SHOTS, limit);
-        return MmluTask.run(evaluated(), p, ZeroShot.scorer(ZeroShot.DEFAULT_SCORER).apply(transformer), null, Lab.progress());
+        return MmluTask.run(model, p, ZeroShot.scorer(ZeroShot.DEFAULT_SCORER).apply(model.transformer()), null, Lab.progress());
     }
 
-    /** Quantizes this model in place with {@code recipe} and attaches its runtime hooks. */
+    /** Quantizes this model in place with {@code recipe} and attaches its runtime hooks (once: load again to quantize another way). */
     public QuantizationRecipe.Outcome quantize(QuantizationRecipe recipe) {
-        if (outcome != null) throw new IllegalStateException(name + " is already quantized; load it again to quantize it another way");
-        outcome = recipe.apply(transformer, tokenizer, Lab.progress());
-        return outcome;
+        return model.quantize(recipe, Lab.progress());
     }
 
     /** Calibration windows drawn as GPTQ draws them (documents mode) from "c4" or a text file. */
     public CalibrationSet calibration(String source, int nsamples, int seqlen, long seed) {
-        return CalibrationSampler.of(tokenizer).source(source).nsamples(nsamples).seqlen(seqlen).seed(seed).sample();
+        return CalibrationSampler.of(model.tokenizer()).source(source).nsamples(nsamples).seqlen(seqlen).seed(seed).sample();
     }
 
     @Override
     public void close() {
-        try {
-            transformer.close();
-        } finally {
-            checkpoint.close();
-        }
+        model.close();
     }
 
     @Override
     public String toString() {
-        var c = transformer.config();
+        var c = model.transformer().config();
         return name + " (" + c.modelType() + ", " + c.numLayers() + " layers, hidden " + c.hiddenSize() + ", vocab "
-                + c.vocabSize() + ", " + shown(checkpoint.source()) + ")";
+                + c.vocabSize() + ", " + shown(model.checkpoint().source()) + ")";
     }
 
     /**
