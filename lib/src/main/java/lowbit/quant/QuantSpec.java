@@ -20,16 +20,31 @@ import java.util.regex.Pattern;
  * @param groupSize       {@link QuantConfig#PER_CHANNEL} unless a g term is given
  * @param activationBits  0 for float activations
  * @param kvBits          0 for a float KV cache
+ * @param rotation        the rotation applied to the float model first (QuaRot), or NONE
  */
-public record QuantSpec(String method, int weightBits, int groupSize, boolean symmetric, int activationBits, int kvBits) {
+public record QuantSpec(String method, int weightBits, int groupSize, boolean symmetric, int activationBits, int kvBits,
+                        Rotation rotation) {
 
     /** Weight methods known to the grammar, in the order the docs list them. */
-    public static final List<String> METHODS = List.of("rtn", "gptq", "awq", "smoothquant");
+    public static final List<String> METHODS = List.of("rtn", "gptq", "awq", "smoothquant", "billm");
+
+    /** The one-bit method; the only one whose weights are not on a uniform grid. */
+    public static final String BILLM = "billm";
 
     /** A compile-time constant so that CLI help can show it; QuantSpecTest checks it names every method. */
-    public static final String GRAMMAR = "METHOD:wB[gG][aA][sym] and/or kvB joined by '+' (e.g. rtn:w3, gptq:w4g128, "
-            + "gptq:w3sym, gptq:w4g128+kv4, awq:w3g128, smoothquant:w8a8, rtn:w4a8, kv4), METHOD one of rtn, gptq, awq, "
-            + "smoothquant; B in 2..8; or fp";
+    public static final String GRAMMAR = "METHOD:wB[gG][aA][sym] and/or kvB, optionally quarot first, joined by '+' (e.g. rtn:w3, gptq:w4g128, "
+            + "gptq:w3sym, gptq:w4g128+kv4, awq:w3g128, smoothquant:w8a8, rtn:w4a8, kv4, billm:w1g128, quarot+rtn:w4a4+kv4, "
+            + "quarot), METHOD one of rtn, gptq, awq, smoothquant, billm; B in 2..8 (1 for billm); or fp";
+
+    /** A rotation of the float model that leaves its function unchanged and makes it easier to quantize. */
+    public enum Rotation {
+        NONE, QUAROT;
+
+        /** The spec term ("quarot"); NONE has none. */
+        public String term() {
+            return name().toLowerCase();
+        }
+    }
 
     /** No quantization. */
     public static final QuantSpec FP = new QuantSpec(null, 0, QuantConfig.PER_CHANNEL, false, 0, 0);
@@ -39,9 +54,19 @@ public record QuantSpec(String method, int weightBits, int groupSize, boolean sy
 
     /** Every check of a spec, whether parsed or built: an IllegalArgumentException saying what is wrong. */
     public QuantSpec {
+        if (rotation == null) throw new IllegalArgumentException("a rotation is required (Rotation.NONE for none)");
         if (method != null) {
             if (!METHODS.contains(method)) throw new IllegalArgumentException("unknown method '" + method + "' (known: " + String.join(", ", METHODS) + ")");
-            checkBits(weightBits, "weight");
+            if (method.equals(BILLM)) {
+                if (weightBits != 1) throw new IllegalArgumentException("billm binarizes: its weights are w1 (billm:w1g128), got w" + weightBits);
+                if (groupSize == QuantConfig.PER_CHANNEL)
+                    throw new IllegalArgumentException("billm needs its block size as g (billm:w1g128, the reference's 128)");
+                if (symmetric) throw new IllegalArgumentException("billm has no sym option: its binarization is its own grid");
+            } else if (weightBits == 1) {
+                throw new IllegalArgumentException("1-bit weights are BiLLM's: billm:w1g128 (" + method + " takes 2..8 bits)");
+            } else {
+                checkBits(weightBits, "weight");
+            }
             if (groupSize != QuantConfig.PER_CHANNEL && groupSize < 1)
                 throw new IllegalArgumentException("group size must be 1.." + Integer.MAX_VALUE + " (or per-channel), got " + groupSize);
             if (activationBits != 0) checkBits(activationBits, "activation");
@@ -49,6 +74,11 @@ public record QuantSpec(String method, int weightBits, int groupSize, boolean sy
             throw new IllegalArgumentException("weight, group, activation and sym terms need a method (METHOD:wB...)");
         }
         if (kvBits != 0) checkBits(kvBits, "KV-cache");
+    }
+
+    /** A spec without rotation. */
+    public QuantSpec(String method, int weightBits, int groupSize, boolean symmetric, int activationBits, int kvBits) {
+        this(method, weightBits, groupSize, symmetric, activationBits, kvBits, Rotation.NONE);
     }
 
     /** The spec of {@code method} on {@code weights}' bits, group size and symmetry (per-tensor grids have no spec). */
@@ -66,17 +96,26 @@ public record QuantSpec(String method, int weightBits, int groupSize, boolean sy
 
     /** This spec with aA activations (0: float). */
     public QuantSpec withActivations(int bits) {
-        return new QuantSpec(method, weightBits, groupSize, symmetric, bits, kvBits);
+        return new QuantSpec(method, weightBits, groupSize, symmetric, bits, kvBits, rotation);
     }
 
     /** This spec with a kvB term (0: float cache). */
     public QuantSpec withKv(int bits) {
-        return new QuantSpec(method, weightBits, groupSize, symmetric, activationBits, bits);
+        return new QuantSpec(method, weightBits, groupSize, symmetric, activationBits, bits, rotation);
+    }
+
+    /** This spec on a model rotated by {@code r} first (NONE: the model as loaded). */
+    public QuantSpec withRotation(Rotation r) {
+        return new QuantSpec(method, weightBits, groupSize, symmetric, activationBits, kvBits, r);
+    }
+
+    public boolean rotates() {
+        return rotation != Rotation.NONE;
     }
 
     /** The same grid and runtime terms under another weight method. */
     public QuantSpec withMethod(String m) {
-        return new QuantSpec(m, weightBits, groupSize, symmetric, activationBits, kvBits);
+        return new QuantSpec(m, weightBits, groupSize, symmetric, activationBits, kvBits, rotation);
     }
 
     public static QuantSpec parse(String text) {
@@ -86,12 +125,16 @@ public record QuantSpec(String method, int weightBits, int groupSize, boolean sy
         String method = null;
         int wbits = 0, group = QuantConfig.PER_CHANNEL, abits = 0, kv = 0;
         boolean sym = false;
+        Rotation rotation = Rotation.NONE;
         for (String term : t.split("\\+", -1)) {
             Matcher m;
-            if ((m = WEIGHTS.matcher(term)).matches()) {
+            if (term.equals(Rotation.QUAROT.term())) {
+                if (rotation != Rotation.NONE) throw bad(text, "it has two rotation terms");
+                rotation = Rotation.QUAROT;
+            } else if ((m = WEIGHTS.matcher(term)).matches()) {
                 if (method != null) throw bad(text, "it has two weight terms");
                 method = m.group(1);
-                wbits = bits(text, m.group(2), "weight");
+                wbits = m.group(1).equals(BILLM) ? number(text, m.group(2), "weight bits", "1 for billm") : bits(text, m.group(2), "weight");
                 if (m.group(3) != null) group = number(text, m.group(3), "group size", "1.." + Integer.MAX_VALUE);
                 if (m.group(4) != null) abits = bits(text, m.group(4), "activation");
                 sym = m.group(5) != null;
@@ -103,7 +146,7 @@ public record QuantSpec(String method, int weightBits, int groupSize, boolean sy
             }
         }
         try {
-            return new QuantSpec(method, wbits, group, sym, abits, kv);
+            return new QuantSpec(method, wbits, group, sym, abits, kv, rotation);
         } catch (IllegalArgumentException e) {
             throw bad(text, e.getMessage());
         }
@@ -131,10 +174,12 @@ public record QuantSpec(String method, int weightBits, int groupSize, boolean sy
         return new IllegalArgumentException("bad --quant spec '" + text + "': " + why + ". Grammar: " + GRAMMAR);
     }
 
-    /** The canonical text: METHOD:wB[gG][aA][sym] then +kvB, or kvB alone, or fp. */
+    /** The canonical text: [quarot+]METHOD:wB[gG][aA][sym] then +kvB, or kvB alone, or quarot alone, or fp. */
     public String text() {
         StringBuilder s = new StringBuilder();
+        if (rotates()) s.append(rotation.term());
         if (method != null) {
+            if (!s.isEmpty()) s.append('+');
             s.append(method).append(":w").append(weightBits);
             if (groupSize != QuantConfig.PER_CHANNEL) s.append('g').append(groupSize);
             if (activationBits != 0) s.append('a').append(activationBits);
@@ -154,6 +199,7 @@ public record QuantSpec(String method, int weightBits, int groupSize, boolean sy
      */
     public QuantConfig weightConfig() {
         if (method == null) throw new IllegalStateException("spec '" + text() + "' quantizes no weights");
+        if (method.equals(BILLM)) throw new IllegalStateException("spec '" + text() + "': BiLLM's binarization is not a uniform grid");
         QuantConfig.ZeroPoint zero = switch (method) {
             case "awq" -> symmetric ? QuantConfig.ZeroPoint.INTEGER : QuantConfig.ZeroPoint.AWQ;
             case "smoothquant" -> QuantConfig.ZeroPoint.ABSMAX;

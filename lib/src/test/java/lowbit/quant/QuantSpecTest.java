@@ -43,9 +43,29 @@ class QuantSpecTest {
     }
 
     @Test
+    void quarotAndBillmTerms() {
+        QuantSpec s = QuantSpec.parse("rtn:w4a4+KV4+quarot");
+        assertEquals(QuantSpec.Rotation.QUAROT, s.rotation());
+        assertEquals("quarot+rtn:w4a4+kv4", s.text(), "the rotation comes first in canonical text");
+        assertEquals(s, QuantSpec.parse(s.text()));
+        assertEquals("quarot", QuantSpec.parse("quarot").text());
+        assertFalse(QuantSpec.parse("quarot").quantizesWeights());
+        assertEquals(QuantSpec.parse("gptq:w4a8"), QuantSpec.parse("quarot+gptq:w4a8").withRotation(QuantSpec.Rotation.NONE));
+        QuantSpec b = QuantSpec.parse("billm:w1g128");
+        assertEquals(1, b.weightBits());
+        assertEquals(128, b.groupSize());
+        assertEquals("billm:w1g128", b.text());
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> QuantSpec.parse("rtn:w1g128")).getMessage().contains("billm:w1g128"));
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> QuantSpec.parse("billm:w2g128")).getMessage().contains("w1"));
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> QuantSpec.parse("billm:w1")).getMessage().contains("block size"));
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> QuantSpec.parse("quarot+quarot")).getMessage().contains("two rotation"));
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> QuantSpec.parse("quarot+rtn:w4a1")).getMessage().contains("activation bits must be 2..8"));
+    }
+
+    @Test
     void refusesMalformedSpecsWithTheGrammar() {
         for (String bad : new String[] {"gptq", "gptq:4", "gptq:w9", "gptq:w1", "foo:w4", "gptq:w4g0", "gptq:w4+rtn:w3", "rtn:w4a9",
-                "kv9", "gptq:w4g128+", "", "gptq:w4 g128"}) {
+                "kv9", "gptq:w4g128+", "", "gptq:w4 g128", "billm:w1", "quarot+quarot", "rtn:w4a1"}) {
             var e = assertThrows(IllegalArgumentException.class, () -> QuantSpec.parse(bad), bad);
             assertTrue(e.getMessage().contains("Grammar: METHOD:wB"), e.getMessage());
         }
