@@ -180,7 +180,7 @@ public final class Charts {
 
     /**
      * Bars grouped by {@code xCol}, one bar per distinct {@code seriesCol} value in each group, e.g. perplexity
-     * per average bits with mixed and uniform allocation side by side.
+     * per average bits with mixed and uniform allocation side by side; a log axis when one bar would flatten the rest.
      */
     public static Figure groupedBars(Table t, String xCol, String yCol, String seriesCol, String title) {
         return groupedBars(t, xCol, yCol, null, null, seriesCol, title);
@@ -228,7 +228,11 @@ public final class Charts {
             traces.add(trace);
         }
         // plotly.js's default barmode, 'group', is what grouped bars need.
-        return new Figure(traces, categoryLayout(title, xCol, yCol));
+        Map<String, Object> layout = categoryLayout(title, xCol, yCol);
+        double[] all = new double[t.rowCount()];
+        for (int i = 0; i < all.length; i++) all[i] = y.getDouble(i);
+        if (flattens(all)) axis(layout, "yaxis").put("type", "log");
+        return new Figure(traces, layout);
     }
 
     /** A dashed horizontal reference line across the figure's x range, e.g. the float model's perplexity, in the legend as {@code name}. */

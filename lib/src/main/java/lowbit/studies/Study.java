@@ -252,7 +252,7 @@ public final class Study {
     static Table perplexityTable(List<QuantSpec> specs, List<Row> rows) {
         Table t = Table.create("methods x bits", StringColumn.create("spec"), StringColumn.create("method"),
                 IntColumn.create("weight_bits"), StringColumn.create("activations"), StringColumn.create("kv_cache"),
-                DoubleColumn.create("bits_per_weight"), DoubleColumn.create("ppl"), DoubleColumn.create("ppl_vs_fp"),
+                StringColumn.create("rotation"), DoubleColumn.create("bits_per_weight"), DoubleColumn.create("ppl"), DoubleColumn.create("ppl_vs_fp"),
                 DoubleColumn.create("kld_mean"), DoubleColumn.create("same_top_p"), DoubleColumn.create("seconds"));
         double fp = ((Number) rows.get(0).get("ppl")).doubleValue();
         for (int i = 0; i < rows.size(); i++) {
@@ -264,6 +264,7 @@ public final class Study {
             t.intColumn("weight_bits").append(q.method() == null ? 32 : q.weightBits());
             t.stringColumn("activations").append(q.activationBits() == 0 ? "fp" : "a" + q.activationBits());
             t.stringColumn("kv_cache").append(q.kvBits() == 0 ? "fp" : "kv" + q.kvBits());
+            t.stringColumn("rotation").append(q.rotates() ? q.rotation().term() : "none");
             t.doubleColumn("bits_per_weight").append(((Number) r.get("bits_per_weight")).doubleValue());
             double ppl = ((Number) r.get("ppl")).doubleValue();
             t.doubleColumn("ppl").append(ppl);

@@ -174,16 +174,69 @@ public final class StudyReport {
         return methods.doubleColumn("kld_mean").isNotMissing().size() > 0;
     }
 
-    /** The weight-only quantized rows, with a series per method and grouping (per-channel and g128 are different grids). */
+    /** The weight-only quantized rows, with a series per method, grouping (per-channel and g128 are different grids) and rotation. */
     private static Table weightOnly(Table methods) {
         Table t = methods.where(methods.stringColumn("activations").isEqualTo("fp").and(methods.stringColumn("kv_cache").isEqualTo("fp"))
                 .and(methods.stringColumn("method").isNotEqualTo("fp")));
         StringColumn series = StringColumn.create("series");
+        for (int i = 0; i < t.rowCount(); i++) series.append(weightSeries(QuantSpec.parse(t.stringColumn("spec").get(i))));
+        return t.addColumns(series);
+    }
+
+    /** "gptq g128", "rtn per-channel + QuaRot": a spec's weight method, grouping and rotation. */
+    private static String weightSeries(QuantSpec q) {
+        return q.method() + (q.groupSize() == QuantConfig.PER_CHANNEL ? " per-channel" : " g" + q.groupSize()) + (q.rotates() ? " + QuaRot" : "");
+    }
+
+    /**
+     * QuaRot's comparison: 4-bit weights with float, 8-bit and 4-bit activations (and a 4-bit KV cache), one bar per
+     * weight method, grouping and rotation, for every method and grouping that the table has with quantized activations
+     * and a rotated counterpart or a float-activation baseline. Empty when the table has no rotated row.
+     */
+    public static Table rotationTable(Table methods) {
+        Table t = methods.where(methods.intColumn("weight_bits").isEqualTo(4).and(methods.stringColumn("method").isNotEqualTo("fp")));
+        Table out = Table.create("rotation", StringColumn.create("precision"), StringColumn.create("series"),
+                StringColumn.create("spec"), DoubleColumn.create("ppl"));
+        if (!methods.stringColumn("rotation").contains(QuantSpec.Rotation.QUAROT.term())) return out;
+        java.util.Set<String> withActivations = new java.util.HashSet<>();
         for (int i = 0; i < t.rowCount(); i++) {
             QuantSpec q = QuantSpec.parse(t.stringColumn("spec").get(i));
-            series.append(q.method() + (q.groupSize() == QuantConfig.PER_CHANNEL ? " per-channel" : " g" + q.groupSize()));
+            if (q.activationBits() != 0) withActivations.add(q.withRotation(QuantSpec.Rotation.NONE).withActivations(0).withKv(0).text());
         }
-        return t.addColumns(series);
+        for (int i = 0; i < t.rowCount(); i++) {
+            QuantSpec q = QuantSpec.parse(t.stringColumn("spec").get(i));
+            if (!withActivations.contains(q.withRotation(QuantSpec.Rotation.NONE).withActivations(0).withKv(0).text())) continue;
+            out.stringColumn("precision").append("W4A" + (q.activationBits() == 0 ? 16 : q.activationBits()) + (q.kvBits() == 0 ? "" : " KV" + q.kvBits()));
+            out.stringColumn("series").append(weightSeries(q));
+            out.stringColumn("spec").append(q.text());
+            out.doubleColumn("ppl").append(t.doubleColumn("ppl").get(i));
+        }
+        return out;
+    }
+
+    /** {@link #rotationTable} as grouped bars (a log axis when one configuration collapses), the float perplexity in the title. */
+    public static Figure rotationChart(Table methods, String dataset) {
+        double fp = value(methods, "spec", "fp", "ppl");
+        return Charts.groupedBars(rotationTable(methods), "precision", "ppl", "series",
+                        String.format(Locale.ROOT, "4-bit weights with quantized activations, with and without QuaRot's rotation (float: %.2f)", fp))
+                .withAxisTitles("Weights, activations (W4A16: float activations) and KV cache", "Perplexity on " + dataset);
+    }
+
+    /** Per rotated spec: its perplexity beside the same spec without rotation and the weight-only baseline (W4A16). */
+    static List<String> rotationFindings(Table methods) {
+        List<String> out = new ArrayList<>();
+        for (int i = 0; i < methods.rowCount(); i++) {
+            QuantSpec q = QuantSpec.parse(methods.stringColumn("spec").get(i));
+            if (!q.rotates() || !q.quantizesWeights()) continue;
+            String plain = q.withRotation(QuantSpec.Rotation.NONE).text(), weightsOnly = q.withRotation(QuantSpec.Rotation.NONE).withActivations(0).withKv(0).text();
+            StringBuilder sb = new StringBuilder(String.format(Locale.ROOT, "%s: perplexity %.3f", q.text(), methods.doubleColumn("ppl").get(i)));
+            if (methods.stringColumn("spec").contains(plain))
+                sb.append(String.format(Locale.ROOT, ", %.3f without rotation", value(methods, "spec", plain, "ppl")));
+            if (!weightsOnly.equals(plain) && methods.stringColumn("spec").contains(weightsOnly))
+                sb.append(String.format(Locale.ROOT, ", %.3f with float activations and cache (%s)", value(methods, "spec", weightsOnly, "ppl"), weightsOnly));
+            out.add(sb.append('.').toString());
+        }
+        return out;
     }
 
     /** Every configuration's perplexity as a bar, float model included; a log axis when one bar would flatten the rest. */
@@ -272,6 +325,7 @@ public final class StudyReport {
             if (m.stringColumn("spec").contains(spec))
                 out.add(String.format(Locale.ROOT, "%s: perplexity %.3f (%.2fx the float model).", spec, value(m, "spec", spec, "ppl"),
                         value(m, "spec", spec, "ppl_vs_fp")));
+        out.addAll(rotationFindings(m));
         out.addAll(kldFindings(m));
         out.addAll(zeroShotFindings(r.zeroShot()));
         Table c = r.correlations();
@@ -406,6 +460,7 @@ public final class StudyReport {
         parts.add(new Html.Heading("Methods x bits"));
         parts.add(methodsChart(r.methods(), dataset));
         if (hasKld(r.methods())) parts.add(kldChart(r.methods(), dataset));
+        if (rotationTable(r.methods()).rowCount() > 0) parts.add(rotationChart(r.methods(), dataset));
         parts.add(methodsBars(r.methods(), dataset));
         parts.add(table(r.methods()));
         if (r.zeroShot().rowCount() > 0) {
