@@ -13,7 +13,7 @@ import jdk.incubator.vector.VectorSpecies;
  * O(n log n) for the power-of-two part.
  *
  * <p>Order n = m * 2^k is built as H = K_m (x) S_(2^k), K first (index i = a * 2^k + b for a in [0, m), b in
- * [0, 2^k)), with the smallest m that has a construction:
+ * [0, 2^k)), with the smallest m that has a construction, m up to {@link #MAX_BASE}:
  * <ul>
  *   <li>m = 1: Sylvester's H_1 = [1], H_2n = [[H, H], [H, -H]], so S[b][b'] = (-1)^popcount(b &amp; b'); its
  *       fast Walsh-Hadamard transform is a butterfly;</li>
@@ -24,7 +24,8 @@ import jdk.incubator.vector.VectorSpecies;
  *       from the symmetric conference matrix C = [[0, 1], [1, Q]]: each 0 of C becomes [[1, -1], [-1, -1]] and
  *       each +-1 becomes +-[[1, 1], [1, -1]]. Paley I is preferred where both apply (12, 60, 84, 108, ...).</li>
  * </ul>
- * So every power of two, and for example 12, 20, 28, 36, 40 (20 x 2), 48 (12 x 4), 60, 108, 140, 576 (36 x 16),
+ * The m that are not a smaller one times a power of two: 1, 12, 20, 28, 36, 44, 60, 68, 76, 84, 104, 108, 124,
+ * 132, 140, 148, 164, 180, 196, 200, 204, 212, 220, 228, 252. So every power of two, and for example 12, 20, 28, 36, 40 (20 x 2), 48 (12 x 4), 60, 108, 140, 576 (36 x 16),
  * 896 (28 x 32), 1536 (12 x 128) and 3072 (12 x 256). Orders whose Hadamard matrices need GF(p^2) or Williamson
  * constructions (52, 92, 116, 156, 172, ...) are refused by {@link #of}.
  *
@@ -48,6 +49,12 @@ public final class Hadamard {
             for (int j = 0; j < L; j++) SIGN[s][j] = (j & h) == 0 ? 1 : -1;
         }
     }
+
+    /**
+     * The largest Paley factor built: the K part costs m adds per value, and QuaRot's largest is 172. Up to 256
+     * covers the intermediate sizes of Qwen2/2.5 (4864 = 76 x 64, 8960 = 140 x 64, 18944 = 148 x 128).
+     */
+    static final int MAX_BASE = 256;
 
     private final int n, m, p;
     /** K transposed, kt[a' * m + a] = K[a][a'], as +-1; null for m = 1. */
@@ -73,9 +80,8 @@ public final class Hadamard {
     public static Hadamard of(int n, String what) {
         int m = base(n);
         if (m < 0)
-            throw new IllegalArgumentException(what + ": no Hadamard matrix of order " + n + " (orders built here are m * 2^k with m in "
-                    + bases(200) + ", ...: 1, a Paley I order q + 1 for a prime q = 3 mod 4, or a Paley II order 2(q + 1) for a prime q = 1 mod 4"
-                    + nearest(n) + ")");
+            throw new IllegalArgumentException(what + ": no Hadamard matrix of order " + n + " (orders built here are m * 2^k with m = 1 or a Paley order up to "
+                    + MAX_BASE + ", q + 1 for a prime q = 3 mod 4 or 2(q + 1) for a prime q = 1 mod 4: m in " + bases() + nearest(n) + ")");
         return new Hadamard(n, m, m == 1 ? null : paley(m));
     }
 
@@ -92,12 +98,12 @@ public final class Hadamard {
     public double[] matrix() {
         double scale = 1 / Math.sqrt(n);
         double[] out = new double[n * n];
-        for (int i = 0; i < n; i++)
-            for (int j = 0; j < n; j++) {
-                int a = i / p, b = i % p, c = j / p, d = j % p;
-                double k = m == 1 ? 1 : kt[c * m + a];
-                out[i * n + j] = (Integer.bitCount(b & d) % 2 == 0 ? k : -k) * scale;
-            }
+        for (int a = 0, i = 0; a < m; a++)
+            for (int b = 0; b < p; b++, i++)
+                for (int c = 0, j = 0; c < m; c++) {
+                    double k = m == 1 ? scale : kt[c * m + a] * scale;
+                    for (int d = 0; d < p; d++, j++) out[i * n + j] = (Integer.bitCount(b & d) & 1) == 0 ? k : -k;
+                }
         return out;
     }
 
@@ -209,7 +215,7 @@ public final class Hadamard {
     private static int base(int n) {
         if (n < 1) return -1;
         int odd = n >> Integer.numberOfTrailingZeros(n);
-        for (long m = odd; m <= n; m <<= 1)
+        for (long m = odd; m <= Math.min(n, MAX_BASE); m <<= 1)
             if (m == 1 || isPaleyI((int) m) || isPaleyII((int) m)) return (int) m;
         return -1;
     }
@@ -282,10 +288,10 @@ public final class Hadamard {
         return true;
     }
 
-    /** The non-power-of-two bases up to limit that are not twice a smaller base, as "12, 20, ...". */
-    private static String bases(int limit) {
+    /** The bases that are not a smaller base times a power of two, as "1, 12, 20, ...". */
+    private static String bases() {
         StringBuilder s = new StringBuilder("1");
-        for (int m = 3; m <= limit; m++)
+        for (int m = 3; m <= MAX_BASE; m++)
             if (Integer.bitCount(m) != 1 && base(m) == m)
                 s.append(", ").append(m);
         return s.toString();

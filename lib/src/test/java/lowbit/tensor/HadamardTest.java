@@ -168,10 +168,11 @@ class HadamardTest {
 
     @Test
     void ordersWithoutAConstructionAreRefusedNamingWhatNeedsThem() {
-        for (int n : new int[]{52, 92, 156, 172, 7, 3, 0, -4}) assertFalse(Hadamard.exists(n), "order " + n);
+        for (int n : new int[]{52, 92, 116, 156, 172, 7, 3, 0, -4}) assertFalse(Hadamard.exists(n), "order " + n);
         String m = assertThrows(IllegalArgumentException.class, () -> Hadamard.of(172, "layer 3 mlp.down_proj input (172)")).getMessage();
-        assertTrue(m.startsWith("layer 3 mlp.down_proj input (172): no Hadamard matrix of order 172 (orders built here are m * 2^k with m in 1, 12, 20, 28, 36, 44, 60,"), m);
-        assertTrue(m.endsWith("the nearest are 168 and 176)"), m);
+        assertEquals("layer 3 mlp.down_proj input (172): no Hadamard matrix of order 172 (orders built here are m * 2^k with m = 1 or a Paley"
+                + " order up to 256, q + 1 for a prime q = 3 mod 4 or 2(q + 1) for a prime q = 1 mod 4: m in 1, 12, 20, 28, 36, 44, 60, 68, 76, 84,"
+                + " 104, 108, 124, 132, 140, 148, 164, 180, 196, 200, 204, 212, 220, 228, 252; the nearest are 168 and 176)", m);
         assertFalse(m.contains("\n"), m);
         assertTrue(assertThrows(IllegalArgumentException.class, () -> Hadamard.of(52, "q")).getMessage()
                 .contains("no Hadamard matrix of order 52 ("));
@@ -179,6 +180,9 @@ class HadamardTest {
                 .endsWith("the nearest are 4 and 8)"));
         String zero = assertThrows(IllegalArgumentException.class, () -> Hadamard.of(0, "emb")).getMessage();
         assertTrue(zero.startsWith("emb: no Hadamard matrix of order 0 ("), zero);
-        assertTrue(zero.endsWith("prime q = 1 mod 4)"), zero);
+        assertTrue(zero.endsWith("m in 1, 12, 20, 28, 36, 44, 60, 68, 76, 84, 104, 108, 124, 132, 140, 148, 164, 180, 196, 200, 204, 212, 220, 228, 252)"), zero);
+        // 1020 = 255 x 4 and 1019 is a prime = 3 mod 4, but a Paley factor above 256 is not built
+        assertFalse(Hadamard.exists(1020));
+        assertTrue(Hadamard.exists(1008)); // 63 x 16 -> 252 x 4, Paley I q = 251
     }
 }
