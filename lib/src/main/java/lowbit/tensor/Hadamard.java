@@ -240,27 +240,27 @@ public final class Hadamard {
 
     /** Paley I of order q + 1 for a prime q = 3 mod 4: I + [[0, 1^T], [-1, Q]], Q skew-symmetric. */
     static int[][] paleyI(int q) {
-        int[] chi = legendre((int) q);
-        int m = (int) q + 1;
+        int[] chi = legendre(q);
+        int m = q + 1;
         int[][] h = new int[m][m];
         for (int j = 1; j < m; j++) {
             h[0][j] = 1;
             h[j][0] = -1;
         }
         for (int i = 0; i < q; i++)
-            for (int j = 0; j < q; j++) h[i + 1][j + 1] = chi[(int) ((j - i + q) % q)];
+            for (int j = 0; j < q; j++) h[i + 1][j + 1] = chi[(j - i + q) % q];
         for (int i = 0; i < m; i++) h[i][i] += 1;
         return h;
     }
 
     /** Paley II of order 2(q + 1) for a prime q = 1 mod 4, from the symmetric conference matrix [[0, 1^T], [1, Q]]. */
     static int[][] paleyII(int q) {
-        int[] chi = legendre((int) q);
-        int c = (int) q + 1;
+        int[] chi = legendre(q);
+        int c = q + 1;
         int[][] conf = new int[c][c];
         for (int j = 1; j < c; j++) conf[0][j] = conf[j][0] = 1;
         for (int i = 0; i < q; i++)
-            for (int j = 0; j < q; j++) conf[i + 1][j + 1] = chi[(int) ((j - i + q) % q)];
+            for (int j = 0; j < q; j++) conf[i + 1][j + 1] = chi[(j - i + q) % q];
         int[][] h = new int[2 * c][2 * c];
         for (int i = 0; i < c; i++)
             for (int j = 0; j < c; j++) {
