@@ -108,7 +108,7 @@ public record QuantizationRecipe(QuantSpec spec, WeightOptions weights, GptqOpti
             Map<String, Object> m = new LinkedHashMap<>();
             m.put("spec", recipe.spec().text());
             m.put("method", model == null ? null : model.method());
-            m.put("grid", model == null ? null : model.config().describe());
+            m.put("grid", model == null ? null : model.grid());
             m.put("options", model == null ? Map.of() : model.options());
             m.put("bits_per_weight", model == null ? 32.0 : model.bitsPerWeight());
             m.put("quantized_parameters", model == null ? 0 : model.parameters());
