@@ -74,9 +74,10 @@ public final class Billm {
             throw new IllegalArgumentException(linear + ": BiLLM block size " + blockSize + " is wider than its input (" + width
                     + " columns); use g <= " + width);
         int last = width % blockSize == 0 ? blockSize : width % blockSize;
-        if (blockSize < Binarization.SEARCH_COLUMNS || last < Binarization.SEARCH_COLUMNS)
-            throw new IllegalArgumentException(linear + ": BiLLM block size " + blockSize + " leaves " + (blockSize < Binarization.SEARCH_COLUMNS
-                    ? "blocks" : "a last block") + " of " + Math.min(blockSize, last) + " of its " + width + " input columns; every block needs >= "
+        boolean narrow = blockSize < Binarization.SEARCH_COLUMNS;
+        if (narrow || last < Binarization.SEARCH_COLUMNS)
+            throw new IllegalArgumentException(linear + ": BiLLM block size " + blockSize + " leaves " + (narrow ? "blocks of " + blockSize
+                    : "a last block of " + last) + " of its " + width + " input columns; every block needs >= "
                     + Binarization.SEARCH_COLUMNS + " columns (the reference's salient search ranks the top " + Binarization.SEARCH_COLUMNS
                     + " columns of each block)");
     }
