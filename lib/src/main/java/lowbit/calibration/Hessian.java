@@ -1,5 +1,6 @@
 package lowbit.calibration;
 
+import lowbit.tensor.Cholesky;
 import lowbit.tensor.Gram;
 import lowbit.tensor.Parallel;
 
@@ -56,5 +57,41 @@ public final class Hessian {
         double t = 0;
         for (int i = 0; i < columns; i++) t += h[i * columns + i];
         return t;
+    }
+
+    /**
+     * The upper Cholesky factor U of (H + damp I)^-1 (U^T U = H^-1), with the row-major {@code u}, as GPTQ's and
+     * BiLLM's references compute it: damp = percdamp * mean(diag(H)), H^-1 = cholesky_inverse(cholesky(H)), then
+     * cholesky(H^-1, upper=True).
+     *
+     * @param percdamp  the damping that made H factorizable: the requested one, unless a factorization failed and
+     *                  it was doubled (0 becomes 0.01) until one succeeded
+     * @param attempts  factorizations tried
+     */
+    public record InverseFactor(double[] u, double percdamp, int attempts) {}
+
+    private static final int MAX_DAMP_ATTEMPTS = 12;
+
+    /**
+     * {@link InverseFactor} of {@code h} [n][n] (dead columns already fixed by the caller; not modified). When
+     * damping {@code percdamp} does not make it factorizable the damping is doubled, at most 12 times; then an
+     * IllegalStateException names {@code name}.
+     */
+    public static InverseFactor inverseFactor(String name, double[] h, int n, double percdamp, Parallel par) {
+        double meanDiag = 0;
+        for (int i = 0; i < n; i++) meanDiag += h[i * n + i];
+        meanDiag /= n;
+        for (int attempt = 1; attempt <= MAX_DAMP_ATTEMPTS; attempt++) {
+            double[] a = h.clone();
+            double damp = percdamp * meanDiag;
+            for (int i = 0; i < n; i++) a[i * n + i] += damp;
+            if (Cholesky.factorLower(a, n, par)) {
+                double[] inv = Cholesky.inverseFromLower(a, n, par);
+                if (Cholesky.factorUpper(inv, n, par)) return new InverseFactor(inv, percdamp, attempt);
+            }
+            percdamp = percdamp == 0 ? 0.01 : percdamp * 2;
+        }
+        throw new IllegalStateException(name + ": H is not positive definite even with percdamp " + percdamp / 2
+                + " (" + MAX_DAMP_ATTEMPTS + " attempts); the calibration activations may be degenerate");
     }
 }

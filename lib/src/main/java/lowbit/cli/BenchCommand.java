@@ -31,13 +31,14 @@ import picocli.CommandLine.Option;
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = "Benchmarks: forward (tokens/s of the perplexity forward pass, against transformers), gptq (GPTQ on one "
                 + "2048x2048 layer against the PyTorch reference algorithm, and on the whole model), awq (AWQ against GPTQ "
-                + "on the same calibration windows) and eval (zero-shot items/s against lm-eval's HF backend). "
+                + "on the same calibration windows), billm (BiLLM against GPTQ W2 on the same windows) and eval (zero-shot items/s against "
+                + "lm-eval's HF backend). "
                 + "./lowbit bench WHAT --help lists each one's options.",
-        subcommands = {BenchCommand.Forward.class, GptqBench.class, BenchCommand.Awq.class, BenchCommand.Eval.class})
+        subcommands = {BenchCommand.Forward.class, GptqBench.class, BenchCommand.Awq.class, BillmBench.class, BenchCommand.Eval.class})
 final class BenchCommand implements Callable<Integer> {
     @Override
     public Integer call() {
-        throw new IllegalArgumentException("bench needs a benchmark: forward, gptq, awq or eval (./lowbit bench --help)");
+        throw new IllegalArgumentException("bench needs a benchmark: forward, gptq, awq, billm or eval (./lowbit bench --help)");
     }
 
     /** The baseline options: auto runs it when .venv can, none skips it, the baseline's own name requires it. */

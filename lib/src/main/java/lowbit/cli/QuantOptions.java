@@ -50,7 +50,7 @@ final class QuantOptions {
     boolean trueSequential;
 
     @Option(names = "--percdamp", defaultValue = "0.01", paramLabel = "P",
-            description = "GPTQ: dampening, fraction of mean diag(H) (default: ${DEFAULT-VALUE}; raised automatically if Cholesky fails)")
+            description = "GPTQ and BiLLM: dampening, fraction of mean diag(H) (default: ${DEFAULT-VALUE}; raised automatically if Cholesky fails)")
     double percdamp;
 
     @Option(names = "--gptq-block-size", defaultValue = "128", paramLabel = "B", description = "GPTQ: lazy-batch width (default: ${DEFAULT-VALUE})")

@@ -117,7 +117,7 @@ public record MemoryEstimate(String job, Map<String, Long> parts, String remedy)
         /**
          * What quantizing with {@code method} keeps beyond the weights. Every calibrating method holds the
          * current block's input for every window (SequentialCalibration: nsamples x seqlen x hidden floats);
-         * GPTQ adds one double Hessian per distinct linear input of a block and its per-linear work on the
+         * GPTQ (and BiLLM, the same loop) adds one double Hessian per distinct linear input of a block and its per-linear work on the
          * widest linear; AWQ keeps about (4 hidden + 2 intermediate) floats per calibration token
          * (BlockActivations); every weight method keeps the quantized codes (at most a byte per weight).
          */
@@ -127,7 +127,7 @@ public record MemoryEstimate(String job, Map<String, Long> parts, String remedy)
             long tokens = (long) nsamples * seqlen, h = cfg.hiddenSize(), ff = cfg.intermediateSize();
             if (!method.equals("smoothquant")) atLeast("calibration activations", 4 * tokens * h);
             switch (method) {
-                case "gptq" -> {
+                case "gptq", "billm" -> {
                     long q = cfg.qDim();
                     atLeast("GPTQ Hessians (float64)", 8 * (2 * h * h + q * q + ff * ff));
                     // the widest linear's weight in doubles twice (working copy and quantized result), its Hessian's

@@ -10,6 +10,8 @@ import lowbit.model.Transformer;
 import lowbit.progress.Progress;
 import lowbit.quant.activation.ActivationQuantizer;
 import lowbit.quant.awq.Awq;
+import lowbit.quant.billm.Billm;
+import lowbit.quant.billm.BillmQuantizer;
 import lowbit.quant.gptq.Gptq;
 import lowbit.quant.gptq.GptqQuantizer;
 import lowbit.quant.smoothquant.SmoothQuant;
@@ -108,9 +110,10 @@ public record QuantizationRecipe(QuantSpec spec, WeightOptions weights, GptqOpti
             Map<String, Object> m = new LinkedHashMap<>();
             m.put("spec", recipe.spec().text());
             m.put("method", model == null ? null : model.method());
-            m.put("grid", model == null ? null : model.config().describe());
+            m.put("grid", model == null ? null : model.grid());
             m.put("options", model == null ? Map.of() : model.options());
             m.put("bits_per_weight", model == null ? 32.0 : model.bitsPerWeight());
+            if (model != null && model.options().get("bits_per_weight_paper") instanceof Double paper) m.put("bits_per_weight_paper", paper);
             m.put("quantized_parameters", model == null ? 0 : model.parameters());
             m.put("calibration", calibration == null ? null : calibration.provenance());
             BitsMap map = recipe.weights().bitsMap();
@@ -175,6 +178,11 @@ public record QuantizationRecipe(QuantSpec spec, WeightOptions weights, GptqOpti
         return spec.weightConfig().withScaleFormat(weights.scaleFormat()).withMseClip(weights.mseClip());
     }
 
+    /** BiLLM's options: the spec's g as its block size, GPTQ's --percdamp, the recipe's scale format. */
+    public Billm.Options billmOptions() {
+        return new Billm.Options(gptq.layer().percdamp(), spec.groupSize(), weights.scaleFormat());
+    }
+
     /** The calibration this recipe draws, with the method's default length filled in. */
     public Calibration resolvedCalibration() {
         return calibration.resolved(spec.method());
@@ -198,7 +206,9 @@ public record QuantizationRecipe(QuantSpec spec, WeightOptions weights, GptqOpti
             throw new IllegalArgumentException("--quant " + spec + ": " + spec.method() + " folds scales into the norm in front of each "
                     + "sub-layer and this post-norm model (OPT do_layer_norm_before=false) has none: no matching scaling group");
         new RuntimeQuantization(spec.activationBits(), null, keyBits(), valueBits(), runtime.kvGroupSize()).hooks(model.config());
-        if (spec.quantizesWeights()) {
+        if (QuantSpec.BILLM.equals(spec.method())) {
+            BillmQuantizer.checkFits(model, spec.groupSize(), "--quant " + spec + ": ");
+        } else if (spec.quantizesWeights()) {
             QuantConfig cfg = weightConfig();
             if (cfg.grouped()) {
                 int narrowest = Integer.MAX_VALUE;
@@ -229,7 +239,9 @@ public record QuantizationRecipe(QuantSpec spec, WeightOptions weights, GptqOpti
         boolean calibrates = method != null && !method.equals("rtn") || (spec.activationBits() != 0 && runtime.staticActivations());
         CalibrationSet calib = calibrates ? sample(tokenizer) : null;
         QuantizedModel qm = null;
-        if (method != null) {
+        if (QuantSpec.BILLM.equals(method)) {
+            qm = new BillmQuantizer(billmOptions()).quantize(model, calib.windows(), progress);
+        } else if (method != null) {
             QuantConfig cfg = weightConfig();
             qm = switch (method) {
                 case "rtn" -> QuantizedModel.rtn(model, cfg, this::weightConfig);

@@ -7,12 +7,14 @@ import lowbit.model.Linear;
 import lowbit.model.Transformer;
 
 /**
- * What a weight method produced for a model: one {@link QuantizedWeight} per quantized linear (in model
+ * What a weight method produced for a model: one {@link QuantizedTensor} per quantized linear (in model
  * order), per-layer facts the method reports (GPTQ's loss and damping, ...), and timings. The model it ran
  * on already holds the dequantized weights.
+ *
+ * @param config  the uniform grid, or null for a method whose weights are not on one (BiLLM)
  */
 public record QuantizedModel(String method, QuantConfig config, Map<String, Object> options,
-                             Map<String, QuantizedWeight> weights, Map<String, Map<String, Object>> layers,
+                             Map<String, ? extends QuantizedTensor> weights, Map<String, Map<String, Object>> layers,
                              Map<String, Double> timings) {
 
     public QuantizedModel {
@@ -23,22 +25,28 @@ public record QuantizedModel(String method, QuantConfig config, Map<String, Obje
 
     public long parameters() {
         long n = 0;
-        for (QuantizedWeight w : weights.values()) n += (long) w.rows() * w.columns();
+        for (QuantizedTensor w : weights.values()) n += (long) w.rows() * w.columns();
         return n;
     }
 
     /** Storage of all quantized linears (codes, scales, zeros, group indices) per weight. */
     public double bitsPerWeight() {
         long bits = 0;
-        for (QuantizedWeight w : weights.values()) bits += w.storageBits();
+        for (QuantizedTensor w : weights.values()) bits += w.storageBits();
         return (double) bits / parameters();
+    }
+
+    /** The grid provenance records: the uniform grid's description, or (no uniform grid) the first weight's own. */
+    public Map<String, Object> grid() {
+        if (config != null) return config.describe();
+        return weights.isEmpty() ? Map.of() : weights.values().iterator().next().describe();
     }
 
     /** Puts the dequantized weights into a model (another instance of the same architecture). */
     public void applyTo(Transformer model) {
         for (var e : weights.entrySet()) {
             Linear l = model.linear(e.getKey());
-            QuantizedWeight q = e.getValue();
+            QuantizedTensor q = e.getValue();
             if (l.outFeatures() != q.rows() || l.inFeatures() != q.columns())
                 throw new IllegalArgumentException(e.getKey() + " is " + l.outFeatures() + "x" + l.inFeatures()
                         + " in the model but " + q.rows() + "x" + q.columns() + " quantized");

@@ -1,6 +1,7 @@
 package lowbit.quant;
 
 import java.util.Arrays;
+import java.util.Map;
 
 /**
  * A quantized weight matrix [rows][columns] as it would be deployed: packed integer codes plus per-group
@@ -14,7 +15,7 @@ import java.util.Arrays;
  *                    groups, AutoGPTQ's g_idx), else null
  */
 public record QuantizedWeight(int rows, int columns, QuantConfig config, byte[] packedCodes, float[] scales,
-                              float[] zeros, int[] groupIndex) {
+                              float[] zeros, int[] groupIndex) implements QuantizedTensor {
 
     public QuantizedWeight {
         int expected = scaleRows(config, rows) * config.groupsPerRow(columns);
@@ -46,7 +47,7 @@ public record QuantizedWeight(int rows, int columns, QuantConfig config, byte[] 
         return BitPacking.unpack(packedCodes, config.bits(), rows * columns);
     }
 
-    /** The float weights, row-major [rows][columns]. */
+    @Override
     public float[] dequantize() {
         byte[] codes = codes();
         UniformQuantizer grid = new UniformQuantizer(config);
@@ -64,6 +65,7 @@ public record QuantizedWeight(int rows, int columns, QuantConfig config, byte[] 
     }
 
     /** Bits the deployed tensor takes: codes, scales, stored zeros or mins, and the group index. */
+    @Override
     public long storageBits() {
         long bits = (long) rows * columns * config.bits();
         bits += (long) scales.length * config.scaleFormat().bits;
@@ -73,8 +75,9 @@ public record QuantizedWeight(int rows, int columns, QuantConfig config, byte[] 
         return bits;
     }
 
-    public double bitsPerWeight() {
-        return (double) storageBits() / ((long) rows * columns);
+    @Override
+    public Map<String, Object> describe() {
+        return config.describe();
     }
 
     /** Collects codes and group parameters while a method quantizes, then packs them. */

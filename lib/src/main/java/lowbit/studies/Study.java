@@ -150,7 +150,7 @@ public final class Study {
 
     static boolean needsCalibration(QuantizationRecipe r) {
         String m = r.spec().method();
-        return "gptq".equals(m) || "awq".equals(m) || "smoothquant".equals(m) || r.runtime().staticActivations();
+        return "gptq".equals(m) || "awq".equals(m) || "smoothquant".equals(m) || QuantSpec.BILLM.equals(m) || r.runtime().staticActivations();
     }
 
     static Map<String, Object> methodParams(StudyPlan plan, Experiments.Evaluation eval, QuantSpec spec) {

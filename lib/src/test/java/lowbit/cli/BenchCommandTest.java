@@ -16,7 +16,7 @@ class BenchCommandTest {
     void eachBenchmarkIsASubcommandWithItsOwnOptions() {
         CliRun none = CliRun.of("bench");
         assertEquals(2, none.exit());
-        assertEquals("lowbit: bench needs a benchmark: forward, gptq, awq or eval (./lowbit bench --help)", none.err().strip());
+        assertEquals("lowbit: bench needs a benchmark: forward, gptq, awq, billm or eval (./lowbit bench --help)", none.err().strip());
 
         CliRun help = CliRun.of("bench", "gptq", "--help");
         assertEquals(0, help.exit(), help.err());
@@ -37,6 +37,8 @@ class BenchCommandTest {
         assertTrue(evalTask.err().startsWith("lowbit: --tasks: unknown task 'mmlu'; known tasks: piqa,"), evalTask.err());
         CliRun spec = CliRun.of("bench", "awq", "--quant", "gptq:w4g128");
         assertEquals("lowbit: bench awq times awq specs, got --quant gptq:w4g128", spec.err().strip());
+        CliRun billm = CliRun.of("bench", "billm", "--quant", "gptq:w2g128");
+        assertEquals("lowbit: bench billm times billm specs, got --quant gptq:w2g128", billm.err().strip());
     }
 
     @Test

@@ -20,7 +20,9 @@ import lowbit.io.TensorInfo;
 import lowbit.io.safetensors.SafetensorsFile;
 import lowbit.model.ModelConfig;
 import lowbit.quant.QuantConfig;
+import lowbit.quant.QuantizedTensor;
 import lowbit.quant.QuantizedWeight;
+import lowbit.quant.billm.BillmWeight;
 import lowbit.tokenizer.Tokenizer;
 import lowbit.tokenizer.Tokenizers;
 
@@ -36,12 +38,13 @@ public final class QuantizedCheckpoint implements Checkpoint {
             Map.entry("rope_theta", "ropeTheta"), Map.entry("rms_norm_eps", "normEps"), Map.entry("layer_norm_eps", "normEps"),
             Map.entry("hidden_act", "hiddenAct"), Map.entry("activation_function", "hiddenAct"));
     private static final List<String> QUANTIZED_PARTS = List.of("qweight", "scales", "zeros", "g_idx");
+    private static final List<String> BILLM_PARTS = List.of("salient", "signs", "residual_signs", "sparse", "params");
 
     private final Path dir;
     private final JsonNode manifest;
     private final ModelConfig config;
     private final SafetensorsFile file;
-    private final Map<String, QuantizedWeight> quantized = new LinkedHashMap<>();
+    private final Map<String, QuantizedTensor> quantized = new LinkedHashMap<>();
     private final Map<String, TensorInfo> tensors = new LinkedHashMap<>();
     private String sha256;
 
@@ -88,16 +91,18 @@ public final class QuantizedCheckpoint implements Checkpoint {
         var linears = manifest.path("linears").fields();
         while (linears.hasNext()) {
             var e = linears.next();
-            quantized.put(e.getKey(), readLinear(e.getKey(), e.getValue(), weights));
+            quantized.put(e.getKey(), e.getValue().has("billm") ? readBillm(e.getKey(), e.getValue(), weights)
+                    : readLinear(e.getKey(), e.getValue(), weights));
         }
         for (var e : file.tensors().entrySet()) {
             String name = e.getKey();
             String owner = name.substring(0, Math.max(0, name.lastIndexOf('.')));
             if (quantized.containsKey(owner)) {
                 String part = name.substring(owner.length() + 1);
-                if (!QUANTIZED_PARTS.contains(part))
+                List<String> parts = quantized.get(owner) instanceof BillmWeight ? BILLM_PARTS : QUANTIZED_PARTS;
+                if (!parts.contains(part))
                     throw new FormatException(weights, "tensor " + name + " is no part of the quantized linear " + owner
-                            + " (expected " + String.join(", ", QUANTIZED_PARTS) + ")");
+                            + " (expected " + String.join(", ", parts) + ")");
                 continue;
             }
             tensors.put(name, e.getValue());
@@ -169,6 +174,30 @@ public final class QuantizedCheckpoint implements Checkpoint {
         }
     }
 
+    /** A BiLLM linear: its "billm" entry (block size, scale format) and the parts QuantizedModelFiles writes. */
+    private BillmWeight readBillm(String name, JsonNode node, Path weights) {
+        Path m = dir.resolve(QuantizedModelFiles.MANIFEST);
+        JsonNode b = node.path("billm");
+        int rows = node.path("rows").asInt(), cols = node.path("columns").asInt(), blockSize = b.path("block_size").asInt();
+        if (rows < 1 || cols < 1 || blockSize < 1)
+            throw new FormatException(m, "linear " + name + ": rows, columns and billm.block_size must be >= 1, found " + node.path("rows")
+                    + ", " + node.path("columns") + " and " + b.path("block_size"));
+        QuantConfig.ScaleFormat fmt;
+        try {
+            fmt = QuantConfig.ScaleFormat.valueOf(b.path("scale_format").asText().toUpperCase());
+        } catch (IllegalArgumentException e) {
+            throw new FormatException(m, "linear " + name + ": billm.scale_format '" + b.path("scale_format").asText() + "' is not f16 or f32", e);
+        }
+        for (String part : List.of("salient", "signs", "residual_signs", "sparse")) checkDtype(weights, name + "." + part, "U8", "a packed bitmap");
+        checkDtype(weights, name + ".params", fmt.name(), "means and scales in scale_format " + fmt.name().toLowerCase());
+        try {
+            return new BillmWeight(rows, cols, blockSize, fmt, bytes(name + ".salient", weights), bytes(name + ".signs", weights),
+                    bytes(name + ".residual_signs", weights), bytes(name + ".sparse", weights), file.floats(name + ".params"));
+        } catch (IllegalArgumentException e) {
+            throw new FormatException(weights, "linear " + name + ": " + e.getMessage(), e);
+        }
+    }
+
     private void checkDtype(Path weights, String tensor, String expected, String what) {
         TensorInfo info = file.tensors().get(tensor);
         if (info == null) throw new FormatException(weights, "tensor " + tensor + " is missing");
@@ -195,7 +224,7 @@ public final class QuantizedCheckpoint implements Checkpoint {
     }
 
     /** The quantized linears by module name, as stored. */
-    public Map<String, QuantizedWeight> quantizedWeights() {
+    public Map<String, QuantizedTensor> quantizedWeights() {
         return quantized;
     }
 
@@ -216,7 +245,7 @@ public final class QuantizedCheckpoint implements Checkpoint {
     @Override
     public float[] floats(String name) {
         if (name.endsWith(".weight")) {
-            QuantizedWeight q = quantized.get(name.substring(0, name.length() - ".weight".length()));
+            QuantizedTensor q = quantized.get(name.substring(0, name.length() - ".weight".length()));
             if (q != null) return q.dequantize();
         }
         if (!tensors.containsKey(name)) throw new IllegalArgumentException(dir + ": no tensor " + name);

@@ -23,13 +23,17 @@ import lowbit.io.safetensors.SafetensorsWriter;
 import lowbit.model.Transformer;
 import lowbit.quant.QuantConfig;
 import lowbit.quant.QuantizedModel;
+import lowbit.quant.QuantizedTensor;
 import lowbit.quant.QuantizedWeight;
+import lowbit.quant.billm.BillmWeight;
 
 /**
  * Our quantized-model directory: {@code model.safetensors} with, per quantized linear NAME,
  * {@code NAME.qweight} (U8, codes packed LSB-first, see BitPacking), {@code NAME.scales} ([scale rows][groups],
  * F16 or F32), {@code NAME.zeros} (U8 integer zeros, or float mins in the scale format; absent when
  * symmetric), {@code NAME.g_idx} (I32 group of each input column, only for act-order with dynamic groups);
+ * a BiLLM linear instead has {@code NAME.salient}, {@code NAME.signs}, {@code NAME.residual_signs}, {@code NAME.sparse}
+ * (U8 bitmaps, see BillmWeight) and {@code NAME.params} ([rows][blocks x 8] in its scale format);
  * every other tensor of the source checkpoint as F32 under its Hugging Face name; and {@code lowbit.json},
  * the manifest: model config, each linear's grid, the method, its options, calibration draw and provenance.
  *
@@ -89,7 +93,18 @@ public final class QuantizedModelFiles {
             ObjectNode linears = manifest.putObject("linears");
             for (var e : qm.weights().entrySet()) {
                 String name = e.getKey();
-                QuantizedWeight q = e.getValue();
+                QuantizedTensor t = e.getValue();
+                ObjectNode l = linears.putObject(name);
+                l.put("rows", t.rows());
+                l.put("columns", t.columns());
+                if (t instanceof BillmWeight b) {
+                    writeBillm(st, name, b);
+                    l.set("billm", json.valueToTree(b.describe()));
+                    l.put("bits_per_weight", b.bitsPerWeight());
+                    l.put("bits_per_weight_paper", b.paperBitsPerWeight());
+                    continue;
+                }
+                QuantizedWeight q = (QuantizedWeight) t;
                 QuantConfig c = q.config();
                 int scaleRows = q.scales().length / q.groups();
                 st.u8(name + ".qweight", q.packedCodes(), q.packedCodes().length);
@@ -104,9 +119,6 @@ public final class QuantizedModelFiles {
                     else st.f32(name + ".zeros", q.zeros(), scaleRows, q.groups());
                 }
                 if (q.groupIndex() != null) st.i32(name + ".g_idx", q.groupIndex(), q.columns());
-                ObjectNode l = linears.putObject(name);
-                l.put("rows", q.rows());
-                l.put("columns", q.columns());
                 l.set("grid", json.valueToTree(c.describe()));
                 l.put("bits_per_weight", q.bitsPerWeight());
             }
@@ -140,6 +152,20 @@ public final class QuantizedModelFiles {
                 // the hook is running or will run: it deletes what is left of the partial directory
             }
         }
+    }
+
+    /**
+     * A BiLLM weight's parts (U8 bitmaps packed LSB-first as BillmWeight holds them, the parameters in their scale
+     * format as [rows][blocks x 8]); QuantizedCheckpoint reads them back into the same record.
+     */
+    private static void writeBillm(SafetensorsWriter st, String name, BillmWeight b) {
+        st.u8(name + ".salient", b.salientColumns(), b.salientColumns().length);
+        st.u8(name + ".signs", b.signs(), b.signs().length);
+        st.u8(name + ".residual_signs", b.residualSigns(), b.residualSigns().length);
+        st.u8(name + ".sparse", b.sparse(), b.sparse().length);
+        long perRow = (long) b.blocks() * BillmWeight.PARAMS;
+        if (b.scaleFormat() == QuantConfig.ScaleFormat.F16) st.f16(name + ".params", b.params(), b.rows(), perRow);
+        else st.f32(name + ".params", b.params(), b.rows(), perRow);
     }
 
     /** "files" when the source directory's tokenizer files were copied, "base_model" when the source file holds it. */

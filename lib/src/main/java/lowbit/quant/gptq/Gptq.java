@@ -9,7 +9,6 @@ import lowbit.calibration.Hessian;
 import lowbit.quant.QuantConfig;
 import lowbit.quant.QuantizedWeight;
 import lowbit.quant.UniformQuantizer;
-import lowbit.tensor.Cholesky;
 import lowbit.tensor.Parallel;
 
 /**
@@ -30,7 +29,6 @@ import lowbit.tensor.Parallel;
 public final class Gptq {
     private static final VectorSpecies<Double> S = DoubleVector.SPECIES_PREFERRED;
     private static final int ROW_TILE = 8;
-    private static final int MAX_DAMP_ATTEMPTS = 12;
 
     public record Options(double percdamp, int blockSize, boolean actOrder, boolean staticGroups) {
         public Options {
@@ -188,28 +186,10 @@ public final class Gptq {
         }
 
         long t0 = System.nanoTime();
-        double meanDiag = 0;
-        for (int i = 0; i < n; i++) meanDiag += hw[i * n + i];
-        meanDiag /= n;
-        double percdamp = opt.percdamp();
-        double[] hinv = null;
-        int attempt = 0;
-        while (hinv == null) {
-            if (++attempt > MAX_DAMP_ATTEMPTS)
-                throw new IllegalStateException(name + ": H is not positive definite even with percdamp " + percdamp / 2
-                        + " (" + MAX_DAMP_ATTEMPTS + " attempts); the calibration activations may be degenerate");
-            double[] a = hw.clone();
-            double damp = percdamp * meanDiag;
-            for (int i = 0; i < n; i++) a[i * n + i] += damp;
-            if (Cholesky.factorLower(a, n, par)) {
-                double[] inv = Cholesky.inverseFromLower(a, n, par);
-                if (Cholesky.factorUpper(inv, n, par)) {
-                    hinv = inv;
-                    break;
-                }
-            }
-            percdamp = percdamp == 0 ? 0.01 : percdamp * 2;
-        }
+        Hessian.InverseFactor factor = Hessian.inverseFactor(name, hw, n, opt.percdamp(), par);
+        double[] hinv = factor.u();
+        double percdamp = factor.percdamp();
+        int attempt = factor.attempts();
         double cholSeconds = (System.nanoTime() - t0) / 1e9;
 
         long t1 = System.nanoTime();

@@ -74,8 +74,9 @@ class GptqQuantizerTest {
                         }
                         for (Linear lin : targets) {
                             QuantizedWeight q = hessians.get(lin.name()).quantize(lin.name(), lin.weight(), lin.outFeatures(), cfg, opt, par).weight();
-                            assertArrayEquals(q.codes(), qm.weights().get(lin.name()).codes(), lin.name());
-                            assertArrayEquals(q.scales(), qm.weights().get(lin.name()).scales(), lin.name());
+                            QuantizedWeight stored = (QuantizedWeight) qm.weights().get(lin.name());
+                            assertArrayEquals(q.codes(), stored.codes(), lin.name());
+                            assertArrayEquals(q.scales(), stored.scales(), lin.name());
                             lin.setWeight(q.dequantize());
                         }
                     }
