@@ -7,6 +7,7 @@ import java.util.Arrays;
 import java.util.SplittableRandom;
 import lowbit.checkpoint.Checkpoint;
 import lowbit.checkpoint.Checkpoints;
+import lowbit.model.ModelConfig;
 import lowbit.model.Transformer;
 import lowbit.progress.Progress;
 import lowbit.quant.RuntimeQuantization;
@@ -107,6 +108,24 @@ class QuaRotTest {
             assertTrue(e.getMessage().contains("RMSNorm") && e.getMessage().contains("opt"), e.getMessage());
             assertArrayEquals(w, model.linear("model.decoder.layers.0.self_attn.q_proj").weight());
             assertFalse(model.onlineDownHadamard());
+        }
+    }
+
+    /** A size with no Hadamard construction is refused before any work, naming the dimension, what reads it, and the order. */
+    @Test
+    void aSizeWithoutHadamardIsNamed() throws Exception {
+        try (Checkpoint ckpt = Checkpoints.open(tiny("llama"))) {
+            ModelConfig c = ckpt.config();
+            ModelConfig odd = new ModelConfig(c.family(), c.modelType(), c.vocabSize(), c.hiddenSize(), 1540, c.numLayers(),
+                    c.numHeads(), c.numKvHeads(), c.headDim(), c.maxPositions(), c.ropeTheta(), c.normEps(), c.tieWordEmbeddings(),
+                    c.attentionBias(), c.qkNorm(), c.hiddenAct(), c.normBefore(), c.wordEmbedProjDim(), c.bosTokenId(), c.eosTokenId());
+            String m = assertThrows(IllegalArgumentException.class, () -> QuaRot.check(odd)).getMessage();
+            assertTrue(m.startsWith("quarot: intermediate_size 1540 (down_proj input): ") && m.contains("order 1540"), m);
+            ModelConfig oddHead = new ModelConfig(c.family(), c.modelType(), c.vocabSize(), c.hiddenSize(), c.intermediateSize(), c.numLayers(),
+                    c.numHeads(), c.numKvHeads(), 10, c.maxPositions(), c.ropeTheta(), c.normEps(), c.tieWordEmbeddings(),
+                    c.attentionBias(), c.qkNorm(), c.hiddenAct(), c.normBefore(), c.wordEmbedProjDim(), c.bosTokenId(), c.eosTokenId());
+            m = assertThrows(IllegalArgumentException.class, () -> QuaRot.check(oddHead)).getMessage();
+            assertTrue(m.contains("order 10") && m.contains("head_dim 10"), m);
         }
     }
 }
