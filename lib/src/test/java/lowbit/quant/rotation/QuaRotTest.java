@@ -36,7 +36,7 @@ class QuaRotTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"llama", "qwen2", "qwen3", "llama-tied-bf16"})
+    @ValueSource(strings = {"llama", "qwen2", "qwen3", "llama-tied-bf16", "smollm-like-f16"})
     void rotatedFloatModelHasTheSameLogProbs(String name) throws Exception {
         try (Checkpoint ckpt = Checkpoints.open(tiny(name)); Transformer model = Checkpoints.load(ckpt, 2)) {
             int[] ids = tokens(40, model.config().vocabSize(), 11);
@@ -61,7 +61,7 @@ class QuaRotTest {
 
     /** With the online q/k Hadamard on and the KV cache left in float, attention is unchanged: q.k is invariant. */
     @ParameterizedTest
-    @ValueSource(strings = {"llama", "qwen2", "qwen3"})
+    @ValueSource(strings = {"llama", "qwen2", "qwen3", "smollm-like-f16"})
     void onlineQueryKeyHadamardKeepsFloatKvOutputs(String name) throws Exception {
         try (Checkpoint ckpt = Checkpoints.open(tiny(name)); Transformer model = Checkpoints.load(ckpt, 2)) {
             int[] ids = tokens(40, model.config().vocabSize(), 12);
