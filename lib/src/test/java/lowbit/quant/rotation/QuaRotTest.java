@@ -128,4 +128,19 @@ class QuaRotTest {
             assertTrue(m.contains("order 10") && m.contains("head_dim 10"), m);
         }
     }
+
+    /** Zero-shot scoring keeps the context's keys after the online q/k Hadamard: continuations score as a full pass does. */
+    @Test
+    void continuationsAfterAPrefixMatchTheFullPassOnARotatedModel() throws Exception {
+        try (Checkpoint ckpt = Checkpoints.open(tiny("qwen3")); Transformer model = Checkpoints.load(ckpt, 2)) {
+            QuaRot.rotate(model, 4, true, Progress.NONE);
+            int[] ids = tokens(30, model.config().vocabSize(), 13);
+            float[][] full = model.logProbs(ids);
+            int c = 11;
+            int[] tail = Arrays.copyOfRange(ids, c, ids.length);
+            var scored = model.continuationLogProbs(model.prefix(Arrays.copyOf(ids, c)), java.util.List.of(tail)).get(0);
+            for (int i = 0; i < tail.length; i++)
+                assertEquals(full[c - 1 + i][tail[i]], scored.logProbs()[i], 1e-5, "continuation token " + i);
+        }
+    }
 }
