@@ -23,6 +23,9 @@ import lowbit.progress.Progress;
 import lowbit.quant.QuantConfig;
 import lowbit.quant.QuantSpec;
 import lowbit.quant.QuantizationRecipe;
+import lowbit.quant.rotation.QuaRot;
+import lowbit.tensor.Hadamard;
+import lowbit.tensor.Parallel;
 import lowbit.results.CodeVersion;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -31,14 +34,15 @@ import picocli.CommandLine.Option;
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = "Benchmarks: forward (tokens/s of the perplexity forward pass, against transformers), gptq (GPTQ on one "
                 + "2048x2048 layer against the PyTorch reference algorithm, and on the whole model), awq (AWQ against GPTQ "
-                + "on the same calibration windows), billm (BiLLM against GPTQ W2 on the same windows) and eval (zero-shot items/s against "
-                + "lm-eval's HF backend). "
-                + "./lowbit bench WHAT --help lists each one's options.",
-        subcommands = {BenchCommand.Forward.class, GptqBench.class, BenchCommand.Awq.class, BillmBench.class, BenchCommand.Eval.class})
+                + "on the same calibration windows), billm (BiLLM against GPTQ W2 on the same windows), eval (zero-shot items/s against "
+                + "lm-eval's HF backend) and rotate (QuaRot's fold + rotate, and the forward pass with its online Hadamards against the "
+                + "plain one). ./lowbit bench WHAT --help lists each one's options.",
+        subcommands = {BenchCommand.Forward.class, GptqBench.class, BenchCommand.Awq.class, BillmBench.class, BenchCommand.Eval.class,
+                BenchCommand.Rotate.class})
 final class BenchCommand implements Callable<Integer> {
     @Override
     public Integer call() {
-        throw new IllegalArgumentException("bench needs a benchmark: forward, gptq, awq, billm or eval (./lowbit bench --help)");
+        throw new IllegalArgumentException("bench needs a benchmark: forward, gptq, awq, billm, eval or rotate (./lowbit bench --help)");
     }
 
     /** The baseline options: auto runs it when .venv can, none skips it, the baseline's own name requires it. */
@@ -64,6 +68,10 @@ final class BenchCommand implements Callable<Integer> {
                 description = "transformers on the same windows; auto runs it when .venv has torch and transformers (default: ${DEFAULT-VALUE})")
         String baseline;
 
+        @Option(names = "--quarot", description = "rotate the model first (QuaRot, seed 0) and time the forward pass with its online "
+                + "Hadamards on down_proj's input and on queries and keys; the transformers baseline runs the plain model")
+        boolean quarot;
+
         @Override
         public Integer call() {
             if (windows < 1) throw new IllegalArgumentException("--windows must be >= 1, got " + windows);
@@ -79,6 +87,7 @@ final class BenchCommand implements Callable<Integer> {
                 int[] ids = Checkpoints.tokenizer(ckpt).encodeWithSpecials(text.text());
                 if (ids.length < windows * seqlen)
                     throw new IllegalArgumentException("WikiText-2 has " + ids.length + " tokens, too few for " + windows + " windows of " + seqlen);
+                if (quarot) QuaRot.rotate(model, 0, true, Progress.terminal());
                 System.err.printf(Locale.ROOT, "lowbit: warm-up window (%d tokens)...%n", seqlen);
                 model.nll(Arrays.copyOfRange(ids, 0, seqlen));
                 Perplexity.Result r = Perplexity.evaluate(model, ids, seqlen, windows, Progress.terminal());
@@ -87,7 +96,7 @@ final class BenchCommand implements Callable<Integer> {
             }
             System.out.printf(Locale.ROOT, "forward  model=%s seqlen=%d windows=%d threads=%d code=%s%n", modelPath, seqlen,
                     windows, threads, CodeVersion.current());
-            System.out.printf(Locale.ROOT, "%-14s %12.1f tokens/s   nll_sum %.4f%n", "lowbit", ours, oursNll);
+            System.out.printf(Locale.ROOT, "%-14s %12.1f tokens/s   nll_sum %.4f%n", quarot ? "lowbit quarot" : "lowbit", ours, oursNll);
             if (baseline.equals("none")) return 0;
             PythonBaseline py = PythonBaseline.find("transformers baseline", List.of("torch", "transformers", "gguf"));
             if (!py.available()) {
@@ -140,6 +149,78 @@ final class BenchCommand implements Callable<Integer> {
                 }
             }
             return 0;
+        }
+    }
+
+    @Command(name = "rotate", mixinStandardHelpOptions = true,
+            description = "QuaRot on the model: the time of fold + rotate, then tokens/s of the perplexity forward pass on the same "
+                    + "WikiText-2 windows plain, rotated (online Hadamard on down_proj's input) and rotated with the online "
+                    + "query/key Hadamard a quantized KV cache adds, and the online transforms alone on those windows' shapes.")
+    static final class Rotate implements Callable<Integer> {
+        @Mixin
+        ModelOptions modelOptions;
+
+        @Option(names = "--seqlen", defaultValue = "2048", paramLabel = "L", description = "window length (default: ${DEFAULT-VALUE})")
+        int seqlen;
+
+        @Option(names = "--windows", defaultValue = "2", paramLabel = "K", description = "timed windows per pass, after one warm-up window (default: ${DEFAULT-VALUE})")
+        int windows;
+
+        @Option(names = "--rotation-seed", defaultValue = "0", paramLabel = "S", description = "seed of the rotation's signs (default: ${DEFAULT-VALUE})")
+        long seed;
+
+        @Override
+        public Integer call() {
+            if (windows < 1) throw new IllegalArgumentException("--windows must be >= 1, got " + windows);
+            if (seqlen < 2) throw new IllegalArgumentException("--seqlen must be >= 2, got " + seqlen);
+            TextDatasets.Text text = TextDatasets.load("wikitext2");
+            String loadAtStart = Eval.loadAverage();
+            try (Checkpoint ckpt = modelOptions.open(); Transformer model = modelOptions.load(ckpt)) {
+                QuaRot.check(model.config());
+                int[] ids = Checkpoints.tokenizer(ckpt).encodeWithSpecials(text.text());
+                if (ids.length < windows * seqlen)
+                    throw new IllegalArgumentException("WikiText-2 has " + ids.length + " tokens, too few for " + windows + " windows of " + seqlen);
+                System.err.printf(Locale.ROOT, "lowbit: warm-up window (%d tokens)...%n", seqlen);
+                model.nll(Arrays.copyOfRange(ids, 0, seqlen));
+                Perplexity.Result plain = Perplexity.evaluate(model, ids, seqlen, windows, Progress.terminal());
+                QuaRot.Applied a = QuaRot.rotate(model, seed, false, Progress.terminal());
+                Perplexity.Result rotated = Perplexity.evaluate(model, ids, seqlen, windows, Progress.terminal());
+                model.setOnlineHadamards(true, true);
+                Perplexity.Result rotatedQk = Perplexity.evaluate(model, ids, seqlen, windows, Progress.terminal());
+                var c = model.config();
+                double transforms = onlineTransformSeconds(c, seqlen, windows, model.threads());
+                System.out.printf(Locale.ROOT, "rotate  model=%s seqlen=%d windows=%d threads=%d seed=%d code=%s load average at start %s%n",
+                        ckpt.source(), seqlen, windows, model.threads(), seed, CodeVersion.current(), loadAtStart);
+                System.out.printf(Locale.ROOT, "fold + rotate (hidden %d, head_dim %d, intermediate %d, %d layers): %.2f s%n",
+                        c.hiddenSize(), c.headDim(), c.intermediateSize(), c.numLayers(), a.seconds());
+                System.out.printf(Locale.ROOT, "%-30s %10.1f tokens/s   nll_sum %.4f%n", "plain", plain.tokensPerSecond(), plain.nllSum());
+                System.out.printf(Locale.ROOT, "%-30s %10.1f tokens/s   nll_sum %.4f   (%.3fx plain)%n", "rotated, online down_proj",
+                        rotated.tokensPerSecond(), rotated.nllSum(), rotated.tokensPerSecond() / plain.tokensPerSecond());
+                System.out.printf(Locale.ROOT, "%-30s %10.1f tokens/s   nll_sum %.4f   (%.3fx plain)%n", "rotated, online down_proj + q/k",
+                        rotatedQk.tokensPerSecond(), rotatedQk.nllSum(), rotatedQk.tokensPerSecond() / plain.tokensPerSecond());
+                System.out.printf(Locale.ROOT, "online transforms alone (down_proj input and q/k, every layer, %d windows): %.3f s, "
+                        + "%.1f%% of the plain pass%n", windows, transforms, 100 * transforms / (plain.tokens() / plain.tokensPerSecond()));
+            }
+            System.out.printf(Locale.ROOT, "load average at the end %s%n", Eval.loadAverage());
+            return 0;
+        }
+
+        /** The online Hadamards of {@code windows} windows on buffers of the forward pass's shapes, without the rest of it. */
+        private static double onlineTransformSeconds(lowbit.model.ModelConfig c, int seqlen, int windows, int threads) {
+            Hadamard down = Hadamard.of(c.intermediateSize(), "intermediate_size"), head = Hadamard.of(c.headDim(), "head_dim");
+            float[] act = new float[seqlen * c.intermediateSize()], q = new float[seqlen * c.qDim()], k = new float[seqlen * c.kvDim()];
+            java.util.SplittableRandom r = new java.util.SplittableRandom(1);
+            for (float[] a : List.of(act, q, k)) for (int i = 0; i < a.length; i++) a[i] = (float) r.nextGaussian();
+            try (Parallel par = new Parallel(threads)) {
+                long t0 = System.nanoTime();
+                for (int w = 0; w < windows; w++)
+                    for (int l = 0; l < c.numLayers(); l++) {
+                        down.transformRows(act, seqlen, par);
+                        head.transformRows(q, seqlen * c.numHeads(), par);
+                        head.transformRows(k, seqlen * c.numKvHeads(), par);
+                    }
+                return (System.nanoTime() - t0) / 1e9;
+            }
         }
     }
 

@@ -87,6 +87,10 @@ final class QuantOptions {
     @Option(names = "--scale-format", defaultValue = "f16", paramLabel = "f16|f32", description = "precision of stored scales (default: ${DEFAULT-VALUE})")
     String scaleFormat;
 
+    @Option(names = "--rotation-seed", defaultValue = "0", paramLabel = "S",
+            description = "quarot: seed of the random signs of the Hadamard rotation (default: ${DEFAULT-VALUE})")
+    long rotationSeed;
+
     @Spec(Spec.Target.MIXEE)
     CommandSpec command;
 
@@ -116,6 +120,9 @@ final class QuantOptions {
         if (nsamples < 1) throw new IllegalArgumentException("--nsamples must be >= 1, got " + nsamples);
         int seqlen = seqlenOverride != null ? seqlenOverride : calibSeqlen;
         if (seqlen != 0 && seqlen < 2) throw new IllegalArgumentException("--calib-seqlen must be >= 2, got " + seqlen);
+        if (!s.rotates() && matched("--rotation-seed"))
+            throw new IllegalArgumentException("--rotation-seed applies only to a rotated spec (quarot+..., e.g. quarot+rtn:w4a4); --quant "
+                    + s + " has no quarot term");
         return QuantizationRecipe.of(s)
                 .withWeights(new QuantizationRecipe.WeightOptions(mseClip, fmt, bitsMap == null ? null : BitsMap.read(bitsMap)))
                 .withGptq(new QuantizationRecipe.GptqOptions(new Gptq.Options(percdamp, blockSize, actOrder, staticGroups), trueSequential))
@@ -123,7 +130,14 @@ final class QuantOptions {
                 .withSmoothQuant(new QuantizationRecipe.SmoothQuantOptions(alpha))
                 .withRuntime(new QuantizationRecipe.RuntimeOptions(actStatic, kvKeyBits, kvValueBits, kvGroup))
                 .withCalibration(new QuantizationRecipe.Calibration(calibSource, nsamples, seqlen, seed,
-                        CalibrationSampler.Mode.parse(calibMode)));
+                        CalibrationSampler.Mode.parse(calibMode)))
+                .withRotation(new QuantizationRecipe.RotationOptions(rotationSeed));
+    }
+
+    private boolean matched(String option) {
+        if (command == null || command.commandLine() == null) return false;
+        ParseResult parsed = command.commandLine().getParseResult();
+        return parsed != null && parsed.hasMatchedOption(option);
     }
 
     /** Method and calibration options only mean something with a spec; given alone they are a mistake, not a no-op. */

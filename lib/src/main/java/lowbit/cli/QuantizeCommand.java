@@ -81,7 +81,8 @@ final class QuantizeCommand implements Callable<Integer>, MemoryEstimated {
                 System.out.println(o.toPrettyString());
             } else {
                 System.out.printf(Locale.ROOT, "wrote %s: %s, %d linears, %.3f bits/weight, %.1f s%n", dir, recipe.spec(),
-                        outcome.model().weights().size(), outcome.model().bitsPerWeight(), (System.nanoTime() - t0) / 1e9);
+                        outcome.model() == null ? 0 : outcome.model().weights().size(),
+                        outcome.model() == null ? 32.0 : outcome.model().bitsPerWeight(), (System.nanoTime() - t0) / 1e9);
             }
         }
         return 0;

@@ -10,6 +10,7 @@ import lowbit.model.Transformer;
 import lowbit.progress.Progress;
 import lowbit.quant.QuantizationRecipe;
 import lowbit.quant.RuntimeQuantization;
+import lowbit.quant.rotation.QuaRot;
 import lowbit.tokenizer.Tokenizer;
 
 /**
@@ -33,6 +34,8 @@ public final class EvaluatedModel implements AutoCloseable {
         this.owned = owned;
         if (checkpoint instanceof QuantizedCheckpoint qc) {
             var q = qc.manifest().path("quantization");
+            // the stored weights are rotated: the online Hadamards they expect are part of the model's function
+            QuaRot.Applied.restore(transformer, q.path("rotation"));
             RuntimeQuantization.fromJson(q.path("runtime")).attach(transformer);
             @SuppressWarnings("unchecked")
             Map<String, Object> m = new ObjectMapper().convertValue(q, LinkedHashMap.class);

@@ -8,6 +8,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
 import lowbit.tensor.Attention;
+import lowbit.tensor.Hadamard;
 import lowbit.tensor.Parallel;
 import lowbit.tensor.Scratch;
 import lowbit.tensor.VectorMath;
@@ -23,7 +24,7 @@ public final class Transformer implements AutoCloseable {
     /** Rows of logits materialized at once: bounds memory at LOGIT_ROWS x vocab floats. */
     private static final int LOGIT_ROWS = 256;
 
-    private final ModelConfig cfg;
+    private ModelConfig cfg;   // replaced only by untieEmbeddings
     private final String source;
     private final String sha256;
     private final float[] embedTokens;   // [vocab][embedDim]
@@ -41,6 +42,8 @@ public final class Transformer implements AutoCloseable {
     /** Activation buffers reused across layers and windows: fresh arrays cost more than the matmuls (zeroing, page faults). */
     private final Map<String, float[]> buffers = new java.util.HashMap<>();
     private final Attention attention;
+    /** Online Hadamard transforms a rotated model's weights expect (QuaRot); null when off. */
+    private Hadamard downInputHadamard, queryKeyHadamard;
 
     private record Block(float[] attnNormW, float[] attnNormB, Linear q, Linear k, Linear v, Linear o,
                          float[] qNorm, float[] kNorm, float[] mlpNormW, float[] mlpNormB,
@@ -239,6 +242,11 @@ public final class Transformer implements AutoCloseable {
             rope(q, T, cfg.numHeads(), positions);
             rope(k, T, cfg.numKvHeads(), positions);
         }
+        if (queryKeyHadamard != null) {
+            // q.k is unchanged by the same orthogonal map on both; the keys the cache quantizes have their outliers spread
+            queryKeyHadamard.transformRows(q, T * cfg.numHeads(), par);
+            queryKeyHadamard.transformRows(k, T * cfg.numKvHeads(), par);
+        }
         for (ForwardHook hook : hooks) hook.keyValue(layer, k, v, T);
         return run(b.o, pass == null ? attention.causal(q, k, v, T, par) : pass.attend(this, layer, q, k, v, T), T, "o");
     }
@@ -248,6 +256,8 @@ public final class Transformer implements AutoCloseable {
         if (b.gate != null) {
             float[] g = run(b.gate, n, T, "gate"), u = run(b.up, n, T, "up");
             siluMul(g, u);
+            // before run: the hooks (activation quantization, calibration) must see what down_proj's folded weight reads
+            if (downInputHadamard != null) downInputHadamard.transformRows(g, T, par);
             return run(b.down, g, T, "down");
         }
         float[] f = run(b.up, n, T, "up");
@@ -307,6 +317,85 @@ public final class Transformer implements AutoCloseable {
             w[j] /= s[j];
             if (bias != null) bias[j] /= s[j];
         }
+    }
+
+    // ------------------------------------------------ in-place access for rotations (QuaRot)
+
+    /**
+     * The weight of the norm in front of block {@code layer}'s attention ("attn") or MLP ("mlp"), or of the final norm
+     * ("final", layer ignored): a fresh copy; null when the model has none there (post-norm OPT's final norm).
+     */
+    public float[] normWeight(int layer, String which) {
+        float[] w = normArray(layer, which);
+        return w == null ? null : w.clone();
+    }
+
+    /** Replaces that norm's weight in place (a rotation folds it into the linears that read it and leaves it plain). */
+    public synchronized void setNormWeight(int layer, String which, float[] w) {
+        float[] live = normArray(layer, which);
+        if (live == null) throw new IllegalArgumentException("the model has no " + which + " norm to set");
+        if (w.length != live.length)
+            throw new IllegalArgumentException(which + " norm of block " + layer + ": " + w.length + " values for " + live.length + " channels");
+        System.arraycopy(w, 0, live, 0, w.length);
+    }
+
+    private float[] normArray(int layer, String which) {
+        return switch (which) {
+            case "attn" -> blocks[layer].attnNormW;
+            case "mlp" -> blocks[layer].mlpNormW;
+            case "final" -> finalNormW;
+            default -> throw new IllegalArgumentException("norm must be attn, mlp or final, got " + which);
+        };
+    }
+
+    /** The token embeddings [vocab][embedDim], a fresh copy. */
+    public float[] tokenEmbeddings() {
+        return embedTokens.clone();
+    }
+
+    /** Replaces the token embeddings in place; lm_head keeps its own weight (see {@link #untieEmbeddings}). */
+    public synchronized void setTokenEmbeddings(float[] e) {
+        if (e.length != embedTokens.length)
+            throw new IllegalArgumentException("token embeddings: " + e.length + " values for " + embedTokens.length);
+        System.arraycopy(e, 0, embedTokens, 0, e.length);
+    }
+
+    /**
+     * Records that lm_head no longer shares the token embeddings' values. lm_head always holds its own packed copy,
+     * so only the config changes: a model written from here stores lm_head.weight and tie_word_embeddings false.
+     */
+    public synchronized void untieEmbeddings() {
+        ModelConfig c = cfg;
+        cfg = new ModelConfig(c.family(), c.modelType(), c.vocabSize(), c.hiddenSize(), c.intermediateSize(), c.numLayers(),
+                c.numHeads(), c.numKvHeads(), c.headDim(), c.maxPositions(), c.ropeTheta(), c.normEps(), false, c.attentionBias(),
+                c.qkNorm(), c.hiddenAct(), c.normBefore(), c.wordEmbedProjDim(), c.bosTokenId(), c.eosTokenId());
+    }
+
+    /**
+     * Switches the online Hadamard transforms a rotated model's weights expect (QuaRot): on down_proj's input (order
+     * intermediate_size, whose transpose is folded into down_proj's weight) and on every head of the queries and keys
+     * after RoPE and Qwen3's q/k norm (order head_dim; it leaves attention unchanged and spreads the keys' outliers
+     * before a quantized KV cache). They run inside the forward pass, before any hook sees those activations. An order
+     * with no Hadamard construction is refused, naming the dimension, and nothing changes.
+     */
+    public synchronized void setOnlineHadamards(boolean downInput, boolean queriesKeys) {
+        if ((downInput || queriesKeys) && cfg.family() == ModelConfig.Family.OPT)
+            throw new IllegalArgumentException("online Hadamard transforms need the Llama family's gated MLP and rotary attention; "
+                    + cfg.modelType() + " is OPT");
+        Hadamard down = downInput ? Hadamard.of(cfg.intermediateSize(), "down_proj input (intermediate_size)") : null;
+        Hadamard qk = queriesKeys ? Hadamard.of(cfg.headDim(), "queries and keys per head (head_dim)") : null;
+        downInputHadamard = down;
+        queryKeyHadamard = qk;
+    }
+
+    /** Whether down_proj's input goes through the online Hadamard. */
+    public boolean onlineDownHadamard() {
+        return downInputHadamard != null;
+    }
+
+    /** Whether queries and keys go through the online per-head Hadamard after RoPE. */
+    public boolean onlineQueryKeyHadamard() {
+        return queryKeyHadamard != null;
     }
 
     /** The final norm (and OPT's project_out): the input of lm_head, [rows][embedDim]. */

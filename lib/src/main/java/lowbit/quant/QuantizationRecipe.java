@@ -14,6 +14,7 @@ import lowbit.quant.billm.Billm;
 import lowbit.quant.billm.BillmQuantizer;
 import lowbit.quant.gptq.Gptq;
 import lowbit.quant.gptq.GptqQuantizer;
+import lowbit.quant.rotation.QuaRot;
 import lowbit.quant.smoothquant.SmoothQuant;
 import lowbit.tokenizer.Tokenizer;
 
@@ -26,7 +27,15 @@ import lowbit.tokenizer.Tokenizer;
  * option rebuilds one record.
  */
 public record QuantizationRecipe(QuantSpec spec, WeightOptions weights, GptqOptions gptq, Awq.Options awq,
-                                 SmoothQuantOptions smoothQuant, RuntimeOptions runtime, Calibration calibration) {
+                                 SmoothQuantOptions smoothQuant, RuntimeOptions runtime, Calibration calibration,
+                                 RotationOptions rotation) {
+
+    /** The rotation a spec's quarot term applies: the seed of its random Hadamard signs. */
+    public record RotationOptions(long seed) {
+        public static RotationOptions defaults() {
+            return new RotationOptions(0);
+        }
+    }
 
     /**
      * The weight grid beyond the spec, for every method.
@@ -104,7 +113,7 @@ public record QuantizationRecipe(QuantSpec spec, WeightOptions weights, GptqOpti
 
     /** What {@link #apply} did. {@code calibration} is null for calibration-free recipes, {@code model} when no weights changed. */
     public record Outcome(QuantizationRecipe recipe, QuantizedModel model, CalibrationSet calibration, RuntimeQuantization runtime,
-                          Map<String, Object> runtimeDescription) {
+                          Map<String, Object> runtimeDescription, QuaRot.Applied rotation) {
         /** Method, grid, options, bits per weight, calibration draw, runtime quantization and timings. */
         public Map<String, Object> provenance() {
             Map<String, Object> m = new LinkedHashMap<>();
@@ -119,6 +128,7 @@ public record QuantizationRecipe(QuantSpec spec, WeightOptions weights, GptqOpti
             BitsMap map = recipe.weights().bitsMap();
             if (map != null) m.put("bits_map", Map.of("file", String.valueOf(map.source()), "layers", map.layers()));
             m.put("runtime", runtimeDescription);
+            if (rotation != null) m.put("rotation", rotation.describe());
             m.put("timings", model == null ? Map.of() : model.timings());
             return m;
         }
@@ -131,15 +141,15 @@ public record QuantizationRecipe(QuantSpec spec, WeightOptions weights, GptqOpti
     /** Every option at its default (the references' settings). */
     public static QuantizationRecipe of(QuantSpec spec) {
         return new QuantizationRecipe(spec, WeightOptions.defaults(), GptqOptions.defaults(), Awq.Options.defaults(),
-                SmoothQuantOptions.defaults(), RuntimeOptions.defaults(), Calibration.defaults());
+                SmoothQuantOptions.defaults(), RuntimeOptions.defaults(), Calibration.defaults(), RotationOptions.defaults());
     }
 
     public QuantizationRecipe withSpec(QuantSpec s) {
-        return new QuantizationRecipe(s, weights, gptq, awq, smoothQuant, runtime, calibration);
+        return new QuantizationRecipe(s, weights, gptq, awq, smoothQuant, runtime, calibration, rotation);
     }
 
     public QuantizationRecipe withWeights(WeightOptions w) {
-        return new QuantizationRecipe(spec, w, gptq, awq, smoothQuant, runtime, calibration);
+        return new QuantizationRecipe(spec, w, gptq, awq, smoothQuant, runtime, calibration, rotation);
     }
 
     /** {@link #withWeights} with only the bits map changed. */
@@ -148,23 +158,27 @@ public record QuantizationRecipe(QuantSpec spec, WeightOptions weights, GptqOpti
     }
 
     public QuantizationRecipe withGptq(GptqOptions g) {
-        return new QuantizationRecipe(spec, weights, g, awq, smoothQuant, runtime, calibration);
+        return new QuantizationRecipe(spec, weights, g, awq, smoothQuant, runtime, calibration, rotation);
     }
 
     public QuantizationRecipe withAwq(Awq.Options a) {
-        return new QuantizationRecipe(spec, weights, gptq, a, smoothQuant, runtime, calibration);
+        return new QuantizationRecipe(spec, weights, gptq, a, smoothQuant, runtime, calibration, rotation);
     }
 
     public QuantizationRecipe withSmoothQuant(SmoothQuantOptions o) {
-        return new QuantizationRecipe(spec, weights, gptq, awq, o, runtime, calibration);
+        return new QuantizationRecipe(spec, weights, gptq, awq, o, runtime, calibration, rotation);
     }
 
     public QuantizationRecipe withRuntime(RuntimeOptions r) {
-        return new QuantizationRecipe(spec, weights, gptq, awq, smoothQuant, r, calibration);
+        return new QuantizationRecipe(spec, weights, gptq, awq, smoothQuant, r, calibration, rotation);
     }
 
     public QuantizationRecipe withCalibration(Calibration c) {
-        return new QuantizationRecipe(spec, weights, gptq, awq, smoothQuant, runtime, c);
+        return new QuantizationRecipe(spec, weights, gptq, awq, smoothQuant, runtime, c, rotation);
+    }
+
+    public QuantizationRecipe withRotation(RotationOptions r) {
+        return new QuantizationRecipe(spec, weights, gptq, awq, smoothQuant, runtime, calibration, r);
     }
 
     /** The grid of one linear: the bits map's entry (with this recipe's scale format and clip search), else the spec's. */
@@ -198,8 +212,15 @@ public record QuantizationRecipe(QuantSpec spec, WeightOptions weights, GptqOpti
 
     /** Checks what this build can run before any work starts, naming the offending option or layer. */
     public void validate(Transformer model) {
-        if (!spec.quantizesWeights() && spec.kvBits() == 0 && runtime.kvKeyBits() == 0 && runtime.kvValueBits() == 0)
+        if (!spec.quantizesWeights() && !spec.rotates() && spec.kvBits() == 0 && runtime.kvKeyBits() == 0 && runtime.kvValueBits() == 0)
             throw new IllegalArgumentException("--quant " + spec + " quantizes nothing");
+        if (spec.rotates()) {
+            try {
+                QuaRot.check(model.config());
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("--quant " + spec + ": " + e.getMessage(), e);
+            }
+        }
         if (spec.method() != null && spec.method().equals("smoothquant") && spec.activationBits() == 0)
             throw new IllegalArgumentException("--quant " + spec + ": SmoothQuant smooths activations for their quantization; give aA (e.g. smoothquant:w8a8)");
         if ((spec.method() != null && (spec.method().equals("awq") || spec.method().equals("smoothquant"))) && !model.config().normBefore())
@@ -235,6 +256,9 @@ public record QuantizationRecipe(QuantSpec spec, WeightOptions weights, GptqOpti
     /** Quantizes {@code model} in place and attaches its runtime hooks; the tokenizer is needed by methods that calibrate. */
     public Outcome apply(Transformer model, Tokenizer tokenizer, Progress progress) {
         validate(model);
+        RuntimeQuantization hooks = runtimeQuantization(null);
+        // first: calibration and the weight method must see the rotated model, whose weights they quantize
+        QuaRot.Applied rotated = spec.rotates() ? QuaRot.rotate(model, rotation.seed(), hooks.quantizesKv(), progress) : null;
         String method = spec.method();
         boolean calibrates = method != null && !method.equals("rtn") || (spec.activationBits() != 0 && runtime.staticActivations());
         CalibrationSet calib = calibrates ? sample(tokenizer) : null;
@@ -253,9 +277,13 @@ public record QuantizationRecipe(QuantSpec spec, WeightOptions weights, GptqOpti
         }
         Map<String, Float> scales = spec.activationBits() != 0 && runtime.staticActivations()
                 ? ActivationQuantizer.calibrate(model, calib.windows(), spec.activationBits()) : null;
-        RuntimeQuantization hooks = new RuntimeQuantization(spec.activationBits(), scales, keyBits(), valueBits(), runtime.kvGroupSize());
+        hooks = runtimeQuantization(scales);
         hooks.attach(model);
-        return new Outcome(this, qm, calib, hooks, hooks.describe(model.config()));
+        return new Outcome(this, qm, calib, hooks, hooks.describe(model.config()), rotated);
+    }
+
+    private RuntimeQuantization runtimeQuantization(Map<String, Float> scales) {
+        return new RuntimeQuantization(spec.activationBits(), scales, keyBits(), valueBits(), runtime.kvGroupSize());
     }
 
     private CalibrationSet sample(Tokenizer tokenizer) {

@@ -54,12 +54,15 @@ public final class QuantizedModelFiles {
             "merges.txt", "special_tokens_map.json", "tokenizer.model", "added_tokens.json");
 
     private static final String PARTIAL = ".partial-";
+    /** Written when the source ties lm_head to the embeddings and the model no longer does (a rotation untied them). */
+    private static final String LM_HEAD = "lm_head.weight";
     private static final Pattern WRITER = Pattern.compile("(\\d+)-(\\d+)-\\d+");
 
     private QuantizedModelFiles() {}
 
     /**
-     * Writes {@code model}, quantized as {@code qm} from {@code source}, to {@code dir}, which must not exist or be empty.
+     * Writes {@code model}, quantized as {@code qm} from {@code source} (null: no quantized linear, e.g. a rotated float
+     * model, every linear stored as F32), to {@code dir}, which must not exist or be empty.
      * {@code provenance} becomes the manifest's "quantization" object as given (spec, grid, options, bits per
      * weight, calibration draw, code version, ...: what `ppl --json` reports); per-layer facts go under "layers".
      */
@@ -85,13 +88,15 @@ public final class QuantizedModelFiles {
             ObjectNode manifest = json.createObjectNode();
             manifest.put("format", FORMAT);
             manifest.put("version", VERSION);
-            manifest.set("config", json.valueToTree(source.config()));
+            // the model's: a rotation unties the embeddings (tie_word_embeddings false, lm_head.weight stored)
+            manifest.set("config", json.valueToTree(model.config()));
             ObjectNode base = manifest.putObject("base_model");
             base.put("spec", sourceSpec);
             base.put("source", source.source());
             base.put("sha256", source.sha256());
             ObjectNode linears = manifest.putObject("linears");
-            for (var e : qm.weights().entrySet()) {
+            Map<String, QuantizedWeight> quantized = qm == null ? Map.of() : qm.weights();
+            for (var e : quantized.entrySet()) {
                 String name = e.getKey();
                 QuantizedTensor t = e.getValue();
                 ObjectNode l = linears.putObject(name);
@@ -123,16 +128,18 @@ public final class QuantizedModelFiles {
                 l.put("bits_per_weight", q.bitsPerWeight());
             }
             for (String name : source.tensors().keySet()) {
-                if (name.endsWith(".weight") && qm.weights().containsKey(name.substring(0, name.length() - ".weight".length())))
+                if (name.endsWith(".weight") && quantized.containsKey(name.substring(0, name.length() - ".weight".length())))
                     continue;
                 long[] shape = source.tensors().get(name).shape();
-                float[] current = model.tensor(name);   // norms and biases as scale folding left them
+                float[] current = model.tensor(name);   // norms, biases and embeddings as scale folding or a rotation left them
                 st.f32(name, current != null ? current : source.floats(name), shape);
             }
+            if (!model.config().tieWordEmbeddings() && !source.tensors().containsKey(LM_HEAD) && !quantized.containsKey("lm_head"))
+                st.f32(LM_HEAD, model.tensor(LM_HEAD), new long[] {model.config().vocabSize(), model.linear("lm_head").inFeatures()});
             st.write(tmp.resolve(WEIGHTS));
 
             manifest.set("quantization", json.valueToTree(provenance));
-            manifest.set("layers", json.valueToTree(qm.layers()));
+            manifest.set("layers", json.valueToTree(qm == null ? Map.of() : qm.layers()));
             manifest.put("tokenizer", copyTokenizer(source, tmp));
             json.writeValue(tmp.resolve(MANIFEST).toFile(), manifest);
 

@@ -84,7 +84,8 @@ public final class Awq {
             groups.add(new ScaleGroup("v_o", null, v, List.of(o)));
         if (llama) {
             groups.add(new ScaleGroup("mlp_in", "mlp", null, List.of(lin.get(4), lin.get(5))));
-            groups.add(new ScaleGroup("up_down", null, lin.get(5), List.of(lin.get(6))));
+            // a rotated model's online Hadamard on down_proj's input sits between up and down: a scale would not fold through it
+            if (!model.onlineDownHadamard()) groups.add(new ScaleGroup("up_down", null, lin.get(5), List.of(lin.get(6))));
         } else {
             groups.add(new ScaleGroup("mlp_in", "mlp", null, List.of(lin.get(4))));
             groups.add(new ScaleGroup("fc1_fc2", null, lin.get(4), List.of(lin.get(5))));
