@@ -95,7 +95,7 @@ public final class QuantizedModelFiles {
             base.put("source", source.source());
             base.put("sha256", source.sha256());
             ObjectNode linears = manifest.putObject("linears");
-            Map<String, QuantizedWeight> quantized = qm == null ? Map.of() : qm.weights();
+            Map<String, ? extends QuantizedTensor> quantized = qm == null ? Map.of() : qm.weights();
             for (var e : quantized.entrySet()) {
                 String name = e.getKey();
                 QuantizedTensor t = e.getValue();
