@@ -111,7 +111,10 @@ public record QuantizationRecipe(QuantSpec spec, WeightOptions weights, GptqOpti
         }
     }
 
-    /** What {@link #apply} did. {@code calibration} is null for calibration-free recipes, {@code model} when no weights changed. */
+    /**
+     * What {@link #apply} did. {@code calibration} is null for calibration-free recipes, {@code model} when no weights changed,
+     * {@code rotation} when the spec has no quarot term.
+     */
     public record Outcome(QuantizationRecipe recipe, QuantizedModel model, CalibrationSet calibration, RuntimeQuantization runtime,
                           Map<String, Object> runtimeDescription, QuaRot.Applied rotation) {
         /** Method, grid, options, bits per weight, calibration draw, runtime quantization and timings. */
