@@ -200,6 +200,11 @@ public record QuantizationRecipe(QuantSpec spec, WeightOptions weights, GptqOpti
         return new Billm.Options(gptq.layer().percdamp(), spec.groupSize(), weights.scaleFormat());
     }
 
+    /** Whether {@link #apply} draws calibration windows: every weight method but RTN does, and static activation scales. */
+    public boolean calibrates() {
+        return spec.method() != null && !spec.method().equals("rtn") || (spec.activationBits() != 0 && runtime.staticActivations());
+    }
+
     /** The calibration this recipe draws, with the method's default length filled in. */
     public Calibration resolvedCalibration() {
         return calibration.resolved(spec.method());
@@ -263,8 +268,7 @@ public record QuantizationRecipe(QuantSpec spec, WeightOptions weights, GptqOpti
         // first: calibration and the weight method must see the rotated model, whose weights they quantize
         QuaRot.Applied rotated = spec.rotates() ? QuaRot.rotate(model, rotation.seed(), hooks.quantizesKv(), progress) : null;
         String method = spec.method();
-        boolean calibrates = method != null && !method.equals("rtn") || (spec.activationBits() != 0 && runtime.staticActivations());
-        CalibrationSet calib = calibrates ? sample(tokenizer) : null;
+        CalibrationSet calib = calibrates() ? sample(tokenizer) : null;
         QuantizedModel qm = null;
         if (QuantSpec.BILLM.equals(method)) {
             qm = new BillmQuantizer(billmOptions()).quantize(model, calib.windows(), progress);

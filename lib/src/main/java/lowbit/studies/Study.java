@@ -141,17 +141,13 @@ public final class Study {
         QuantizationRecipe r = QuantizationRecipe.of(spec);
         String method = spec.method();
         if ("gptq".equals(method)) r = r.withGptq(new QuantizationRecipe.GptqOptions(Gptq.Options.defaults().withActOrder(true), false));
-        if (needsCalibration(r)) {
+        if (r.calibrates()) {
             int n = "awq".equals(method) ? plan.awqSamples() : plan.calibSamples();
             r = r.withCalibration(new QuantizationRecipe.Calibration("c4", n, plan.calibSeqlen(), plan.seed(), CalibrationSampler.Mode.DOCUMENTS));
         }
         return r;
     }
 
-    static boolean needsCalibration(QuantizationRecipe r) {
-        String m = r.spec().method();
-        return "gptq".equals(m) || "awq".equals(m) || "smoothquant".equals(m) || QuantSpec.BILLM.equals(m) || r.runtime().staticActivations();
-    }
 
     static Map<String, Object> methodParams(StudyPlan plan, Experiments.Evaluation eval, QuantSpec spec) {
         Map<String, Object> p = new LinkedHashMap<>();
@@ -161,7 +157,7 @@ public final class Study {
         if (spec.equals(QuantSpec.FP)) return p;
         QuantizationRecipe r = recipe(plan, spec);
         if ("gptq".equals(r.spec().method())) p.put("act_order", true);
-        if (needsCalibration(r)) {
+        if (r.calibrates()) {
             QuantizationRecipe.Calibration c = r.calibration();
             p.put("calibration", Map.of("source", c.source(), "nsamples", c.nsamples(), "seqlen", c.seqlen(), "seed", c.seed()));
         }

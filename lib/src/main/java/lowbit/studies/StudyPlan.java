@@ -106,13 +106,19 @@ public record StudyPlan(String model,
     public static final List<String> ZERO_SHOT_TASKS =
             List.of("piqa", "arc_easy", "arc_challenge", "hellaswag", "winogrande", "boolq", "lambada_openai");
 
-    /** The full-size study: the GPTQ protocol's evaluation and calibration, several seeds (hours on 2 cores). */
+    /**
+     * The full-size study: the GPTQ protocol's evaluation and calibration, several seeds, and QuaRot's W4A8/W4A4 comparison
+     * with BiLLM (hours on 2 cores). The quick plan leaves rotation and BiLLM out to stay within its time: `--methods`
+     * adds them to it.
+     */
     public static StudyPlan full(String model) {
         return quick(model).toBuilder().evalWindows(0).calibSamples(128).calibSeqlen(2048).awqSamples(128)
                 .methods(List.of("rtn:w8", "rtn:w4", "rtn:w3", "rtn:w4g128", "rtn:w3g128", "rtn:w2g128",
                         "gptq:w4", "gptq:w3", "gptq:w4g128", "gptq:w3g128", "gptq:w2g128", "awq:w4", "awq:w3",
                         "awq:w4g128", "awq:w3g128", "smoothquant:w8a8", "smoothquant:w4a8",
-                        "rtn:w4g128+kv8", "rtn:w4g128+kv4", "rtn:w4g128+kv3", "rtn:w4g128+kv2"))
+                        "rtn:w4g128+kv8", "rtn:w4g128+kv4", "rtn:w4g128+kv3", "rtn:w4g128+kv2",
+                        "rtn:w4a8", "quarot+rtn:w4a8", "gptq:w4a8", "quarot+gptq:w4a8", "rtn:w4a4", "quarot+rtn:w4a4",
+                        "gptq:w4a4", "quarot+gptq:w4a4", "quarot+rtn:w4a4+kv4", "quarot+gptq:w4a4+kv4", "billm:w1g128"))
                 .sensitivitySeqlen(2048).sensitivityWindows(4).extraTargets(List.of(3.5, 5.0)).allocationMethods(List.of("rtn", "gptq"))
                 .ablationSpecs(List.of("rtn:w3g128", "gptq:w3g128", "awq:w3g128")).ablationSamples(List.of(8, 16, 32, 64, 128, 256))
                 .ablationSeeds(List.of(0L, 1L, 2L, 3L, 4L)).diversitySamples(128).statisticsTopEigen(8)
