@@ -5,9 +5,6 @@ import static org.junit.jupiter.api.Assertions.*;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
-import java.io.InputStream;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -15,6 +12,7 @@ import lowbit.calibration.Hessian;
 import lowbit.quant.BitPacking;
 import lowbit.quant.QuantConfig;
 import lowbit.tensor.Parallel;
+import lowbit.testing.Fixtures;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -27,24 +25,15 @@ import org.junit.jupiter.params.provider.ValueSource;
  */
 class BillmReferenceTest {
     static byte[] resource(String name) throws IOException {
-        try (InputStream in = BillmReferenceTest.class.getResourceAsStream("/billm/" + name)) {
-            assertNotNull(in, "fixture " + name);
-            return in.readAllBytes();
-        }
+        return Fixtures.bytes("/billm/" + name);
     }
 
     static float[] f32(String name) throws IOException {
-        ByteBuffer b = ByteBuffer.wrap(resource(name)).order(ByteOrder.LITTLE_ENDIAN);
-        float[] out = new float[b.remaining() / 4];
-        b.asFloatBuffer().get(out);
-        return out;
+        return Fixtures.floats("/billm/" + name);
     }
 
     static double[] f64(String name) throws IOException {
-        ByteBuffer b = ByteBuffer.wrap(resource(name)).order(ByteOrder.LITTLE_ENDIAN);
-        double[] out = new double[b.remaining() / 8];
-        b.asDoubleBuffer().get(out);
-        return out;
+        return Fixtures.doubles("/billm/" + name);
     }
 
     /**

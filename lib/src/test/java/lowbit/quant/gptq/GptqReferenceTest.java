@@ -5,17 +5,15 @@ import static org.junit.jupiter.api.Assertions.*;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
-import java.io.InputStream;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.util.Arrays;
 import java.util.List;
-import lowbit.quant.QuantConfig;
 import lowbit.quant.QuantConfig.ScaleFormat;
 import lowbit.quant.QuantConfig.ZeroPoint;
+import lowbit.quant.QuantConfig;
 import lowbit.quant.QuantizedWeight;
 import lowbit.quant.Rtn;
 import lowbit.tensor.Parallel;
+import lowbit.testing.Fixtures;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.api.Test;
@@ -28,24 +26,15 @@ class GptqReferenceTest {
     static final int ROWS = 16, COLS = 160, TOKENS = 256;
 
     static byte[] resource(String name) throws IOException {
-        try (InputStream in = GptqReferenceTest.class.getResourceAsStream("/gptq/" + name)) {
-            assertNotNull(in, "fixture " + name);
-            return in.readAllBytes();
-        }
+        return Fixtures.bytes("/gptq/" + name);
     }
 
     static float[] f32(String name) throws IOException {
-        ByteBuffer b = ByteBuffer.wrap(resource(name)).order(ByteOrder.LITTLE_ENDIAN);
-        float[] out = new float[b.remaining() / 4];
-        b.asFloatBuffer().get(out);
-        return out;
+        return Fixtures.floats("/gptq/" + name);
     }
 
     static double[] f64(String name) throws IOException {
-        ByteBuffer b = ByteBuffer.wrap(resource(name)).order(ByteOrder.LITTLE_ENDIAN);
-        double[] out = new double[b.remaining() / 8];
-        b.asDoubleBuffer().get(out);
-        return out;
+        return Fixtures.doubles("/gptq/" + name);
     }
 
     @Test
