@@ -139,16 +139,29 @@ final class BenchCommand implements Callable<Integer> {
             System.out.printf(Locale.ROOT, "awq vs gptq  spec=%s nsamples=%d seqlen=%d threads=%d code=%s%n", awq.spec(), c.nsamples(),
                     c.seqlen(), modelOptions.threads(), CodeVersion.current());
             for (QuantizationRecipe r : List.of(awq, gptq)) {
-                try (Checkpoint ckpt = modelOptions.open(); Transformer model = modelOptions.load(ckpt)) {
-                    long t0 = System.nanoTime();
-                    QuantizationRecipe.Outcome o = r.apply(model, Checkpoints.tokenizer(ckpt), Progress.terminal());
-                    double total = (System.nanoTime() - t0) / 1e9;
-                    StringBuilder parts = new StringBuilder();
-                    o.model().timings().forEach((k, v) -> parts.append(String.format(Locale.ROOT, "  %s %.1f", k.replace("_seconds", ""), v)));
-                    System.out.printf(Locale.ROOT, "%-6s total %.1f s (sampling included):%s%n", o.model().method(), total, parts);
-                }
+                Timed t = Timed.apply(modelOptions, r);
+                System.out.printf(Locale.ROOT, "%-6s total %.1f s (sampling included):%s%n", t.outcome().model().method(), t.seconds(), t.phases());
             }
             return 0;
+        }
+    }
+
+    /** A recipe applied to a freshly loaded model and timed, calibration sampling included; for the method benchmarks. */
+    record Timed(QuantizationRecipe.Outcome outcome, double seconds, int layers) {
+        static Timed apply(ModelOptions modelOptions, QuantizationRecipe r) {
+            try (Checkpoint ckpt = modelOptions.open(); Transformer model = modelOptions.load(ckpt)) {
+                r.validate(model);
+                long t0 = System.nanoTime();
+                QuantizationRecipe.Outcome o = r.apply(model, Checkpoints.tokenizer(ckpt), Progress.terminal());
+                return new Timed(o, (System.nanoTime() - t0) / 1e9, model.config().numLayers());
+            }
+        }
+
+        /** The method's own timings, "  phase seconds" each. */
+        String phases() {
+            StringBuilder parts = new StringBuilder();
+            outcome.model().timings().forEach((k, v) -> parts.append(String.format(Locale.ROOT, "  %s %.1f", k.replace("_seconds", ""), v)));
+            return parts.toString();
         }
     }
 

@@ -4,10 +4,6 @@ import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 import lowbit.calibration.CalibrationSampler;
-import lowbit.checkpoint.Checkpoint;
-import lowbit.checkpoint.Checkpoints;
-import lowbit.model.Transformer;
-import lowbit.progress.Progress;
 import lowbit.quant.QuantSpec;
 import lowbit.quant.QuantizationRecipe;
 import lowbit.results.CodeVersion;
@@ -54,17 +50,9 @@ final class BillmBench implements Callable<Integer> {
         System.out.printf(Locale.ROOT, "billm vs gptq  nsamples=%d seqlen=%d seed=%d threads=%d code=%s load average at start %s%n",
                 nsamples, seqlen, seed, modelOptions.threads(), CodeVersion.current(), BenchCommand.Eval.loadAverage());
         for (QuantizationRecipe r : List.of(QuantizationRecipe.of(b).withCalibration(c), QuantizationRecipe.of(g).withCalibration(c))) {
-            try (Checkpoint ckpt = modelOptions.open(); Transformer model = modelOptions.load(ckpt)) {
-                r.validate(model);
-                long t0 = System.nanoTime();
-                QuantizationRecipe.Outcome o = r.apply(model, Checkpoints.tokenizer(ckpt), Progress.terminal());
-                double total = (System.nanoTime() - t0) / 1e9;
-                StringBuilder parts = new StringBuilder();
-                o.model().timings().forEach((k, v) -> parts.append(String.format(Locale.ROOT, "  %s %.1f", k.replace("_seconds", ""), v)));
-                int layers = model.config().numLayers();
-                System.out.printf(Locale.ROOT, "%-18s total %.1f s (sampling included), %.2f s per layer (%d layers), %.3f bits/weight stored:%s%n",
-                        r.spec(), total, total / layers, layers, o.model().bitsPerWeight(), parts);
-            }
+            BenchCommand.Timed t = BenchCommand.Timed.apply(modelOptions, r);
+            System.out.printf(Locale.ROOT, "%-18s total %.1f s (sampling included), %.2f s per layer (%d layers), %.3f bits/weight stored:%s%n",
+                    r.spec(), t.seconds(), t.seconds() / t.layers(), t.layers(), t.outcome().model().bitsPerWeight(), t.phases());
         }
         System.out.printf(Locale.ROOT, "load average at the end %s%n", BenchCommand.Eval.loadAverage());
         return 0;

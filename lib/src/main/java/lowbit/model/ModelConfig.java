@@ -83,6 +83,13 @@ public record ModelConfig(
         if (value <= 0) throw new IllegalArgumentException(key + " must be >= 1, found " + value);
     }
 
+    /** This config with tie_word_embeddings set to {@code tied} (a rotation unties them). */
+    public ModelConfig withTieWordEmbeddings(boolean tied) {
+        return new ModelConfig(family, modelType, vocabSize, hiddenSize, intermediateSize, numLayers, numHeads, numKvHeads, headDim,
+                maxPositions, ropeTheta, normEps, tied, attentionBias, qkNorm, hiddenAct, normBefore, wordEmbedProjDim, bosTokenId,
+                eosTokenId);
+    }
+
     public int kvDim() {
         return numKvHeads * headDim;
     }

@@ -365,10 +365,7 @@ public final class Transformer implements AutoCloseable {
      * so only the config changes: a model written from here stores lm_head.weight and tie_word_embeddings false.
      */
     public synchronized void untieEmbeddings() {
-        ModelConfig c = cfg;
-        cfg = new ModelConfig(c.family(), c.modelType(), c.vocabSize(), c.hiddenSize(), c.intermediateSize(), c.numLayers(),
-                c.numHeads(), c.numKvHeads(), c.headDim(), c.maxPositions(), c.ropeTheta(), c.normEps(), false, c.attentionBias(),
-                c.qkNorm(), c.hiddenAct(), c.normBefore(), c.wordEmbedProjDim(), c.bosTokenId(), c.eosTokenId());
+        cfg = cfg.withTieWordEmbeddings(false);
     }
 
     /**

@@ -234,7 +234,7 @@ public record QuantizationRecipe(QuantSpec spec, WeightOptions weights, GptqOpti
         if ((spec.method() != null && (spec.method().equals("awq") || spec.method().equals("smoothquant"))) && !model.config().normBefore())
             throw new IllegalArgumentException("--quant " + spec + ": " + spec.method() + " folds scales into the norm in front of each "
                     + "sub-layer and this post-norm model (OPT do_layer_norm_before=false) has none: no matching scaling group");
-        new RuntimeQuantization(spec.activationBits(), null, keyBits(), valueBits(), runtime.kvGroupSize()).hooks(model.config());
+        runtimeQuantization(null).hooks(model.config());
         if (QuantSpec.BILLM.equals(spec.method())) {
             BillmQuantizer.checkFits(model, spec.groupSize(), "--quant " + spec + ": ");
         } else if (spec.quantizesWeights()) {

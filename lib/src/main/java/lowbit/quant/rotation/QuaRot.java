@@ -109,7 +109,6 @@ public final class QuaRot {
 
     /** Rotates {@code model} in place with the signs of {@code seed}; {@code queriesKeys}: the online q/k Hadamard too. */
     public static Applied rotate(Transformer model, long seed, boolean queriesKeys, Progress progress) {
-        check(model.config());
         long t0 = System.nanoTime();
         rotate(model, signs(model.config().hiddenSize(), seed), queriesKeys, progress);
         ModelConfig c = model.config();
