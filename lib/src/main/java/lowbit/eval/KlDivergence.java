@@ -30,13 +30,19 @@ public final class KlDivergence {
      * p_float; pass one per thread.
      */
     public static Position compare(float[] logFloat, float[] logQuant, int vocab, float[] scratch) {
-        VectorMath.exp(logFloat, 0, scratch, 0, vocab, 1f, 0f);
+        return compare(logFloat, 0, logQuant, vocab, scratch);
+    }
+
+    /** As above, with the float row at {@code offset} of {@code logFloat} (a window's rows kept in one array). */
+    public static Position compare(float[] logFloat, int offset, float[] logQuant, int vocab, float[] scratch) {
+        VectorMath.exp(logFloat, offset, scratch, 0, vocab, 1f, 0f);
         double kld = 0;
         int topF = 0, topQ = 0;
         for (int j = 0; j < vocab; j++) {
             // 0 x (-inf) is 0: a token the float model never predicts contributes nothing
-            if (scratch[j] > 0) kld += (double) scratch[j] * ((double) logFloat[j] - logQuant[j]);
-            if (logFloat[j] > logFloat[topF]) topF = j;
+            float f = logFloat[offset + j];
+            if (scratch[j] > 0) kld += (double) scratch[j] * ((double) f - logQuant[j]);
+            if (f > logFloat[offset + topF]) topF = j;
             if (logQuant[j] > logQuant[topQ]) topQ = j;
         }
         return new Position(kld, topF == topQ);

@@ -455,7 +455,15 @@ public final class Transformer implements AutoCloseable {
     public synchronized void nextTokenLogProbs(int[] tokens, java.util.function.ObjIntConsumer<float[]> row) {
         int T = tokens.length;
         if (T < 2) throw new IllegalArgumentException("a window needs at least 2 tokens, got " + T);
-        float[] h = finalHidden(hidden(tokens), T);
+        nextTokenLogProbsOfHidden(hidden(tokens), T, row);
+    }
+
+    /**
+     * {@link #nextTokenLogProbs} from the last block's output x [T][hidden] instead of tokens: a caller that ran the
+     * blocks itself ({@link #embed}, {@link #block}), e.g. from a cached block input, gets the same rows.
+     */
+    public synchronized void nextTokenLogProbsOfHidden(float[] x, int T, java.util.function.ObjIntConsumer<float[]> row) {
+        float[] h = finalHidden(x, T);
         int V = cfg.vocabSize();
         ThreadLocal<float[]> rows = ThreadLocal.withInitial(() -> new float[V]);
         forLogitChunks(h, T - 1, (r, logits, off) -> {

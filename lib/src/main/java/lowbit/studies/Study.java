@@ -1,5 +1,7 @@
 package lowbit.studies;
 
+import lowbit.quant.mixed.BitAllocator;
+import lowbit.quant.mixed.LayerOption;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;

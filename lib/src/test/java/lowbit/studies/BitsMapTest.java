@@ -1,5 +1,7 @@
 package lowbit.studies;
 
+import lowbit.quant.mixed.BitAllocator;
+import lowbit.quant.mixed.LayerOption;
 import static org.junit.jupiter.api.Assertions.*;
 
 import java.io.IOException;
@@ -13,7 +15,7 @@ import lowbit.quant.BitsMap;
 import lowbit.quant.QuantConfig;
 import lowbit.quant.QuantConfig.ScaleFormat;
 import lowbit.quant.QuantConfig.ZeroPoint;
-import lowbit.studies.BitAllocator.Allocation;
+import lowbit.quant.mixed.BitAllocator.Allocation;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 

@@ -1,5 +1,7 @@
 package lowbit.studies;
 
+import lowbit.quant.mixed.BitAllocator;
+import lowbit.quant.mixed.LayerOption;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;

@@ -1,4 +1,4 @@
-package lowbit.studies;
+package lowbit.quant.mixed;
 
 import java.math.BigDecimal;
 import java.math.RoundingMode;

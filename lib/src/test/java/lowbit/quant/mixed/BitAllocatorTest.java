@@ -1,4 +1,4 @@
-package lowbit.studies;
+package lowbit.quant.mixed;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -9,7 +9,7 @@ import java.util.Map;
 import java.util.Random;
 import lowbit.quant.BitsMap;
 import lowbit.quant.QuantConfig;
-import lowbit.studies.BitAllocator.Allocation;
+import lowbit.quant.mixed.BitAllocator.Allocation;
 import org.junit.jupiter.api.Test;
 
 class BitAllocatorTest {

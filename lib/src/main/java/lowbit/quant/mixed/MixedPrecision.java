@@ -1,0 +1,196 @@
+package lowbit.quant.mixed;
+
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Supplier;
+import lowbit.calibration.CalibrationSampler;
+import lowbit.calibration.CalibrationSet;
+import lowbit.model.Transformer;
+import lowbit.progress.Progress;
+import lowbit.quant.BitsMap;
+import lowbit.quant.QuantConfig;
+import lowbit.quant.QuantizationRecipe;
+import lowbit.quant.mixed.Allocations.Granularity;
+import lowbit.quant.mixed.Sensitivities.Predictor;
+import lowbit.tokenizer.Tokenizer;
+
+/**
+ * Mixed precision that is checked against uniform: candidates by the method in the loop, sensitivities measured by KL
+ * divergence (or predicted by a proxy), the exact knapsack at a budget, and refinement by re-measuring on selection
+ * windows, with uniform allocation always a candidate. One {@link Session} measures once and allocates at any budget.
+ *
+ * <p>Three disjoint sets of text: the sensitivity windows and the selection windows are two halves of one seeded C4
+ * draw; results are reported on held-out WikiText-2 test windows ({@link Comparison}), which neither ever sees.
+ */
+public final class MixedPrecision {
+    private MixedPrecision() {}
+
+    /**
+     * Windows of {@code seqlen} C4 tokens drawn with {@code seed}: {@code sensitivity} of them measure each linear,
+     * {@code selection} others check and refine allocations.
+     */
+    public record Windows(int sensitivity, int selection, int seqlen, long seed) {
+        public Windows {
+            if (sensitivity < 2) throw new IllegalArgumentException("--sensitivity-windows must be >= 2 (split halves), got " + sensitivity);
+            if (selection < 1) throw new IllegalArgumentException("--selection-windows must be >= 1, got " + selection);
+            if (seqlen < 16) throw new IllegalArgumentException("--window-tokens must be >= 16, got " + seqlen);
+        }
+
+        /** The defaults: 4 x 512 tokens of sensitivity (chosen by split-half reliability, see the README), 4 x 512 of selection. */
+        public static Windows defaults() {
+            return new Windows(4, 4, 512, 0);
+        }
+
+        public Windows withSeed(long s) {
+            return new Windows(sensitivity, selection, seqlen, s);
+        }
+
+        public Windows withSensitivity(int n) {
+            return new Windows(n, selection, seqlen, seed);
+        }
+
+        public Map<String, Object> describe() {
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("source", "c4");
+            m.put("sensitivity_windows", sensitivity);
+            m.put("selection_windows", selection);
+            m.put("seqlen", seqlen);
+            m.put("seed", seed);
+            return m;
+        }
+    }
+
+    /** Everything measured once for one model, method and seed. */
+    public static final class Session {
+        private final Transformer floatModel;
+        private final Candidates candidates;
+        private final Sensitivities sensitivities;
+        private final KldProbe selection;
+        private final Windows windows;
+        private final CalibrationSet draw;
+        private final Map<String, Double> timings;
+
+        private Session(Transformer floatModel, Candidates candidates, Sensitivities sensitivities, KldProbe selection, Windows windows,
+                        CalibrationSet draw, Map<String, Double> timings) {
+            this.floatModel = floatModel;
+            this.candidates = candidates;
+            this.sensitivities = sensitivities;
+            this.selection = selection;
+            this.windows = windows;
+            this.draw = draw;
+            this.timings = timings;
+        }
+
+        public Candidates candidates() {
+            return candidates;
+        }
+
+        public Sensitivities sensitivities() {
+            return sensitivities;
+        }
+
+        public Transformer floatModel() {
+            return floatModel;
+        }
+
+        public Windows windows() {
+            return windows;
+        }
+
+        /** Seconds spent on candidates, the float references, sensitivities. */
+        public Map<String, Double> timings() {
+            return timings;
+        }
+
+        /**
+         * The allocation at {@code target} bits per weight: knapsack over {@code predictor}'s losses at
+         * {@code granularity}, refined with at most {@code refine} measured swaps (0: checked against uniform only).
+         */
+        public Result allocate(double target, Predictor predictor, Granularity granularity, int refine, Progress progress) {
+            long t0 = System.nanoTime();
+            int base = Allocations.uniformWidth(candidates, target);
+            double[][] losses = sensitivities.losses(predictor);
+            Map<String, Integer> knapsack = Allocations.knapsack(candidates, losses, granularity, target);
+            Map<String, Integer> uniform = Allocations.uniform(candidates, base);
+            Refinement.Result r = Refinement.refine(candidates, selection, knapsack, uniform, losses, granularity, target, refine, progress);
+            return new Result(target, predictor, granularity, r.bits(), knapsack, base, candidates.bitsPerWeight(r.bits()),
+                    Allocations.storage(candidates, r.bits()), Allocations.predicted(candidates, losses, r.bits()), r,
+                    (System.nanoTime() - t0) / 1e9);
+        }
+
+        /** What every bits map from this session records. */
+        public Map<String, Object> provenance(Result r) {
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("method", candidates.method());
+            m.put("measured_with", candidates.measuredWith());
+            m.put("candidates", candidates.widths());
+            m.put("grid", candidates.grid().withBits(r.uniformWidth()).describe());
+            m.put("target_bits_per_weight", r.target());
+            m.put("predictor", r.predictor().label());
+            m.put("granularity", r.granularity().label());
+            m.put("probe_width", sensitivities.probeWidth());
+            m.put("windows", windows.describe());
+            m.put("windows_sha256", draw.windowsSha256());
+            if (candidates.calibration() != null) m.put("calibration", candidates.calibration());
+            m.put("model_sha256", floatModel.sha256());
+            if (sensitivities.measured()) {
+                m.put("split_half_spearman", sensitivities.splitHalfCorrelation());
+                m.put("sensitivity_tokens", sensitivities.positions());
+            }
+            Refinement.Result ref = r.refinement();
+            Map<String, Object> check = new LinkedHashMap<>();
+            check.put("chosen", ref.chosen());
+            check.put("selection_kld", ref.kld());
+            check.put("knapsack_selection_kld", ref.knapsackKld());
+            check.put("uniform_selection_kld", ref.uniformKld());
+            check.put("uniform_bits", r.uniformWidth());
+            check.put("swaps_measured", ref.measurements());
+            m.put("refinement", check);
+            return m;
+        }
+
+        /** Writes {@code r} as a bits map {@code quantize --bits-map} reads. */
+        public void write(Path file, Result r) {
+            BitsMap.write(file, r, candidates.grid().withBits(r.uniformWidth()), provenance(r));
+        }
+    }
+
+    /**
+     * One allocation and how it was reached.
+     *
+     * @param knapsack     the knapsack's answer before refinement
+     * @param uniformWidth the widest uniform allocation within the budget (what the answer was checked against)
+     */
+    public record Result(double target, Predictor predictor, Granularity granularity, Map<String, Integer> bits,
+                         Map<String, Integer> knapsack, int uniformWidth, double bitsPerWeight, long storageBits, double predictedLoss,
+                         Refinement.Result refinement, double seconds) implements BitsMap.Assignment {}
+
+    /**
+     * Draws the windows, builds the candidates and measures the sensitivities ({@code measure}: by KL divergence at
+     * {@code probeWidth}; proxies always) of {@code floatModel}, which is left as it was.
+     */
+    public static Session prepare(Transformer floatModel, Supplier<Transformer> fresh, Tokenizer tokenizer, QuantizationRecipe recipe,
+                                  QuantConfig grid, List<Integer> widths, Windows windows, int probeWidth, boolean measure,
+                                  Progress progress) {
+        Map<String, Double> timings = new LinkedHashMap<>();
+        long t0 = System.nanoTime();
+        Candidates candidates = Candidates.of(recipe, grid, widths, floatModel, fresh, tokenizer, progress);
+        timings.put("candidates_seconds", (System.nanoTime() - t0) / 1e9);
+        CalibrationSet draw = CalibrationSampler.of(tokenizer).source("c4").nsamples(windows.sensitivity() + windows.selection())
+                .seqlen(windows.seqlen()).seed(windows.seed()).sample();
+        int[][] all = draw.windows();
+        int[][] sens = Arrays.copyOfRange(all, 0, windows.sensitivity());
+        int[][] sel = Arrays.copyOfRange(all, windows.sensitivity(), all.length);
+        long t1 = System.nanoTime();
+        KldProbe sensProbe = measure ? KldProbe.of(floatModel, sens, progress) : null;
+        KldProbe selection = KldProbe.of(floatModel, sel, progress);
+        timings.put("reference_seconds", (System.nanoTime() - t1) / 1e9);
+        long t2 = System.nanoTime();
+        Sensitivities s = Sensitivities.measure(candidates, floatModel, sens, sensProbe, probeWidth, progress);
+        timings.put("sensitivity_seconds", (System.nanoTime() - t2) / 1e9);
+        return new Session(floatModel, candidates, s, selection, windows, draw, timings);
+    }
+}

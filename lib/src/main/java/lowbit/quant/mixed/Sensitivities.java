@@ -1,0 +1,322 @@
+package lowbit.quant.mixed;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import lowbit.calibration.InputHessians;
+import lowbit.calibration.SequentialCalibration;
+import lowbit.model.ForwardHook;
+import lowbit.model.Linear;
+import lowbit.model.Transformer;
+import lowbit.progress.Progress;
+import lowbit.stats.Moments;
+import lowbit.tensor.Parallel;
+import lowbit.tensor.VectorMath;
+import org.apache.commons.math3.stat.correlation.SpearmansCorrelation;
+import tech.tablesaw.api.DoubleColumn;
+import tech.tablesaw.api.IntColumn;
+import tech.tablesaw.api.StringColumn;
+import tech.tablesaw.api.Table;
+
+/**
+ * How much each block linear costs the model at each candidate width, measured and predicted.
+ *
+ * <p>Measured: the mean KL divergence to the float model ({@link KldProbe}) with that one linear at the probe width and
+ * every other linear in float, per window, so that the split-half rank correlation (even windows against odd ones,
+ * Spearman over the linears) says whether the ranking is stable at this many tokens. Predicted, from one calibration
+ * pass over the float model (GPTQ's input Hessian H = 2/N sum x x^T of each linear's input):
+ * <ul>
+ * <li>hessian: the Hessian-weighted error sum over rows of d^T H d, d = w - q (GPTQ's layer objective);</li>
+ * <li>fisher: HAWQ-V2's trace form trace(H) / n x ||W - Q||^2, with H the layer-local Hessian (the Fisher information of
+ *     the layer's output under a Gaussian model; the runtime has no backward pass for the loss's own Fisher);</li>
+ * <li>kurtosis: the weight's Pearson kurtosis times its relative error ||W - Q||^2 / ||W||^2; the activation kurtosis
+ *     of each linear's input is reported beside it.</li>
+ * </ul>
+ * Each is computed at every width from the candidates' own weights (GPTQ's for GPTQ), so it predicts what the method does.
+ */
+public final class Sensitivities {
+    public enum Predictor {
+        KLD, HESSIAN, FISHER, KURTOSIS;
+
+        public String label() {
+            return name().toLowerCase(java.util.Locale.ROOT);
+        }
+
+        public static Predictor parse(String s) {
+            for (Predictor p : values()) if (p.label().equals(s)) return p;
+            throw new IllegalArgumentException("--predictor must be one of kld, hessian, fisher, kurtosis, got '" + s + "'");
+        }
+    }
+
+    private final List<String> linears;
+    private final List<String> modules;
+    private final int[] layers;
+    private final List<Integer> widths;
+    private final int probeWidth;
+    private final double[] kld;          // per linear at the probe width, NaN when not measured
+    private final double[][] kldHalves;  // [linear][parity]
+    private final double[][] hessian;    // [linear][width index]
+    private final double[][] fisher;
+    private final double[][] relError;
+    private final double[] weightKurtosis;
+    private final double[] activationKurtosis;
+    private final long positions;
+    private final double seconds;
+
+    private Sensitivities(List<String> linears, List<String> modules, int[] layers, List<Integer> widths, int probeWidth, double[] kld,
+                          double[][] kldHalves, double[][] hessian, double[][] fisher, double[][] relError, double[] weightKurtosis,
+                          double[] activationKurtosis, long positions, double seconds) {
+        this.linears = linears;
+        this.modules = modules;
+        this.layers = layers;
+        this.widths = widths;
+        this.probeWidth = probeWidth;
+        this.kld = kld;
+        this.kldHalves = kldHalves;
+        this.hessian = hessian;
+        this.fisher = fisher;
+        this.relError = relError;
+        this.weightKurtosis = weightKurtosis;
+        this.activationKurtosis = activationKurtosis;
+        this.positions = positions;
+        this.seconds = seconds;
+    }
+
+    /**
+     * The proxies at every width from a calibration pass over {@code floatModel} on {@code calibration}, and, when
+     * {@code probe} is given, each linear's KL divergence at {@code probeWidth} measured on the probe's windows.
+     */
+    public static Sensitivities measure(Candidates candidates, Transformer floatModel, int[][] calibration, KldProbe probe, int probeWidth,
+                                        Progress progress) {
+        long t0 = System.nanoTime();
+        List<Integer> widths = candidates.widths();
+        if (probe != null && !widths.contains(probeWidth))
+            throw new IllegalArgumentException("probe width " + probeWidth + " is not a candidate " + widths);
+        List<Linear> all = new ArrayList<>();
+        for (int l = 0; l < floatModel.config().numLayers(); l++) all.addAll(floatModel.blockLinears(l));
+        int n = all.size(), k = widths.size();
+        Map<String, Integer> index = new LinkedHashMap<>();
+        for (int i = 0; i < n; i++) index.put(all.get(i).name(), i);
+        double[][] hessian = new double[n][k], fisher = new double[n][k], rel = new double[n][k];
+        double[] wk = new double[n], ak = new double[n];
+        try (Parallel par = new Parallel(floatModel.threads())) {
+            SequentialCalibration.run(floatModel, calibration, block -> {
+                InputHessians h = new InputHessians(block.layer(), block.linears(), par);
+                Map<String, Moments> inputs = new LinkedHashMap<>();
+                block.forward(new ForwardHook() {
+                    @Override
+                    public void linearInput(Linear linear, float[] x, int rows) {
+                        h.linearInput(linear, x, rows);
+                        if (linear.layer() == block.layer())
+                            inputs.computeIfAbsent(linear.input(), key -> new Moments()).addAll(x, 0, rows * linear.inFeatures());
+                    }
+                });
+                for (Linear lin : block.linears()) {
+                    int i = index.get(lin.name());
+                    float[] w = lin.weight();
+                    double[] hv = h.of(lin).values();
+                    double trace = h.of(lin).trace(), norm = sumSquares(w);
+                    wk[i] = Moments.of(w).pearsonKurtosis();
+                    ak[i] = inputs.get(lin.input()).pearsonKurtosis();
+                    for (int j = 0; j < k; j++) {
+                        float[] q = candidates.get(lin.name(), widths.get(j)).dequantize();
+                        hessian[i][j] = hessianError(w, q, hv, lin.outFeatures(), lin.inFeatures(), par);
+                        double err = sumSquaredDifference(w, q);
+                        fisher[i][j] = trace / lin.inFeatures() * err;
+                        rel[i][j] = norm > 0 ? err / norm : 0;
+                    }
+                }
+            }, progress);
+        }
+        double[] kld = new double[n];
+        double[][] halves = new double[n][2];
+        java.util.Arrays.fill(kld, Double.NaN);
+        for (double[] hh : halves) java.util.Arrays.fill(hh, Double.NaN);
+        long positions = 0;
+        if (probe != null) {
+            positions = probe.positions();
+            try (Progress.Task task = progress.start("sensitivity (kld)", n, "linear")) {
+                for (int i = 0; i < n; i++) {
+                    Linear lin = all.get(i);
+                    task.message(lin.name());
+                    KldProbe.Measurement m = probe.with(Map.of(lin, candidates.get(lin.name(), probeWidth).dequantize()));
+                    kld[i] = m.meanKld();
+                    if (probe.windows() >= 2) {
+                        halves[i][0] = m.halfKld(0);
+                        halves[i][1] = m.halfKld(1);
+                    }
+                    task.step(1);
+                }
+            }
+        }
+        List<String> names = all.stream().map(Linear::name).toList();
+        List<String> modules = all.stream().map(Linear::module).toList();
+        int[] layers = all.stream().mapToInt(Linear::layer).toArray();
+        return new Sensitivities(names, modules, layers, widths, probeWidth, kld, halves, hessian, fisher, rel, wk, ak, positions,
+                (System.nanoTime() - t0) / 1e9);
+    }
+
+    public List<String> linears() {
+        return linears;
+    }
+
+    public List<Integer> widths() {
+        return widths;
+    }
+
+    public int probeWidth() {
+        return probeWidth;
+    }
+
+    public boolean measured() {
+        return !Double.isNaN(kld[0]);
+    }
+
+    /** Tokens scored per measurement of one linear. */
+    public long positions() {
+        return positions;
+    }
+
+    public double seconds() {
+        return seconds;
+    }
+
+    /**
+     * Spearman correlation, over the linears, of the KL divergences measured on the even windows with those on the odd
+     * ones: how stable the measured ranking is at half the tokens (NaN without a measurement on >= 2 windows).
+     */
+    public double splitHalfCorrelation() {
+        if (!measured() || Double.isNaN(kldHalves[0][0])) return Double.NaN;
+        double[] a = new double[linears.size()], b = new double[linears.size()];
+        for (int i = 0; i < a.length; i++) {
+            a[i] = kldHalves[i][0];
+            b[i] = kldHalves[i][1];
+        }
+        return spearman(a, b);
+    }
+
+    /** The Spearman-Brown step-up of {@link #splitHalfCorrelation}: the expected reliability at the full token count. */
+    public double splitHalfReliability() {
+        double r = splitHalfCorrelation();
+        return 2 * r / (1 + r);
+    }
+
+    /**
+     * Predicted loss of every linear at every width, in nats of KL divergence for {@link Predictor#KLD} (measured at the
+     * probe width, carried to the other widths by the linear's own Hessian-error ratio he(b) / he(probe)) and in the
+     * proxy's own units otherwise: only sums within one predictor are compared.
+     */
+    public double[][] losses(Predictor p) {
+        int n = linears.size(), k = widths.size();
+        double[][] out = new double[n][k];
+        int probe = widths.indexOf(probeWidth);
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < k; j++)
+                out[i][j] = switch (p) {
+                    case HESSIAN -> hessian[i][j];
+                    case FISHER -> fisher[i][j];
+                    case KURTOSIS -> weightKurtosis[i] * relError[i][j];
+                    case KLD -> {
+                        if (!measured()) throw new IllegalStateException("the kld predictor needs measured sensitivities");
+                        // a KL divergence is >= 0 in exact arithmetic; the floor keeps a cost for fewer bits on every linear
+                        double k0 = Math.max(kld[i], 1e-9);
+                        double h0 = hessian[i][probe];
+                        yield j == probe ? k0 : h0 > 0 ? k0 * hessian[i][j] / h0 : k0;
+                    }
+                };
+        return out;
+    }
+
+    /** Spearman correlation of each predictor with the measured KL divergence at the probe width, over the linears. */
+    public Table correlations() {
+        Table t = Table.create("predictors against the measured KL divergence", StringColumn.create("predictor"),
+                IntColumn.create("linears"), DoubleColumn.create("spearman"));
+        if (!measured()) return t;
+        int probe = widths.indexOf(probeWidth), n = linears.size();
+        double[] he = new double[n], fi = new double[n], ku = new double[n], wk = new double[n], ak = new double[n];
+        for (int i = 0; i < n; i++) {
+            he[i] = hessian[i][probe];
+            fi[i] = fisher[i][probe];
+            ku[i] = weightKurtosis[i] * relError[i][probe];
+            wk[i] = weightKurtosis[i];
+            ak[i] = activationKurtosis[i];
+        }
+        Map<String, double[]> rows = new LinkedHashMap<>();
+        rows.put("kld (split halves)", null);
+        rows.put("hessian", he);
+        rows.put("fisher", fi);
+        rows.put("kurtosis", ku);
+        rows.put("weight kurtosis alone", wk);
+        rows.put("activation kurtosis alone", ak);
+        for (var e : rows.entrySet()) {
+            t.stringColumn("predictor").append(e.getKey());
+            t.intColumn("linears").append(n);
+            t.doubleColumn("spearman").append(e.getValue() == null ? splitHalfCorrelation() : spearman(kld, e.getValue()));
+        }
+        return t;
+    }
+
+    /** One row per linear: where it is, the measured KL divergence (and its halves) and every proxy at every width. */
+    public Table table() {
+        Table t = Table.create("sensitivity per linear", IntColumn.create("layer"), StringColumn.create("module"), StringColumn.create("name"),
+                DoubleColumn.create("kld"), DoubleColumn.create("kld_even"), DoubleColumn.create("kld_odd"),
+                DoubleColumn.create("weight_kurtosis"), DoubleColumn.create("activation_kurtosis"));
+        for (int b : widths)
+            t.addColumns(DoubleColumn.create("hessian_w" + b), DoubleColumn.create("fisher_w" + b), DoubleColumn.create("rel_error_w" + b));
+        for (int i = 0; i < linears.size(); i++) {
+            t.intColumn("layer").append(layers[i]);
+            t.stringColumn("module").append(modules.get(i));
+            t.stringColumn("name").append(linears.get(i));
+            t.doubleColumn("kld").append(kld[i]);
+            t.doubleColumn("kld_even").append(kldHalves[i][0]);
+            t.doubleColumn("kld_odd").append(kldHalves[i][1]);
+            t.doubleColumn("weight_kurtosis").append(weightKurtosis[i]);
+            t.doubleColumn("activation_kurtosis").append(activationKurtosis[i]);
+            for (int j = 0; j < widths.size(); j++) {
+                t.doubleColumn("hessian_w" + widths.get(j)).append(hessian[i][j]);
+                t.doubleColumn("fisher_w" + widths.get(j)).append(fisher[i][j]);
+                t.doubleColumn("rel_error_w" + widths.get(j)).append(relError[i][j]);
+            }
+        }
+        return t;
+    }
+
+    public static double spearman(double[] a, double[] b) {
+        if (a.length != b.length || a.length < 2) throw new IllegalArgumentException("need two equally long columns of >= 2 values");
+        return new SpearmansCorrelation().correlation(a, b);
+    }
+
+    /** sum over rows of d^T H d with d = w - q; rows split over {@code par}, summed in row order (any thread count, same bits). */
+    public static double hessianError(float[] w, float[] q, double[] h, int rows, int cols, Parallel par) {
+        double[] perRow = new double[rows];
+        par.forEach(rows, r -> {
+            double[] d = new double[cols];
+            for (int j = 0; j < cols; j++) d[j] = (double) w[r * cols + j] - q[r * cols + j];
+            double total = 0;
+            for (int i = 0; i < cols; i++) {
+                if (d[i] == 0) continue;
+                total += d[i] * VectorMath.dot(h, i * cols, d, cols);
+            }
+            perRow[r] = total;
+        });
+        double total = 0;
+        for (double v : perRow) total += v;
+        return total;
+    }
+
+    private static double sumSquares(float[] w) {
+        double s = 0;
+        for (float v : w) s += (double) v * v;
+        return s;
+    }
+
+    private static double sumSquaredDifference(float[] w, float[] q) {
+        double s = 0;
+        for (int i = 0; i < w.length; i++) {
+            double d = (double) w[i] - q[i];
+            s += d * d;
+        }
+        return s;
+    }
+}
