@@ -37,7 +37,7 @@ import picocli.CommandLine.Option;
                 + "on the same calibration windows), billm (BiLLM against GPTQ W2 on the same windows), eval (zero-shot items/s against "
                 + "lm-eval's HF backend) and rotate (QuaRot's fold + rotate, and the forward pass with its online Hadamards against the "
                 + "plain one). ./lowbit bench WHAT --help lists each one's options.",
-        subcommands = {BenchCommand.Forward.class, GptqBench.class, BenchCommand.Awq.class, BillmBench.class, BenchCommand.Eval.class,
+        subcommands = {BenchCommand.Forward.class, GptqBench.class, AllocateBench.class, BenchCommand.Awq.class, BillmBench.class, BenchCommand.Eval.class,
                 BenchCommand.Rotate.class})
 final class BenchCommand implements Callable<Integer> {
     @Override

@@ -419,7 +419,7 @@ public final class Transformer implements AutoCloseable {
         float[][] out = new float[T][];
         forLogitChunks(h, T, (row, logits, off) -> {
             float[] lp = new float[V];
-            double lse = logSumExp(logits, off, V);
+            double lse = logSumExpOf(logits, off, V);
             for (int j = 0; j < V; j++) lp[j] = (float) (logits[off + j] - lse);
             out[row] = lp;
         });
@@ -443,7 +443,7 @@ public final class Transformer implements AutoCloseable {
         float[] h = finalHidden(hidden(tokens), T);
         double[] nll = new double[T - 1];
         int V = cfg.vocabSize();
-        forLogitChunks(h, T - 1, (row, logits, off) -> nll[row] = logSumExp(logits, off, V) - logits[off + tokens[row + 1]]);
+        forLogitChunks(h, T - 1, (row, logits, off) -> nll[row] = logSumExpOf(logits, off, V) - logits[off + tokens[row + 1]]);
         return nll;
     }
 
@@ -459,6 +459,20 @@ public final class Transformer implements AutoCloseable {
     }
 
     /**
+     * The raw next-token logits of rows 0..T-2 from the last block's output x [T][hidden] (final norm and lm_head
+     * applied, no softmax), for a consumer that needs less than a log-softmax row (a KL divergence against a fixed
+     * distribution needs only its dot product with the logits and their log-sum-exp). Called from the compute threads.
+     */
+    public synchronized void nextTokenLogitsOfHidden(float[] x, int T, LogitRow row) {
+        forLogitChunks(finalHidden(x, T), T - 1, row);
+    }
+
+    /** log sum_j exp(logits[offset + j]) over n entries, as every log-softmax here computes it. */
+    public static double logSumExp(float[] logits, int offset, int n) {
+        return logSumExpOf(logits, offset, n);
+    }
+
+    /**
      * {@link #nextTokenLogProbs} from the last block's output x [T][hidden] instead of tokens: a caller that ran the
      * blocks itself ({@link #embed}, {@link #block}), e.g. from a cached block input, gets the same rows.
      */
@@ -468,7 +482,7 @@ public final class Transformer implements AutoCloseable {
         ThreadLocal<float[]> rows = ThreadLocal.withInitial(() -> new float[V]);
         forLogitChunks(h, T - 1, (r, logits, off) -> {
             float[] lp = rows.get();
-            double lse = logSumExp(logits, off, V);
+            double lse = logSumExpOf(logits, off, V);
             for (int j = 0; j < V; j++) lp[j] = (float) (logits[off + j] - lse);
             row.accept(lp, r);
         });
@@ -616,7 +630,7 @@ public final class Transformer implements AutoCloseable {
             float[] hidden = finalHidden(Arrays.copyOfRange(x, first * h, rows * h), rows - first);
             forLogitChunks(hidden, rows - first, (r, logits, off) -> {
                 int row = first + r;
-                double lse = logSumExp(logits, off, V);
+                double lse = logSumExpOf(logits, off, V);
                 if (row < contextRows) {
                     float[] lp = new float[V];
                     for (int j = 0; j < V; j++) lp[j] = (float) (logits[off + j] - lse);
@@ -696,7 +710,8 @@ public final class Transformer implements AutoCloseable {
         }
     }
 
-    private interface LogitRow {
+    /** One row of logits: vocab floats of {@code logits} from {@code offset}, valid only during the call. */
+    public interface LogitRow {
         void accept(int row, float[] logits, int offset);
     }
 
@@ -715,7 +730,7 @@ public final class Transformer implements AutoCloseable {
         }
     }
 
-    private static double logSumExp(float[] a, int off, int n) {
+    private static double logSumExpOf(float[] a, int off, int n) {
         float max = Float.NEGATIVE_INFINITY;
         for (int j = 0; j < n; j++) max = Math.max(max, a[off + j]);
         float sum = VectorMath.exp(a, off, null, 0, n, 1f, max);

@@ -4,6 +4,7 @@ import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -116,6 +117,27 @@ public final class VectorMath {
     }
 
     private static final VectorSpecies<Double> D = DoubleVector.SPECIES_PREFERRED;
+    private static final VectorSpecies<Float> HALF = VectorSpecies.of(float.class, VectorShape.forBitSize(D.vectorBitSize() / 2));
+
+    /**
+     * sum_j a[aFrom + j] * b[bFrom + j] for j < n with every product and sum in double (float products are exact in
+     * double): lane-wise fma, then the lanes in order, then the tail. For dot products whose value is later differenced
+     * with another of similar size, where float accumulation would lose the difference.
+     */
+    public static double dotDouble(float[] a, int aFrom, float[] b, int bFrom, int n) {
+        DoubleVector acc = DoubleVector.zero(D);
+        int step = D.length(), j = 0;
+        for (int upper = n - step; j <= upper; j += step) {
+            DoubleVector x = (DoubleVector) FloatVector.fromArray(HALF, a, aFrom + j).convertShape(VectorOperators.F2D, D, 0);
+            DoubleVector y = (DoubleVector) FloatVector.fromArray(HALF, b, bFrom + j).convertShape(VectorOperators.F2D, D, 0);
+            acc = x.fma(y, acc);
+        }
+        double[] lanes = acc.toArray();
+        double s = 0;
+        for (double lane : lanes) s += lane;
+        for (; j < n; j++) s += (double) a[aFrom + j] * b[bFrom + j];
+        return s;
+    }
 
     /** sum_j a[aFrom + j] * b[j] for j < n, in double (lane-wise fma, then the lanes, then the tail: fixed order). */
     public static double dot(double[] a, int aFrom, double[] b, int n) {

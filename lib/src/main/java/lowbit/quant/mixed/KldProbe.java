@@ -3,16 +3,17 @@ package lowbit.quant.mixed;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
-import lowbit.eval.KlDivergence;
+import lowbit.tensor.VectorMath;
 import lowbit.model.Linear;
 import lowbit.model.Transformer;
 import lowbit.progress.Progress;
 
 /**
  * The instrument mixed precision measures with: the mean KL divergence KL(P_float || P_model) per window, over a
- * fixed set of token windows, of the model as it is now, or with some linears' weights swapped for others.
+ * fixed set of token windows, of the model as it is now, or with some linears' weights swapped for others; the same
+ * quantity as {@link lowbit.eval.KlDivergence} (exact over the vocabulary, sums in double).
  *
- * <p>The float model's next-token log-probabilities are computed once, when the probe is made, and kept in memory
+ * <p>The float model's next-token probabilities are computed once, when the probe is made, and kept in memory
  * (windows x (seqlen - 1) x vocab floats). The input of every block under the model's current weights is kept
  * too, so a measurement that changes linears of layer l and later reruns only blocks l.. and the head: measuring
  * every linear of a 30-layer model one at a time costs about half of 210 full passes. Nothing is approximated:
@@ -23,7 +24,9 @@ public final class KldProbe {
     private final int[][] windows;
     private final int seqlen;
     private final int vocab;
-    private final float[][] reference;  // [window][(seqlen - 1) * vocab]
+    private final float[][] reference;  // [window][(seqlen - 1) * vocab]: the float model's probabilities
+    private final double[][] negEntropy; // [window][position]: sum_j p_j log p_j of the float model
+    private final double[][] mass;       // [window][position]: sum_j p_j as stored (1 up to float rounding)
     private float[][][] inputs;         // [layer][window][seqlen * hidden], under the current weights
     private Measurement current;
 
@@ -38,17 +41,6 @@ public final class KldProbe {
 
         public double meanNll() {
             return Arrays.stream(nll).average().orElseThrow();
-        }
-
-        /** The mean KL over the windows whose index has the given parity (0: even, 1: odd), for split-half checks. */
-        public double halfKld(int parity) {
-            double s = 0;
-            int n = 0;
-            for (int w = parity; w < kld.length; w += 2) {
-                s += kld[w];
-                n++;
-            }
-            return s / n;
         }
     }
 
@@ -65,6 +57,8 @@ public final class KldProbe {
         if (floats > Integer.MAX_VALUE * (long) windows.length || (long) (seqlen - 1) * vocab > Integer.MAX_VALUE - 8)
             throw new IllegalArgumentException("probe windows of " + seqlen + " tokens x " + vocab + " vocabulary are too long for one array");
         this.reference = new float[windows.length][];
+        this.negEntropy = new double[windows.length][seqlen - 1];
+        this.mass = new double[windows.length][seqlen - 1];
     }
 
     /**
@@ -83,8 +77,13 @@ public final class KldProbe {
                     model.block(l, x, p.seqlen);
                 }
                 float[] ref = new float[(p.seqlen - 1) * p.vocab];
+                int window = w;
                 model.nextTokenLogProbsOfHidden(x, p.seqlen, (lp, t) -> {
-                    if (t < p.seqlen - 1) System.arraycopy(lp, 0, ref, t * p.vocab, p.vocab);
+                    VectorMath.exp(lp, 0, ref, t * p.vocab, p.vocab, 1f, 0f);
+                    p.negEntropy[window][t] = VectorMath.dotDouble(ref, t * p.vocab, lp, 0, p.vocab);
+                    double m = 0;
+                    for (int j = 0; j < p.vocab; j++) m += ref[t * p.vocab + j];
+                    p.mass[window][t] = m;
                 });
                 p.reference[w] = ref;
                 task.step(1);
@@ -157,7 +156,6 @@ public final class KldProbe {
         int layers = model.config().numLayers();
         if (first < 0 || first >= layers) throw new IllegalArgumentException("first layer " + first + " is outside 0.." + (layers - 1));
         double[] kld = new double[windows.length], nll = new double[windows.length];
-        ThreadLocal<float[]> p = ThreadLocal.withInitial(() -> new float[vocab]);
         for (int w = 0; w < windows.length; w++) {
             float[] x = inputs[first][w].clone();
             for (int l = first; l < layers; l++) {
@@ -166,11 +164,14 @@ public final class KldProbe {
             }
             double[] perPosition = new double[seqlen - 1], nllPosition = new double[seqlen - 1];
             float[] ref = reference[w];
+            double[] h = negEntropy[w], m = mass[w];
             int[] tokens = windows[w];
-            model.nextTokenLogProbsOfHidden(x, seqlen, (lp, t) -> {
-                if (t >= seqlen - 1) return;
-                perPosition[t] = KlDivergence.compare(ref, t * vocab, lp, vocab, p.get()).kld();
-                nllPosition[t] = -lp[tokens[t + 1]];
+            // KL(p || q) = sum p log p - sum p z + lse(z) sum p, with z the logits and log q = z - lse(z): the same
+            // terms KlDivergence.compare sums entry by entry, without writing the log-softmax row
+            model.nextTokenLogitsOfHidden(x, seqlen, (t, z, off) -> {
+                double lse = Transformer.logSumExp(z, off, vocab);
+                perPosition[t] = h[t] - VectorMath.dotDouble(ref, t * vocab, z, off, vocab) + lse * m[t];
+                nllPosition[t] = lse - z[off + tokens[t + 1]];
             });
             kld[w] = mean(perPosition);
             nll[w] = mean(nllPosition);

@@ -55,7 +55,7 @@ public final class Sensitivities {
     private final List<Integer> widths;
     private final int probeWidth;
     private final double[] kld;          // per linear at the probe width, NaN when not measured
-    private final double[][] kldHalves;  // [linear][parity]
+    private final double[][] kldWindows; // [linear][window] at the probe width, empty rows when not measured
     private final double[][] hessian;    // [linear][width index]
     private final double[][] fisher;
     private final double[][] relError;
@@ -65,7 +65,7 @@ public final class Sensitivities {
     private final double seconds;
 
     private Sensitivities(List<String> linears, List<String> modules, int[] layers, List<Integer> widths, int probeWidth, double[] kld,
-                          double[][] kldHalves, double[][] hessian, double[][] fisher, double[][] relError, double[] weightKurtosis,
+                          double[][] kldWindows, double[][] hessian, double[][] fisher, double[][] relError, double[] weightKurtosis,
                           double[] activationKurtosis, long positions, double seconds) {
         this.linears = linears;
         this.modules = modules;
@@ -73,7 +73,7 @@ public final class Sensitivities {
         this.widths = widths;
         this.probeWidth = probeWidth;
         this.kld = kld;
-        this.kldHalves = kldHalves;
+        this.kldWindows = kldWindows;
         this.hessian = hessian;
         this.fisher = fisher;
         this.relError = relError;
@@ -130,9 +130,8 @@ public final class Sensitivities {
             }, progress);
         }
         double[] kld = new double[n];
-        double[][] halves = new double[n][2];
+        double[][] perWindow = new double[n][0];
         java.util.Arrays.fill(kld, Double.NaN);
-        for (double[] hh : halves) java.util.Arrays.fill(hh, Double.NaN);
         long positions = 0;
         if (probe != null) {
             positions = probe.positions();
@@ -142,10 +141,7 @@ public final class Sensitivities {
                     task.message(lin.name());
                     KldProbe.Measurement m = probe.with(Map.of(lin, candidates.get(lin.name(), probeWidth).dequantize()));
                     kld[i] = m.meanKld();
-                    if (probe.windows() >= 2) {
-                        halves[i][0] = m.halfKld(0);
-                        halves[i][1] = m.halfKld(1);
-                    }
+                    perWindow[i] = m.kld();
                     task.step(1);
                 }
             }
@@ -153,7 +149,7 @@ public final class Sensitivities {
         List<String> names = all.stream().map(Linear::name).toList();
         List<String> modules = all.stream().map(Linear::module).toList();
         int[] layers = all.stream().mapToInt(Linear::layer).toArray();
-        return new Sensitivities(names, modules, layers, widths, probeWidth, kld, halves, hessian, fisher, rel, wk, ak, positions,
+        return new Sensitivities(names, modules, layers, widths, probeWidth, kld, perWindow, hessian, fisher, rel, wk, ak, positions,
                 (System.nanoTime() - t0) / 1e9);
     }
 
@@ -187,13 +183,54 @@ public final class Sensitivities {
      * ones: how stable the measured ranking is at half the tokens (NaN without a measurement on >= 2 windows).
      */
     public double splitHalfCorrelation() {
-        if (!measured() || Double.isNaN(kldHalves[0][0])) return Double.NaN;
+        return splitHalfCorrelation(measured() ? kldWindows[0].length : 0);
+    }
+
+    /**
+     * {@link #splitHalfCorrelation()} over the first {@code windows} windows only (even ones against odd ones): how the
+     * ranking's stability grows with the tokens measured, from one measurement (NaN below 2 windows).
+     */
+    public double splitHalfCorrelation(int windows) {
+        if (!measured() || windows < 2 || windows > kldWindows[0].length) return Double.NaN;
         double[] a = new double[linears.size()], b = new double[linears.size()];
         for (int i = 0; i < a.length; i++) {
-            a[i] = kldHalves[i][0];
-            b[i] = kldHalves[i][1];
+            a[i] = half(kldWindows[i], windows, 0);
+            b[i] = half(kldWindows[i], windows, 1);
         }
         return spearman(a, b);
+    }
+
+    private static double half(double[] v, int windows, int parity) {
+        double s = 0;
+        int n = 0;
+        for (int w = parity; w < windows; w += 2) {
+            s += v[w];
+            n++;
+        }
+        return s / n;
+    }
+
+    /** Windows measured per linear (0 when not measured). */
+    public int windows() {
+        return measured() ? kldWindows[0].length : 0;
+    }
+
+    /**
+     * Split-half rank correlation at 2, 4, ... windows (every even prefix of the windows measured), with the Spearman-Brown
+     * reliability of the whole prefix: what the default token budget is chosen from.
+     */
+    public Table reliability() {
+        Table t = Table.create("ranking stability against tokens measured", IntColumn.create("windows"), IntColumn.create("tokens"),
+                DoubleColumn.create("split_half_spearman"), DoubleColumn.create("spearman_brown"));
+        long perWindow = windows() == 0 ? 0 : positions / windows();
+        for (int w = 2; w <= windows(); w += 2) {
+            double r = splitHalfCorrelation(w);
+            t.intColumn("windows").append(w);
+            t.intColumn("tokens").append((int) (w * perWindow));
+            t.doubleColumn("split_half_spearman").append(r);
+            t.doubleColumn("spearman_brown").append(2 * r / (1 + r));
+        }
+        return t;
     }
 
     /** The Spearman-Brown step-up of {@link #splitHalfCorrelation}: the expected reliability at the full token count. */
@@ -269,8 +306,8 @@ public final class Sensitivities {
             t.stringColumn("module").append(modules.get(i));
             t.stringColumn("name").append(linears.get(i));
             t.doubleColumn("kld").append(kld[i]);
-            t.doubleColumn("kld_even").append(kldHalves[i][0]);
-            t.doubleColumn("kld_odd").append(kldHalves[i][1]);
+            t.doubleColumn("kld_even").append(measured() && windows() >= 2 ? half(kldWindows[i], windows(), 0) : Double.NaN);
+            t.doubleColumn("kld_odd").append(measured() && windows() >= 2 ? half(kldWindows[i], windows(), 1) : Double.NaN);
             t.doubleColumn("weight_kurtosis").append(weightKurtosis[i]);
             t.doubleColumn("activation_kurtosis").append(activationKurtosis[i]);
             for (int j = 0; j < widths.size(); j++) {
