@@ -77,6 +77,8 @@ final class AllocateBench implements Callable<Integer>, MemoryEstimated {
                 allocation.refine, modelOptions.threads(), CodeVersion.current(), BenchCommand.Eval.loadAverage());
         try (Checkpoint ckpt = modelOptions.open(); Transformer model = modelOptions.load(ckpt)) {
             recipe.validate(model);
+            Map<String, Double> targets = new LinkedHashMap<>();
+            for (String budget : runBudgets) targets.put(budget, allocation.target(model, recipe, budget));
             var tok = Checkpoints.tokenizer(ckpt);
             KldProbe heldOut = null;
             if (heldOutWindows > 0) {
@@ -98,13 +100,13 @@ final class AllocateBench implements Callable<Integer>, MemoryEstimated {
                 session.timings().forEach((k, v) -> System.out.printf(Locale.ROOT, "  %s %.1f", k.replace("_seconds", ""), v));
                 System.out.println();
                 if (s.measured()) {
-                    System.out.printf(Locale.ROOT, "  sensitivity: %d linears at %d bits, %d tokens each, %.2f s per linear%n", s.linears().size(),
-                            s.probeWidth(), s.positions(), session.timings().get("sensitivity_seconds") / s.linears().size());
+                    System.out.printf(Locale.ROOT, "  sensitivity: %d linears at %s bits, %d tokens each, %.2f s per linear%n", s.linears().size(),
+                            s.probeWidths(), s.positions(), session.timings().get("sensitivity_seconds") / s.linears().size());
                     print(s.reliability());
                     print(s.correlations());
                 }
                 for (String budget : runBudgets) {
-                    double target = AllocationOptions.target(session.candidates(), budget);
+                    double target = targets.get(budget);
                     if (heldOut != null && done.stream().anyMatch(e -> e.seed() == seed && e.method().equals(allocation.method) && e.target() == target)) {
                         System.out.printf(Locale.ROOT, "  budget %s: already measured in %s%n", budget, entries);
                         continue;
@@ -184,7 +186,7 @@ final class AllocateBench implements Callable<Integer>, MemoryEstimated {
             if (heldOutWindows == 0) return m;
             Map<String, Long> parts = new LinkedHashMap<>(m.parts());
             long tokens = (long) heldOutWindows * allocation.windowTokens;
-            parts.merge("float log-probabilities", 4 * tokens * ckpt.config().vocabSize(), Long::sum);
+            parts.merge("float log-probabilities", 2 * 4 * tokens * ckpt.config().vocabSize(), Long::sum);
             parts.merge("block inputs", 4 * tokens * ckpt.config().hiddenSize() * ckpt.config().numLayers(), Long::sum);
             return new MemoryEstimate(m.job(), parts, m.remedy() + ", or fewer --held-out-windows");
         }

@@ -40,15 +40,15 @@ final class AllocateCommand implements Callable<Integer>, MemoryEstimated {
         long t0 = System.nanoTime();
         try (Checkpoint ckpt = modelOptions.open(); Transformer model = modelOptions.load(ckpt)) {
             recipe.validate(model);
+            double target = allocation.target(model, recipe, allocation.budget);
             MixedPrecision.Session session = MixedPrecision.prepare(model, () -> modelOptions.load(ckpt), Checkpoints.tokenizer(ckpt), recipe,
                     allocation.grid(), allocation.widths(), allocation.windows(quantOptions.seed), allocation.probeBits,
                     p == Sensitivities.Predictor.KLD, Progress.terminal());
-            double target = allocation.target(session.candidates());
             MixedPrecision.Result r = session.allocate(target, p, allocation.granularity(), allocation.refine, Progress.terminal());
             session.write(out, r);
             var ref = r.refinement();
             if (session.sensitivities().measured())
-                System.out.printf(Locale.ROOT, "sensitivity: %d linears by KL divergence at %d bits on %d tokens each; split-half Spearman %.3f%n",
+                System.out.printf(Locale.ROOT, "sensitivity: %d linears by KL divergence at %s bits on %d tokens each; split-half Spearman %.3f%n",
                         session.candidates().linears().size(), allocation.probeBits, session.sensitivities().positions(),
                         session.sensitivities().splitHalfCorrelation());
             System.out.printf(Locale.ROOT, "selection windows: knapsack KLD %.4f, uniform w%d KLD %.4f, chosen (%s) %.4f after %d swaps%n",

@@ -50,8 +50,10 @@ final class AllocationOptions {
     @Option(names = "--window-tokens", defaultValue = "512", paramLabel = "L", description = "tokens per window (default: ${DEFAULT-VALUE})")
     int windowTokens;
 
-    @Option(names = "--probe-bits", defaultValue = "3", paramLabel = "B", description = "width each linear's KL divergence is measured at (default: ${DEFAULT-VALUE})")
-    int probeBits;
+    @Option(names = "--probe-bits", defaultValue = "2,3", split = ",", paramLabel = "B,B,...",
+            description = "widths each linear's KL divergence is measured at; the others are carried from the nearest by the"
+                    + " Hessian-error ratio (default: ${DEFAULT-VALUE})")
+    List<Integer> probeBits;
 
     List<Integer> widths() {
         return Candidates.checkWidths(candidates);
@@ -79,8 +81,9 @@ final class AllocationOptions {
         predictor();
         granularity();
         if (refine < 0) throw new IllegalArgumentException("--refine must be >= 0, got " + refine);
-        if (predictor() == Sensitivities.Predictor.KLD && !widths.contains(probeBits))
-            throw new IllegalArgumentException("--probe-bits " + probeBits + " is not one of --candidates " + widths);
+        if (predictor() == Sensitivities.Predictor.KLD)
+            for (int b : probeBits)
+                if (!widths.contains(b)) throw new IllegalArgumentException("--probe-bits " + probeBits + ": " + b + " is not one of --candidates " + widths);
     }
 
     QuantizationRecipe recipe(QuantOptions quantOptions) {
@@ -92,14 +95,14 @@ final class AllocationOptions {
         return quantOptions.recipe(spec, null);
     }
 
-    /** --budget as bits per weight: a number, or wB for uniform B-bit's exact figure on these candidates. */
-    double target(Candidates c) {
-        return target(c, budget);
-    }
-
-    /** {@code budget} (a number, or wB) as bits per weight on these candidates. */
-    static double target(Candidates c, String budget) {
+    /**
+     * --budget as bits per weight on {@code model}'s block linears: a number, or wB for uniform B-bit's exact figure;
+     * checked against the candidates' range before anything is measured.
+     */
+    double target(lowbit.model.Transformer model, QuantizationRecipe recipe, String budget) {
+        boolean groupIndex = "gptq".equals(method) && recipe.gptq().layer().actOrder() && !recipe.gptq().layer().staticGroups();
         String b = budget.trim().toLowerCase(Locale.ROOT);
+        double target;
         if (b.startsWith("w")) {
             int bits;
             try {
@@ -107,15 +110,20 @@ final class AllocationOptions {
             } catch (NumberFormatException e) {
                 throw new IllegalArgumentException("--budget must be bits per weight (e.g. 3.5) or wB (e.g. w4), got '" + budget + "'");
             }
-            if (!c.widths().contains(bits))
-                throw new IllegalArgumentException("--budget " + budget + ": " + bits + " is not one of --candidates " + c.widths());
-            return c.bitsPerWeight(Allocations.uniform(c, bits)) + 1e-9;
+            if (!widths().contains(bits))
+                throw new IllegalArgumentException("--budget " + budget + ": " + bits + " is not one of --candidates " + widths());
+            // uniform's own figure, and a hair over it: storage / parameters as a double can fall below the exact ratio
+            target = Allocations.uniformBitsPerWeight(model, grid(), bits, groupIndex) + 1e-9;
+        } else {
+            try {
+                target = Double.parseDouble(b);
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException("--budget must be bits per weight (e.g. 3.5) or wB (e.g. w4), got '" + budget + "'");
+            }
+            if (!Double.isFinite(target)) throw new IllegalArgumentException("--budget must be a finite number of bits per weight, got '" + budget + "'");
         }
-        try {
-            return Double.parseDouble(b);
-        } catch (NumberFormatException e) {
-            throw new IllegalArgumentException("--budget must be bits per weight (e.g. 3.5) or wB (e.g. w4), got '" + budget + "'");
-        }
+        Allocations.uniformWidth(model, grid(), widths(), groupIndex, target);
+        return target;
     }
 
     MemoryEstimate memoryEstimate(ModelConfig cfg, QuantOptions quantOptions) {

@@ -79,14 +79,14 @@ public record MemoryEstimate(String job, Map<String, Long> parts, String remedy)
     /**
      * A mixed-precision allocation ({@code lowbit.quant.mixed}): the float model and, for GPTQ's candidates, one fresh
      * copy at a time; the quantized codes of every candidate width (a byte per weight each); and for the probes'
-     * {@code windows} of {@code seqlen} tokens the float log-probabilities (vocab floats per scored position) and every
+     * {@code windows} of {@code seqlen} tokens the float probabilities and log-probabilities (2 x vocab floats per scored position) and every
      * block's input (hidden floats per token per layer).
      */
     public static MemoryEstimate allocation(ModelConfig cfg, QuantizationRecipe recipe, int widths, int windows, int seqlen) {
         Builder b = new Builder("allocate", cfg).models("gptq".equals(recipe.spec().method()) ? 2 : 1).forward(seqlen).quantization(recipe);
         long tokens = (long) windows * seqlen;
         b.atLeast("candidate codes", (long) widths * b.linearWeights());
-        b.atLeast("float log-probabilities", 4 * tokens * cfg.vocabSize());
+        b.atLeast("float log-probabilities", 2 * 4 * tokens * cfg.vocabSize());
         b.atLeast("block inputs", 4 * tokens * cfg.hiddenSize() * cfg.numLayers());
         return b.build("fewer --sensitivity-windows or --selection-windows, or a smaller --window-tokens");
     }

@@ -4,7 +4,6 @@ import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -117,25 +116,25 @@ public final class VectorMath {
     }
 
     private static final VectorSpecies<Double> D = DoubleVector.SPECIES_PREFERRED;
-    private static final VectorSpecies<Float> HALF = VectorSpecies.of(float.class, VectorShape.forBitSize(D.vectorBitSize() / 2));
 
     /**
-     * sum_j a[aFrom + j] * b[bFrom + j] for j < n with every product and sum in double (float products are exact in
-     * double): lane-wise fma, then the lanes in order, then the tail. For dot products whose value is later differenced
-     * with another of similar size, where float accumulation would lose the difference.
+     * sum_j p[pFrom + j] * (logP[pFrom + j] - (z[zFrom + j] - shift)) for j < n: KL(P || Q) over one row, with Q's log
+     * probabilities given as logits z and their log-sum-exp {@code shift}. Every term is small where P has mass (the two
+     * log-probabilities nearly agree), so float lanes lose nothing a double sum would keep; lanes are added in index
+     * order, then the tail (fixed order: the same bits on any thread count).
      */
-    public static double dotDouble(float[] a, int aFrom, float[] b, int bFrom, int n) {
-        DoubleVector acc = DoubleVector.zero(D);
-        int step = D.length(), j = 0;
-        for (int upper = n - step; j <= upper; j += step) {
-            DoubleVector x = (DoubleVector) FloatVector.fromArray(HALF, a, aFrom + j).convertShape(VectorOperators.F2D, D, 0);
-            DoubleVector y = (DoubleVector) FloatVector.fromArray(HALF, b, bFrom + j).convertShape(VectorOperators.F2D, D, 0);
-            acc = x.fma(y, acc);
+    public static double klDivergence(float[] p, float[] logP, int pFrom, float[] z, int zFrom, float shift, int n) {
+        FloatVector acc = FloatVector.zero(S);
+        int j = 0;
+        for (; j + L <= n; j += L) {
+            FloatVector d = FloatVector.fromArray(S, logP, pFrom + j).sub(FloatVector.fromArray(S, z, zFrom + j)).add(shift);
+            acc = FloatVector.fromArray(S, p, pFrom + j).fma(d, acc);
         }
-        double[] lanes = acc.toArray();
+        float[] lanes = new float[L];
+        acc.intoArray(lanes, 0);
         double s = 0;
-        for (double lane : lanes) s += lane;
-        for (; j < n; j++) s += (double) a[aFrom + j] * b[bFrom + j];
+        for (float lane : lanes) s += lane;
+        for (; j < n; j++) s += (double) p[pFrom + j] * (logP[pFrom + j] - (z[zFrom + j] - shift));
         return s;
     }
 

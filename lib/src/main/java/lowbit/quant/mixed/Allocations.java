@@ -11,6 +11,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.function.Predicate;
+import lowbit.quant.QuantConfig;
 
 /**
  * Allocations of candidate widths to the block linears under a storage budget of {@code budget x parameters} bits
@@ -84,17 +85,54 @@ public final class Allocations {
      * with the achievable range, so that every allocation here has uniform as a candidate.
      */
     public static int uniformWidth(Candidates c, double target) {
-        long budget = budgetBits(c, target);
-        List<Integer> widths = c.widths();
-        double lo = c.bitsPerWeight(uniform(c, widths.get(0))), hi = c.bitsPerWeight(uniform(c, widths.getLast()));
-        boolean below = storage(c, uniform(c, widths.get(0))) > budget;
+        long[] uniform = new long[c.widths().size()];
+        long params = 0;
+        for (String l : c.linears()) {
+            params += c.parameters(l);
+            for (int j = 0; j < uniform.length; j++) uniform[j] += c.storageBits(l, c.widths().get(j));
+        }
+        return uniformWidth(c.widths(), uniform, params, target);
+    }
+
+    /**
+     * {@link #uniformWidth(Candidates, double)} before any candidate exists, from the shapes of {@code model}'s block
+     * linears on {@code grid} ({@code groupIndex}: GPTQ act-order's 32-bit group index per column is stored): a budget
+     * outside the range is refused before minutes of measuring.
+     */
+    public static int uniformWidth(lowbit.model.Transformer model, QuantConfig grid, List<Integer> widths, boolean groupIndex, double target) {
+        long[] uniform = new long[widths.size()];
+        long params = 0;
+        for (int l = 0; l < model.config().numLayers(); l++)
+            for (var lin : model.blockLinears(l)) {
+                params += (long) lin.outFeatures() * lin.inFeatures();
+                for (int j = 0; j < uniform.length; j++)
+                    uniform[j] += LayerOption.storageBits(lin.outFeatures(), lin.inFeatures(), grid.withBits(widths.get(j)), groupIndex);
+            }
+        return uniformWidth(widths, uniform, params, target);
+    }
+
+    /** Bits per weight of uniform {@code bits} from the shapes alone, as {@link #uniformWidth(lowbit.model.Transformer, QuantConfig, List, boolean, double)} counts. */
+    public static double uniformBitsPerWeight(lowbit.model.Transformer model, QuantConfig grid, int bits, boolean groupIndex) {
+        long storage = 0, params = 0;
+        for (int l = 0; l < model.config().numLayers(); l++)
+            for (var lin : model.blockLinears(l)) {
+                params += (long) lin.outFeatures() * lin.inFeatures();
+                storage += LayerOption.storageBits(lin.outFeatures(), lin.inFeatures(), grid.withBits(bits), groupIndex);
+            }
+        return (double) storage / params;
+    }
+
+    private static int uniformWidth(List<Integer> widths, long[] uniform, long params, double target) {
+        long budget = BigDecimal.valueOf(target).multiply(BigDecimal.valueOf(params)).setScale(0, RoundingMode.FLOOR).longValueExact();
+        double lo = (double) uniform[0] / params, hi = (double) uniform[uniform.length - 1] / params;
+        boolean below = uniform[0] > budget;
         if (below || target > hi + 1e-9)
             throw new IllegalArgumentException(String.format(Locale.ROOT,
                     "--budget %s bits/weight is %s: candidates %s give %.4f (all %d-bit) .. %.4f (all %d-bit) bits/weight on this model",
                     BigDecimal.valueOf(target).toPlainString(), below ? "below the smallest candidate's" : "above the largest candidate's",
                     widths, lo, widths.get(0), hi, widths.getLast()));
         int best = widths.get(0);
-        for (int b : widths) if (storage(c, uniform(c, b)) <= budget) best = b;
+        for (int j = 0; j < widths.size(); j++) if (uniform[j] <= budget) best = widths.get(j);
         return best;
     }
 

@@ -13,8 +13,8 @@ import lowbit.progress.Progress;
  * fixed set of token windows, of the model as it is now, or with some linears' weights swapped for others; the same
  * quantity as {@link lowbit.eval.KlDivergence} (exact over the vocabulary, sums in double).
  *
- * <p>The float model's next-token probabilities are computed once, when the probe is made, and kept in memory
- * (windows x (seqlen - 1) x vocab floats). The input of every block under the model's current weights is kept
+ * <p>The float model's next-token probabilities and log-probabilities are computed once, when the probe is made, and
+ * kept in memory (2 x windows x (seqlen - 1) x vocab floats). The input of every block under the model's current weights is kept
  * too, so a measurement that changes linears of layer l and later reruns only blocks l.. and the head: measuring
  * every linear of a 30-layer model one at a time costs about half of 210 full passes. Nothing is approximated:
  * a measurement equals a full forward pass of the changed model (the same blocks on the same inputs).
@@ -25,8 +25,7 @@ public final class KldProbe {
     private final int seqlen;
     private final int vocab;
     private final float[][] reference;  // [window][(seqlen - 1) * vocab]: the float model's probabilities
-    private final double[][] negEntropy; // [window][position]: sum_j p_j log p_j of the float model
-    private final double[][] mass;       // [window][position]: sum_j p_j as stored (1 up to float rounding)
+    private final float[][] logReference; // the same rows' log-probabilities
     private float[][][] inputs;         // [layer][window][seqlen * hidden], under the current weights
     private Measurement current;
 
@@ -57,8 +56,7 @@ public final class KldProbe {
         if (floats > Integer.MAX_VALUE * (long) windows.length || (long) (seqlen - 1) * vocab > Integer.MAX_VALUE - 8)
             throw new IllegalArgumentException("probe windows of " + seqlen + " tokens x " + vocab + " vocabulary are too long for one array");
         this.reference = new float[windows.length][];
-        this.negEntropy = new double[windows.length][seqlen - 1];
-        this.mass = new double[windows.length][seqlen - 1];
+        this.logReference = new float[windows.length][];
     }
 
     /**
@@ -76,16 +74,13 @@ public final class KldProbe {
                     p.inputs[l][w] = x.clone();
                     model.block(l, x, p.seqlen);
                 }
-                float[] ref = new float[(p.seqlen - 1) * p.vocab];
-                int window = w;
+                float[] ref = new float[(p.seqlen - 1) * p.vocab], log = new float[ref.length];
                 model.nextTokenLogProbsOfHidden(x, p.seqlen, (lp, t) -> {
+                    System.arraycopy(lp, 0, log, t * p.vocab, p.vocab);
                     VectorMath.exp(lp, 0, ref, t * p.vocab, p.vocab, 1f, 0f);
-                    p.negEntropy[window][t] = VectorMath.dotDouble(ref, t * p.vocab, lp, 0, p.vocab);
-                    double m = 0;
-                    for (int j = 0; j < p.vocab; j++) m += ref[t * p.vocab + j];
-                    p.mass[window][t] = m;
                 });
                 p.reference[w] = ref;
+                p.logReference[w] = log;
                 task.step(1);
             }
         }
@@ -163,14 +158,13 @@ public final class KldProbe {
                 model.block(l, x, seqlen);
             }
             double[] perPosition = new double[seqlen - 1], nllPosition = new double[seqlen - 1];
-            float[] ref = reference[w];
-            double[] h = negEntropy[w], m = mass[w];
+            float[] ref = reference[w], log = logReference[w];
             int[] tokens = windows[w];
-            // KL(p || q) = sum p log p - sum p z + lse(z) sum p, with z the logits and log q = z - lse(z): the same
-            // terms KlDivergence.compare sums entry by entry, without writing the log-softmax row
+            // KL(p || q) = sum p (log p - log q) with log q = z - lse(z): the terms KlDivergence.compare sums, from the
+            // logits, without writing the log-softmax row
             model.nextTokenLogitsOfHidden(x, seqlen, (t, z, off) -> {
                 double lse = Transformer.logSumExp(z, off, vocab);
-                perPosition[t] = h[t] - VectorMath.dotDouble(ref, t * vocab, z, off, vocab) + lse * m[t];
+                perPosition[t] = VectorMath.klDivergence(ref, log, t * vocab, z, off, (float) lse, vocab);
                 nllPosition[t] = lse - z[off + tokens[t + 1]];
             });
             kld[w] = mean(perPosition);

@@ -131,7 +131,7 @@ public final class MixedPrecision {
             m.put("target_bits_per_weight", r.target());
             m.put("predictor", r.predictor().label());
             m.put("granularity", r.granularity().label());
-            m.put("probe_width", sensitivities.probeWidth());
+            m.put("probe_widths", sensitivities.probeWidths());
             m.put("windows", windows.describe());
             m.put("windows_sha256", draw.windowsSha256());
             if (candidates.calibration() != null) m.put("calibration", candidates.calibration());
@@ -170,10 +170,10 @@ public final class MixedPrecision {
 
     /**
      * Draws the windows, builds the candidates and measures the sensitivities ({@code measure}: by KL divergence at
-     * {@code probeWidth}; proxies always) of {@code floatModel}, which is left as it was.
+     * each of {@code probeWidths}; proxies always) of {@code floatModel}, which is left as it was.
      */
     public static Session prepare(Transformer floatModel, Supplier<Transformer> fresh, Tokenizer tokenizer, QuantizationRecipe recipe,
-                                  QuantConfig grid, List<Integer> widths, Windows windows, int probeWidth, boolean measure,
+                                  QuantConfig grid, List<Integer> widths, Windows windows, List<Integer> probeWidths, boolean measure,
                                   Progress progress) {
         Map<String, Double> timings = new LinkedHashMap<>();
         long t0 = System.nanoTime();
@@ -189,7 +189,7 @@ public final class MixedPrecision {
         KldProbe selection = KldProbe.of(floatModel, sel, progress);
         timings.put("reference_seconds", (System.nanoTime() - t1) / 1e9);
         long t2 = System.nanoTime();
-        Sensitivities s = Sensitivities.measure(candidates, floatModel, sens, sensProbe, probeWidth, progress);
+        Sensitivities s = Sensitivities.measure(candidates, floatModel, sens, sensProbe, probeWidths, progress);
         timings.put("sensitivity_seconds", (System.nanoTime() - t2) / 1e9);
         return new Session(floatModel, candidates, s, selection, windows, draw, timings);
     }

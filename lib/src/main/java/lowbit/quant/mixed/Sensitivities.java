@@ -53,8 +53,10 @@ public final class Sensitivities {
     private final List<String> modules;
     private final int[] layers;
     private final List<Integer> widths;
-    private final int probeWidth;
+    private final List<Integer> probeWidths;
+    private final int probeWidth;        // the first probe width: the one split halves and correlations are reported at
     private final double[] kld;          // per linear at the probe width, NaN when not measured
+    private final double[][] kldAt;      // [linear][width index], NaN where not measured
     private final double[][] kldWindows; // [linear][window] at the probe width, empty rows when not measured
     private final double[][] hessian;    // [linear][width index]
     private final double[][] fisher;
@@ -64,15 +66,18 @@ public final class Sensitivities {
     private final long positions;
     private final double seconds;
 
-    private Sensitivities(List<String> linears, List<String> modules, int[] layers, List<Integer> widths, int probeWidth, double[] kld,
-                          double[][] kldWindows, double[][] hessian, double[][] fisher, double[][] relError, double[] weightKurtosis,
+    private Sensitivities(List<String> linears, List<String> modules, int[] layers, List<Integer> widths, List<Integer> probeWidths,
+                          double[][] kldAt, double[][] kldWindows, double[][] hessian, double[][] fisher, double[][] relError, double[] weightKurtosis,
                           double[] activationKurtosis, long positions, double seconds) {
         this.linears = linears;
         this.modules = modules;
         this.layers = layers;
         this.widths = widths;
-        this.probeWidth = probeWidth;
-        this.kld = kld;
+        this.probeWidths = List.copyOf(probeWidths);
+        this.probeWidth = probeWidths.isEmpty() ? widths.get(0) : probeWidths.get(0);
+        this.kldAt = kldAt;
+        this.kld = new double[linears.size()];
+        for (int i = 0; i < kld.length; i++) kld[i] = kldAt[i][widths.indexOf(probeWidth)];
         this.kldWindows = kldWindows;
         this.hessian = hessian;
         this.fisher = fisher;
@@ -85,14 +90,18 @@ public final class Sensitivities {
 
     /**
      * The proxies at every width from a calibration pass over {@code floatModel} on {@code calibration}, and, when
-     * {@code probe} is given, each linear's KL divergence at {@code probeWidth} measured on the probe's windows.
+     * {@code probe} is given, each linear's KL divergence at each of {@code probeWidths} measured on the probe's windows
+     * (the first is the one whose split halves and correlations are reported).
      */
-    public static Sensitivities measure(Candidates candidates, Transformer floatModel, int[][] calibration, KldProbe probe, int probeWidth,
-                                        Progress progress) {
+    public static Sensitivities measure(Candidates candidates, Transformer floatModel, int[][] calibration, KldProbe probe,
+                                        List<Integer> probeWidths, Progress progress) {
         long t0 = System.nanoTime();
         List<Integer> widths = candidates.widths();
-        if (probe != null && !widths.contains(probeWidth))
-            throw new IllegalArgumentException("probe width " + probeWidth + " is not a candidate " + widths);
+        if (probe != null && probeWidths.isEmpty()) throw new IllegalArgumentException("--probe-bits: give at least one width");
+        for (int b : probeWidths)
+            if (!widths.contains(b)) throw new IllegalArgumentException("--probe-bits " + probeWidths + ": " + b + " is not one of --candidates " + widths);
+        if (new java.util.HashSet<>(probeWidths).size() != probeWidths.size())
+            throw new IllegalArgumentException("--probe-bits " + probeWidths + " lists a width twice");
         List<Linear> all = new ArrayList<>();
         for (int l = 0; l < floatModel.config().numLayers(); l++) all.addAll(floatModel.blockLinears(l));
         int n = all.size(), k = widths.size();
@@ -129,27 +138,30 @@ public final class Sensitivities {
                 }
             }, progress);
         }
-        double[] kld = new double[n];
+        double[][] kldAt = new double[n][k];
         double[][] perWindow = new double[n][0];
-        java.util.Arrays.fill(kld, Double.NaN);
+        for (double[] row : kldAt) java.util.Arrays.fill(row, Double.NaN);
         long positions = 0;
+        List<Integer> probes = probe == null ? List.of() : probeWidths;
         if (probe != null) {
             positions = probe.positions();
-            try (Progress.Task task = progress.start("sensitivity (kld)", n, "linear")) {
+            try (Progress.Task task = progress.start("sensitivity (kld)", (long) n * probes.size(), "linear")) {
                 for (int i = 0; i < n; i++) {
                     Linear lin = all.get(i);
                     task.message(lin.name());
-                    KldProbe.Measurement m = probe.with(Map.of(lin, candidates.get(lin.name(), probeWidth).dequantize()));
-                    kld[i] = m.meanKld();
-                    perWindow[i] = m.kld();
-                    task.step(1);
+                    for (int b : probes) {
+                        KldProbe.Measurement m = probe.with(Map.of(lin, candidates.get(lin.name(), b).dequantize()));
+                        kldAt[i][widths.indexOf(b)] = m.meanKld();
+                        if (b == probes.get(0)) perWindow[i] = m.kld();
+                        task.step(1);
+                    }
                 }
             }
         }
         List<String> names = all.stream().map(Linear::name).toList();
         List<String> modules = all.stream().map(Linear::module).toList();
         int[] layers = all.stream().mapToInt(Linear::layer).toArray();
-        return new Sensitivities(names, modules, layers, widths, probeWidth, kld, perWindow, hessian, fisher, rel, wk, ak, positions,
+        return new Sensitivities(names, modules, layers, widths, probes, kldAt, perWindow, hessian, fisher, rel, wk, ak, positions,
                 (System.nanoTime() - t0) / 1e9);
     }
 
@@ -163,6 +175,11 @@ public final class Sensitivities {
 
     public int probeWidth() {
         return probeWidth;
+    }
+
+    /** Every width measured by KL divergence, the first being {@link #probeWidth()}. */
+    public List<Integer> probeWidths() {
+        return probeWidths;
     }
 
     public boolean measured() {
@@ -241,28 +258,43 @@ public final class Sensitivities {
 
     /**
      * Predicted loss of every linear at every width, in nats of KL divergence for {@link Predictor#KLD} (measured at the
-     * probe width, carried to the other widths by the linear's own Hessian-error ratio he(b) / he(probe)) and in the
-     * proxy's own units otherwise: only sums within one predictor are compared.
+     * probe widths, carried to the other widths from the nearest one measured, the lower on a tie, by the linear's own
+     * Hessian-error ratio he(b) / he(measured); then made non-increasing in the width, since more bits on the same grid never
+     * cost more) and in the proxy's own units otherwise: only sums within one predictor are compared.
      */
     public double[][] losses(Predictor p) {
         int n = linears.size(), k = widths.size();
         double[][] out = new double[n][k];
-        int probe = widths.indexOf(probeWidth);
-        for (int i = 0; i < n; i++)
+        if (p == Predictor.KLD && !measured()) throw new IllegalStateException("the kld predictor needs measured sensitivities");
+        for (int i = 0; i < n; i++) {
             for (int j = 0; j < k; j++)
                 out[i][j] = switch (p) {
                     case HESSIAN -> hessian[i][j];
                     case FISHER -> fisher[i][j];
                     case KURTOSIS -> weightKurtosis[i] * relError[i][j];
                     case KLD -> {
-                        if (!measured()) throw new IllegalStateException("the kld predictor needs measured sensitivities");
+                        int m = nearestMeasured(j);
                         // a KL divergence is >= 0 in exact arithmetic; the floor keeps a cost for fewer bits on every linear
-                        double k0 = Math.max(kld[i], 1e-9);
-                        double h0 = hessian[i][probe];
-                        yield j == probe ? k0 : h0 > 0 ? k0 * hessian[i][j] / h0 : k0;
+                        double k0 = Math.max(kldAt[i][m], 1e-9);
+                        double h0 = hessian[i][m];
+                        yield j == m ? k0 : h0 > 0 ? k0 * hessian[i][j] / h0 : k0;
                     }
                 };
+            if (p == Predictor.KLD)
+                for (int j = 1; j < k; j++) out[i][j] = Math.min(out[i][j], out[i][j - 1]);
+        }
         return out;
+    }
+
+    /** The index of the measured width nearest to width index j (the lower on a tie). */
+    private int nearestMeasured(int j) {
+        int best = -1;
+        for (int b : probeWidths) {
+            int m = widths.indexOf(b);
+            if (best < 0 || Math.abs(widths.get(m) - widths.get(j)) < Math.abs(widths.get(best) - widths.get(j))
+                    || (Math.abs(widths.get(m) - widths.get(j)) == Math.abs(widths.get(best) - widths.get(j)) && m < best)) best = m;
+        }
+        return best;
     }
 
     /** Spearman correlation of each predictor with the measured KL divergence at the probe width, over the linears. */
@@ -299,6 +331,7 @@ public final class Sensitivities {
         Table t = Table.create("sensitivity per linear", IntColumn.create("layer"), StringColumn.create("module"), StringColumn.create("name"),
                 DoubleColumn.create("kld"), DoubleColumn.create("kld_even"), DoubleColumn.create("kld_odd"),
                 DoubleColumn.create("weight_kurtosis"), DoubleColumn.create("activation_kurtosis"));
+        for (int b : probeWidths) if (b != probeWidth) t.addColumns(DoubleColumn.create("kld_w" + b));
         for (int b : widths)
             t.addColumns(DoubleColumn.create("hessian_w" + b), DoubleColumn.create("fisher_w" + b), DoubleColumn.create("rel_error_w" + b));
         for (int i = 0; i < linears.size(); i++) {
@@ -306,6 +339,7 @@ public final class Sensitivities {
             t.stringColumn("module").append(modules.get(i));
             t.stringColumn("name").append(linears.get(i));
             t.doubleColumn("kld").append(kld[i]);
+            for (int b : probeWidths) if (b != probeWidth) t.doubleColumn("kld_w" + b).append(kldAt[i][widths.indexOf(b)]);
             t.doubleColumn("kld_even").append(measured() && windows() >= 2 ? half(kldWindows[i], windows(), 0) : Double.NaN);
             t.doubleColumn("kld_odd").append(measured() && windows() >= 2 ? half(kldWindows[i], windows(), 1) : Double.NaN);
             t.doubleColumn("weight_kurtosis").append(weightKurtosis[i]);
