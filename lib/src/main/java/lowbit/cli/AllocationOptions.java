@@ -50,9 +50,9 @@ final class AllocationOptions {
     @Option(names = "--window-tokens", defaultValue = "512", paramLabel = "L", description = "tokens per window (default: ${DEFAULT-VALUE})")
     int windowTokens;
 
-    @Option(names = "--probe-bits", defaultValue = "2,3", split = ",", paramLabel = "B,B,...",
+    @Option(names = "--probe-bits", defaultValue = "3", split = ",", paramLabel = "B,B,...",
             description = "widths each linear's KL divergence is measured at; the others are carried from the nearest by the"
-                    + " Hessian-error ratio (default: ${DEFAULT-VALUE})")
+                    + " squared-error ratio, and a narrower width the knapsack chooses is measured before it is kept (default: ${DEFAULT-VALUE})")
     List<Integer> probeBits;
 
     List<Integer> widths() {

@@ -63,18 +63,23 @@ public final class MixedPrecision {
         }
     }
 
+    /** Rounds of measuring the widths the knapsack chose below every probe width, then solving again. */
+    static final int LAZY_ROUNDS = 4;
+
     /** Everything measured once for one model, method and seed. */
     public static final class Session {
         private final Transformer floatModel;
         private final Candidates candidates;
         private final Sensitivities sensitivities;
         private final KldProbe selection;
+        private final KldProbe sensitivityProbe;
         private final Windows windows;
         private final CalibrationSet draw;
         private final Map<String, Double> timings;
 
-        private Session(Transformer floatModel, Candidates candidates, Sensitivities sensitivities, KldProbe selection, Windows windows,
-                        CalibrationSet draw, Map<String, Double> timings) {
+        private Session(Transformer floatModel, Candidates candidates, Sensitivities sensitivities, KldProbe sensitivityProbe, KldProbe selection,
+                        Windows windows, CalibrationSet draw, Map<String, Double> timings) {
+            this.sensitivityProbe = sensitivityProbe;
             this.floatModel = floatModel;
             this.candidates = candidates;
             this.sensitivities = sensitivities;
@@ -114,6 +119,28 @@ public final class MixedPrecision {
             int base = Allocations.uniformWidth(candidates, target);
             double[][] losses = sensitivities.losses(predictor);
             Map<String, Integer> knapsack = Allocations.knapsack(candidates, losses, granularity, target);
+            if (predictor == Predictor.KLD) {
+                // Carried values are least trusted below the measured widths (2 bits can cost far more than the squared
+                // error ratio says): measure what the knapsack chose there, solve again, until it chooses only measured ones.
+                for (int round = 0; round < LAZY_ROUNDS; round++) {
+                    List<int[]> unmeasured = new java.util.ArrayList<>();
+                    List<String> names = candidates.linears();
+                    int lowestProbe = candidates.widths().indexOf(sensitivities.probeWidths().stream().min(Integer::compare).orElseThrow());
+                    for (int i = 0; i < names.size(); i++) {
+                        int j = candidates.widths().indexOf(knapsack.get(names.get(i)));
+                        if (j < lowestProbe && !sensitivities.measuredAt(i, j)) unmeasured.add(new int[] {i, j});
+                    }
+                    if (unmeasured.isEmpty()) break;
+                    try (Progress.Task task = progress.start("measure chosen widths", unmeasured.size(), "linear")) {
+                        for (int[] ij : unmeasured) {
+                            sensitivities.measureAt(sensitivityProbe, candidates, ij[0], ij[1]);
+                            task.step(1);
+                        }
+                    }
+                    losses = sensitivities.losses(predictor);
+                    knapsack = Allocations.knapsack(candidates, losses, granularity, target);
+                }
+            }
             Map<String, Integer> uniform = Allocations.uniform(candidates, base);
             Refinement.Result r = Refinement.refine(candidates, selection, knapsack, uniform, losses, granularity, target, refine, progress);
             return new Result(target, predictor, granularity, r.bits(), knapsack, base, candidates.bitsPerWeight(r.bits()),
@@ -137,6 +164,7 @@ public final class MixedPrecision {
             if (candidates.calibration() != null) m.put("calibration", candidates.calibration());
             m.put("model_sha256", floatModel.sha256());
             if (sensitivities.measured()) {
+                m.put("lazily_measured", sensitivities.lazilyMeasured());
                 m.put("split_half_spearman", sensitivities.splitHalfCorrelation());
                 m.put("sensitivity_tokens", sensitivities.positions());
             }
@@ -170,7 +198,7 @@ public final class MixedPrecision {
 
     /**
      * Draws the windows, builds the candidates and measures the sensitivities ({@code measure}: by KL divergence at
-     * each of {@code probeWidths}; proxies always) of {@code floatModel}, which is left as it was.
+     * each of {@code probeWidths}, and the Hessian error at the first only; else the proxies at every width) of {@code floatModel}, which is left as it was.
      */
     public static Session prepare(Transformer floatModel, Supplier<Transformer> fresh, Tokenizer tokenizer, QuantizationRecipe recipe,
                                   QuantConfig grid, List<Integer> widths, Windows windows, List<Integer> probeWidths, boolean measure,
@@ -189,8 +217,8 @@ public final class MixedPrecision {
         KldProbe selection = KldProbe.of(floatModel, sel, progress);
         timings.put("reference_seconds", (System.nanoTime() - t1) / 1e9);
         long t2 = System.nanoTime();
-        Sensitivities s = Sensitivities.measure(candidates, floatModel, sens, sensProbe, probeWidths, progress);
+        Sensitivities s = Sensitivities.measure(candidates, floatModel, sens, sensProbe, probeWidths, !measure, progress);
         timings.put("sensitivity_seconds", (System.nanoTime() - t2) / 1e9);
-        return new Session(floatModel, candidates, s, selection, windows, draw, timings);
+        return new Session(floatModel, candidates, s, sensProbe, selection, windows, draw, timings);
     }
 }

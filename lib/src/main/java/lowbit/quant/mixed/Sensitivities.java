@@ -58,6 +58,7 @@ public final class Sensitivities {
     private final double[] kld;          // per linear at the probe width, NaN when not measured
     private final double[][] kldAt;      // [linear][width index], NaN where not measured
     private final double[][] kldWindows; // [linear][window] at the probe width, empty rows when not measured
+    private int lazilyMeasured;
     private final double[][] hessian;    // [linear][width index]
     private final double[][] fisher;
     private final double[][] relError;
@@ -95,6 +96,16 @@ public final class Sensitivities {
      */
     public static Sensitivities measure(Candidates candidates, Transformer floatModel, int[][] calibration, KldProbe probe,
                                         List<Integer> probeWidths, Progress progress) {
+        return measure(candidates, floatModel, calibration, probe, probeWidths, true, progress);
+    }
+
+    /**
+     * As above; without {@code everyHessianWidth} the Hessian-weighted error, which costs rows x columns^2 per linear and
+     * width, is computed at the first probe width only (for the correlation table), and {@link Predictor#HESSIAN} is not
+     * available.
+     */
+    public static Sensitivities measure(Candidates candidates, Transformer floatModel, int[][] calibration, KldProbe probe,
+                                        List<Integer> probeWidths, boolean everyHessianWidth, Progress progress) {
         long t0 = System.nanoTime();
         List<Integer> widths = candidates.widths();
         if (probe != null && probeWidths.isEmpty()) throw new IllegalArgumentException("--probe-bits: give at least one width");
@@ -130,7 +141,8 @@ public final class Sensitivities {
                     ak[i] = inputs.get(lin.input()).pearsonKurtosis();
                     for (int j = 0; j < k; j++) {
                         float[] q = candidates.get(lin.name(), widths.get(j)).dequantize();
-                        hessian[i][j] = hessianError(w, q, hv, lin.outFeatures(), lin.inFeatures(), par);
+                        hessian[i][j] = everyHessianWidth || widths.get(j).equals(probeWidths.isEmpty() ? widths.get(0) : probeWidths.get(0))
+                                ? hessianError(w, q, hv, lin.outFeatures(), lin.inFeatures(), par) : Double.NaN;
                         double err = sumSquaredDifference(w, q);
                         fisher[i][j] = trace / lin.inFeatures() * err;
                         rel[i][j] = norm > 0 ? err / norm : 0;
@@ -227,6 +239,26 @@ public final class Sensitivities {
         return s / n;
     }
 
+    /** Whether linear i's KL divergence at width index j was measured (not carried from another width). */
+    public boolean measuredAt(int i, int j) {
+        return !Double.isNaN(kldAt[i][j]);
+    }
+
+    /**
+     * Measures linear i at width index j with {@code probe} (the probe the sensitivities came from) and keeps the value,
+     * so that {@link #losses} uses it instead of a carried one from now on.
+     */
+    void measureAt(KldProbe probe, Candidates candidates, int i, int j) {
+        String name = linears.get(i);
+        kldAt[i][j] = probe.with(Map.of(probe.model().linear(name), candidates.get(name, widths.get(j)).dequantize())).meanKld();
+        lazilyMeasured++;
+    }
+
+    /** Widths measured after the sensitivities, because an allocation chose them (see MixedPrecision.Session#allocate). */
+    public int lazilyMeasured() {
+        return lazilyMeasured;
+    }
+
     /** Windows measured per linear (0 when not measured). */
     public int windows() {
         return measured() ? kldWindows[0].length : 0;
@@ -258,8 +290,8 @@ public final class Sensitivities {
 
     /**
      * Predicted loss of every linear at every width, in nats of KL divergence for {@link Predictor#KLD} (measured at the
-     * probe widths, carried to the other widths from the nearest one measured, the lower on a tie, by the linear's own
-     * Hessian-error ratio he(b) / he(measured); then made non-increasing in the width, since more bits on the same grid never
+     * probe widths, carried to the other widths from the nearest one measured, the lower on a tie, by the ratio of the
+     * linear's own squared quantization errors ||W - Q_b||^2 / ||W - Q_measured||^2; then made non-increasing in the width, since more bits on the same grid never
      * cost more) and in the proxy's own units otherwise: only sums within one predictor are compared.
      */
     public double[][] losses(Predictor p) {
@@ -269,15 +301,18 @@ public final class Sensitivities {
         for (int i = 0; i < n; i++) {
             for (int j = 0; j < k; j++)
                 out[i][j] = switch (p) {
-                    case HESSIAN -> hessian[i][j];
+                    case HESSIAN -> {
+                        if (Double.isNaN(hessian[i][j])) throw new IllegalStateException("the hessian predictor needs the Hessian error at every width");
+                        yield hessian[i][j];
+                    }
                     case FISHER -> fisher[i][j];
                     case KURTOSIS -> weightKurtosis[i] * relError[i][j];
                     case KLD -> {
-                        int m = nearestMeasured(j);
+                        int m = nearestMeasured(i, j);
                         // a KL divergence is >= 0 in exact arithmetic; the floor keeps a cost for fewer bits on every linear
                         double k0 = Math.max(kldAt[i][m], 1e-9);
-                        double h0 = hessian[i][m];
-                        yield j == m ? k0 : h0 > 0 ? k0 * hessian[i][j] / h0 : k0;
+                        double e0 = relError[i][m];
+                        yield j == m ? k0 : e0 > 0 ? k0 * relError[i][j] / e0 : k0;
                     }
                 };
             if (p == Predictor.KLD)
@@ -286,13 +321,13 @@ public final class Sensitivities {
         return out;
     }
 
-    /** The index of the measured width nearest to width index j (the lower on a tie). */
-    private int nearestMeasured(int j) {
+    /** The index of linear i's measured width nearest to width index j (the lower on a tie). */
+    private int nearestMeasured(int i, int j) {
         int best = -1;
-        for (int b : probeWidths) {
-            int m = widths.indexOf(b);
-            if (best < 0 || Math.abs(widths.get(m) - widths.get(j)) < Math.abs(widths.get(best) - widths.get(j))
-                    || (Math.abs(widths.get(m) - widths.get(j)) == Math.abs(widths.get(best) - widths.get(j)) && m < best)) best = m;
+        for (int m = 0; m < widths.size(); m++) {
+            if (!measuredAt(i, m)) continue;
+            int d = Math.abs(widths.get(m) - widths.get(j));
+            if (best < 0 || d < Math.abs(widths.get(best) - widths.get(j))) best = m;
         }
         return best;
     }
