@@ -37,17 +37,17 @@ final class AllocationOptions {
             description = "one width per linear, per block, or per kind of linear (default: ${DEFAULT-VALUE})")
     String granularity;
 
-    @Option(names = "--refine", defaultValue = "24", paramLabel = "N",
+    @Option(names = "--refine", defaultValue = "12", paramLabel = "N",
             description = "swaps measured on the selection windows after the knapsack (0: only the check against uniform; default: ${DEFAULT-VALUE})")
     int refine;
 
-    @Option(names = "--sensitivity-windows", defaultValue = "4", paramLabel = "N", description = "C4 windows measuring each linear (default: ${DEFAULT-VALUE})")
+    @Option(names = "--sensitivity-windows", defaultValue = "2", paramLabel = "N", description = "C4 windows measuring each linear (default: ${DEFAULT-VALUE})")
     int sensitivityWindows;
 
-    @Option(names = "--selection-windows", defaultValue = "4", paramLabel = "N", description = "other C4 windows checking allocations (default: ${DEFAULT-VALUE})")
+    @Option(names = "--selection-windows", defaultValue = "2", paramLabel = "N", description = "other C4 windows checking allocations (default: ${DEFAULT-VALUE})")
     int selectionWindows;
 
-    @Option(names = "--window-tokens", defaultValue = "512", paramLabel = "L", description = "tokens per window (default: ${DEFAULT-VALUE})")
+    @Option(names = "--window-tokens", defaultValue = "256", paramLabel = "L", description = "tokens per window (default: ${DEFAULT-VALUE})")
     int windowTokens;
 
     @Option(names = "--probe-bits", defaultValue = "3", split = ",", paramLabel = "B,B,...",

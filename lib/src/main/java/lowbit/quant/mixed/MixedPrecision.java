@@ -39,9 +39,13 @@ public final class MixedPrecision {
             if (seqlen < 16) throw new IllegalArgumentException("--window-tokens must be >= 16, got " + seqlen);
         }
 
-        /** The defaults: 4 x 512 tokens of sensitivity (chosen by split-half reliability, see the README), 4 x 512 of selection. */
+        /**
+         * The defaults: 2 x 256 tokens of sensitivity (on the default model the split-half rank correlation of the 210
+         * linears' KL divergences at 255 against 255 tokens is 0.90, a Spearman-Brown reliability of 0.95 at 510; see the
+         * README), 2 x 256 of selection.
+         */
         public static Windows defaults() {
-            return new Windows(4, 4, 512, 0);
+            return new Windows(2, 2, 256, 0);
         }
 
         public Windows withSeed(long s) {
