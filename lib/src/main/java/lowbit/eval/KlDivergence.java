@@ -3,6 +3,7 @@ package lowbit.eval;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import lowbit.stats.Percentiles;
 import lowbit.tensor.VectorMath;
 
 /**
@@ -118,8 +119,8 @@ public final class KlDivergence {
         double[] sorted = kld.clone();
         Arrays.sort(sorted);
         double ratio = Math.exp(ln);
-        return new Stats(n, k[0], k[1], percentile(sorted, 0.5), percentile(sorted, 0.90), percentile(sorted, 0.95),
-                percentile(sorted, 0.99), sorted[n - 1], top, topErr, rms, rmsErr, ln, lnErr, ratio, ratio * lnErr,
+        return new Stats(n, k[0], k[1], Percentiles.of(sorted, 0.5), Percentiles.of(sorted, 0.90), Percentiles.of(sorted, 0.95),
+                Percentiles.of(sorted, 0.99), sorted[n - 1], top, topErr, rms, rmsErr, ln, lnErr, ratio, ratio * lnErr,
                 Math.exp(q[0]), Math.exp(f[0]));
     }
 
@@ -128,13 +129,5 @@ public final class KlDivergence {
         double mean = sum / n;
         double var = sum2 / n - mean * mean;
         return new double[] {mean, var > 0 && n > 10 ? Math.sqrt(var / (n - 1)) : 0};
-    }
-
-    /** Linear interpolation at fraction x (n - 1) of ascending {@code sorted}. */
-    static double percentile(double[] sorted, double fraction) {
-        double p = fraction * (sorted.length - 1);
-        int i = (int) p;
-        double w = p - i;
-        return (1 - w) * sorted[i] + w * sorted[Math.min(i + 1, sorted.length - 1)];
     }
 }

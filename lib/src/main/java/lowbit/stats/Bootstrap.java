@@ -50,7 +50,7 @@ public final class Bootstrap {
             stats[r] = s / n;
         }
         Arrays.sort(stats);
-        return new Interval(overallMean(a) - (b == null ? 0 : overallMean(b)), percentile(stats, 0.025), percentile(stats, 0.975));
+        return new Interval(overallMean(a) - (b == null ? 0 : overallMean(b)), Percentiles.of(stats, 0.025), Percentiles.of(stats, 0.975));
     }
 
     private static double overallMean(double[][] v) {
@@ -71,13 +71,5 @@ public final class Bootstrap {
         if (b.length != a.length) throw new IllegalArgumentException("paired runs differ in number: " + a.length + " and " + b.length);
         for (int i = 0; i < a.length; i++)
             if (a[i].length != b[i].length) throw new IllegalArgumentException("run " + i + " has " + a[i].length + " and " + b[i].length + " windows");
-    }
-
-    /** Linear interpolation at fraction x (n - 1) of ascending {@code sorted}. */
-    static double percentile(double[] sorted, double fraction) {
-        double p = fraction * (sorted.length - 1);
-        int i = (int) p;
-        double w = p - i;
-        return (1 - w) * sorted[i] + w * sorted[Math.min(i + 1, sorted.length - 1)];
     }
 }

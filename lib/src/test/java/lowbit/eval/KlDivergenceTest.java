@@ -89,10 +89,10 @@ class KlDivergenceTest {
     @Test
     void percentilesInterpolateAsLlamaCpp() {
         double[] v = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
-        assertEquals(5, KlDivergence.percentile(v, 0.5), 0);
-        assertEquals(9, KlDivergence.percentile(v, 0.9), 1e-12);
-        assertEquals(9.9, KlDivergence.percentile(v, 0.99), 1e-12);
+        assertEquals(5, lowbit.stats.Percentiles.of(v, 0.5), 0);
+        assertEquals(9, lowbit.stats.Percentiles.of(v, 0.9), 1e-12);
+        assertEquals(9.9, lowbit.stats.Percentiles.of(v, 0.99), 1e-12);
         double[] even = {1, 2, 3, 10};
-        assertEquals(2.5, KlDivergence.percentile(even, 0.5), 0, "the median of an even count is the mean of the middle two");
+        assertEquals(2.5, lowbit.stats.Percentiles.of(even, 0.5), 0, "the median of an even count is the mean of the middle two");
     }
 }
