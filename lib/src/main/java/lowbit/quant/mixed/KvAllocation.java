@@ -184,7 +184,8 @@ public final class KvAllocation {
             try {
                 a = BitAllocator.allocate(names, options, target);
             } catch (IllegalArgumentException e) {
-                throw new IllegalArgumentException("KV budget: " + e.getMessage().replace("bits/weight", "bits/element"), e);
+                throw new IllegalArgumentException("KV budget: " + e.getMessage().replace("bits/weight", "bits/element")
+                        .replace(" layers (", " keys and values (").replace(" parameters)", " elements per token)"), e);
             }
             int[] k = new int[config.numLayers()], v = new int[config.numLayers()];
             for (int i = 0; i < items.size(); i++) {
