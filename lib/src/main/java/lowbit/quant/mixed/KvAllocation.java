@@ -201,9 +201,9 @@ public final class KvAllocation {
             KvWidths uniform = KvWidths.perLayer(u, u);
             double mixedKld, uniformKld;
             try (Progress.Task task = progress.start("kv selection check", 2, "allocation")) {
-                mixedKld = measure(selection, knapsack, groupSize).meanKld();
+                mixedKld = measureAt(selection, knapsack, groupSize).meanKld();
                 task.step(1);
-                uniformKld = knapsack.equals(uniform) ? mixedKld : measure(selection, uniform, groupSize).meanKld();
+                uniformKld = knapsack.equals(uniform) ? mixedKld : measureAt(selection, uniform, groupSize).meanKld();
                 task.step(1);
             }
             boolean mixed = mixedKld < uniformKld;
@@ -363,7 +363,7 @@ public final class KvAllocation {
     }
 
     /** {@code probe}'s model with its KV cache at {@code widths}, measured and the hook removed. */
-    public static KldProbe.Measurement measure(KldProbe probe, KvWidths widths, int groupSize) {
+    public static KldProbe.Measurement measureAt(KldProbe probe, KvWidths widths, int groupSize) {
         Transformer model = probe.model();
         ModelConfig cfg = model.config();
         int g = groupSize == 0 ? cfg.headDim() : groupSize;

@@ -68,7 +68,7 @@ class KvAllocationTest {
                 for (int b : WIDTHS) if (itemBits(b) * 32 * 10 / 32 <= target * 32 * 10 && b > uniform) uniform = b;
                 assertEquals(uniform, r.uniformWidth(), "the widest uniform width within " + target);
                 assertTrue(r.selectionKld() <= r.uniformSelectionKld(), "never worse than uniform at " + target);
-                assertEquals(r.selectionKld(), KvAllocation.measure(sel, r.widths(), 0).meanKld(), 0.0, "the reported KLD is the answer's");
+                assertEquals(r.selectionKld(), KvAllocation.measureAt(sel, r.widths(), 0).meanKld(), 0.0, "the reported KLD is the answer's");
                 assertEquals(10, r.table().rowCount());
             }
         }
@@ -119,14 +119,18 @@ class KvAllocationTest {
     void onTopOfQuantizedWeights() throws Exception {
         try (Checkpoint c = Checkpoints.open(stories()); Transformer m = Checkpoints.load(c, 2)) {
             KldProbe sens = KldProbe.of(m, windows(4, 64, 1), Progress.NONE), sel = KldProbe.of(m, windows(2, 64, 2), Progress.NONE);
-            double floatKld = KvAllocation.measure(sens, KvWidths.uniform(3, 3), 0).meanKld();
+            double floatKld = KvAllocation.measureAt(sens, KvWidths.uniform(3, 3), 0).meanKld();
             QuantizedModel.rtn(m, QuantConfig.group(3, 32));
             double weights = sens.recache(0).meanKld();
             sel.recache(0);
             assertTrue(weights > 0, "3-bit weights move the model");
             KvAllocation.Measured measured = KvAllocation.measure(sens, WIDTHS, 4, 0, Progress.NONE);
-            double both = KvAllocation.measure(sens, KvWidths.uniform(3, 3), 0).meanKld();
-            assertTrue(both > weights && both != floatKld + weights, "measured on the quantized model, not added: " + both);
+            double both = KvAllocation.measureAt(sens, KvWidths.uniform(3, 3), 0).meanKld();
+            assertTrue(both > weights && both > floatKld, "3-bit KV on 3-bit weights: " + both + " vs " + weights + " and " + floatKld);
+            // item 4 is layer 2's keys: its sensitivity is the KL divergence of weights and those keys at 4 bits, less the weights'
+            assertEquals(new KvAllocation.Item(2, KvAllocation.Tensor.KEYS), measured.items().get(4));
+            int[] k = {16, 16, 4, 16, 16}, v = {16, 16, 16, 16, 16};
+            assertEquals(KvAllocation.measureAt(sens, KvWidths.perLayer(k, v), 0).meanKld() - weights, measured.kld(4), 1e-12);
             KvAllocation.Result r = measured.allocate(sel, 6.0, Progress.NONE);
             assertTrue(r.bitsPerElement() <= 6.0);
             assertTrue(r.selectionKld() <= r.uniformSelectionKld());
