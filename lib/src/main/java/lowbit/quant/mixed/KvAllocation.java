@@ -65,20 +65,20 @@ public final class KvAllocation {
         private final List<Integer> widths;
         private final int probeWidth, groupSize;
         private final double[] kld;          // per item, above the model's own KL divergence
-        private final double[][] halves;     // [item][parity]
+        private final double[][] kldWindows; // [item][window], above the model's own KL divergence
         private final double[][] mse;        // [item][width index]
         private final long positions;
         private final double seconds;
 
         private Measured(ModelConfig config, List<Item> items, List<Integer> widths, int probeWidth, int groupSize, double[] kld,
-                         double[][] halves, double[][] mse, long positions, double seconds) {
+                         double[][] kldWindows, double[][] mse, long positions, double seconds) {
             this.config = config;
             this.items = items;
             this.widths = widths;
             this.probeWidth = probeWidth;
             this.groupSize = groupSize;
             this.kld = kld;
-            this.halves = halves;
+            this.kldWindows = kldWindows;
             this.mse = mse;
             this.positions = positions;
             this.seconds = seconds;
@@ -122,13 +122,28 @@ public final class KvAllocation {
 
         /** Spearman over the items of the KL divergences on even windows against odd ones (NaN with one window). */
         public double splitHalfCorrelation() {
-            if (Double.isNaN(halves[0][0])) return Double.NaN;
+            if (kldWindows[0].length < 2) return Double.NaN;
             double[] a = new double[items.size()], b = new double[items.size()];
             for (int i = 0; i < a.length; i++) {
-                a[i] = halves[i][0];
-                b[i] = halves[i][1];
+                a[i] = half(kldWindows[i], 0);
+                b[i] = half(kldWindows[i], 1);
             }
             return Sensitivities.spearman(a, b);
+        }
+
+        /** Item i's mean over the windows of one parity (0: even, 1: odd). */
+        public double halfKld(int i, int parity) {
+            return kldWindows[i].length < 2 ? Double.NaN : half(kldWindows[i], parity);
+        }
+
+        private static double half(double[] v, int parity) {
+            double s = 0;
+            int n = 0;
+            for (int w = parity; w < v.length; w += 2) {
+                s += v[w];
+                n++;
+            }
+            return s / n;
         }
 
         /**
@@ -230,8 +245,8 @@ public final class KvAllocation {
                 t.intColumn("layer").append(it.layer());
                 t.stringColumn("tensor").append(it.tensor().label());
                 t.doubleColumn("kld").append(kld[i]);
-                t.doubleColumn("kld_even").append(halves[i][0]);
-                t.doubleColumn("kld_odd").append(halves[i][1]);
+                t.doubleColumn("kld_even").append(halfKld(i, 0));
+                t.doubleColumn("kld_odd").append(halfKld(i, 1));
                 for (int j = 0; j < widths.size(); j++) {
                     t.doubleColumn("mse_w" + widths.get(j)).append(mse[i][j]);
                     t.doubleColumn("predicted_w" + widths.get(j)).append(losses[i][j]);
@@ -313,7 +328,7 @@ public final class KvAllocation {
         KldProbe.Measurement base = probe.current();
         int n = items.size();
         double[] kld = new double[n];
-        double[][] halves = new double[n][2], mse = new double[n][sorted.size()];
+        double[][] perWindow = new double[n][], mse = new double[n][sorted.size()];
         int elements = cfg.numKvHeads() * cfg.headDim();
         try (Progress.Task task = progress.start("kv sensitivity (kld)", n, "item")) {
             for (int i = 0; i < n; i++) {
@@ -351,15 +366,13 @@ public final class KvAllocation {
                 }
                 double[] delta = new double[m.kld().length];
                 for (int w = 0; w < delta.length; w++) delta[w] = m.kld()[w] - base.kld()[w];
-                KldProbe.Measurement d = new KldProbe.Measurement(delta, m.nll());
-                kld[i] = d.meanKld();
-                halves[i][0] = probe.windows() >= 2 ? d.halfKld(0) : Double.NaN;
-                halves[i][1] = probe.windows() >= 2 ? d.halfKld(1) : Double.NaN;
+                perWindow[i] = delta;
+                kld[i] = new KldProbe.Measurement(delta, m.nll()).meanKld();
                 for (int j = 0; j < sorted.size(); j++) mse[i][j] = err[j] / count[0];
                 task.step(1);
             }
         }
-        return new Measured(cfg, List.copyOf(items), sorted, probeWidth, g, kld, halves, mse, probe.positions(), (System.nanoTime() - t0) / 1e9);
+        return new Measured(cfg, List.copyOf(items), sorted, probeWidth, g, kld, perWindow, mse, probe.positions(), (System.nanoTime() - t0) / 1e9);
     }
 
     /** {@code probe}'s model with its KV cache at {@code widths}, measured and the hook removed. */
