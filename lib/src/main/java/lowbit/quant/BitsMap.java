@@ -23,6 +23,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import lowbit.io.FormatException;
+import lowbit.quant.activation.KvWidths;
 
 /**
  * A per-layer bit-width map, the file {@code lowbit quantize --bits-map FILE} reads:
@@ -32,6 +33,7 @@ import lowbit.io.FormatException;
  *  "default": {"bits": 4, "symmetric": false, "granularity": "group", "group_size": 128,
  *              "zero_point": "integer", "scale_format": "f16", "mse_clip": false},
  *  "layers": {"model.layers.0.self_attn.q_proj": {"bits": 3}, ...},
+ *  "kv": {"group_size": 0, "layers": {"0": {"key_bits": 8, "value_bits": 4}, ...}},
  *  "summary": {"bits_per_weight": 3.5, "predicted_loss": 0.12, "storage_bits": 123456},
  *  "provenance": {...}}
  * }</pre>
@@ -40,17 +42,41 @@ import lowbit.io.FormatException;
  * "bits" is required, the rest default to {@link QuantConfig#group(int, int)}'s asymmetric integer grid with
  * fp16 scales, group_size 128 when neither granularity nor group_size is given, and a group_size alone
  * meaning granularity "group". A layer listed under "layers" gets its own bits with every other setting of
- * the default; a layer not listed gets the default. "summary" and "provenance" are informational and not
- * interpreted. Unknown keys anywhere are errors, so a misspelt setting is never silently ignored.
+ * the default; a layer not listed gets the default. The optional "kv" object sets the KV cache's widths per
+ * attention layer (a further dimension of the allocation): keys and values of every layer 0..L-1, each 2..8 or 16
+ * (float), on groups of "group_size" head dimensions (0: the whole head); it lists every layer, since a missing one
+ * has no default to fall back on. "summary" and "provenance" are informational and not interpreted. Unknown keys
+ * anywhere are errors, so a misspelt setting is never silently ignored.
  *
  * @param source     the file it was read from, or null when built in memory
  * @param layers     bits per layer, in file order
+ * @param kv         the KV cache's widths per layer, or null when the map sets none
  */
-public record BitsMap(Path source, QuantConfig defaultConfig, Map<String, Integer> layers, Map<String, Object> provenance) {
+public record BitsMap(Path source, QuantConfig defaultConfig, Map<String, Integer> layers, Kv kv, Map<String, Object> provenance) {
     public static final String FORMAT = "lowbit-bits-map";
     public static final int VERSION = 1;
 
-    private static final Set<String> TOP_KEYS = Set.of("format", "version", "default", "layers", "summary", "provenance");
+    private static final Set<String> TOP_KEYS = Set.of("format", "version", "default", "layers", "kv", "summary", "provenance");
+    private static final Set<String> KV_KEYS = Set.of("group_size", "layers");
+    private static final Set<String> KV_LAYER_KEYS = Set.of("key_bits", "value_bits");
+
+    /**
+     * The KV cache's widths per attention layer.
+     *
+     * @param groupSize head dimensions per group, 0 for the whole head
+     * @param widths    one (key, value) pair per layer 0..L-1, 16 meaning float
+     */
+    public record Kv(int groupSize, KvWidths widths) {
+        public Kv {
+            if (groupSize < 0) throw new IllegalArgumentException("KV group size must be >= 0 (0: the whole head), got " + groupSize);
+            if (widths == null) throw new IllegalArgumentException("KV widths are required");
+        }
+
+        /** Layers listed. */
+        public int layers() {
+            return widths.layers();
+        }
+    }
     private static final Set<String> DEFAULT_KEYS = Set.of("bits", "symmetric", "granularity", "group_size", "zero_point",
             "scale_format", "mse_clip");
 
@@ -71,6 +97,11 @@ public record BitsMap(Path source, QuantConfig defaultConfig, Map<String, Intege
             .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
             .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION)
             .build();
+
+    /** A map without KV widths. */
+    public BitsMap(Path source, QuantConfig defaultConfig, Map<String, Integer> layers, Map<String, Object> provenance) {
+        this(source, defaultConfig, layers, null, provenance);
+    }
 
     public BitsMap {
         if (defaultConfig == null) throw new IllegalArgumentException("default config is required");
@@ -103,21 +134,45 @@ public record BitsMap(Path source, QuantConfig defaultConfig, Map<String, Intege
     }
 
     /**
+     * Checks that the "kv" object lists exactly the layers 0..numLayers-1 of the model, so that a map made for another
+     * model fails instead of leaving layers unquantized or quantizing layers it does not have. No "kv": nothing to check.
+     */
+    public void checkKvLayers(int numLayers) {
+        if (kv == null || kv.layers() == numLayers) return;
+        String msg = "\"kv\" lists layers 0.." + (kv.layers() - 1) + ", the model has " + numLayers + " (0.." + (numLayers - 1) + ")";
+        if (source != null) throw new FormatException(source, msg);
+        throw new IllegalArgumentException("bits map: " + msg);
+    }
+
+    /** As {@link #write(Path, Assignment, QuantConfig, Kv, Map)} without KV widths. */
+    public static void write(Path file, Assignment allocation, QuantConfig base, Map<String, Object> provenance) {
+        write(file, allocation, base, null, provenance);
+    }
+
+    /**
      * Writes {@code allocation} as a bits map with {@code base} as the default grid (its bits are the default
      * width; every allocated layer is listed explicitly). Written to a temporary file and moved into place, so a
-     * reader never sees half a file.
+     * reader never sees half a file. With {@code kv} the KV cache's per-layer widths are written too; a null
+     * {@code allocation} lists no layer (every linear at the default), for a map that allocates only the KV cache.
      */
-    public static void write(Path file, Assignment allocation, QuantConfig base, Map<String, Object> provenance) {
+    public static void write(Path file, Assignment allocation, QuantConfig base, Kv kv, Map<String, Object> provenance) {
         ObjectNode root = JSON.createObjectNode();
         root.put("format", FORMAT);
         root.put("version", VERSION);
         root.set("default", JSON.valueToTree(base.describe()));
         ObjectNode layers = root.putObject("layers");
-        for (var e : allocation.bits().entrySet()) layers.putObject(e.getKey()).put("bits", e.getValue());
+        if (allocation != null) for (var e : allocation.bits().entrySet()) layers.putObject(e.getKey()).put("bits", e.getValue());
+        if (kv != null) {
+            ObjectNode k = root.putObject("kv");
+            k.put("group_size", kv.groupSize());
+            k.set("layers", JSON.valueToTree(kv.widths().describeLayers()));
+        }
         ObjectNode summary = root.putObject("summary");
-        summary.put("bits_per_weight", allocation.bitsPerWeight());
-        summary.put("predicted_loss", allocation.predictedLoss());
-        summary.put("storage_bits", allocation.storageBits());
+        if (allocation != null) {
+            summary.put("bits_per_weight", allocation.bitsPerWeight());
+            summary.put("predicted_loss", allocation.predictedLoss());
+            summary.put("storage_bits", allocation.storageBits());
+        }
         try {
             root.set("provenance", JSON.valueToTree(provenance == null ? Map.of() : provenance));
         } catch (IllegalArgumentException e) {
@@ -173,12 +228,58 @@ public record BitsMap(Path source, QuantConfig defaultConfig, Map<String, Intege
             unknownKeys(file, e.getValue(), LAYER_KEYS, where);
             layers.put(e.getKey(), bits(file, e.getValue().get("bits"), where));
         }
+        Kv kv = root.has("kv") ? parseKv(file, root.get("kv")) : null;
         for (String k : List.of("summary", "provenance"))
             if (root.has(k) && !root.get(k).isObject()) throw new FormatException(file, "\"" + k + "\" must be an object");
         Map<String, Object> provenance = root.has("provenance")
                 ? JSON.convertValue(root.get("provenance"), JSON.getTypeFactory().constructMapType(LinkedHashMap.class, String.class, Object.class))
                 : Map.of();
-        return new BitsMap(file, defaultConfig, layers, provenance);
+        return new BitsMap(file, defaultConfig, layers, kv, provenance);
+    }
+
+    /** "kv": {"group_size": G, "layers": {"0": {"key_bits": K, "value_bits": V}, ...}}, layers 0..L-1 each once. */
+    private static Kv parseKv(Path file, JsonNode kv) {
+        if (!kv.isObject())
+            throw new FormatException(file, "\"kv\" must be an object {\"group_size\": G, \"layers\": {\"0\": {\"key_bits\": K, \"value_bits\": V}, ...}}");
+        unknownKeys(file, kv, KV_KEYS, "kv");
+        JsonNode gs = kv.get("group_size");
+        if (gs == null) throw new FormatException(file, "kv: \"group_size\" is missing (0: the whole head)");
+        if (!gs.isIntegralNumber() || gs.asLong() < 0 || gs.asLong() > Integer.MAX_VALUE)
+            throw new FormatException(file, "kv: \"group_size\" must be an integer >= 0 (0: the whole head), got " + gs);
+        JsonNode ls = kv.get("layers");
+        if (ls == null || !ls.isObject() || ls.isEmpty())
+            throw new FormatException(file, "kv: \"layers\" must be a non-empty object of layer index -> {\"key_bits\": K, \"value_bits\": V}");
+        Map<Integer, int[]> byLayer = new java.util.TreeMap<>();
+        for (var it = ls.fields(); it.hasNext(); ) {
+            var e = it.next();
+            String where = "kv layer " + e.getKey();
+            if (!e.getKey().matches("0|[1-9][0-9]{0,8}"))
+                throw new FormatException(file, where + ": the layer must be an index 0, 1, ..., got \"" + e.getKey() + "\"");
+            if (!e.getValue().isObject())
+                throw new FormatException(file, where + ": expected {\"key_bits\": K, \"value_bits\": V}, got " + e.getValue());
+            unknownKeys(file, e.getValue(), KV_LAYER_KEYS, where);
+            byLayer.put(Integer.parseInt(e.getKey()), new int[] {kvBits(file, e.getValue(), "key_bits", where), kvBits(file, e.getValue(), "value_bits", where)});
+        }
+        int n = byLayer.size();
+        int[] k = new int[n], v = new int[n];
+        int expected = 0;
+        for (var e : byLayer.entrySet()) {
+            if (e.getKey() != expected)
+                throw new FormatException(file, "kv: layer " + expected + " is missing (layers must be 0.." + (byLayer.size() - 1)
+                        + " with none left out; got up to " + ((java.util.TreeMap<Integer, int[]>) byLayer).lastKey() + ")");
+            k[expected] = e.getValue()[0];
+            v[expected] = e.getValue()[1];
+            expected++;
+        }
+        return new Kv(gs.asInt(), KvWidths.perLayer(k, v));
+    }
+
+    private static int kvBits(Path file, JsonNode layer, String key, String where) {
+        JsonNode n = layer.get(key);
+        if (n == null) throw new FormatException(file, where + ": \"" + key + "\" is missing");
+        if (!n.isIntegralNumber() || !(n.asLong() == 16 || (n.asLong() >= 2 && n.asLong() <= 8)))
+            throw new FormatException(file, where + ": \"" + key + "\" must be an integer 2..8, or 16 for float, got " + n);
+        return n.asInt();
     }
 
     private static QuantConfig parseDefault(Path file, JsonNode def) {

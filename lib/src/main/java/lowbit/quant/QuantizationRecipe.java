@@ -6,6 +6,7 @@ import java.util.List;
 import java.util.Map;
 import lowbit.calibration.CalibrationSampler;
 import lowbit.calibration.CalibrationSet;
+import lowbit.io.FormatException;
 import lowbit.model.Transformer;
 import lowbit.progress.Progress;
 import lowbit.quant.activation.ActivationQuantizer;
@@ -42,7 +43,8 @@ public record QuantizationRecipe(QuantSpec spec, WeightOptions weights, GptqOpti
      *
      * @param mseClip      search the grid's range for the least error (GPTQ's quantizer mse option)
      * @param scaleFormat  precision the scales are stored in
-     * @param bitsMap      per-linear grids (mixed precision, rtn and gptq), or null for the spec's grid everywhere
+     * @param bitsMap      per-linear grids (mixed precision: rtn, gptq and awq) and optionally per-layer KV-cache widths,
+     *                     or null for the spec's grid everywhere
      */
     public record WeightOptions(boolean mseClip, QuantConfig.ScaleFormat scaleFormat, BitsMap bitsMap) {
         public WeightOptions {
@@ -129,7 +131,13 @@ public record QuantizationRecipe(QuantSpec spec, WeightOptions weights, GptqOpti
             m.put("quantized_parameters", model == null ? 0 : model.parameters());
             m.put("calibration", calibration == null ? null : calibration.provenance());
             BitsMap map = recipe.weights().bitsMap();
-            if (map != null) m.put("bits_map", Map.of("file", String.valueOf(map.source()), "layers", map.layers()));
+            if (map != null) {
+                Map<String, Object> b = new LinkedHashMap<>();
+                b.put("file", String.valueOf(map.source()));
+                b.put("layers", map.layers());
+                if (map.kv() != null) b.put("kv_layers", map.kv().widths().describeLayers());
+                m.put("bits_map", b);
+            }
             m.put("runtime", runtimeDescription);
             if (rotation != null) m.put("rotation", rotation.describe());
             m.put("timings", model == null ? Map.of() : model.timings());
@@ -234,6 +242,24 @@ public record QuantizationRecipe(QuantSpec spec, WeightOptions weights, GptqOpti
         if ((spec.method() != null && (spec.method().equals("awq") || spec.method().equals("smoothquant"))) && !model.config().normBefore())
             throw new IllegalArgumentException("--quant " + spec + ": " + spec.method() + " folds scales into the norm in front of each "
                     + "sub-layer and this post-norm model (OPT do_layer_norm_before=false) has none: no matching scaling group");
+        BitsMap bitsMap = weights.bitsMap();
+        if (bitsMap != null && bitsMap.kv() != null) {
+            List<String> clash = new ArrayList<>();
+            if (spec.kvBits() != 0) clash.add("the kv" + spec.kvBits() + " term of --quant " + spec);
+            if (runtime.kvKeyBits() != 0) clash.add("--kv-key-bits");
+            if (runtime.kvValueBits() != 0) clash.add("--kv-value-bits");
+            if (runtime.kvGroupSize() != 0) clash.add("--kv-group");
+            if (!clash.isEmpty())
+                throw new IllegalArgumentException("--bits-map " + bitsMap.source() + " sets the KV cache per layer (\"kv\"); drop "
+                        + String.join(", ", clash));
+            bitsMap.checkKvLayers(model.config().numLayers());
+            try {
+                runtimeQuantization(null).hooks(model.config());
+            } catch (IllegalArgumentException e) {
+                if (bitsMap.source() == null) throw new IllegalArgumentException("bits map kv: " + e.getMessage(), e);
+                throw new FormatException(bitsMap.source(), "kv: " + e.getMessage(), e);
+            }
+        }
         runtimeQuantization(null).hooks(model.config());
         if (QuantSpec.BILLM.equals(spec.method())) {
             BillmQuantizer.checkFits(model, spec.groupSize(), "--quant " + spec + ": ");
@@ -250,10 +276,9 @@ public record QuantizationRecipe(QuantSpec spec, WeightOptions weights, GptqOpti
             if (gptq.layer().staticGroups() && !cfg.grouped())
                 throw new IllegalArgumentException("--static-groups needs a group size (wBgG)");
         }
-        BitsMap bitsMap = weights.bitsMap();
         if (bitsMap != null) {
-            if (!List.of("rtn", "gptq").contains(String.valueOf(spec.method())))
-                throw new IllegalArgumentException("--bits-map works with rtn and gptq, not " + spec.method());
+            if (!List.of("rtn", "gptq", "awq").contains(String.valueOf(spec.method())))
+                throw new IllegalArgumentException("--bits-map works with rtn, gptq and awq, not " + spec.method());
             List<String> names = new ArrayList<>();
             for (int l = 0; l < model.config().numLayers(); l++)
                 for (var lin : model.blockLinears(l)) names.add(lin.name());
@@ -277,7 +302,7 @@ public record QuantizationRecipe(QuantSpec spec, WeightOptions weights, GptqOpti
             qm = switch (method) {
                 case "rtn" -> QuantizedModel.rtn(model, cfg, this::weightConfig);
                 case "gptq" -> new GptqQuantizer(cfg, this::weightConfig, gptq.layer(), gptq.trueSequential()).quantize(model, calib.windows(), progress);
-                case "awq" -> new Awq(cfg, awq).quantize(model, calib.windows(), progress);
+                case "awq" -> new Awq(cfg, this::weightConfig, awq).quantize(model, calib.windows(), progress);
                 case "smoothquant" -> SmoothQuant.quantize(model, SmoothQuant.activationMaxima(model, calib.windows(), progress), smoothQuant.alpha(), cfg);
                 default -> throw new IllegalArgumentException("--quant " + spec + ": method " + method + " has no implementation");
             };
@@ -289,7 +314,11 @@ public record QuantizationRecipe(QuantSpec spec, WeightOptions weights, GptqOpti
         return new Outcome(this, qm, calib, hooks, hooks.describe(model.config()), rotated);
     }
 
+    /** The KV widths are the bits map's per layer when it has them (validate refuses them with any other KV option), else the spec's. */
     private RuntimeQuantization runtimeQuantization(Map<String, Float> scales) {
+        BitsMap map = weights.bitsMap();
+        if (map != null && map.kv() != null)
+            return new RuntimeQuantization(spec.activationBits(), scales, map.kv().widths(), map.kv().groupSize());
         return new RuntimeQuantization(spec.activationBits(), scales, keyBits(), valueBits(), runtime.kvGroupSize());
     }
 

@@ -10,6 +10,7 @@ import lowbit.model.ModelConfig;
 import lowbit.model.Transformer;
 import lowbit.quant.activation.ActivationQuantizer;
 import lowbit.quant.activation.KvCacheQuantizer;
+import lowbit.quant.activation.KvWidths;
 
 /**
  * What is quantized while the model runs, as opposed to in its stored weights: the linears' inputs and the
@@ -17,20 +18,27 @@ import lowbit.quant.activation.KvCacheQuantizer;
  *
  * @param activationBits  0: float activations
  * @param staticScales    per-tensor static scales by linear name (from calibration), or null for per-token dynamic
- * @param keyBits         0 or 16: float keys
- * @param valueBits       0 or 16: float values
+ * @param kv              key and value widths, one pair for every layer or one per layer (0 or 16: float)
  * @param kvGroupSize     along the head dimension; 0: the whole head
  */
-public record RuntimeQuantization(int activationBits, Map<String, Float> staticScales, int keyBits, int valueBits,
-                                  int kvGroupSize) {
+public record RuntimeQuantization(int activationBits, Map<String, Float> staticScales, KvWidths kv, int kvGroupSize) {
     public static final RuntimeQuantization NONE = new RuntimeQuantization(0, null, 0, 0, 0);
+
+    public RuntimeQuantization {
+        if (kv == null) throw new IllegalArgumentException("KV widths are required (KvWidths.uniform(0, 0): float)");
+    }
+
+    /** Every layer's keys at {@code keyBits} and values at {@code valueBits}. */
+    public RuntimeQuantization(int activationBits, Map<String, Float> staticScales, int keyBits, int valueBits, int kvGroupSize) {
+        this(activationBits, staticScales, KvWidths.uniform(keyBits, valueBits), kvGroupSize);
+    }
 
     public boolean any() {
         return activationBits != 0 || quantizesKv();
     }
 
     boolean quantizesKv() {
-        return (keyBits != 0 && keyBits != KvCacheQuantizer.FLOAT) || (valueBits != 0 && valueBits != KvCacheQuantizer.FLOAT);
+        return kv.quantizes();
     }
 
     /** The hooks, built (and their options validated) for this model. */
@@ -39,10 +47,8 @@ public record RuntimeQuantization(int activationBits, Map<String, Float> staticS
         if (activationBits != 0)
             hooks.add(staticScales == null ? ActivationQuantizer.perTokenDynamic(activationBits)
                     : ActivationQuantizer.perTensorStatic(activationBits, staticScales));
-        if (quantizesKv()) {
-            int k = keyBits == 0 ? KvCacheQuantizer.FLOAT : keyBits, v = valueBits == 0 ? KvCacheQuantizer.FLOAT : valueBits;
-            hooks.add(new KvCacheQuantizer(cfg, k, v, kvGroupSize == 0 ? cfg.headDim() : kvGroupSize, KvCacheQuantizer.Grid.QLLM_EVAL));
-        }
+        if (quantizesKv())
+            hooks.add(new KvCacheQuantizer(cfg, kv, kvGroupSize == 0 ? cfg.headDim() : kvGroupSize, KvCacheQuantizer.Grid.QLLM_EVAL));
         return hooks;
     }
 
@@ -55,13 +61,21 @@ public record RuntimeQuantization(int activationBits, Map<String, Float> staticS
         };
     }
 
+    /**
+     * What {@link #fromJson} reads back. Uniform KV widths as "kv_key_bits" and "kv_value_bits"; per-layer ones as
+     * "kv_layers": {"0": {"key_bits": K, "value_bits": V}, ...} (16: float) instead.
+     */
     public Map<String, Object> describe(ModelConfig cfg) {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("activation_bits", activationBits);
         m.put("activation_mode", activationBits == 0 ? null : staticScales == null ? "per-token-dynamic" : "per-tensor-static");
         if (staticScales != null) m.put("activation_scales", staticScales);
-        m.put("kv_key_bits", keyBits);
-        m.put("kv_value_bits", valueBits);
+        if (kv.uniform()) {
+            m.put("kv_key_bits", kv.keyBits().get(0));
+            m.put("kv_value_bits", kv.valueBits().get(0));
+        } else {
+            m.put("kv_layers", kv.describeLayers());
+        }
         m.put("kv_group_size", kvGroupSize == 0 && quantizesKv() ? cfg.headDim() : kvGroupSize);
         for (ForwardHook h : hooks(cfg)) {
             if (h instanceof ActivationQuantizer a) m.put("activation", a.describe());
@@ -82,7 +96,21 @@ public record RuntimeQuantization(int activationBits, Map<String, Float> staticS
                 scales.put(e.getKey(), (float) e.getValue().asDouble());
             }
         }
-        return new RuntimeQuantization(n.path("activation_bits").asInt(), scales, n.path("kv_key_bits").asInt(),
-                n.path("kv_value_bits").asInt(), n.path("kv_group_size").asInt());
+        KvWidths kv;
+        if (n.hasNonNull("kv_layers")) {
+            JsonNode layers = n.get("kv_layers");
+            int count = layers.size();
+            int[] k = new int[count], v = new int[count];
+            for (int l = 0; l < count; l++) {
+                JsonNode e = layers.get(Integer.toString(l));
+                if (e == null) throw new IllegalArgumentException("runtime kv_layers lists " + count + " layers but not layer " + l);
+                k[l] = e.path("key_bits").asInt();
+                v[l] = e.path("value_bits").asInt();
+            }
+            kv = KvWidths.perLayer(k, v);
+        } else {
+            kv = KvWidths.uniform(n.path("kv_key_bits").asInt(), n.path("kv_value_bits").asInt());
+        }
+        return new RuntimeQuantization(n.path("activation_bits").asInt(), scales, kv, n.path("kv_group_size").asInt());
     }
 }

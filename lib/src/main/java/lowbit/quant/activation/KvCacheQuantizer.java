@@ -9,7 +9,8 @@ import lowbit.model.ModelConfig;
  * Fake-quantizes the KV cache: the keys (after RoPE, and Qwen3's k-norm) and the values of every attention layer,
  * as the cache would hold them, before attention reads them. Group-wise asymmetric min-max per token, per kv head,
  * per group of {@code groupSize} consecutive head dimensions (default: the whole head); keys and values have their
- * own bit widths, and 16 (or 0) keeps one of them in float.
+ * own bit widths, per layer ({@link KvWidths}: one pair for every layer, or one per layer), and 16 (or 0) keeps one of
+ * them in float.
  *
  * <p>The grid is qllm-eval's (thu-nics/qllm-eval, qllm_eval/quantization/quant_funcs.py {@code pseudo_quantize_tensor}
  * with zero_point=True, applied to key_states/value_states reshaped to (-1, kv_group_size) in
@@ -41,16 +42,17 @@ public final class KvCacheQuantizer implements ForwardHook {
         MIN_MAX
     }
 
-    private final int numKvHeads, headDim, keyBits, valueBits, groupSize;
+    private final int numKvHeads, headDim, groupSize;
+    private final KvWidths widths;
     private final Grid grid;
 
-    private KvCacheQuantizer(int numKvHeads, int headDim, int keyBits, int valueBits, int groupSize, Grid grid) {
+    private KvCacheQuantizer(int numKvHeads, int headDim, KvWidths widths, int groupSize, Grid grid) {
         if (numKvHeads <= 0 || headDim <= 0)
             throw new IllegalArgumentException("numKvHeads and headDim must be positive, got " + numKvHeads + " and " + headDim);
+        if (widths == null) throw new IllegalArgumentException("KV widths are required");
         this.numKvHeads = numKvHeads;
         this.headDim = headDim;
-        this.keyBits = checkBits("KV key", keyBits);
-        this.valueBits = checkBits("KV value", valueBits);
+        this.widths = widths;
         if (groupSize < 1 || headDim % groupSize != 0)
             throw new IllegalArgumentException("KV group size must divide headDim " + headDim + ", got " + groupSize);
         this.groupSize = groupSize;
@@ -58,19 +60,34 @@ public final class KvCacheQuantizer implements ForwardHook {
         this.grid = grid;
     }
 
-    /** Whole-head groups, qllm-eval's grid. */
+    /** Whole-head groups, qllm-eval's grid, every layer at one key and one value width. */
     public KvCacheQuantizer(ModelConfig cfg, int keyBits, int valueBits) {
         this(cfg, keyBits, valueBits, cfg.headDim(), Grid.QLLM_EVAL);
     }
 
     /** @param groupSize head dimensions per group; must divide cfg.headDim() */
     public KvCacheQuantizer(ModelConfig cfg, int keyBits, int valueBits, int groupSize, Grid grid) {
-        this(cfg.numKvHeads(), cfg.headDim(), keyBits, valueBits, groupSize, grid);
+        this(cfg, KvWidths.uniform(keyBits, valueBits), groupSize, grid);
+    }
+
+    /** Each layer at its own widths ({@code widths} uniform, or one entry per layer of {@code cfg}). */
+    public KvCacheQuantizer(ModelConfig cfg, KvWidths widths, int groupSize, Grid grid) {
+        this(cfg.numKvHeads(), cfg.headDim(), checked(widths, cfg.numLayers()), groupSize, grid);
     }
 
     /** For a cache of numKvHeads heads of headDim, without a model config. */
     public static KvCacheQuantizer forShape(int numKvHeads, int headDim, int keyBits, int valueBits, int groupSize, Grid grid) {
-        return new KvCacheQuantizer(numKvHeads, headDim, keyBits, valueBits, groupSize, grid);
+        return forShape(numKvHeads, headDim, KvWidths.uniform(keyBits, valueBits), groupSize, grid);
+    }
+
+    /** As {@link #forShape(int, int, int, int, int, Grid)} with widths per layer. */
+    public static KvCacheQuantizer forShape(int numKvHeads, int headDim, KvWidths widths, int groupSize, Grid grid) {
+        return new KvCacheQuantizer(numKvHeads, headDim, widths, groupSize, grid);
+    }
+
+    private static KvWidths checked(KvWidths widths, int numLayers) {
+        if (widths != null) widths.checkLayers(numLayers);
+        return widths;
     }
 
     @Override
@@ -80,6 +97,7 @@ public final class KvCacheQuantizer implements ForwardHook {
             throw new IllegalArgumentException("layer " + layer + ": expected keys and values of " + rows + " rows x "
                     + numKvHeads + " kv heads x " + headDim + " = " + n + " floats, got " + keys.length + " and " + values.length);
         // Heads sit side by side in a row and groups divide headDim, so the groups are simply consecutive runs.
+        int keyBits = widths.key(layer), valueBits = widths.value(layer);
         if (keyBits != FLOAT) quantizeGroups(keys, n, groupSize, keyBits, grid);
         if (valueBits != FLOAT) quantizeGroups(values, n, groupSize, valueBits, grid);
     }
@@ -111,12 +129,24 @@ public final class KvCacheQuantizer implements ForwardHook {
         }
     }
 
+    /** The key width of every layer (16: float); per-layer widths are in {@link #widths()}. */
     public int keyBits() {
-        return keyBits;
+        requireUniform();
+        return widths.key(0);
     }
 
+    /** The value width of every layer (16: float). */
     public int valueBits() {
-        return valueBits;
+        requireUniform();
+        return widths.value(0);
+    }
+
+    public KvWidths widths() {
+        return widths;
+    }
+
+    private void requireUniform() {
+        if (!widths.uniform()) throw new IllegalStateException("KV widths differ by layer: read widths()");
     }
 
     public int groupSize() {
@@ -130,8 +160,14 @@ public final class KvCacheQuantizer implements ForwardHook {
     public Map<String, Object> describe() {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("method", "kv-cache fake quantization");
-        m.put("key_bits", keyBits == FLOAT ? "float" : keyBits);
-        m.put("value_bits", valueBits == FLOAT ? "float" : valueBits);
+        if (widths.uniform()) {
+            m.put("key_bits", widths.key(0) == FLOAT ? "float" : widths.key(0));
+            m.put("value_bits", widths.value(0) == FLOAT ? "float" : widths.value(0));
+        } else {
+            m.put("key_bits", "per layer");
+            m.put("value_bits", "per layer");
+            m.put("layers", widths.describeLayers());
+        }
         m.put("group_size", groupSize);
         m.put("head_dim", headDim);
         m.put("num_kv_heads", numKvHeads);
@@ -145,10 +181,4 @@ public final class KvCacheQuantizer implements ForwardHook {
         return m;
     }
 
-    private static int checkBits(String what, int bits) {
-        if (bits == 0 || bits == FLOAT) return FLOAT;
-        if (bits < 2 || bits > 8)
-            throw new IllegalArgumentException(what + " bits must be 2..8 (16 or 0 keeps float), got " + bits);
-        return bits;
-    }
 }

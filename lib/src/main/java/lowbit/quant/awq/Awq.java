@@ -4,6 +4,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Function;
 import lowbit.model.ForwardHook;
 import lowbit.model.Linear;
 import lowbit.model.Transformer;
@@ -27,11 +28,16 @@ import lowbit.tensor.VectorMath;
  * <li>fold every chosen s into the preceding norm or linear (the float model is unchanged);</li>
  * <li>clip: for every linear but q and k, per output row and group, the max |w| shrunk by 1 - i/20,
  *     i < 10, with the least output error on about 512 tokens (every (tokens/512)-th, as the reference);</li>
- * <li>quantize every linear on the shared grid.</li>
+ * <li>quantize every linear on its grid (the shared one, or a bits map's).</li>
  * </ol>
  * The next block's inputs are the float block's outputs, as in the reference (AWQ is not sequential on
  * quantized outputs). The grid is the caller's; llm-awq's own is {@link QuantConfig.ZeroPoint#AWQ} (the
  * group's min and max, not widened to include 0), which `awq:` specs use.
+ *
+ * <p>Mixed precision: each linear may have its own grid (a bits map). The scale search of a group whose consumers
+ * have different widths quantizes each consumer on its own grid, so the loss it minimizes is the one the chosen
+ * widths will give; the clip search and the final quantization use each linear's grid. With one grid everywhere
+ * this is llm-awq's algorithm unchanged.
  */
 public final class Awq {
     /**
@@ -59,13 +65,18 @@ public final class Awq {
     private static final double CLIP_MAX_SHRINK = 0.5;
 
     private final QuantConfig config;
+    private final Function<String, QuantConfig> configs;
     private final Options options;
-    private final UniformQuantizer grid;
 
     public Awq(QuantConfig config, Options options) {
+        this(config, name -> config, options);
+    }
+
+    /** Each linear on its own grid ({@code configs} by module name, e.g. from a bits map); {@code config} is the default recorded. */
+    public Awq(QuantConfig config, Function<String, QuantConfig> configs, Options options) {
         this.config = config;
+        this.configs = configs;
         this.options = options;
-        this.grid = new UniformQuantizer(config);
     }
 
     /** One scaling group: who produces the input (a norm, or a linear whose rows are divided), who reads it. */
@@ -167,7 +178,7 @@ public final class Awq {
         long t3 = System.nanoTime();
         Map<String, QuantizedWeight> weights = new LinkedHashMap<>();
         for (Linear lin : model.blockLinears(l)) {
-            QuantizedWeight q = Rtn.quantize(lin.name(), lin.weight(), lin.outFeatures(), lin.inFeatures(), config);
+            QuantizedWeight q = Rtn.quantize(lin.name(), lin.weight(), lin.outFeatures(), lin.inFeatures(), configs.apply(lin.name()));
             lin.setWeight(q.dequantize());
             weights.put(lin.name(), q);
         }
@@ -222,7 +233,8 @@ public final class Awq {
 
     /** AutoAWQ's w_mean: |W| over the concatenated consumers, normalized by each group's max |w|, averaged over rows. */
     float[] weightMean(List<Linear> consumers) {
-        int n = consumers.get(0).inFeatures(), g = config.groupColumns(n);
+        // a bits map changes widths only: the consumers of one input share its group size
+        int n = consumers.get(0).inFeatures(), g = configs.apply(consumers.get(0).name()).groupColumns(n);
         double[] sum = new double[n];
         int rows = 0;
         for (Linear l : consumers) {
@@ -242,13 +254,13 @@ public final class Awq {
         return mean;
     }
 
-    /** Q(W * s) / s on the shared grid: what the loss module runs for one alpha. */
+    /** Q(W * s) / s on the linear's grid: what the loss module runs for one alpha. */
     private float[] quantizeScaled(float[] w, Linear l, float[] s) {
         int rows = l.outFeatures(), cols = l.inFeatures();
         float[] ws = new float[w.length];
         for (int r = 0; r < rows; r++)
             for (int c = 0; c < cols; c++) ws[r * cols + c] = w[r * cols + c] * s[c];
-        float[] q = Rtn.quantize(l.name(), ws, rows, cols, config).dequantize();
+        float[] q = Rtn.quantize(l.name(), ws, rows, cols, configs.apply(l.name())).dequantize();
         for (int r = 0; r < rows; r++)
             for (int c = 0; c < cols; c++) q[r * cols + c] /= s[c];
         return q;
@@ -290,6 +302,8 @@ public final class Awq {
      * clamp chosen per (row, group), row-major [rows][groups].
      */
     Clip clip(Linear lin, float[] feats) {
+        QuantConfig config = configs.apply(lin.name());
+        UniformQuantizer grid = new UniformQuantizer(config);
         int rows = lin.outFeatures(), cols = lin.inFeatures(), g = config.groupColumns(cols);
         int tokens = feats.length / cols;
         int stride = Math.max(1, tokens / options.clipTokens());
