@@ -10,6 +10,7 @@ import lowbit.model.Transformer;
 import lowbit.progress.Progress;
 import lowbit.quant.QuantizationRecipe;
 import lowbit.quant.mixed.Allocations;
+import lowbit.quant.mixed.Candidates;
 import lowbit.quant.mixed.MixedPrecision;
 import lowbit.quant.mixed.Sensitivities;
 import picocli.CommandLine.Command;
@@ -41,11 +42,18 @@ final class AllocateCommand implements Callable<Integer>, MemoryEstimated {
         try (Checkpoint ckpt = modelOptions.open(); Transformer model = modelOptions.load(ckpt)) {
             recipe.validate(model);
             double target = allocation.target(model, recipe, allocation.budget);
+            if (allocation.kvBudget != null)
+                lowbit.quant.mixed.KvAllocation.checkBudget(model.config(), Candidates.checkWidths(allocation.kvCandidates), quantOptions.kvGroup,
+                        allocation.kvBudget);
             MixedPrecision.Session session = MixedPrecision.prepare(model, () -> modelOptions.load(ckpt), Checkpoints.tokenizer(ckpt), recipe,
                     allocation.grid(), allocation.widths(), allocation.windows(quantOptions.seed), allocation.probeBits,
                     p == Sensitivities.Predictor.KLD, Progress.terminal());
             MixedPrecision.Result r = session.allocate(target, p, allocation.granularity(), allocation.refine, Progress.terminal());
-            session.write(out, r);
+            lowbit.quant.mixed.KvAllocation.Result kv = allocation.kvBudget == null ? null
+                    : session.allocateKv(r, allocation.kvBudget, Candidates.checkWidths(allocation.kvCandidates), allocation.kvProbeBits,
+                    quantOptions.kvGroup, Progress.terminal());
+            if (kv == null) session.write(out, r);
+            else session.write(out, r, kv);
             var ref = r.refinement();
             if (session.sensitivities().measured())
                 System.out.printf(Locale.ROOT, "sensitivity: %d linears by KL divergence at %s bits on %d tokens each; split-half Spearman %.3f%n",
@@ -53,6 +61,10 @@ final class AllocateCommand implements Callable<Integer>, MemoryEstimated {
                         session.sensitivities().splitHalfCorrelation());
             System.out.printf(Locale.ROOT, "selection windows: knapsack KLD %.4f, uniform w%d KLD %.4f, chosen (%s) %.4f after %d swaps%n",
                     ref.knapsackKld(), r.uniformWidth(), ref.uniformKld(), ref.chosen(), ref.kld(), ref.measurements());
+            if (kv != null)
+                System.out.printf(Locale.ROOT, "kv cache: %.4f bits per element (budget %s), selection KLD %.4f (uniform kv%d %.4f, %s), split-half Spearman %.3f%n",
+                        kv.bitsPerElement(), allocation.kvBudget, kv.selectionKld(), kv.uniformWidth(), kv.uniformSelectionKld(), kv.chosen(),
+                        kv.splitHalfSpearman());
             System.out.printf(Locale.ROOT, "wrote %s: %s at %.4f bits/weight (budget %s), widths %s, %.1f s%n", out, allocation.method,
                     r.bitsPerWeight(), allocation.budget, Allocations.widths(r.bits()), (System.nanoTime() - t0) / 1e9);
         }

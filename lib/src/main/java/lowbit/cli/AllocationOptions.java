@@ -55,6 +55,18 @@ final class AllocationOptions {
                     + " squared-error ratio, and a narrower width the knapsack chooses is measured before it is kept (default: ${DEFAULT-VALUE})")
     List<Integer> probeBits;
 
+    @Option(names = "--kv-budget", paramLabel = "B",
+            description = "also allocate KV-cache bits per layer (keys and values apart) at B average bits per cached element, on top of the weights")
+    Double kvBudget;
+
+    @Option(names = "--kv-candidates", defaultValue = "2,3,4,8", split = ",", paramLabel = "B,B,...",
+            description = "KV-cache widths to choose from, 2..8 (default: ${DEFAULT-VALUE})")
+    List<Integer> kvCandidates;
+
+    @Option(names = "--kv-probe-bits", defaultValue = "4", paramLabel = "B",
+            description = "width each layer's keys and values are measured at (default: ${DEFAULT-VALUE})")
+    int kvProbeBits;
+
     List<Integer> widths() {
         return Candidates.checkWidths(candidates);
     }
@@ -77,6 +89,11 @@ final class AllocationOptions {
 
     /** Checks the options that need no model; the budget is checked against the candidates once they exist. */
     void check() {
+        if (kvBudget != null) {
+            List<Integer> kv = Candidates.checkWidths(kvCandidates);
+            if (!kv.contains(kvProbeBits)) throw new IllegalArgumentException("--kv-probe-bits " + kvProbeBits + " is not one of --kv-candidates " + kv);
+            if (predictor() != Sensitivities.Predictor.KLD) throw new IllegalArgumentException("--kv-budget measures by KL divergence: use --predictor kld");
+        }
         List<Integer> widths = widths();
         predictor();
         granularity();

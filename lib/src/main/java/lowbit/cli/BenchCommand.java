@@ -42,7 +42,7 @@ import picocli.CommandLine.Option;
 final class BenchCommand implements Callable<Integer> {
     @Override
     public Integer call() {
-        throw new IllegalArgumentException("bench needs a benchmark: forward, gptq, awq, billm, eval or rotate (./lowbit bench --help)");
+        throw new IllegalArgumentException("bench needs a benchmark: forward, gptq, allocate, awq, billm, eval or rotate (./lowbit bench --help)");
     }
 
     /** The baseline options: auto runs it when .venv can, none skips it, the baseline's own name requires it. */

@@ -134,6 +134,24 @@ public record BitsMap(Path source, QuantConfig defaultConfig, Map<String, Intege
     }
 
     /**
+     * Checks that a map an allocation made (its provenance names the model's sha256) is used on that model: an allocation
+     * is measured on one model's weights and means nothing for another, even one with the same layer names.
+     */
+    public void checkModel(String modelSha256, int linears) {
+        Object made = provenance.get("model_sha256");
+        if (!(made instanceof String sha) || modelSha256 == null || sha.equals(modelSha256)) return;
+        String msg = String.format(java.util.Locale.ROOT, "was allocated for the model with sha256 %s (%d linears listed); this model's is %s"
+                + " (%d block linears): allocate again for this model, or remove provenance.model_sha256 to use it anyway",
+                abbreviate(sha), layers.size(), abbreviate(modelSha256), linears);
+        if (source != null) throw new FormatException(source, msg);
+        throw new IllegalArgumentException("bits map " + msg);
+    }
+
+    private static String abbreviate(String sha) {
+        return sha.length() > 12 ? sha.substring(0, 12) + "..." : sha;
+    }
+
+    /**
      * Checks that the "kv" object lists exactly the layers 0..numLayers-1 of the model, so that a map made for another
      * model fails instead of leaving layers unquantized or quantizing layers it does not have. No "kv": nothing to check.
      */

@@ -283,6 +283,7 @@ public record QuantizationRecipe(QuantSpec spec, WeightOptions weights, GptqOpti
             for (int l = 0; l < model.config().numLayers(); l++)
                 for (var lin : model.blockLinears(l)) names.add(lin.name());
             bitsMap.checkLayers(names);
+            bitsMap.checkModel(model.sha256(), names.size());
         }
     }
 

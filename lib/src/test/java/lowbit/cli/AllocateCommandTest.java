@@ -30,11 +30,12 @@ class AllocateCommandTest {
     }
 
     @Test
-    void writesABitsMapWithinBudgetThatQuantizeTakes(@TempDir Path tmp) {
+    void writesABitsMapWithinBudgetThatQuantizeTakes(@TempDir Path tmp) throws Exception {
         Path map = tmp.resolve("bits.json");
-        CliRun r = allocate(map, "--budget", "3.5");
+        CliRun r = allocate(map, "--budget", "3.5", "--kv-budget", "6", "--kv-candidates", "2,4,8");
         assertEquals(0, r.exit(), r.err());
         assertTrue(r.out().contains("split-half Spearman"), r.out());
+        assertTrue(r.out().contains("kv cache: "), r.out());
         BitsMap m = BitsMap.read(map);
         assertEquals(35, m.layers().size());
         assertEquals(32, m.defaultConfig().groupSize());
@@ -44,6 +45,21 @@ class AllocateCommandTest {
         assertTrue(((Number) refinement.get("selection_kld")).doubleValue() <= ((Number) refinement.get("uniform_selection_kld")).doubleValue(),
                 "never worse than uniform on the selection windows");
         assertEquals("kld", m.provenance().get("predictor"));
+        assertNotNull(m.kv(), "KV-cache widths per layer in the same map");
+
+        CliRun ppl = CliRun.of("ppl", "--model", stories.toString(), "--quant", "rtn:w3g32", "--bits-map", map.toString(), "--seqlen", "64",
+                "--windows", "1");
+        assertEquals(0, ppl.exit(), ppl.err());
+
+        // the same map on another model (its provenance names another sha256) is one line naming both
+        Path foreign = tmp.resolve("foreign.json");
+        String sha = (String) m.provenance().get("model_sha256");
+        Files.writeString(foreign, Files.readString(map).replace(sha, "0123456789abcdef".repeat(4)));
+        CliRun other = CliRun.of("quantize", "--model", stories.toString(), "--method", "rtn", "--bits-map", foreign.toString(), "--out",
+                tmp.resolve("nope").toString());
+        assertEquals(2, other.exit(), other.err());
+        assertTrue(other.err().strip().matches("lowbit: .*foreign\\.json: was allocated for the model with sha256 0123456789ab\\.\\.\\. \\(35 linears listed\\);"
+                + " this model's is " + sha.substring(0, 12) + "\\.\\.\\. \\(35 block linears\\).*"), other.err());
 
         Path q = tmp.resolve("q");
         CliRun quantize = CliRun.of("quantize", "--model", stories.toString(), "--method", "rtn", "--bits-map", map.toString(), "--out", q.toString());
@@ -68,6 +84,9 @@ class AllocateCommandTest {
         assertEquals("lowbit: --candidates [1, 4]: width 1 is outside 2..8", wide.err().strip());
         CliRun notCandidate = allocate(out, "--budget", "w5");
         assertEquals("lowbit: --budget w5: 5 is not one of --candidates [2, 3, 4, 8]", notCandidate.err().strip());
+        CliRun kv = allocate(out, "--budget", "3.5", "--kv-budget", "4");
+        assertTrue(kv.err().strip().startsWith("lowbit: KV budget: target 4.0 bits/element is below the cheapest allocation; achievable range for"
+                + " these 10 keys and values (320 elements per token) is 4.250000..11.000000 bits/element"), kv.err());
         CliRun predictor = allocate(out, "--budget", "3.5", "--predictor", "entropy");
         assertEquals("lowbit: --predictor must be one of kld, hessian, fisher, kurtosis, got 'entropy'", predictor.err().strip());
         assertFalse(Files.exists(out), "nothing written");

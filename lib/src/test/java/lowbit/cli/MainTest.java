@@ -27,13 +27,13 @@ class MainTest {
     void missingRequiredOptionsAndParameters() {
         assertOneLine("lowbit: download needs either --repo ORG/NAME (a model) or a data set: mmlu (./lowbit download --help)",
                 "download");
-        assertOneLine("lowbit: bench needs a benchmark: forward, gptq, awq, billm, eval or rotate (./lowbit bench --help)", "bench");
+        assertOneLine("lowbit: bench needs a benchmark: forward, gptq, allocate, awq, billm, eval or rotate (./lowbit bench --help)", "bench");
     }
 
     @Test
     void unknownCommandsPointToHelp() {
-        assertOneLine("lowbit: unknown command 'pll' (did you mean ppl?); ./lowbit help lists the commands", "pll");
-        assertOneLine("lowbit: unknown command 'frobnicate'; ./lowbit help lists the commands", "frobnicate");
+        assertOneLine("lowbit: unknown command 'quantise' (did you mean quantize?); ./lowbit help lists the commands", "quantise");
+        assertOneLine("lowbit: unknown command 'xyzzy'; ./lowbit help lists the commands", "xyzzy");
     }
 
     @Test

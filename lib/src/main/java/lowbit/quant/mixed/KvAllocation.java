@@ -196,12 +196,7 @@ public final class KvAllocation {
                     options.add(new LayerOption(items.get(i).name(), widths.get(j), elements(), storageBits(widths.get(j)), losses[i][j]));
             }
             BitAllocator.Allocation a;
-            try {
-                a = BitAllocator.allocate(names, options, target);
-            } catch (IllegalArgumentException e) {
-                throw new IllegalArgumentException("KV budget: " + e.getMessage().replace("bits/weight", "bits/element")
-                        .replace(" layers (", " keys and values (").replace(" parameters)", " elements per token)"), e);
-            }
+            a = knapsack(names, options, target);
             int[] k = new int[config.numLayers()], v = new int[config.numLayers()];
             for (int i = 0; i < items.size(); i++) {
                 int bits = a.bits().get(items.get(i).name());
@@ -255,6 +250,35 @@ public final class KvAllocation {
             }
             return t;
         }
+    }
+
+    /** The knapsack with its budget errors in the KV cache's words. */
+    private static BitAllocator.Allocation knapsack(List<String> names, List<LayerOption> options, double target) {
+        try {
+            return BitAllocator.allocate(names, options, target);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("KV budget: " + e.getMessage().replace("bits/weight", "bits/element")
+                    .replace(" layers (", " keys and values (").replace(" parameters)", " elements per token)"), e);
+        }
+    }
+
+    /**
+     * Refuses a budget of {@code target} bits per cached element outside what {@code widths} can give on {@code config}
+     * (group overhead included), with the same message the allocation would give after its measurements.
+     */
+    public static void checkBudget(ModelConfig config, List<Integer> widths, int groupSize, double target) {
+        int g = groupSize == 0 ? config.headDim() : groupSize;
+        List<String> names = new ArrayList<>();
+        List<LayerOption> options = new ArrayList<>();
+        long elements = (long) config.numKvHeads() * config.headDim();
+        for (int l = 0; l < config.numLayers(); l++)
+            for (Tensor t : Tensor.values()) {
+                String name = new Item(l, t).name();
+                names.add(name);
+                for (int b : widths)
+                    options.add(new LayerOption(name, b, elements, LayerOption.storageBits(config.numKvHeads(), config.headDim(), QuantConfig.group(b, g)), 0));
+            }
+        knapsack(names, options, target);
     }
 
     /**

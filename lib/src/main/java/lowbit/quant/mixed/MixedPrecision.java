@@ -188,6 +188,35 @@ public final class MixedPrecision {
         public void write(Path file, Result r) {
             BitsMap.write(file, r, candidates.grid().withBits(r.uniformWidth()), provenance(r));
         }
+
+        /** Writes the weights' allocation and the KV cache's on top of it as one bits map. */
+        public void write(Path file, Result r, KvAllocation.Result kv) {
+            Map<String, Object> p = provenance(r);
+            p.put("kv", kv.provenance());
+            BitsMap.write(file, r, candidates.grid().withBits(r.uniformWidth()), kv.bitsMapKv(), p);
+        }
+
+        /**
+         * KV-cache widths per layer on top of the weights of {@code weights}: measured and checked on this session's
+         * windows with the allocated weights in place ({@link KvAllocation}), at {@code target} average bits per cached
+         * element. The float model is restored afterwards.
+         */
+        public KvAllocation.Result allocateKv(Result weights, double target, List<Integer> widths, int probeWidth, int groupSize,
+                                              Progress progress) {
+            if (sensitivityProbe == null) throw new IllegalStateException("KV allocation needs the session's KL-divergence probe (the kld predictor)");
+            Map<String, float[]> floats = new LinkedHashMap<>();
+            for (String l : candidates.linears()) floats.put(l, floatModel.linear(l).weight());
+            try {
+                candidates.applyTo(floatModel, weights.bits());
+                sensitivityProbe.recache(0);
+                selection.recache(0);
+                return KvAllocation.allocate(sensitivityProbe, selection, widths, probeWidth, groupSize, target, progress);
+            } finally {
+                floats.forEach((l, w) -> floatModel.linear(l).setWeight(w));
+                sensitivityProbe.recache(0);
+                selection.recache(0);
+            }
+        }
     }
 
     /**
