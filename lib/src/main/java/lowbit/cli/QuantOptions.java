@@ -81,7 +81,7 @@ final class QuantOptions {
     boolean noClip;
 
     @Option(names = "--bits-map", paramLabel = "FILE",
-            description = "per-linear bit widths (a lowbit-bits-map JSON, e.g. from a mixed-precision study); rtn and gptq")
+            description = "per-linear bit widths (a lowbit-bits-map JSON, e.g. from ./lowbit allocate); rtn, gptq and awq")
     java.nio.file.Path bitsMap;
 
     @Option(names = "--scale-format", defaultValue = "f16", paramLabel = "f16|f32", description = "precision of stored scales (default: ${DEFAULT-VALUE})")
