@@ -117,10 +117,15 @@ final class AllocateBench implements Callable<Integer>, MemoryEstimated {
                                     + " knapsack %.4f, uniform w%d %.4f, chosen %s %.4f; widths %s%n", budget, r.bitsPerWeight(),
                             r.seconds() - ref.seconds(), ref.seconds(), ref.measurements(), ref.knapsackKld(), r.uniformWidth(), ref.uniformKld(),
                             ref.chosen(), ref.kld(), lowbit.quant.mixed.Allocations.widths(r.bits()));
+                    if (r.realized() != null)
+                        System.out.printf(Locale.ROOT, "  %s's own run: selection KLD %.4f against uniform's %.4f: %s%n", allocation.method,
+                                r.realized().selectionKld(), r.realized().uniformSelectionKld(),
+                                r.realized().weights() == r.realized().uniformWeights() ? "uniform kept" : "mixed kept");
                     System.out.printf(Locale.ROOT, "  whole allocation at %s: %.1f s%n", budget, prepared + r.seconds());
                     if (heldOut == null) continue;
                     var allocations = Comparison.allocations(r, session.candidates(), target, model.config().numLayers(), seed);
-                    for (Comparison.Entry e : Comparison.evaluate(heldOut, session.candidates(), target, seed, allocations, Progress.terminal())) {
+                    for (Comparison.Entry e : Comparison.evaluate(heldOut, session.candidates(), target, seed, allocations,
+                            Comparison.ownWeights(r), Progress.terminal())) {
                         done.add(e);
                         if (entries != null) append(entries, e);
                         System.out.printf(Locale.ROOT, "    %-18s %.4f bits/weight  held-out KLD %.4f  ppl %.3f  (%s)%n", e.allocation(), e.bitsPerWeight(),

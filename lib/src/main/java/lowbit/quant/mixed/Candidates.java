@@ -9,6 +9,7 @@ import java.util.function.Supplier;
 import lowbit.model.Linear;
 import lowbit.model.Transformer;
 import lowbit.progress.Progress;
+import lowbit.quant.BitsMap;
 import lowbit.quant.QuantConfig;
 import lowbit.quant.QuantSpec;
 import lowbit.quant.QuantizationRecipe;
@@ -23,10 +24,12 @@ import lowbit.tokenizer.Tokenizer;
  *
  * <p>RTN quantizes each linear alone, so its candidates are exact for any allocation. GPTQ's are the weights of one
  * uniform GPTQ run per width (sequential, each layer calibrated on the outputs of the layers before it quantized at
- * that width); a mixed model assembled from them differs from a GPTQ run with the mixed widths only in the inputs the
- * error compensation saw for the layers after a width change. AWQ folds scales searched per width into norms and
- * earlier linears, so its widths cannot be assembled: its allocation is measured with RTN candidates
- * ({@link #measuredWith()}) and the chosen bits map is then quantized by AWQ itself.
+ * that width); a mixed model assembled from them differs from a GPTQ run with the mixed widths in the inputs the
+ * error compensation saw after a width change, which is enough to change the answer (on the default model at
+ * 3.16 bits/weight the assembled answer measured worse than uniform), so the answer is run by GPTQ itself
+ * ({@link #realize}) before it is kept. AWQ folds scales searched per width into norms and earlier linears, so its
+ * widths cannot be assembled: its allocation is measured with RTN candidates ({@link #measuredWith()}) and the answer
+ * is run by AWQ itself.
  */
 public final class Candidates {
     private final String method;
@@ -35,9 +38,14 @@ public final class Candidates {
     private final List<Integer> widths;
     private final Map<String, Map<Integer, QuantizedTensor>> weights;
     private final Map<String, Object> calibration;
+    private final Realizer realizer;
+
+    /** How the method itself quantizes an allocation (null: the candidates are exact, as RTN's). */
+    private record Realizer(QuantizationRecipe recipe, Supplier<Transformer> fresh, Tokenizer tokenizer) {}
 
     private Candidates(String method, String measuredWith, QuantConfig grid, List<Integer> widths,
-                       Map<String, Map<Integer, QuantizedTensor>> weights, Map<String, Object> calibration) {
+                       Map<String, Map<Integer, QuantizedTensor>> weights, Map<String, Object> calibration, Realizer realizer) {
+        this.realizer = realizer;
         this.method = method;
         this.measuredWith = measuredWith;
         this.grid = grid;
@@ -71,7 +79,7 @@ public final class Candidates {
                 for (int b : widths) byWidth.put(b, Rtn.quantize(lin.name(), weight, lin.outFeatures(), lin.inFeatures(), grid.withBits(b)));
                 w.put(lin.name(), byWidth);
             }
-        return new Candidates(method, "rtn", grid, widths, w, null);
+        return new Candidates(method, "rtn", grid, widths, w, null, null);
     }
 
     /**
@@ -86,8 +94,10 @@ public final class Candidates {
         switch (String.valueOf(method)) {
             case "rtn":
                 return rtn(floatModel, grid, widths);
-            case "awq":
-                return rtn("awq", floatModel, grid, widths);
+            case "awq": {
+                Candidates r = rtn("awq", floatModel, grid, widths);
+                return new Candidates("awq", "rtn", grid, r.widths, r.weights, null, new Realizer(recipe, fresh, tokenizer));
+            }
             case "gptq":
                 break;
             default:
@@ -108,7 +118,7 @@ public final class Candidates {
                 task.step(1);
             }
         }
-        return new Candidates("gptq", "gptq", grid, widths, w, calib);
+        return new Candidates("gptq", "gptq", grid, widths, w, calib, new Realizer(recipe, fresh, tokenizer));
     }
 
     /** The method the allocation is for. */
@@ -154,6 +164,34 @@ public final class Candidates {
     public long parameters(String linear) {
         QuantizedTensor q = get(linear, widths.get(0));
         return (long) q.rows() * q.columns();
+    }
+
+    /** Whether {@link #realize} runs the method (GPTQ, AWQ) instead of assembling candidates (RTN). */
+    public boolean realizes() {
+        return realizer != null;
+    }
+
+    /**
+     * The allocation quantized by the method itself, on a fresh float model with {@code bits} as its bits map: for GPTQ
+     * one sequential run in which every layer is calibrated on the outputs of the mixed model before it (what
+     * {@code quantize --bits-map} gives), for AWQ its scale and clip searches on the mixed grids. RTN's, and any
+     * uniform allocation's, are the candidates themselves (the same run).
+     */
+    public Map<String, QuantizedTensor> realize(Map<String, Integer> bits, Progress progress) {
+        Map<String, QuantizedTensor> out = new LinkedHashMap<>();
+        boolean uniform = bits.values().stream().distinct().count() == 1;
+        if (realizer == null || (uniform && measuredWith.equals(method))) {
+            for (String l : weights.keySet()) out.put(l, get(l, bits.get(l)));
+            return out;
+        }
+        int base = bits.values().iterator().next();
+        QuantizationRecipe r = realizer.recipe().withSpec(QuantSpec.of(method, grid.withBits(base)))
+                .withBitsMap(new BitsMap(null, grid.withBits(base), bits, Map.of()));
+        try (Transformer m = realizer.fresh().get()) {
+            QuantizedModel qm = r.apply(m, realizer.tokenizer(), progress).model();
+            for (String l : weights.keySet()) out.put(l, qm.weights().get(l));
+        }
+        return out;
     }
 
     /** Puts the assembled weights of {@code bits} (every block linear must be listed) into {@code model}. */

@@ -6,6 +6,7 @@ import java.util.List;
 import java.util.Map;
 import lowbit.model.Linear;
 import lowbit.progress.Progress;
+import lowbit.quant.QuantizedTensor;
 import lowbit.stats.Bootstrap;
 import tech.tablesaw.api.DoubleColumn;
 import tech.tablesaw.api.IntColumn;
@@ -22,8 +23,17 @@ public final class Comparison {
     private Comparison() {}
 
     /** The allocations compared at every budget, in the order reported. */
-    public static final List<String> ALLOCATIONS = List.of("uniform", "mixed", "q4_k_m rule", "first-last higher",
+    public static final List<String> ALLOCATIONS = List.of("uniform", "mixed", "mixed (assembled)", "q4_k_m rule", "first-last higher",
             "random 1", "random 2", "random 3", "random 4", "random 5");
+
+    /** The mixed allocation assembled from the candidates, beside the method's own run of it (GPTQ, AWQ). */
+    public static final String ASSEMBLED = "mixed (assembled)";
+
+    /** The weights {@link #evaluate} uses instead of the candidates: the method's own runs of "mixed" and "uniform". */
+    public static Map<String, Map<String, QuantizedTensor>> ownWeights(MixedPrecision.Result mixed) {
+        if (mixed.realized() == null) return Map.of();
+        return Map.of("mixed", mixed.realized().weights(), "uniform", mixed.realized().uniformWeights());
+    }
 
     /** One allocation measured on the held-out windows in one run. */
     public record Entry(String method, double target, String allocation, long seed, double bitsPerWeight, String widths, double[] kld,
@@ -47,21 +57,28 @@ public final class Comparison {
         Map<String, Map<String, Integer>> m = new LinkedHashMap<>();
         m.put("uniform", Allocations.uniform(c, Allocations.uniformWidth(c, target)));
         m.put("mixed", mixed.bits());
+        // the method's own run of the answer is "mixed"; assembled from the candidates as the baselines are, it is this one
+        if (c.realizes()) m.put(ASSEMBLED, mixed.bits());
         m.put("q4_k_m rule", Allocations.q4km(c, target, layers));
         m.put("first-last higher", Allocations.firstLast(c, target, layers));
         for (int i = 1; i <= 5; i++) m.put("random " + i, Allocations.random(c, target, seed * 1000 + i));
         return m;
     }
 
-    /** Measures every allocation with {@code heldOut} (a probe on held-out windows whose model is the float model). */
+    /**
+     * Measures every allocation with {@code heldOut} (a probe on held-out windows whose model is the float model), from the
+     * candidates, except where {@code weights} gives an allocation's own weights (the method's run of it).
+     */
     public static List<Entry> evaluate(KldProbe heldOut, Candidates c, double target, long seed, Map<String, Map<String, Integer>> allocations,
-                                       Progress progress) {
+                                       Map<String, Map<String, QuantizedTensor>> weightsOf, Progress progress) {
         List<Entry> out = new ArrayList<>();
         try (Progress.Task task = progress.start("held-out", allocations.size(), "allocation")) {
             for (var e : allocations.entrySet()) {
                 task.message(e.getKey());
+                Map<String, QuantizedTensor> own = weightsOf.get(e.getKey());
                 Map<Linear, float[]> weights = new LinkedHashMap<>();
-                for (String l : c.linears()) weights.put(heldOut.model().linear(l), c.get(l, e.getValue().get(l)).dequantize());
+                for (String l : c.linears())
+                    weights.put(heldOut.model().linear(l), (own != null ? own.get(l) : c.get(l, e.getValue().get(l))).dequantize());
                 KldProbe.Measurement m = heldOut.with(weights);
                 out.add(new Entry(c.method(), target, e.getKey(), seed, c.bitsPerWeight(e.getValue()), Allocations.widths(e.getValue()),
                         m.kld(), m.nll()));

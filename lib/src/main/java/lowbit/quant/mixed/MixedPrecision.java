@@ -13,6 +13,7 @@ import lowbit.progress.Progress;
 import lowbit.quant.BitsMap;
 import lowbit.quant.QuantConfig;
 import lowbit.quant.QuantizationRecipe;
+import lowbit.quant.QuantizedTensor;
 import lowbit.quant.mixed.Allocations.Granularity;
 import lowbit.quant.mixed.Sensitivities.Predictor;
 import lowbit.tokenizer.Tokenizer;
@@ -147,9 +148,32 @@ public final class MixedPrecision {
             }
             Map<String, Integer> uniform = Allocations.uniform(candidates, base);
             Refinement.Result r = Refinement.refine(candidates, selection, knapsack, uniform, losses, granularity, target, refine, progress);
-            return new Result(target, predictor, granularity, r.bits(), knapsack, base, candidates.bitsPerWeight(r.bits()),
-                    Allocations.storage(candidates, r.bits()), Allocations.predicted(candidates, losses, r.bits()), r,
+            Map<String, Integer> bits = r.bits();
+            Realized realized = null;
+            if (candidates.realizes()) {
+                // GPTQ's and AWQ's assembled candidates are not what the method gives for a mixed allocation: run the method
+                // on the answer and on uniform, and keep the answer only if its own run measures better on the selection windows
+                Map<String, QuantizedTensor> uniformWeights = candidates.realize(uniform, progress);
+                double uniformKld = measure(uniformWeights);
+                Map<String, QuantizedTensor> weights = r.chosen().equals("uniform") ? uniformWeights : candidates.realize(bits, progress);
+                double kld = weights == uniformWeights ? uniformKld : measure(weights);
+                if (kld >= uniformKld) {
+                    bits = uniform;
+                    weights = uniformWeights;
+                    kld = uniformKld;
+                }
+                realized = new Realized(weights, kld, uniformWeights, uniformKld);
+            }
+            return new Result(target, predictor, granularity, bits, knapsack, base, candidates.bitsPerWeight(bits),
+                    Allocations.storage(candidates, bits), Allocations.predicted(candidates, losses, bits), r, realized,
                     (System.nanoTime() - t0) / 1e9);
+        }
+
+        /** Mean KL divergence on the selection windows of the float model with {@code weights} in place. */
+        private double measure(Map<String, QuantizedTensor> weights) {
+            Map<lowbit.model.Linear, float[]> all = new LinkedHashMap<>();
+            for (var e : weights.entrySet()) all.put(floatModel.linear(e.getKey()), e.getValue().dequantize());
+            return selection.with(all).meanKld();
         }
 
         /** What every bits map from this session records. */
@@ -180,6 +204,11 @@ public final class MixedPrecision {
             check.put("uniform_selection_kld", ref.uniformKld());
             check.put("uniform_bits", r.uniformWidth());
             check.put("swaps_measured", ref.measurements());
+            if (r.realized() != null) {
+                check.put("method_run_selection_kld", r.realized().selectionKld());
+                check.put("method_run_uniform_selection_kld", r.realized().uniformSelectionKld());
+                check.put("chosen_after_method_run", r.bits().equals(Allocations.uniform(candidates, r.uniformWidth())) ? "uniform" : "mixed");
+            }
             m.put("refinement", check);
             return m;
         }
@@ -224,10 +253,18 @@ public final class MixedPrecision {
      *
      * @param knapsack     the knapsack's answer before refinement
      * @param uniformWidth the widest uniform allocation within the budget (what the answer was checked against)
+     * @param realized     the method's own runs (GPTQ, AWQ), or null when the candidates are exact (RTN)
      */
     public record Result(double target, Predictor predictor, Granularity granularity, Map<String, Integer> bits,
                          Map<String, Integer> knapsack, int uniformWidth, double bitsPerWeight, long storageBits, double predictedLoss,
-                         Refinement.Result refinement, double seconds) implements BitsMap.Assignment {}
+                         Refinement.Result refinement, Realized realized, double seconds) implements BitsMap.Assignment {}
+
+    /**
+     * The method's own run of the answer and of uniform allocation (GPTQ, AWQ), with their selection KL divergences: the
+     * weights results are reported with.
+     */
+    public record Realized(Map<String, QuantizedTensor> weights, double selectionKld, Map<String, QuantizedTensor> uniformWeights,
+                           double uniformSelectionKld) {}
 
     /**
      * Draws the windows, builds the candidates and measures the sensitivities ({@code measure}: by KL divergence at

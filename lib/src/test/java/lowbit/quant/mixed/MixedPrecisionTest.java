@@ -46,4 +46,30 @@ class MixedPrecisionTest {
             assertEquals(r.bits(), again.bits(), "the same session gives the same answer");
         }
     }
+
+    @Test
+    void gptqRunsTheAnswerItselfAndUniformIsItsOwnCandidate() {
+        try (Checkpoint ckpt = MixedTestModel.open(); Transformer model = MixedTestModel.load(ckpt, 2)) {
+            QuantConfig grid = QuantConfig.group(2, 32);
+            QuantizationRecipe recipe = QuantizationRecipe.of(QuantSpec.of("gptq", grid))
+                    .withCalibration(new QuantizationRecipe.Calibration("c4", 4, 64, 0, lowbit.calibration.CalibrationSampler.Mode.DOCUMENTS));
+            Candidates c = Candidates.of(recipe, grid, List.of(2, 3, 4), model, () -> Checkpoints.load(ckpt, 2), Checkpoints.tokenizer(ckpt),
+                    Progress.NONE);
+            assertTrue(c.realizes());
+            var uniform = c.realize(Allocations.uniform(c, 3), Progress.NONE);
+            for (String l : c.linears()) assertSame(c.get(l, 3), uniform.get(l), "uniform GPTQ is the 3-bit run itself");
+            java.util.Map<String, Integer> mixed = new java.util.LinkedHashMap<>(Allocations.uniform(c, 3));
+            String up = c.linears().get(3), down = c.linears().get(30);
+            mixed.put(up, 4);
+            mixed.put(down, 2);
+            var run = c.realize(mixed, Progress.NONE);
+            for (String l : c.linears())
+                assertEquals(mixed.get(l), ((lowbit.quant.QuantizedWeight) run.get(l)).config().bits(), l + " quantized at its allocated width");
+            // before the first changed layer GPTQ saw the same inputs as in the uniform run: the same weights, bit for bit
+            assertArrayEquals(c.get(c.linears().get(0), 3).dequantize(), run.get(c.linears().get(0)).dequantize());
+            // after it, the 3-bit linears were calibrated on the mixed model's outputs, not the uniform one's
+            String after = c.linears().get(10);
+            assertFalse(java.util.Arrays.equals(c.get(after, 3).dequantize(), run.get(after).dequantize()), after);
+        }
+    }
 }
