@@ -110,7 +110,7 @@ public record StudyPlan(String model,
                 List.of("rtn:w8", "rtn:w4", "rtn:w4g128", "rtn:w3g128", "gptq:w4g128", "gptq:w3g128", "awq:w4g128",
                         "smoothquant:w8a8", "smoothquant:w4a8", "rtn:w4g128+kv8", "rtn:w4g128+kv4", "rtn:w4g128+kv2"),
                 List.of(2, 3, 4, 8), 128, 3, List.of(3, 4), List.of(3.5), List.of("rtn"), List.of(0L),
-                new MixedPrecision.Windows(4, 2, 512, 0), 8, 512, 8,
+                new MixedPrecision.Windows(4, 2, 128, 0), 8, 256, 4,
                 List.of("rtn:w3g128", "gptq:w3g128"), List.of(4, 16), List.of(0L, 1L),
                 List.of("c4", "tasks", "tasks:lambada_openai"), 16, 4,
                 ZERO_SHOT_TASKS, 20, List.of("rtn:w4g128", "rtn:w3g128", "gptq:w4g128", "gptq:w3g128"));

@@ -67,6 +67,10 @@ class Notebook04Test {
         }
 
         ByteArrayOutputStream out = new ByteArrayOutputStream();
+        StringBuilder trace = new StringBuilder();
+        // the local execution engine runs snippets in this JVM: what cells print goes to System.out
+        PrintStream stdout = System.out;
+        System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
         try (JShell shell = JShell.builder().executionEngine("local").out(new PrintStream(out, true, StandardCharsets.UTF_8))
                 .err(new PrintStream(out, true, StandardCharsets.UTF_8)).compilerOptions("--add-modules", "jdk.incubator.vector").build()) {
             String cp = System.getProperty("surefire.test.class.path", System.getProperty("java.class.path"));
@@ -78,15 +82,19 @@ class Notebook04Test {
                     SourceCodeAnalysis.CompletionInfo info = analysis.analyzeCompletion(rest);
                     String snippet = info.source() == null ? rest : info.source();
                     for (SnippetEvent e : shell.eval(snippet)) {
+                        trace.append(e.status()).append(": ").append(e.snippet().source().strip()).append(" => ").append(e.value()).append('\n');
                         String diagnostics = shell.diagnostics(e.snippet()).map(d -> d.getMessage(null)).toList().toString();
                         assertNotEquals(Snippet.Status.REJECTED, e.status(), "rejected: " + snippet + "\n" + diagnostics);
-                        if (e.exception() != null) fail("the cell threw " + e.exception() + " at\n" + snippet + "\noutput:\n" + out);
+                        if (e.exception() != null) fail("the cell threw " + e.exception() + " at\n" + snippet + "\nsnippets:\n" + trace + "output:\n" + out);
                     }
                     rest = info.remaining();
                 }
             }
+        } finally {
+            System.setOut(stdout);
         }
         String printed = out.toString(StandardCharsets.UTF_8);
+        System.out.print(printed);
         assertTrue(printed.contains("35 linears, each measured alone at 3 bits on 252 tokens"), printed);
         assertTrue(printed.contains("Mixed precision beats uniform, with a paired 95% interval below zero, in "), printed);
         assertEquals(35, BitsMap.read(bitsMap).layers().size(), "the bits map lists every linear of stories260K");
