@@ -40,10 +40,13 @@ final class StudyCommand implements Callable<Integer>, MemoryEstimated {
     @Option(names = "--seeds", split = ",", paramLabel = "S", description = "override the ablation seeds, e.g. 0,1,2")
     List<Long> seeds;
 
-    @Option(names = "--sensitivity-loss", paramLabel = "ppl|kld",
-            description = "what the measured sensitivity predictor carries: the log-perplexity increase (ppl, default) or the mean "
-                    + "KL divergence to the float model (kld), both from the same forward pass")
-    String sensitivityLoss;
+    @Option(names = "--allocation-methods", split = ",", paramLabel = "rtn|gptq",
+            description = "override the methods mixed precision allocates with (quick plan: rtn; full: rtn,gptq; none: leave the part out)")
+    List<String> allocationMethods;
+
+    @Option(names = "--allocation-seeds", split = ",", paramLabel = "S",
+            description = "override the mixed-precision seeds (C4 windows, GPTQ calibration, random baselines), e.g. 0,1,2")
+    List<Long> allocationSeeds;
 
     @Option(names = "--zero-shot-tasks", split = ",", paramLabel = "TASK",
             description = "override the zero-shot tasks scored on the float model and the zero-shot specs (none: leave the part out)")
@@ -75,7 +78,8 @@ final class StudyCommand implements Callable<Integer>, MemoryEstimated {
         if (evalWindows != null) b.evalWindows(evalWindows);
         if (methods != null) b.methods(methods);
         if (seeds != null) b.ablationSeeds(seeds);
-        if (sensitivityLoss != null) b.sensitivityLoss(sensitivityLoss);
+        if (allocationMethods != null) b.allocationMethods(allocationMethods.equals(List.of("none")) ? List.of() : allocationMethods);
+        if (allocationSeeds != null) b.allocationSeeds(allocationSeeds);
         if (zeroShotTasks != null) b.zeroShotTasks(zeroShotTasks.equals(List.of("none")) ? List.of() : zeroShotTasks);
         if (zeroShotLimit != null) b.zeroShotLimit(zeroShotLimit);
         return b.build();

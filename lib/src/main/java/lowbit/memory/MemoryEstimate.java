@@ -62,7 +62,19 @@ public record MemoryEstimate(String job, Map<String, Long> parts, String remedy)
      * method, allocation and ablation cell on a model of its own), so each part is the largest any phase needs.
      */
     public static MemoryEstimate study(ModelConfig cfg, StudyPlan plan) {
-        Builder b = new Builder("study", cfg).models(1).forward(plan.evalSeqlen()).forward(plan.sensitivitySeqlen());
+        Builder b = new Builder("study", cfg).models(1).forward(plan.evalSeqlen());
+        if (!plan.allocationMethods().isEmpty()) {
+            // mixed precision (MixedStudy): the float model and a fresh copy per GPTQ width, every candidate width's
+            // codes, and at once the probes of the sensitivity and selection windows (while a session is prepared) or of
+            // the selection and held-out windows (while it is compared), as in allocation(...)
+            var w = plan.allocationWindows();
+            long tokens = Math.max((long) (w.sensitivity() + w.selection()) * w.seqlen(),
+                    (long) w.selection() * w.seqlen() + (long) plan.heldOutWindows() * plan.heldOutSeqlen());
+            b.models(plan.allocationMethods().contains("gptq") ? 2 : 1).forward(w.seqlen()).forward(plan.heldOutSeqlen())
+                    .atLeast("candidate codes", (long) plan.candidates().size() * b.linearWeights())
+                    .atLeast("float log-probabilities", 4 * tokens * cfg.vocabSize())
+                    .atLeast("block inputs", 4 * tokens * cfg.hiddenSize() * cfg.numLayers());
+        }
         // layer and Hessian statistics and the proxies: a GPTQ-like pass over the calibration windows
         b.calibration("gptq", plan.calibSamples(), plan.calibSeqlen());
         List<String> methods = new ArrayList<>(plan.allocationMethods());

@@ -11,6 +11,7 @@ import lowbit.plots.Figure;
 import lowbit.plots.Html;
 import lowbit.quant.QuantConfig;
 import lowbit.quant.QuantSpec;
+import lowbit.quant.mixed.Comparison;
 import lowbit.results.CodeVersion;
 import tech.tablesaw.api.DoubleColumn;
 import tech.tablesaw.api.IntColumn;
@@ -249,38 +250,43 @@ public final class StudyReport {
                 .withAxisTitles("Configuration (quantization spec)", "Perplexity on " + dataset);
     }
 
-    /** The {@code top} linears with the largest measured perplexity increase, labelled L{block}.{module}, full name on hover. */
+    /**
+     * The {@code top} linears with the largest measured KL divergence to the float model (each alone at the probe width),
+     * labelled L{block}.{module}, full name on hover.
+     */
     public static Figure sensitivityChart(Table sensitivity, int top) {
-        Table t = sensitivity.sortDescendingOn("ppl_increase").first(top);
+        Table t = sensitivity.sortDescendingOn("kld").first(top);
         StringColumn label = StringColumn.create("linear");
-        for (int i = 0; i < t.rowCount(); i++) label.append(shortName(t.intColumn("layer").get(i), t.stringColumn("module").get(i)));
+        for (int i = 0; i < t.rowCount(); i++) label.append(shortName(((Number) t.column("layer").get(i)).intValue(), t.stringColumn("module").get(i)));
         t.addColumns(label);
-        return Charts.bars(t, "linear", "ppl_increase", "name", "Perplexity increase with one linear quantized (top " + top + ")")
-                .withAxisTitles("Linear (block.module)", "Perplexity increase over the float model");
+        return Charts.bars(t, "linear", "kld", "name", "KL divergence to the float model with one linear quantized (top " + top + ")")
+                .withAxisTitles("Linear (block.module)", "Mean KL(float || quantized) per token (nats)");
     }
 
-    /** Measured sensitivity per block and module: where the sensitive linears are. */
+    /** Measured sensitivity per block and module: where the sensitive linears are (log colour scale when all are positive). */
     public static Figure sensitivityHeatmap(Table sensitivity) {
-        boolean positive = sensitivity.doubleColumn("ppl_increase").min() > 0;
-        String title = "Measured sensitivity (perplexity increase) by block and module";
-        Figure f = positive ? Charts.logHeatmap(sensitivity, "layer", "module", "ppl_increase", title)
-                : Charts.heatmap(sensitivity, "layer", "module", "ppl_increase", title);
-        return f.withAxisTitles("Linear (module)", "Block").withColorbarTitle("Perplexity increase" + (positive ? " (log scale)" : ""));
+        boolean positive = sensitivity.doubleColumn("kld").min() > 0;
+        String title = "Measured sensitivity (KL divergence with one linear quantized) by block and module";
+        Figure f = positive ? Charts.logHeatmap(sensitivity, "layer", "module", "kld", title)
+                : Charts.heatmap(sensitivity, "layer", "module", "kld", title);
+        return f.withAxisTitles("Linear (module)", "Block").withColorbarTitle("KL divergence (nats" + (positive ? ", log scale)" : ")"));
     }
 
     /**
-     * Mixed and uniform allocation: perplexity against the bits per weight they reach, per method. Uniform
-     * widths are points only: there is no uniform model between them (e.g. at 3.5 bits per weight).
+     * Mixed precision against uniform and every baseline on the held-out windows: one bar per allocation and (method,
+     * target) with its 95% interval over seeds and windows, the allocations in {@link Comparison#ALLOCATIONS}' order.
      */
-    public static Figure mixedChart(Table mixed) {
-        Table t = mixed.copy();
+    public static Figure mixedChart(Table summary) {
+        Table t = summary.copy();
         StringColumn series = StringColumn.create("series");
-        for (int i = 0; i < t.rowCount(); i++) series.append(t.stringColumn("allocation").get(i) + " " + t.stringColumn("method").get(i));
+        for (int i = 0; i < t.rowCount(); i++)
+            series.append(String.format(Locale.ROOT, "%s at %.3f bits/weight", t.stringColumn("method").get(i), t.doubleColumn("target_bits").get(i)));
         t.addColumns(series);
-        Figure f = Charts.lines(t.sortAscendingOn("bits_per_weight"), "bits_per_weight", "ppl", "series",
-                "Mixed precision vs uniform: perplexity vs bits per weight", true);
-        for (String s : series.unique()) if (s.startsWith("uniform")) f = Charts.withPointsOnly(f, s);
-        return f.withAxisTitles(BPW_TITLE, "Perplexity (log scale)");
+        int runs = t.rowCount() == 0 ? 0 : (int) t.intColumn("runs").max();
+        return Charts.groupedBars(t, "allocation", "kld", "kld_lo", "kld_hi", "series",
+                        "Mixed precision vs uniform and the baselines at equal bits: held-out KL divergence (95% interval over "
+                                + runs + (runs == 1 ? " run" : " runs") + " and the windows)")
+                .withAxisTitles("Allocation", "Mean KL(float || quantized) per token on held-out windows (nats)");
     }
 
     /**
@@ -328,14 +334,7 @@ public final class StudyReport {
         out.addAll(rotationFindings(m));
         out.addAll(kldFindings(m));
         out.addAll(zeroShotFindings(r.zeroShot()));
-        Table c = r.correlations();
-        out.add(String.format(Locale.ROOT, "Sensitivity proxies: Spearman rank correlation with the measured increase over %d linears: "
-                + "Hessian-weighted error %.3f, weight kurtosis %.3f.", (int) c.intColumn("linears").get(0), c.doubleColumn("spearman").get(0),
-                c.doubleColumn("spearman").get(1)));
-        Table s = r.sensitivity().sortDescendingOn("ppl_increase");
-        if (s.rowCount() > 0)
-            out.add(String.format(Locale.ROOT, "Most sensitive linear at %s: %s (+%.3f perplexity alone).", r.plan().sensitivitySpec(),
-                    s.stringColumn("name").get(0), s.doubleColumn("ppl_increase").get(0)));
+        out.addAll(sensitivityFindings(r.correlations(), r.sensitivity(), r.plan()));
         out.addAll(mixedFindings(r.mixed()));
         out.addAll(ablationFindings(r.ablation()));
         out.addAll(diversityFindings(r.diversity()));
@@ -353,52 +352,67 @@ public final class StudyReport {
         return List.of(sb.append('.').toString());
     }
 
+    /** The split-half reliability of the measured sensitivity, each predictor's rank correlation with it, and the most sensitive linear. */
+    static List<String> sensitivityFindings(Table correlations, Table sensitivity, StudyPlan plan) {
+        if (correlations == null || correlations.rowCount() == 0) return List.of();
+        StringBuilder sb = new StringBuilder(String.format(Locale.ROOT,
+                "Sensitivity by KL divergence (%s, each linear alone at %d bits, %d x %d C4 tokens): split-half Spearman %.3f over %d linears; "
+                        + "rank correlation of the predictors with it:", plan.allocationMethods().get(0), plan.probeBits(),
+                plan.allocationWindows().sensitivity(), plan.allocationWindows().seqlen(), correlations.doubleColumn("spearman").get(0),
+                ((Number) correlations.column("linears").get(0)).intValue()));
+        for (int i = 1; i < correlations.rowCount(); i++)
+            sb.append(String.format(Locale.ROOT, "%s %s %.3f", i == 1 ? "" : ";", correlations.stringColumn("predictor").get(i),
+                    correlations.doubleColumn("spearman").get(i)));
+        List<String> out = new ArrayList<>(List.of(sb.append('.').toString()));
+        Table s = sensitivity.sortDescendingOn("kld");
+        out.add(String.format(Locale.ROOT, "Most sensitive linear: %s (KL divergence %.4f alone at %d bits; median linear %.4f).",
+                s.stringColumn("name").get(0), s.doubleColumn("kld").get(0), plan.probeBits(), sensitivity.doubleColumn("kld").median()));
+        return out;
+    }
+
     /**
-     * Each mixed allocation against uniform: at a uniform width's budget, the comparison (and whether the allocation
-     * is that uniform allocation); elsewhere, the uniform points on either side; then the tally.
+     * Per (method, target): mixed against uniform on the held-out windows, KL divergence and perplexity with their 95%
+     * intervals, the paired difference and its verdict, and how mixed fared against the random allocations at the same bits.
      */
-    static List<String> mixedFindings(Table mix) {
+    public static List<String> mixedFindings(Table summary) {
         List<String> out = new ArrayList<>();
-        int compared = 0, worse = 0, identical = 0;
-        for (int i = 0; i < mix.rowCount(); i++) {
-            String allocation = mix.stringColumn("allocation").get(i);
-            if (!allocation.startsWith("mixed")) continue;
-            double bpw = mix.doubleColumn("bits_per_weight").get(i), target = mix.doubleColumn("target_bits").get(i);
-            double ppl = mix.doubleColumn("ppl").get(i);
-            String method = mix.stringColumn("method").get(i), widths = mix.stringColumn("widths").get(i);
-            int same = uniformRow(mix, method, target);
-            if (same >= 0) {
-                double uniformPpl = mix.doubleColumn("ppl").get(same);
-                if (widths.equals(mix.stringColumn("widths").get(same))) {
-                    identical++;
-                    out.add(String.format(Locale.ROOT, "%s with %s at %.3f bits per weight chose every linear at the uniform width "
-                                    + "(widths %s): it is the uniform allocation, perplexity %.3f, not a mixed result.",
-                            cap(allocation), method, bpw, widths, ppl));
-                    continue;
-                }
-                compared++;
-                if (ppl > uniformPpl) worse++;
-                out.add(String.format(Locale.ROOT, "%s with %s at %.3f bits per weight: perplexity %.3f against %.3f for uniform "
-                                + "allocation at the same bits (%s by %.1f%%; widths %s).", cap(allocation), method, bpw, ppl, uniformPpl,
-                        ppl > uniformPpl ? "worse" : "better", 100 * Math.abs(ppl / uniformPpl - 1), widths));
-            } else {
-                int below = neighbour(mix, method, bpw, -1), above = neighbour(mix, method, bpw, 1);
-                StringBuilder sb = new StringBuilder(String.format(Locale.ROOT,
-                        "%s with %s at %.3f bits per weight (no uniform width has this budget): perplexity %.3f (widths %s)",
-                        cap(allocation), method, bpw, ppl, widths));
-                if (below >= 0) sb.append(String.format(Locale.ROOT, "; uniform at %.3f bits: %.3f", mix.doubleColumn("bits_per_weight").get(below),
-                        mix.doubleColumn("ppl").get(below)));
-                if (above >= 0) sb.append(String.format(Locale.ROOT, "; uniform at %.3f bits: %.3f", mix.doubleColumn("bits_per_weight").get(above),
-                        mix.doubleColumn("ppl").get(above)));
-                out.add(sb.append('.').toString());
+        int beats = 0, cells = 0;
+        for (int i = 0; i < summary.rowCount(); i++) {
+            if (!summary.stringColumn("allocation").get(i).equals("mixed")) continue;
+            String method = summary.stringColumn("method").get(i);
+            double target = summary.doubleColumn("target_bits").get(i);
+            int u = summaryRow(summary, method, target, "uniform");
+            if (u < 0) continue;
+            cells++;
+            String verdict = summary.stringColumn("verdict").get(i);
+            if (verdict.equals("beats uniform")) beats++;
+            int randoms = 0, lower = 0, separate = 0;
+            for (int j = 0; j < summary.rowCount(); j++) {
+                if (!summary.stringColumn("allocation").get(j).startsWith("random") || !summary.stringColumn("method").get(j).equals(method)
+                        || summary.doubleColumn("target_bits").get(j) != target) continue;
+                randoms++;
+                if (summary.doubleColumn("kld").get(i) < summary.doubleColumn("kld").get(j)) lower++;
+                if (summary.doubleColumn("kld_hi").get(i) < summary.doubleColumn("kld_lo").get(j)) separate++;
             }
+            String vsRandom = randoms == 0 ? "" : lower == randoms
+                    ? String.format(Locale.ROOT, " It beat every random allocation (lower mean KL divergence than all %d; intervals apart from %d).",
+                    randoms, separate)
+                    : String.format(Locale.ROOT, " It did not beat every random allocation: lower mean KL divergence than %d of %d.", lower, randoms);
+            out.add(String.format(Locale.ROOT, "%s at %.3f bits/weight (%d %s, held-out): mixed KL divergence %.4f [%.4f, %.4f], perplexity "
+                            + "%.3f [%.3f, %.3f] (%.3f bits/weight, widths %s); uniform KL divergence %.4f [%.4f, %.4f], perplexity %.3f "
+                            + "[%.3f, %.3f]; mixed - uniform %+.4f [%+.4f, %+.4f]: %s.%s",
+                    method, target, summary.intColumn("runs").get(i), summary.intColumn("runs").get(i) == 1 ? "run" : "runs",
+                    summary.doubleColumn("kld").get(i), summary.doubleColumn("kld_lo").get(i), summary.doubleColumn("kld_hi").get(i),
+                    summary.doubleColumn("ppl").get(i), summary.doubleColumn("ppl_lo").get(i), summary.doubleColumn("ppl_hi").get(i),
+                    summary.doubleColumn("bits_per_weight").get(i), summary.stringColumn("widths").get(i),
+                    summary.doubleColumn("kld").get(u), summary.doubleColumn("kld_lo").get(u), summary.doubleColumn("kld_hi").get(u),
+                    summary.doubleColumn("ppl").get(u), summary.doubleColumn("ppl_lo").get(u), summary.doubleColumn("ppl_hi").get(u),
+                    summary.doubleColumn("kld_minus_uniform").get(i), summary.doubleColumn("diff_lo").get(i), summary.doubleColumn("diff_hi").get(i),
+                    verdict, vsRandom));
         }
-        if (compared > 0)
-            out.add(String.format(Locale.ROOT, "Mixed precision is worse than uniform in %d of the %d comparisons at equal bits%s. This "
-                            + "tests these allocations, not mixed precision as such: each minimizes the sum of per-linear predicted losses "
-                            + "(each linear's harm taken alone), and where it loses, that sum does not track the damage of quantizing "
-                            + "the linears together.",
-                    worse, compared, identical > 0 ? " (" + identical + " more allocations were the uniform one)" : ""));
+        if (cells > 0)
+            out.add(String.format(Locale.ROOT, "Mixed precision beats uniform, with a paired 95%% interval below zero, in %d of %d (method, budget) cells.",
+                    beats, cells));
         return out;
     }
 
@@ -473,15 +487,20 @@ public final class StudyReport {
             parts.add(table(r.zeroShot()));
         }
 
-        parts.add(new Html.Heading("Sensitivity"));
-        parts.add(sensitivityChart(r.sensitivity(), TOP_LINEARS));
-        parts.add(sensitivityHeatmap(r.sensitivity()));
-        parts.add(table(r.correlations()));
-        parts.add(table(r.sensitivity()));
+        if (r.sensitivity() != null && r.sensitivity().rowCount() > 0) {
+            parts.add(new Html.Heading("Sensitivity"));
+            parts.add(sensitivityChart(r.sensitivity(), TOP_LINEARS));
+            parts.add(sensitivityHeatmap(r.sensitivity()));
+            parts.add(table(r.correlations()));
+            parts.add(table(r.sensitivity()));
+        }
 
-        parts.add(new Html.Heading("Mixed precision under a bit budget"));
-        if (r.mixed().rowCount() > 0) parts.add(mixedChart(r.mixed()));
-        parts.add(table(r.mixed()));
+        if (r.mixed().rowCount() > 0) {
+            parts.add(new Html.Heading("Mixed precision under a bit budget"));
+            parts.add(mixedChart(r.mixed()));
+            parts.add(table(r.mixed()));
+            parts.add(table(r.allocations()));
+        }
 
         parts.add(new Html.Heading("Calibration ablation"));
         if (r.ablation().where(r.ablation().stringColumn("calib_source").isNotEqualTo("none")).rowCount() > 0) parts.add(ablationChart(r.ablation()));
@@ -549,34 +568,18 @@ public final class StudyReport {
         return kind.equals("activation") ? "Linear input" : "Linear (module)";
     }
 
-    /** The uniform row of {@code method} whose bits per weight the target was set to, or -1. */
-    private static int uniformRow(Table mix, String method, double target) {
-        for (int j = 0; j < mix.rowCount(); j++)
-            if (mix.stringColumn("allocation").get(j).equals("uniform") && mix.stringColumn("method").get(j).equals(method)
-                    && Math.abs(mix.doubleColumn("bits_per_weight").get(j) - target) < 1e-3) return j;
+    /** The summary row of (method, target, allocation), or -1. */
+    private static int summaryRow(Table summary, String method, double target, String allocation) {
+        for (int j = 0; j < summary.rowCount(); j++)
+            if (summary.stringColumn("allocation").get(j).equals(allocation) && summary.stringColumn("method").get(j).equals(method)
+                    && summary.doubleColumn("target_bits").get(j) == target) return j;
         return -1;
-    }
-
-    /** The nearest uniform row of {@code method} below (direction -1) or above (+1) {@code bpw}, or -1. */
-    private static int neighbour(Table mix, String method, double bpw, int direction) {
-        int best = -1;
-        for (int j = 0; j < mix.rowCount(); j++) {
-            if (!mix.stringColumn("allocation").get(j).equals("uniform") || !mix.stringColumn("method").get(j).equals(method)) continue;
-            double b = mix.doubleColumn("bits_per_weight").get(j);
-            if ((b - bpw) * direction <= 0) continue;
-            if (best < 0 || Math.abs(b - bpw) < Math.abs(mix.doubleColumn("bits_per_weight").get(best) - bpw)) best = j;
-        }
-        return best;
     }
 
     private static double value(Table t, String keyCol, String key, String col) {
         for (int i = 0; i < t.rowCount(); i++)
             if (t.stringColumn(keyCol).get(i).equals(key)) return t.doubleColumn(col).get(i);
         throw new IllegalArgumentException("no row with " + keyCol + " = " + key + " in " + t.name());
-    }
-
-    private static String cap(String s) {
-        return s.isEmpty() ? s : Character.toUpperCase(s.charAt(0)) + s.substring(1);
     }
 
     private static String esc(String s) {

@@ -3,6 +3,7 @@ package lowbit.studies;
 import static org.junit.jupiter.api.Assertions.*;
 
 import java.nio.file.Path;
+import java.util.List;
 import java.util.SplittableRandom;
 import lowbit.checkpoint.Checkpoint;
 import lowbit.checkpoint.Checkpoints;
@@ -10,22 +11,29 @@ import lowbit.model.Linear;
 import lowbit.model.Transformer;
 import lowbit.progress.Progress;
 import lowbit.quant.QuantConfig;
+import lowbit.quant.mixed.Candidates;
+import lowbit.quant.mixed.KldProbe;
+import lowbit.quant.mixed.Sensitivities;
+import lowbit.tensor.Parallel;
 import org.junit.jupiter.api.Test;
 import tech.tablesaw.api.Table;
 
+/** The sensitivity the study reports ({@link Sensitivities}): hand-computed cases and the tiny model. */
 class SensitivityTest {
     @Test
     void rankCorrelationByHand() {
-        assertEquals(1.0, Sensitivity.rankCorrelation(new double[] {1, 2, 3}, new double[] {10, 20, 300}), 1e-12);
-        assertEquals(-1.0, Sensitivity.rankCorrelation(new double[] {1, 2, 3}, new double[] {3, 2, 1}), 1e-12);
+        assertEquals(1.0, Sensitivities.spearman(new double[] {1, 2, 3}, new double[] {10, 20, 300}), 1e-12);
+        assertEquals(-1.0, Sensitivities.spearman(new double[] {1, 2, 3}, new double[] {3, 2, 1}), 1e-12);
         // ranks (1,2,3,4) vs (2,1,4,3): d^2 = 1+1+1+1 = 4, rho = 1 - 6*4/(4*15) = 0.6
-        assertEquals(0.6, Sensitivity.rankCorrelation(new double[] {1, 2, 3, 4}, new double[] {2, 1, 4, 3}), 1e-12);
+        assertEquals(0.6, Sensitivities.spearman(new double[] {1, 2, 3, 4}, new double[] {2, 1, 4, 3}), 1e-12);
     }
 
     @Test
     void hessianErrorIsTheQuadraticForm() {
         // one row, d = w - q = (1, -1); H = [[2, 1], [1, 3]]: d^T H d = 2 - 1 - 1 + 3 = 3
-        assertEquals(3.0, Sensitivity.hessianError(new float[] {1, 0}, new float[] {0, 1}, new double[] {2, 1, 1, 3}, 1, 2), 1e-12);
+        try (Parallel par = new Parallel(1)) {
+            assertEquals(3.0, Sensitivities.hessianError(new float[] {1, 0}, new float[] {0, 1}, new double[] {2, 1, 1, 3}, 1, 2, par), 1e-12);
+        }
     }
 
     @Test
@@ -33,27 +41,27 @@ class SensitivityTest {
         Path dir = Path.of(getClass().getClassLoader().getResource("tiny/llama").toURI());
         SplittableRandom rnd = new SplittableRandom(4);
         try (Checkpoint ckpt = Checkpoints.open(dir); Transformer model = Checkpoints.load(ckpt, 1)) {
-            int[] ids = new int[4 * 32];
-            for (int i = 0; i < ids.length; i++) ids[i] = rnd.nextInt(model.config().vocabSize());
-            int[][] windows = new int[4][];
-            for (int w = 0; w < 4; w++) windows[w] = java.util.Arrays.copyOfRange(ids, w * 32, (w + 1) * 32);
+            int[][] windows = new int[4][32];
+            for (int[] w : windows) for (int i = 0; i < w.length; i++) w[i] = rnd.nextInt(model.config().vocabSize());
             double[] before = model.nll(windows[0]);
-            QuantConfig cfg = QuantConfig.perChannel(2);
-            Table m = Sensitivity.measured(model, ids, 32, 4, cfg, Progress.NONE);
+            Candidates c = Candidates.rtn(model, QuantConfig.perChannel(2), List.of(2, 4));
+            KldProbe probe = KldProbe.of(model, windows, Progress.NONE);
+            Sensitivities s = Sensitivities.measure(c, model, windows, probe, 2, Progress.NONE);
             assertArrayEquals(before, model.nll(windows[0]), "every linear is restored");
-            assertEquals(14, m.rowCount());
-            assertTrue(m.doubleColumn("ppl_increase").max() > 0, "2-bit RTN hurts somewhere");
-            Table p = Sensitivity.proxies(model, windows, cfg, Progress.NONE);
-            assertEquals(14, p.rowCount());
+            Table t = s.table();
+            assertEquals(14, t.rowCount());
+            assertEquals(4 * 31, s.positions(), "each linear scored on every window's 31 next tokens");
             for (int i = 0; i < 14; i++) {
-                assertEquals(m.stringColumn("name").get(i), p.stringColumn("name").get(i));
-                assertTrue(p.doubleColumn("hessian_error").get(i) > 0);
+                assertTrue(t.doubleColumn("kld").get(i) > 0, "2-bit RTN moves the distribution: " + t.row(i));
+                // the mean over 4 windows is the mean of the even and the odd pair's means
+                assertEquals(t.doubleColumn("kld").get(i), (t.doubleColumn("kld_even").get(i) + t.doubleColumn("kld_odd").get(i)) / 2, 1e-12);
+                assertTrue(t.doubleColumn("hessian_w2").get(i) > t.doubleColumn("hessian_w4").get(i), "fewer bits, more error: " + t.row(i));
             }
             Linear q0 = model.linear("model.layers.0.self_attn.q_proj");
-            assertEquals(lowbit.stats.Moments.of(q0.weight()).pearsonKurtosis(), p.doubleColumn("kurtosis").get(0), 1e-12);
-            assertArrayEquals(before, model.nll(windows[0]), "the proxies leave the model as it was");
-            double rho = Sensitivity.rankCorrelation(p.doubleColumn("hessian_error").asDoubleArray(), m.doubleColumn("ppl_increase").asDoubleArray());
-            assertTrue(Double.isFinite(rho), "rank correlation of the proxy with the measured increase: " + rho);
+            assertEquals(lowbit.stats.Moments.of(q0.weight()).pearsonKurtosis(), t.doubleColumn("weight_kurtosis").get(0), 1e-12);
+            double rho = s.splitHalfCorrelation();
+            assertTrue(rho >= -1 && rho <= 1, "split-half Spearman " + rho);
+            assertEquals(rho, s.correlations().doubleColumn("spearman").get(0), 0);
         }
     }
 }

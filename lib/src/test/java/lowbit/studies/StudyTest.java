@@ -1,7 +1,5 @@
 package lowbit.studies;
 
-import lowbit.quant.mixed.BitAllocator;
-import lowbit.quant.mixed.LayerOption;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -15,6 +13,8 @@ import lowbit.io.DataDir;
 import lowbit.plots.HtmlTest;
 import lowbit.progress.Progress;
 import lowbit.quant.BitsMap;
+import lowbit.quant.mixed.Comparison;
+import lowbit.quant.mixed.MixedPrecision;
 import lowbit.results.ResultStore;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -25,10 +25,10 @@ class StudyTest {
     static StudyPlan tiny(String model) {
         return new StudyPlan(model, "wikitext2", 128, 2, 4, 128, 2, 0,
                 List.of("rtn:w8", "rtn:w4g32", "gptq:w4g32", "awq:w4g32", "smoothquant:w8a8", "rtn:w4g32+kv4"),
-                "rtn:w3g32", 128, 1,
-                List.of(2, 3, 4, 8), 32, List.of(3, 4), List.of(3.5), List.of("rtn"),
+                List.of(2, 3, 4, 8), 32, 3, List.of(3, 4), List.of(3.5), List.of("rtn", "gptq"), List.of(0L, 1L),
+                new MixedPrecision.Windows(2, 2, 64, 0), 4, 64, 4,
                 List.of("rtn:w3g32", "gptq:w3g32"), List.of(2, 4), List.of(0L, 1L),
-                List.of("c4", "tasks:lambada_openai"), 4, 2, "ppl",
+                List.of("c4", "tasks:lambada_openai"), 4, 2,
                 List.of("piqa", "winogrande"), 3, List.of("rtn:w4g32"));
     }
 
@@ -42,8 +42,7 @@ class StudyTest {
 
         assertEquals(1 + 6, r.methods().rowCount(), "fp + every spec");
         assertEquals(35, r.sensitivity().rowCount(), "one row per linear");
-        assertEquals(35 * 4, r.proxies().rowCount(), "one row per linear and candidate width");
-        assertEquals(2 + 2 * 3, r.mixed().rowCount(), "2 uniform + 3 targets for each of 2 predictors");
+        assertEquals(2 * 3 * Comparison.ALLOCATIONS.size(), r.mixed().rowCount(), "(rtn, gptq) x (w3, w4, 3.5) x every allocation");
         assertEquals(1.0, value(r.methods(), "fp", "ppl_vs_fp"), 0);
         assertTrue(value(r.methods(), "rtn:w8", "ppl_vs_fp") < 1.01, "8-bit weights are near lossless");
         assertTrue(value(r.methods(), "rtn:w4g32", "ppl") > value(r.methods(), "rtn:w8", "ppl"), "4 bits cost more than 8");
@@ -58,20 +57,43 @@ class StudyTest {
             assertEquals(1, refs.count(), "one float reference for every configuration");
         }
 
-        // Mixed allocations stay within their budget (the quantized model's own count) and, at a uniform width's
-        // bits, predict no more loss than uniform (which is one of the feasible allocations).
+        // Sensitivity: every linear measured on both halves of the windows; the predictors correlated with it.
+        for (int i = 0; i < 35; i++) assertTrue(r.sensitivity().doubleColumn("kld").get(i) > 0, r.sensitivity().row(i).toString());
+        assertEquals(List.of("kld (split halves)", "hessian", "fisher", "kurtosis", "weight kurtosis alone", "activation kurtosis alone"),
+                r.correlations().stringColumn("predictor").asList());
+        double splitHalf = r.correlations().doubleColumn("spearman").get(0);
+        assertTrue(splitHalf > -1 && splitHalf <= 1, "split-half Spearman " + splitHalf);
+
+        // Every (method, budget, allocation) ran once per seed; mixed stays within its budget, uniform is at it, and each
+        // mixed allocation's bits map lists every linear.
         Table mix = r.mixed();
         for (int i = 0; i < mix.rowCount(); i++) {
-            if (!mix.stringColumn("allocation").get(i).startsWith("mixed")) continue;
-            assertTrue(mix.doubleColumn("bits_per_weight").get(i) <= mix.doubleColumn("target_bits").get(i) + 1e-9,
-                    "mixed row " + i + " over budget: " + mix.row(i));
-            Path map = dir.resolve(mix.stringColumn("bits_map").get(i));
-            assertEquals(35, BitsMap.read(map).layers().size(), "the bits map lists every linear");
+            assertEquals(2, mix.intColumn("runs").get(i), "two seeds: " + mix.row(i));
+            assertTrue(mix.doubleColumn("bits_per_weight").get(i) <= mix.doubleColumn("target_bits").get(i) + 1e-9, "over budget: " + mix.row(i));
+            assertTrue(mix.doubleColumn("kld_lo").get(i) <= mix.doubleColumn("kld").get(i) && mix.doubleColumn("kld").get(i) <= mix.doubleColumn("kld_hi").get(i));
         }
-        assertEquals("mixed (hessian proxy)", mix.stringColumn("allocation").get(2));
-        for (int u = 0; u < 2; u++)
-            assertTrue(mix.doubleColumn("predicted_loss").get(2 + u) <= mix.doubleColumn("predicted_loss").get(u) + 1e-12,
-                    "mixed at uniform " + (u + 3) + "-bit's budget predicts no more loss");
+        // RTN's targets in the plan's order, by hand: each row of a linear stores its codes, and per group of 32 columns
+        // (the last one shorter) a 16-bit scale and a zero of the width; then 3.5 as written
+        assertEquals(storedBitsPerWeight(bin, 3, 32) + 1e-9, target(mix, "rtn", 0), 1e-12);
+        assertEquals(storedBitsPerWeight(bin, 4, 32) + 1e-9, target(mix, "rtn", 1), 1e-12);
+        assertEquals(3.5, target(mix, "rtn", 2), 0);
+        assertEquals("uniform", mix.stringColumn("allocation").get(0));
+        assertEquals(mix.doubleColumn("target_bits").get(0) - 1e-9, mix.doubleColumn("bits_per_weight").get(0), 1e-12,
+                "the first target is uniform w3g32's bits per weight");
+        assertEquals(2 * 2 * 3, r.allocations().rowCount(), "one mixed allocation per method, seed and target");
+        for (int i = 0; i < r.allocations().rowCount(); i++) {
+            assertEquals(35, BitsMap.read(dir.resolve(r.allocations().stringColumn("bits_map").get(i))).layers().size(), "the bits map lists every linear");
+            assertTrue(r.allocations().doubleColumn("selection_kld").get(i) <= r.allocations().doubleColumn("uniform_selection_kld").get(i),
+                    "never worse than uniform on the selection windows: " + r.allocations().row(i));
+        }
+        // the summary is a function of the stored rows: each row carries its per-window KL divergence and NLL
+        List<Comparison.Entry> entries = new java.util.ArrayList<>();
+        for (var row : r.store().rows())
+            if ("mixed-precision".equals(row.get("study"))) entries.add(MixedStudy.entry(row));
+        assertEquals(2 * 2 * 3 * Comparison.ALLOCATIONS.size(), entries.size());
+        for (var e : entries) assertEquals(4, e.kld().length, "one KL divergence per held-out window");
+        assertEquals(mix.doubleColumn("kld").asList(), Comparison.summary(entries).doubleColumn("kld").asList());
+
         assertEquals(1 + 2, r.ablation().rowCount(), "rtn control + gptq at 2 sizes (seeds summarized)");
         assertEquals(2, r.diversity().rowCount());
         // zero-shot rows for the float model and the one spec asked, each task on the first 3 items
@@ -91,13 +113,30 @@ class StudyTest {
         assertEquals(r.methods().doubleColumn("ppl").asList(), again.methods().doubleColumn("ppl").asList());
         assertEquals(r.statistics().rowCount(), again.statistics().rowCount());
 
-        // An interrupted run (the last rows never written) resumes: only the missing rows run, with the same
-        // numbers, on another thread count.
+        // An interrupted run (the last rows never written, and one mixed row lost) resumes: only the missing rows run,
+        // with the same numbers, on another thread count; a mixed-precision session whose rows are all stored is not
+        // prepared again (one sensitivity measurement: the session that lost a row).
         Path store = dir.resolve("store.jsonl");
-        List<String> lines = Files.readAllLines(store, StandardCharsets.UTF_8);
-        Files.write(store, lines.subList(0, lines.size() - 5), StandardCharsets.UTF_8);
-        Study.Result resumed = Study.run(plan, dir, 1, Progress.NONE);
-        assertEquals(5, resumed.experimentsRun());
+        List<String> lines = new java.util.ArrayList<>(Files.readAllLines(store, StandardCharsets.UTF_8));
+        lines = lines.subList(0, lines.size() - 5);
+        int lost = -1;
+        for (int i = 0; i < lines.size(); i++)
+            if (lines.get(i).contains("\"allocation\":\"random 5\"") && lines.get(i).contains("\"method\":\"gptq\"")) lost = i;
+        assertTrue(lost >= 0, "a gptq random-5 row is stored");
+        String lostKey = ResultStore.open(store).rows().stream().filter(x -> "random 5".equals(x.get("allocation")) && "gptq".equals(x.get("method")))
+                .reduce((a, b) -> b).orElseThrow().key();
+        lines.remove(lost);
+        Files.write(store, lines, StandardCharsets.UTF_8);
+        List<String> tasks = java.util.Collections.synchronizedList(new java.util.ArrayList<>());
+        Progress recording = (name, total, unit) -> {
+            tasks.add(name);
+            return Progress.NONE.start(name, total, unit);
+        };
+        Study.Result resumed = Study.run(plan, dir, 1, recording);
+        assertEquals(5 + 1, resumed.experimentsRun());
+        assertTrue(ResultStore.open(store).contains(lostKey));
+        assertEquals(1, tasks.stream().filter(t -> t.equals("sensitivity (kld)")).count(), "only the session that lost a row is prepared: " + tasks);
+        assertEquals(r.mixed().doubleColumn("kld").asList(), resumed.mixed().doubleColumn("kld").asList(), "the recomputed row is the same");
         assertEquals(r.ablation().doubleColumn("ppl_mean").asList(), resumed.ablation().doubleColumn("ppl_mean").asList());
         assertEquals(r.diversity().doubleColumn("ppl_mean").asList(), resumed.diversity().doubleColumn("ppl_mean").asList());
 
@@ -109,8 +148,10 @@ class StudyTest {
                 "Hessian trace", "Perplexity vs bits per weight", "KL divergence to the float model vs bits per weight",
                 "Zero-shot accuracy vs bits per weight",
                 "Perplexity of every configuration",
-                "Perplexity increase with one linear quantized (top 30)", "Measured sensitivity (perplexity increase) by block and module",
-                "Mixed precision vs uniform", "Perplexity vs calibration samples", "Calibration text: perplexity per source");
+                "KL divergence to the float model with one linear quantized (top 30)",
+                "Measured sensitivity (KL divergence with one linear quantized) by block and module",
+                "Mixed precision vs uniform and the baselines at equal bits", "Perplexity vs calibration samples",
+                "Calibration text: perplexity per source");
         assertEquals(titles.size(), count(html, "class=\"lowbit-figure\""), "one div per chart");
         for (String t : titles) assertTrue(html.contains(t.replace("|", "|")), "report lacks the chart '" + t + "'");
         assertEquals(1, count(html, "id=\"lowbit-plotly-js\""), "plotly.js inlined once");
@@ -118,53 +159,34 @@ class StudyTest {
     }
 
     @Test
-    void sensitivityCanUseMeanKlDivergenceAsItsLoss(@TempDir Path tmp) throws Exception {
-        Path bin = DataDir.root().resolve("models/stories260K/stories260K.bin");
-        assumeTrue(Files.exists(bin), "stories260K not in the data directory (./lowbit setup)");
-        StudyPlan plan = tiny(bin.toString()).toBuilder().sensitivityLoss("kld").build();
-        ResultStore store = ResultStore.open(tmp.resolve("store.jsonl"));
-        try (var ckpt = lowbit.checkpoint.Checkpoints.open(bin.toString(), null);
-             var model = lowbit.checkpoint.Checkpoints.load(ckpt, 2)) {
-            Table t = Study.measuredSensitivity(plan, store, ckpt.sha256(), model, ckpt, 2, tmp.resolve("kld"), Progress.NONE);
-            assertEquals(35, t.rowCount());
-            for (int i = 0; i < t.rowCount(); i++) assertTrue(t.doubleColumn("kld_mean").get(i) > 0, t.row(i).toString());
-            // the linear that hurts perplexity most alone also moves the distribution more than the median linear
-            int worst = t.doubleColumn("ppl_increase").asList().indexOf(t.doubleColumn("ppl_increase").max());
-            assertTrue(t.doubleColumn("kld_mean").get(worst) > t.doubleColumn("kld_mean").median(), t.toString());
-            var shapes = new java.util.LinkedHashMap<String, int[]>();
-            for (int l = 0; l < model.config().numLayers(); l++)
-                for (var lin : model.blockLinears(l)) shapes.put(lin.name(), new int[] {lin.outFeatures(), lin.inFeatures()});
-            Table proxies = Table.create("p", tech.tablesaw.api.StringColumn.create("name"), tech.tablesaw.api.IntColumn.create("bits"),
-                    tech.tablesaw.api.DoubleColumn.create("hessian_error"));
-            for (String n : shapes.keySet()) {
-                proxies.stringColumn("name").append(n);
-                proxies.intColumn("bits").append(3);
-                proxies.doubleColumn("hessian_error").append(1.0);
-            }
-            List<LayerOption> m = Study.options(Study.Predictor.MEASURED, plan, shapes, proxies, t);
-            assertEquals(t.doubleColumn("kld_mean").get(0), m.get(0).predictedLoss(), 1e-15, "the measured loss is the mean KLD");
-        }
-        int rows = store.size();
-        try (var ckpt = lowbit.checkpoint.Checkpoints.open(bin.toString(), null);
-             var model = lowbit.checkpoint.Checkpoints.load(ckpt, 1)) {
-            Study.measuredSensitivity(plan, store, ckpt.sha256(), model, ckpt, 1, tmp.resolve("kld"), Progress.NONE);
-        }
-        assertEquals(rows, store.size(), "a re-run reads every row");
-    }
-
-    @Test
     void refusesInconsistentPlans() {
         StudyPlan.Builder p = tiny("stories260K").toBuilder();
-        assertTrue(assertThrows(IllegalArgumentException.class, () -> p.sensitivitySpec("gptq:w3g32").build()).getMessage().contains("rtn spec"));
-        assertTrue(assertThrows(IllegalArgumentException.class, () -> p.sensitivitySpec("rtn:w5g32").build()).getMessage().contains("allocation widths"));
-        var windows = assertThrows(IllegalArgumentException.class, () -> p.sensitivitySpec("rtn:w3g32").evalWindows(-1).build());
+        assertEquals("study: the probe width 5 is not one of the candidates [2, 3, 4, 8]",
+                assertThrows(IllegalArgumentException.class, () -> p.probeBits(5).build()).getMessage());
+        assertEquals("--candidates [2, 9]: width 9 is outside 2..8",
+                assertThrows(IllegalArgumentException.class, () -> p.probeBits(2).candidates(List.of(2, 9)).build()).getMessage());
+        assertEquals("study: uniform target 8 is not a candidate width [2, 3, 4]",
+                assertThrows(IllegalArgumentException.class, () -> p.candidates(List.of(2, 3, 4)).uniformTargets(List.of(8)).build()).getMessage());
+        assertEquals("study: allocations are evaluated with rtn or gptq, got awq",
+                assertThrows(IllegalArgumentException.class, () -> p.uniformTargets(List.of(3)).allocationMethods(List.of("awq")).build()).getMessage());
+        assertEquals("study: allocation seeds [1, 1] list a seed twice",
+                assertThrows(IllegalArgumentException.class, () -> p.allocationMethods(List.of("rtn")).allocationSeeds(List.of(1L, 1L)).build()).getMessage());
+        assertEquals("study: held-out windows must be >= 1, got 0",
+                assertThrows(IllegalArgumentException.class, () -> p.allocationSeeds(List.of(0L)).heldOutWindows(0).build()).getMessage());
+        var windows = assertThrows(IllegalArgumentException.class, () -> p.heldOutWindows(4).evalWindows(-1).build());
         assertTrue(windows.getMessage().contains("--eval-windows") && windows.getMessage().contains("got -1"), windows.getMessage());
         assertThrows(IllegalArgumentException.class, () -> p.evalWindows(2).methods(List.of("rtn:w4g99999999999")).build());
-        StudyPlan full = StudyPlan.full("m");
+        StudyPlan full = StudyPlan.full("m"), quick = StudyPlan.quick("m");
         assertEquals(List.of(0L, 1L, 2L, 3L, 4L), full.ablationSeeds());
         assertEquals(0, full.evalWindows());
-        assertEquals(StudyPlan.quick("m").allocationBits(), full.allocationBits(), "full keeps what it does not change");
-        assertEquals(List.of(7L), StudyPlan.quick("m").toBuilder().ablationSeeds(List.of(7L)).build().ablationSeeds());
+        assertEquals(List.of(2, 3, 4, 8), quick.candidates());
+        assertEquals(quick.candidates(), full.candidates(), "full keeps what it does not change");
+        assertEquals(List.of("rtn"), quick.allocationMethods());
+        assertEquals(List.of(0L), quick.allocationSeeds());
+        assertEquals(List.of("rtn", "gptq"), full.allocationMethods());
+        assertEquals(List.of(0L, 1L, 2L), full.allocationSeeds());
+        assertEquals(16, full.heldOutWindows());
+        assertEquals(List.of(7L), quick.toBuilder().ablationSeeds(List.of(7L)).build().ablationSeeds());
     }
 
     @Test
@@ -177,24 +199,24 @@ class StudyTest {
         assertEquals(0, ResultStore.open(tmp.resolve("store.jsonl")).size(), "nothing was run");
     }
 
-    @Test
-    void measuredPredictorCarriesTheMeasuredIncreaseToOtherWidthsByTheHessianRatio() {
-        Table proxies = Table.create("p", tech.tablesaw.api.StringColumn.create("name", "a", "a", "b", "b"),
-                tech.tablesaw.api.IntColumn.create("bits", 3, 4, 3, 4),
-                tech.tablesaw.api.DoubleColumn.create("hessian_error", 2.0, 0.5, 8.0, 1.0));
-        Table measured = Table.create("m", tech.tablesaw.api.StringColumn.create("name", "a", "b"),
-                tech.tablesaw.api.DoubleColumn.create("ppl", 11.0, 9.9),
-                tech.tablesaw.api.DoubleColumn.create("ppl_increase", 1.0, -0.1));
-        StudyPlan plan = tiny("stories260K");
-        var shapes = java.util.Map.of("a", new int[] {4, 64}, "b", new int[] {4, 64});
-        List<LayerOption> m = Study.options(Study.Predictor.MEASURED, plan, shapes, proxies, measured);
-        assertEquals(Math.log(1.1), m.get(0).predictedLoss(), 1e-12, "a at the sensitivity width: its measured dNLL");
-        assertEquals(Math.log(1.1) * 0.25, m.get(1).predictedLoss(), 1e-12, "a at 4 bits: scaled by 0.5 / 2");
-        assertEquals(1e-6, m.get(2).predictedLoss(), 0, "b got better alone (noise): floored");
-        assertEquals(1e-6 / 8, m.get(3).predictedLoss(), 1e-18);
-        List<LayerOption> h = Study.options(Study.Predictor.HESSIAN, plan, shapes, proxies, measured);
-        assertEquals(0.5, h.get(1).predictedLoss(), 0);
-        assertEquals(4 * 64, m.get(0).parameters());
+    private static double storedBitsPerWeight(Path bin, int bits, int group) {
+        long stored = 0, weights = 0;
+        try (var ckpt = lowbit.checkpoint.Checkpoints.open(bin.toString(), null); var model = lowbit.checkpoint.Checkpoints.load(ckpt, 1)) {
+            for (int l = 0; l < model.config().numLayers(); l++)
+                for (var lin : model.blockLinears(l)) {
+                    long groups = (lin.inFeatures() + group - 1) / group;
+                    stored += (long) lin.outFeatures() * (lin.inFeatures() * bits + groups * (16 + bits));
+                    weights += (long) lin.outFeatures() * lin.inFeatures();
+                }
+        }
+        return (double) stored / weights;
+    }
+
+    /** The target of the {@code k}-th (method, target) group of the summary. */
+    private static double target(Table mix, String method, int k) {
+        java.util.LinkedHashSet<Double> targets = new java.util.LinkedHashSet<>();
+        for (int i = 0; i < mix.rowCount(); i++) if (mix.stringColumn("method").get(i).equals(method)) targets.add(mix.doubleColumn("target_bits").get(i));
+        return List.copyOf(targets).get(k);
     }
 
     private static double value(Table t, String spec, String col) {
