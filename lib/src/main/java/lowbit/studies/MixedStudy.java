@@ -89,10 +89,11 @@ final class MixedStudy {
                     }
                     for (Target target : Target.of(plan)) {
                         Map<String, Map<String, Object>> params = new LinkedHashMap<>();
-                        for (String a : Comparison.ALLOCATIONS) params.put(a, rowParams(plan, base, target, a));
-                        List<String> missing = Comparison.ALLOCATIONS.stream().filter(a -> !store.contains(Row.key(params.get(a)))).toList();
+                        List<String> names = Comparison.allocationNames(run.method);
+                        for (String a : names) params.put(a, rowParams(plan, base, target, a));
+                        List<String> missing = names.stream().filter(a -> !store.contains(Row.key(params.get(a)))).toList();
                         if (!missing.isEmpty()) measure(plan, dir, store, run, target, params, missing, progress);
-                        for (String a : Comparison.ALLOCATIONS) {
+                        for (String a : names) {
                             Row r = store.get(Row.key(params.get(a))).orElseThrow();
                             entries.add(entry(r));
                             if (a.equals("mixed")) appendAllocation(allocations, r);
@@ -121,7 +122,7 @@ final class MixedStudy {
         Map<String, Map<String, Integer>> todo = new LinkedHashMap<>();
         for (String a : missing) todo.put(a, all.get(a));
         long t0 = System.nanoTime();
-        List<Comparison.Entry> measured = Comparison.evaluate(run.heldOut(), c, bits, run.seed, todo, progress);
+        List<Comparison.Entry> measured = Comparison.evaluate(run.heldOut(), c, bits, run.seed, todo, Comparison.ownWeights(r), progress);
         double seconds = (System.nanoTime() - t0) / 1e9 / todo.size();
         Map<String, Object> session = new LinkedHashMap<>(s.provenance(r));
         session.remove("refinement");
@@ -240,7 +241,7 @@ final class MixedStudy {
                 QuantizationRecipe recipe = recipe(plan, method, seed);
                 session = MixedPrecision.prepare(model, () -> Checkpoints.load(ckpt, fm.threads), fm.tokenizer(), recipe,
                         QuantConfig.group(plan.candidates().get(0), plan.allocationGroup()), plan.candidates(),
-                        plan.allocationWindows().withSeed(seed), plan.probeBits(), true, progress);
+                        plan.allocationWindows().withSeed(seed), List.of(plan.probeBits()), true, progress);
             }
             return session;
         }

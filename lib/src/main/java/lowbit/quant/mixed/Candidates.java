@@ -171,6 +171,11 @@ public final class Candidates {
         return realizer != null;
     }
 
+    /** Whether candidates for {@code method} are run by the method itself before an answer is kept. */
+    public static boolean realizes(String method) {
+        return "gptq".equals(method) || "awq".equals(method);
+    }
+
     /**
      * The allocation quantized by the method itself, on a fresh float model with {@code bits} as its bits map: for GPTQ
      * one sequential run in which every layer is calibrated on the outputs of the mixed model before it (what

@@ -22,12 +22,17 @@ import tech.tablesaw.api.Table;
 public final class Comparison {
     private Comparison() {}
 
-    /** The allocations compared at every budget, in the order reported. */
+    /** The allocations compared at every budget, in the order reported ({@link #allocationNames} for one method). */
     public static final List<String> ALLOCATIONS = List.of("uniform", "mixed", "mixed (assembled)", "q4_k_m rule", "first-last higher",
             "random 1", "random 2", "random 3", "random 4", "random 5");
 
     /** The mixed allocation assembled from the candidates, beside the method's own run of it (GPTQ, AWQ). */
     public static final String ASSEMBLED = "mixed (assembled)";
+
+    /** The allocations compared for {@code method}: every one, less {@link #ASSEMBLED} where it is "mixed" itself (RTN). */
+    public static List<String> allocationNames(String method) {
+        return Candidates.realizes(method) ? ALLOCATIONS : ALLOCATIONS.stream().filter(a -> !a.equals(ASSEMBLED)).toList();
+    }
 
     /** The weights {@link #evaluate} uses instead of the candidates: the method's own runs of "mixed" and "uniform". */
     public static Map<String, Map<String, QuantizedTensor>> ownWeights(MixedPrecision.Result mixed) {

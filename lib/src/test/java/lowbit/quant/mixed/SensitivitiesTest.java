@@ -8,22 +8,11 @@ import lowbit.checkpoint.Checkpoint;
 import lowbit.model.Transformer;
 import lowbit.progress.Progress;
 import lowbit.quant.QuantConfig;
-import lowbit.tensor.Parallel;
 import org.apache.commons.math3.stat.correlation.SpearmansCorrelation;
 import org.junit.jupiter.api.Test;
 import tech.tablesaw.api.Table;
 
 class SensitivitiesTest {
-    @Test
-    void hessianErrorByHand() {
-        // d = w - q = [[0, 1], [1, 0]], H = [[2, 1], [1, 3]]: row 0 gives d^T H d = 3, row 1 gives 2
-        float[] w = {1, 2, 3, 4}, q = {1, 1, 2, 4};
-        double[] h = {2, 1, 1, 3};
-        try (Parallel par = new Parallel(2)) {
-            assertEquals(5.0, Sensitivities.hessianError(w, q, h, 2, 2, par), 0);
-        }
-    }
-
     @Test
     void measuredLossesAreTheProbesAndTheRestIsCarriedByTheHessianRatio() {
         try (Checkpoint ckpt = MixedTestModel.open(); Transformer model = MixedTestModel.load(ckpt, 2)) {

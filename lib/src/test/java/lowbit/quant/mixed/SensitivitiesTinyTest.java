@@ -1,4 +1,4 @@
-package lowbit.studies;
+package lowbit.quant.mixed;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -11,15 +11,12 @@ import lowbit.model.Linear;
 import lowbit.model.Transformer;
 import lowbit.progress.Progress;
 import lowbit.quant.QuantConfig;
-import lowbit.quant.mixed.Candidates;
-import lowbit.quant.mixed.KldProbe;
-import lowbit.quant.mixed.Sensitivities;
 import lowbit.tensor.Parallel;
 import org.junit.jupiter.api.Test;
 import tech.tablesaw.api.Table;
 
 /** The sensitivity the study reports ({@link Sensitivities}): hand-computed cases and the tiny model. */
-class SensitivityTest {
+class SensitivitiesTinyTest {
     @Test
     void rankCorrelationByHand() {
         assertEquals(1.0, Sensitivities.spearman(new double[] {1, 2, 3}, new double[] {10, 20, 300}), 1e-12);
@@ -46,7 +43,7 @@ class SensitivityTest {
             double[] before = model.nll(windows[0]);
             Candidates c = Candidates.rtn(model, QuantConfig.perChannel(2), List.of(2, 4));
             KldProbe probe = KldProbe.of(model, windows, Progress.NONE);
-            Sensitivities s = Sensitivities.measure(c, model, windows, probe, 2, Progress.NONE);
+            Sensitivities s = Sensitivities.measure(c, model, windows, probe, List.of(2), Progress.NONE);
             assertArrayEquals(before, model.nll(windows[0]), "every linear is restored");
             Table t = s.table();
             assertEquals(14, t.rowCount());
