@@ -1,7 +1,6 @@
 package lowbit.quant.mixed;
 
 import java.util.Arrays;
-import java.util.List;
 import java.util.Map;
 import lowbit.tensor.VectorMath;
 import lowbit.model.Linear;
@@ -177,10 +176,5 @@ public final class KldProbe {
         double s = 0;
         for (double v : a) s += v;  // in position order: the same bits on any thread count
         return s / a.length;
-    }
-
-    /** The windows, for provenance (their hash) and for splitting. */
-    public List<int[]> tokenWindows() {
-        return List.of(windows);
     }
 }

@@ -53,10 +53,6 @@ public final class MixedPrecision {
             return new Windows(sensitivity, selection, seqlen, s);
         }
 
-        public Windows withSensitivity(int n) {
-            return new Windows(n, selection, seqlen, seed);
-        }
-
         public Map<String, Object> describe() {
             Map<String, Object> m = new LinkedHashMap<>();
             m.put("source", "c4");
@@ -191,6 +187,9 @@ public final class MixedPrecision {
             m.put("windows_sha256", draw.windowsSha256());
             if (candidates.calibration() != null) m.put("calibration", candidates.calibration());
             m.put("model_sha256", floatModel.sha256());
+            m.put("code_version", lowbit.results.CodeVersion.current().toString());
+            m.put("backend", "cpu-java-vector");
+            m.put("threads", floatModel.threads());
             if (sensitivities.measured()) {
                 m.put("lazily_measured", sensitivities.lazilyMeasured());
                 m.put("split_half_spearman", sensitivities.splitHalfCorrelation());
