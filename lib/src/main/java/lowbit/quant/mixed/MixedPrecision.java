@@ -149,9 +149,12 @@ public final class MixedPrecision {
             if (candidates.realizes()) {
                 // GPTQ's and AWQ's assembled candidates are not what the method gives for a mixed allocation: run the method
                 // on the answer and on uniform, and keep the answer only if its own run measures better on the selection windows
+                // on selection windows; the best mixed answer is run even when its assembled form lost to uniform, since
+                // assembling is what breaks GPTQ's error compensation
                 Map<String, QuantizedTensor> uniformWeights = candidates.realize(uniform, progress);
                 double uniformKld = measure(uniformWeights);
-                Map<String, QuantizedTensor> weights = r.chosen().equals("uniform") ? uniformWeights : candidates.realize(bits, progress);
+                bits = r.best();
+                Map<String, QuantizedTensor> weights = bits.equals(uniform) ? uniformWeights : candidates.realize(bits, progress);
                 double kld = weights == uniformWeights ? uniformKld : measure(weights);
                 if (kld >= uniformKld) {
                     bits = uniform;

@@ -26,9 +26,11 @@ public final class Refinement {
 
     /**
      * @param chosen "refined", "knapsack" or "uniform": which allocation won on the selection windows
+     * @param best   the best allocation measured other than uniform (the refined or the knapsack's), with its KL divergence
+     *               {@code bestKld}: what a method that runs the answer itself tries before uniform is kept
      */
     public record Result(Map<String, Integer> bits, double kld, double knapsackKld, double uniformKld, String chosen, List<Step> steps,
-                         int measurements, double seconds) {}
+                         int measurements, Map<String, Integer> best, double bestKld, double seconds) {}
 
     /**
      * Refines {@code start} on {@code selection}'s windows with at most {@code measurements} swaps measured. The probe's
@@ -74,12 +76,14 @@ public final class Refinement {
                 }
             }
             String chosen = best < knapsack ? "refined" : "knapsack";
+            Map<String, Integer> mixed = bits;
+            double mixedKld = best;
             if (uni <= best) {
                 bits = new LinkedHashMap<>(uniform);
                 best = uni;
                 chosen = "uniform";
             }
-            return new Result(bits, best, knapsack, uni, chosen, steps, steps.size(), (System.nanoTime() - t0) / 1e9);
+            return new Result(bits, best, knapsack, uni, chosen, steps, steps.size(), mixed, mixedKld, (System.nanoTime() - t0) / 1e9);
         } finally {
             for (var e : floats.entrySet()) model.linear(e.getKey()).setWeight(e.getValue());
             selection.recache(0);

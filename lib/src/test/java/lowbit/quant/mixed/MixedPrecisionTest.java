@@ -72,4 +72,28 @@ class MixedPrecisionTest {
             assertFalse(java.util.Arrays.equals(c.get(after, 3).dequantize(), run.get(after).dequantize()), after);
         }
     }
+
+    @Test
+    void aGptqSessionKeepsTheMethodsOwnRunOnlyWhenItMeasuresBetterThanUniform() {
+        try (Checkpoint ckpt = MixedTestModel.open(); Transformer model = MixedTestModel.load(ckpt, 2)) {
+            QuantConfig grid = QuantConfig.group(2, 32);
+            QuantizationRecipe recipe = QuantizationRecipe.of(QuantSpec.of("gptq", grid))
+                    .withCalibration(new QuantizationRecipe.Calibration("c4", 4, 64, 0, lowbit.calibration.CalibrationSampler.Mode.DOCUMENTS));
+            MixedPrecision.Session s = MixedPrecision.prepare(model, () -> Checkpoints.load(ckpt, 2), Checkpoints.tokenizer(ckpt), recipe, grid,
+                    List.of(2, 3, 4), new MixedPrecision.Windows(2, 1, 32, 0), List.of(3), true, Progress.NONE);
+            double target = s.candidates().bitsPerWeight(Allocations.uniform(s.candidates(), 3)) + 1e-9;
+            MixedPrecision.Result r = s.allocate(target, Predictor.KLD, Granularity.LINEAR, 2, Progress.NONE);
+            MixedPrecision.Realized run = r.realized();
+            assertNotNull(run, "GPTQ runs its answer");
+            assertTrue(run.selectionKld() <= run.uniformSelectionKld());
+            var uniform = Allocations.uniform(s.candidates(), 3);
+            if (r.bits().equals(uniform)) assertSame(run.uniformWeights(), run.weights());
+            else {
+                assertEquals(r.refinement().best(), r.bits(), "the best mixed answer, run by GPTQ, kept");
+                assertTrue(run.selectionKld() < run.uniformSelectionKld());
+            }
+            for (String l : s.candidates().linears())
+                assertEquals(r.bits().get(l), ((lowbit.quant.QuantizedWeight) run.weights().get(l)).config().bits(), l);
+        }
+    }
 }
