@@ -144,19 +144,11 @@ public final class Allocations {
     public static Map<String, Integer> knapsack(Candidates c, double[][] losses, Granularity granularity, double target) {
         List<String> linears = c.linears();
         List<Integer> widths = c.widths();
-        Map<String, long[]> storage = new LinkedHashMap<>();  // group -> per width
-        Map<String, double[]> loss = new LinkedHashMap<>();
+        Groups groups = Groups.of(c, losses, granularity);
+        Map<String, long[]> storage = groups.storage();
+        Map<String, double[]> loss = groups.loss();
         Map<String, Long> params = new LinkedHashMap<>();
-        for (int i = 0; i < linears.size(); i++) {
-            String g = granularity.group(linears.get(i));
-            long[] s = storage.computeIfAbsent(g, k -> new long[widths.size()]);
-            double[] l = loss.computeIfAbsent(g, k -> new double[widths.size()]);
-            for (int j = 0; j < widths.size(); j++) {
-                s[j] += c.storageBits(linears.get(i), widths.get(j));
-                l[j] += losses[i][j];
-            }
-            params.merge(g, c.parameters(linears.get(i)), Long::sum);
-        }
+        for (String l : linears) params.merge(granularity.group(l), c.parameters(l), Long::sum);
         List<LayerOption> options = new ArrayList<>();
         for (String g : storage.keySet())
             for (int j = 0; j < widths.size(); j++)
@@ -165,6 +157,26 @@ public final class Allocations {
         Map<String, Integer> out = new LinkedHashMap<>();
         for (String l : linears) out.put(l, a.bits().get(granularity.group(l)));
         return out;
+    }
+
+    /** Per group of a granularity, in first-member order: summed predicted loss and storage at each candidate width. */
+    record Groups(Map<String, double[]> loss, Map<String, long[]> storage) {
+        static Groups of(Candidates c, double[][] losses, Granularity g) {
+            List<String> linears = c.linears();
+            List<Integer> widths = c.widths();
+            Map<String, double[]> loss = new LinkedHashMap<>();
+            Map<String, long[]> storage = new LinkedHashMap<>();
+            for (int i = 0; i < linears.size(); i++) {
+                String grp = g.group(linears.get(i));
+                double[] l = loss.computeIfAbsent(grp, k -> new double[widths.size()]);
+                long[] s = storage.computeIfAbsent(grp, k -> new long[widths.size()]);
+                for (int j = 0; j < widths.size(); j++) {
+                    l[j] += losses[i][j];
+                    s[j] += c.storageBits(linears.get(i), widths.get(j));
+                }
+            }
+            return new Groups(loss, storage);
+        }
     }
 
     /** Sum of {@code losses} over an allocation. */

@@ -51,9 +51,10 @@ public final class Refinement {
             List<Step> steps = new ArrayList<>();
             long budget = Allocations.budgetBits(c, target);
             Set<String> tried = new HashSet<>();
+            Allocations.Groups groups = Allocations.Groups.of(c, losses, granularity);
             try (Progress.Task task = progress.start("refine", measurements, "swap")) {
                 for (int m = 0; m < measurements; m++) {
-                    Swap s = nextSwap(c, bits, losses, granularity, budget, tried);
+                    Swap s = nextSwap(c, bits, groups, granularity, budget, tried);
                     if (s == null) break;
                     tried.add(s.key());
                     Map<String, Integer> next = new LinkedHashMap<>(bits);
@@ -100,21 +101,12 @@ public final class Refinement {
      * The untried swap with the least predicted increase (a group one width up, another one width down, within the
      * budget), or null when none is left.
      */
-    private static Swap nextSwap(Candidates c, Map<String, Integer> bits, double[][] losses, Allocations.Granularity g, long budget,
+    private static Swap nextSwap(Candidates c, Map<String, Integer> bits, Allocations.Groups groups, Allocations.Granularity g, long budget,
                                  Set<String> tried) {
         List<Integer> widths = c.widths();
         List<String> linears = c.linears();
-        Map<String, double[]> loss = new LinkedHashMap<>();  // group -> loss per width
-        Map<String, long[]> storage = new LinkedHashMap<>();
-        for (int i = 0; i < linears.size(); i++) {
-            String grp = g.group(linears.get(i));
-            double[] l = loss.computeIfAbsent(grp, k -> new double[widths.size()]);
-            long[] s = storage.computeIfAbsent(grp, k -> new long[widths.size()]);
-            for (int j = 0; j < widths.size(); j++) {
-                l[j] += losses[i][j];
-                s[j] += c.storageBits(linears.get(i), widths.get(j));
-            }
-        }
+        Map<String, double[]> loss = groups.loss();
+        Map<String, long[]> storage = groups.storage();
         Map<String, Integer> at = new LinkedHashMap<>();
         for (String l : linears) at.putIfAbsent(g.group(l), widths.indexOf(bits.get(l)));
         long used = Allocations.storage(c, bits);
