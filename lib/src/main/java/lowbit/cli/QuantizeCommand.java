@@ -10,6 +10,7 @@ import java.util.concurrent.Callable;
 import lowbit.checkpoint.Checkpoint;
 import lowbit.checkpoint.Checkpoints;
 import lowbit.checkpoint.quantized.QuantizedModelFiles;
+import lowbit.io.AtomicOutput;
 import lowbit.memory.MemoryEstimate;
 import lowbit.model.Transformer;
 import lowbit.progress.Progress;
@@ -57,7 +58,7 @@ final class QuantizeCommand implements Callable<Integer>, MemoryEstimated {
 
     @Override
     public Integer call() {
-        QuantizedModelFiles.checkOut(out);
+        AtomicOutput.checkDirectory(out);
         QuantizationRecipe recipe = quantOptions.recipe(spec(), seqlen);
         long t0 = System.nanoTime();
         try (Checkpoint ckpt = modelOptions.open(); Transformer model = modelOptions.load(ckpt)) {

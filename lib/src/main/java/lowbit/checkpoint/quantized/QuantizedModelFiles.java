@@ -4,21 +4,12 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
-import java.nio.file.LinkOption;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.time.Duration;
-import java.time.Instant;
-import java.util.Comparator;
-import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
-import java.util.stream.Stream;
 import lowbit.checkpoint.Checkpoint;
+import lowbit.io.AtomicOutput;
 import lowbit.io.safetensors.SafetensorsWriter;
 import lowbit.model.Transformer;
 import lowbit.quant.QuantConfig;
@@ -53,10 +44,8 @@ public final class QuantizedModelFiles {
     private static final Set<String> TOKENIZER_FILES = Set.of("tokenizer.json", "tokenizer_config.json", "vocab.json",
             "merges.txt", "special_tokens_map.json", "tokenizer.model", "added_tokens.json");
 
-    private static final String PARTIAL = ".partial-";
     /** Written when the source ties lm_head to the embeddings and the model no longer does (a rotation untied them). */
     private static final String LM_HEAD = "lm_head.weight";
-    private static final Pattern WRITER = Pattern.compile("(\\d+)-(\\d+)-\\d+");
 
     private QuantizedModelFiles() {}
 
@@ -68,21 +57,7 @@ public final class QuantizedModelFiles {
      */
     public static Path write(Path dir, Checkpoint source, String sourceSpec, Transformer model, QuantizedModel qm,
                              Map<String, Object> provenance) {
-        dir = checkOut(dir);
-        Path parent = dir.getParent();
-        Path tmp;
-        try {
-            Files.createDirectories(parent);
-            removeStalePartials(parent);
-            tmp = Files.createDirectory(parent.resolve(partialName(dir)));
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot create a directory next to " + dir, e);
-        }
-        // a kill (SIGTERM, Ctrl-C) runs this; after a kill -9 the next write into this parent removes it
-        Path partial = tmp;
-        Thread cleanup = new Thread(() -> deleteTree(partial), "lowbit-partial-cleanup");
-        Runtime.getRuntime().addShutdownHook(cleanup);
-        try {
+        return AtomicOutput.directory(dir, tmp -> {
             SafetensorsWriter st = new SafetensorsWriter().metadata("format", FORMAT);
             ObjectMapper json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
             ObjectNode manifest = json.createObjectNode();
@@ -143,22 +118,7 @@ public final class QuantizedModelFiles {
             manifest.put("tokenizer", copyTokenizer(source, tmp));
             json.writeValue(tmp.resolve(MANIFEST).toFile(), manifest);
 
-            if (Files.exists(dir)) Files.delete(dir);   // checked empty above
-            Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
-            return dir;
-        } catch (IOException e) {
-            deleteTree(tmp);
-            throw new UncheckedIOException("writing " + dir, e);
-        } catch (RuntimeException e) {
-            deleteTree(tmp);
-            throw e;
-        } finally {
-            try {
-                Runtime.getRuntime().removeShutdownHook(cleanup);
-            } catch (IllegalStateException shuttingDown) {
-                // the hook is running or will run: it deletes what is left of the partial directory
-            }
-        }
+        });
     }
 
     /**
@@ -188,80 +148,5 @@ public final class QuantizedModelFiles {
             }
         }
         return copied ? "files" : "base_model";
-    }
-
-    /**
-     * Refuses an output directory that {@link #write} could not fill, before any work: one that exists and is not
-     * an empty directory, or whose parent (or nearest existing ancestor, when parents are to be created) is not
-     * a writable directory. Returns the directory as an absolute path.
-     */
-    public static Path checkOut(Path dir) {
-        dir = dir.toAbsolutePath().normalize();
-        if (Files.exists(dir)) {
-            if (!Files.isDirectory(dir))
-                throw new IllegalArgumentException("--out " + dir + " exists and is not a directory");
-            try (Stream<Path> s = Files.list(dir)) {
-                if (s.findAny().isPresent())
-                    throw new IllegalArgumentException("--out " + dir + " exists and is not empty; choose a new directory or remove it");
-            } catch (IOException e) {
-                throw new UncheckedIOException("--out " + dir + " cannot be listed", e);
-            }
-        }
-        Path ancestor = dir.getParent();
-        while (ancestor != null && !Files.exists(ancestor)) ancestor = ancestor.getParent();
-        if (ancestor == null || !Files.isDirectory(ancestor))
-            throw new IllegalArgumentException("--out " + dir + ": " + (ancestor == null ? "no existing parent directory"
-                    : ancestor + " is not a directory"));
-        if (!Files.isWritable(ancestor))
-            throw new IllegalArgumentException("--out " + dir + ": the directory " + ancestor + " is not writable");
-        return dir;
-    }
-
-    /** ".NAME.partial-PID-START": the writing process (pid and start time, in ms) is in the name, so a stale one is known. */
-    private static String partialName(Path dir) {
-        ProcessHandle self = ProcessHandle.current();
-        long start = self.info().startInstant().map(Instant::toEpochMilli).orElse(0L);
-        return "." + dir.getFileName() + PARTIAL + self.pid() + "-" + start + "-" + System.nanoTime();
-    }
-
-    /**
-     * Deletes the partial directories in {@code parent} that no running process is writing: their writer (pid
-     * and start time in the name, so a reused pid does not count) is gone. One without a writer in its name (an
-     * older lowbit's) is stale a day after it was last modified.
-     */
-    static void removeStalePartials(Path parent) throws IOException {
-        List<Path> stale;
-        try (Stream<Path> s = Files.list(parent)) {
-            stale = s.filter(p -> {
-                String n = p.getFileName().toString();
-                return n.startsWith(".") && n.contains(PARTIAL) && Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS) && isStale(p);
-            }).toList();
-        }
-        stale.forEach(QuantizedModelFiles::deleteTree);
-    }
-
-    private static boolean isStale(Path partial) {
-        String n = partial.getFileName().toString();
-        Matcher m = WRITER.matcher(n.substring(n.lastIndexOf(PARTIAL) + PARTIAL.length()));
-        if (!m.matches()) {
-            try {
-                return Files.getLastModifiedTime(partial).toInstant().isBefore(Instant.now().minus(Duration.ofDays(1)));
-            } catch (IOException e) {
-                return false;
-            }
-        }
-        long pid = Long.parseLong(m.group(1)), start = Long.parseLong(m.group(2));
-        return ProcessHandle.of(pid).filter(ProcessHandle::isAlive)
-                .filter(p -> start == 0 || p.info().startInstant().map(Instant::toEpochMilli).orElse(start) == start)
-                .isEmpty();
-    }
-
-    static void deleteTree(Path p) {
-        if (!Files.exists(p)) return;
-        try (Stream<Path> s = Files.walk(p)) {
-            s.sorted(Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
-        } catch (IOException ignored) {
-            // best effort: a leftover hidden .partial directory is harmless and named as such
-        }
     }
 }

@@ -43,6 +43,7 @@ public final class GgufFile implements AutoCloseable {
     private final ByteBuffer head;
     private final int version;
     private final Map<String, Object> metadata;
+    private final Map<String, GgufValue> typedMetadata;
     private final List<GgufTensor> tensors;
     private final Map<String, GgufTensor> byName;
     private final int alignment;
@@ -79,13 +80,19 @@ public final class GgufFile implements AutoCloseable {
             throw fail("tensor count " + Long.toUnsignedString(tensorCount) + " is impossible for a file of " + fileSize + " bytes");
 
         Map<String, Object> meta = new LinkedHashMap<>();
+        Map<String, GgufValue> typed = new LinkedHashMap<>();
         for (long i = 0; i < kvCount; i++) {
             String key = r.string("metadata key #" + i);
             int type = r.u32("the type of metadata '" + key + "'");
+            // an array's element type is the next u32; peeked so that the typed copy can be written back as read
+            int elementType = type == GgufValue.Type.ARRAY.id() && r.remaining() >= 4 ? head.getInt((int) r.pos) : -1;
             Object value = r.value(type, "metadata '" + key + "'", 0);
             if (meta.putIfAbsent(key, value) != null) throw fail("duplicate metadata key '" + key + "'");
+            if (elementType != GgufValue.Type.ARRAY.id())
+                typed.put(key, new GgufValue(GgufValue.Type.byId(type), elementType < 0 ? null : GgufValue.Type.byId(elementType), value));
         }
         metadata = Collections.unmodifiableMap(meta);
+        typedMetadata = Collections.unmodifiableMap(typed);
 
         Object align = metadata.get("general.alignment");
         if (align == null) alignment = DEFAULT_ALIGNMENT;
@@ -184,6 +191,11 @@ public final class GgufFile implements AutoCloseable {
     /** All metadata in file order (unmodifiable). */
     public Map<String, Object> metadata() {
         return metadata;
+    }
+
+    /** The metadata with each value's wire type, in file order, for copying into a file {@link GgufWriter} writes (nested arrays left out). */
+    public Map<String, GgufValue> typedMetadata() {
+        return typedMetadata;
     }
 
     /** Tensor infos in file order (unmodifiable). */

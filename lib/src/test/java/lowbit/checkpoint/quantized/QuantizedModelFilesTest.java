@@ -23,6 +23,7 @@ import lowbit.checkpoint.Checkpoints;
 import lowbit.checkpoint.TinyHf;
 import lowbit.model.Transformer;
 import lowbit.quant.QuantConfig;
+import lowbit.io.AtomicOutput;
 import lowbit.quant.QuantizedModel;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -39,7 +40,7 @@ class QuantizedModelFilesTest {
     }
 
     private static String refused(Path out) {
-        return assertThrows(IllegalArgumentException.class, () -> QuantizedModelFiles.checkOut(out)).getMessage();
+        return assertThrows(IllegalArgumentException.class, () -> AtomicOutput.checkDirectory(out)).getMessage();
     }
 
     @Test
@@ -51,8 +52,8 @@ class QuantizedModelFilesTest {
         assertEquals("--out " + file + " exists and is not a directory", refused(file));
         assertEquals("--out " + file.resolve("a/b") + ": " + file + " is not a directory", refused(file.resolve("a/b")));
         // missing parents are created by write: the nearest existing ancestor is what must be writable
-        assertEquals(tmp.resolve("new/deeper/q"), QuantizedModelFiles.checkOut(tmp.resolve("new/deeper/q")));
-        assertEquals(tmp.resolve("empty"), QuantizedModelFiles.checkOut(Files.createDirectory(tmp.resolve("empty"))));
+        assertEquals(tmp.resolve("new/deeper/q"), AtomicOutput.checkDirectory(tmp.resolve("new/deeper/q")));
+        assertEquals(tmp.resolve("empty"), AtomicOutput.checkDirectory(Files.createDirectory(tmp.resolve("empty"))));
     }
 
     @Test
