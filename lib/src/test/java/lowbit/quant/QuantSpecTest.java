@@ -101,6 +101,22 @@ class QuantSpecTest {
     }
 
     @Test
+    void fminNamesLlamaCppsFloatMinGrid() {
+        QuantSpec q41 = QuantSpec.parse("rtn:w4g32fmin");
+        assertTrue(q41.floatMin());
+        assertEquals(QuantConfig.q4_1(), q41.weightConfig(), "Q4_1: 4 bits, groups of 32, fp16 scale and fp16 min");
+        assertEquals("rtn:w4g32fmin", q41.text());
+        assertEquals(q41, QuantSpec.of("rtn", QuantConfig.q4_1()));
+        assertEquals("gptq:w5g32fmin+kv8", QuantSpec.parse("gptq:w5g32fmin+kv8").text(), "Q5_1's grid under GPTQ");
+        assertFalse(QuantSpec.parse("rtn:w4g32").floatMin());
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> QuantSpec.parse("awq:w4g32fmin")).getMessage()
+                .contains("fmin (a float min, llama.cpp's Q4_1 grid) is a grid of rtn and gptq, not of awq"));
+        assertThrows(IllegalArgumentException.class, () -> QuantSpec.parse("rtn:w4g32symfmin"), "sym and fmin together");
+        assertThrows(IllegalArgumentException.class, () -> new QuantSpec("rtn", 4, 32, true, 0, 0, QuantSpec.Rotation.NONE, true));
+        assertThrows(IllegalArgumentException.class, () -> QuantSpec.of("rtn", QuantConfig.q4_1().withScaleFormat(QuantConfig.ScaleFormat.F32)));
+    }
+
+    @Test
     void numbersPastIntNameTheSpecAndTheRange() {
         var g = assertThrows(IllegalArgumentException.class, () -> QuantSpec.parse("rtn:w4g99999999999")).getMessage();
         assertTrue(g.startsWith("bad --quant spec 'rtn:w4g99999999999': group size must be 1..2147483647, got 99999999999."), g);
