@@ -120,6 +120,18 @@ public final class GgufCheckpoint implements Checkpoint {
         return part == null ? null : "model.layers." + Integer.parseInt(m.group(1)) + "." + part + "." + m.group(3);
     }
 
+    private static final Pattern HF_BLOCK = Pattern.compile("model\\.layers\\.(\\d+)\\.(.+)\\.(weight|bias)");
+
+    /** The GGUF name llama.cpp gives a Hugging Face tensor name (the inverse of {@link #hfName}), or null when it has none. */
+    public static String toGgufName(String hfName) {
+        for (var e : TOP_NAMES.entrySet()) if (e.getValue().equals(hfName)) return e.getKey();
+        Matcher m = HF_BLOCK.matcher(hfName);
+        if (!m.matches()) return null;
+        for (var e : BLOCK_NAMES.entrySet())
+            if (e.getValue().equals(m.group(2))) return "blk." + Integer.parseInt(m.group(1)) + "." + e.getKey() + "." + m.group(3);
+        return null;
+    }
+
     /** The underlying file, for raw block access and the full metadata. */
     public GgufFile gguf() {
         return file;

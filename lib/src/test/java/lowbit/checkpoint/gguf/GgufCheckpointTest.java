@@ -146,6 +146,10 @@ class GgufCheckpointTest {
             assertArrayEquals(filled(FFN * HIDDEN, 3), c.floats("model.layers.0.mlp.down_proj.weight"));
             assertEquals("model.layers.0.self_attn.q_proj.weight", GgufCheckpoint.hfName("blk.0.attn_q.weight"));
             assertEquals("blk.0.ffn_down.weight", c.ggufName("model.layers.0.mlp.down_proj.weight"));
+            for (String g : new String[] {"blk.0.attn_q.weight", "blk.12.attn_k_norm.weight", "blk.3.attn_v.bias", "token_embd.weight",
+                    "output.weight", "output_norm.weight", "blk.29.ffn_down.weight"})
+                assertEquals(g, GgufCheckpoint.toGgufName(GgufCheckpoint.hfName(g)), "round trip of " + g);
+            assertEquals(null, GgufCheckpoint.toGgufName("model.layers.0.mlp.experts.0.weight"));
             assertThrows(IllegalArgumentException.class, () -> c.floats("lm_head.weight"));
 
             String want = HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(Files.readAllBytes(file)));
