@@ -156,9 +156,11 @@ final class ImportanceMatrixFiles {
                 String name = new String(nameBytes, StandardCharsets.UTF_8);
                 what = "entry '" + name + "'";
                 int ncall = b.getInt(), nval = b.getInt();
-                if (ncall < 0 || nval < 1 || (long) nval * 4 > b.remaining())
-                    throw new FormatException(file, what + " has ncall " + ncall + " and " + nval + " values (" + b.remaining()
-                            + " bytes left)");
+                if (ncall < 0 || nval < 1)
+                    throw new FormatException(file, "not an importance matrix: " + what + " has ncall " + ncall + " and " + nval + " values");
+                if ((long) nval * 4 > b.remaining())
+                    throw new FormatException(file, "truncated legacy importance matrix: the file ends inside " + what + " ("
+                            + nval + " values, " + b.remaining() + " bytes left)");
                 float[] v = new float[nval];
                 b.asFloatBuffer().get(v);
                 b.position(b.position() + 4 * nval);
