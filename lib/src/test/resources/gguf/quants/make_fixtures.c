@@ -36,14 +36,15 @@ int main(void) {
     static float x[ROWS * COLS], imp[COLS], deq[ROWS * COLS];
     static uint8_t q[ROWS * COLS * 4];
     for (int j = 0; j < COLS; j++) {
-        // row 0: weight-like values
-        x[0 * COLS + j] = 0.02f * normal();
+        // row 0: weight-like values, then large ones (near fp16's range for Q8_0's d of a block)
+        x[0 * COLS + j] = (j < 256 ? 0.02f : 300.0f) * normal();
         // row 1: heavy tails (normal over the square root of a uniform)
         x[1 * COLS + j] = 0.01f * normal() / sqrtf(uniform() + 1e-3f);
         // row 2: a zero super-block, then every other group of 16 zero
         x[2 * COLS + j] = j < 256 || (j / 16) % 2 == 0 ? 0.0f : 0.05f * normal();
-        // row 3: a positive constant, then a negative one
-        x[3 * COLS + j] = j < 256 ? 0.5f : -0.25f;
+        // row 3: a positive constant super-block, then values on a grid of eighths (exact ties in the
+        // roundings), then a negative constant
+        x[3 * COLS + j] = j < 256 ? 0.5f : j < 384 ? roundf(4.0f * normal()) / 8.0f : -0.25f;
         // row 4: small noise and two outliers
         x[4 * COLS + j] = j == 100 ? 5.0f : j == 300 ? -3.0f : 0.01f * normal();
         // row 5: all positive, then tiny values whose scales are fp16 subnormals

@@ -15,8 +15,9 @@ import org.junit.jupiter.api.Test;
 /**
  * Quantize and Dequantize against llama.cpp's ggml itself. The fixtures under resources/gguf/quants are made
  * by make_fixtures.c there, linked to llama.cpp's libggml-base (regenerate: see README.md in that folder):
- * 6 rows of 512 floats (weight-like, heavy-tailed, zero blocks, constants, outliers, all-positive and
- * subnormal-scale values) and a log-normal importance vector with zero columns, quantized by
+ * 6 rows of 512 floats (weight-like and large, heavy-tailed, zero blocks, constants, values on a grid with
+ * exact rounding ties, outliers, all-positive and subnormal-scale values) and a log-normal importance vector
+ * with zero columns, quantized by
  * ggml_quantize_chunk to every type without and with the importance, and dequantized by ggml's to_float.
  */
 class QuantizeTest {
