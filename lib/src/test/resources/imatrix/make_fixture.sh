@@ -12,6 +12,8 @@
 #                     the keys and values, which moves the attention outputs by up to 8e-4.
 #   reference.dat     the same run in the legacy format (--output-format dat), trimmed the same way
 #   expected.json     metadata and, for three tensors, the importances llama-quantize derives from each file
+#   quantized.json    sha256 of a few tensors as llama-quantize --pure --imatrix reference.gguf writes them from the F32
+#                     weights (Q4_0, Q4_K, Q6_K; with their fallbacks Q5_0 and Q8_0 for rows of 576), and without imatrix
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../../../.." && pwd)
@@ -32,3 +34,11 @@ cd "$here"
 "$bin/llama-imatrix" -m "$tmp/f32.gguf" -f calibration.txt -c 128 --chunks 2 --no-ppl -t 1 -ctk f32 -ctv f32 -fa off -o "$tmp/full.gguf" > "$tmp/gguf.log" 2>&1
 "$bin/llama-imatrix" -m "$tmp/f32.gguf" -f calibration.txt -c 128 --chunks 2 --no-ppl -t 1 -ctk f32 -ctv f32 -fa off --output-format dat -o "$tmp/full.dat" > "$tmp/dat.log" 2>&1
 "$PY" "$here/trim_fixture.py" "$tmp/full.gguf" "$tmp/full.dat" "$here/reference.gguf" "$here/reference.dat" "$here/expected.json"
+
+for t in Q4_0 Q4_K Q6_K; do
+    "$bin/llama-quantize" --pure --imatrix "$here/reference.gguf" "$tmp/f32.gguf" "$tmp/imatrix-$t.gguf" $t > "$tmp/q-$t.log" 2>&1
+    "$bin/llama-quantize" --pure "$tmp/f32.gguf" "$tmp/plain-$t.gguf" $t > "$tmp/p-$t.log" 2>&1
+done
+"$PY" "$here/hash_tensors.py" "$here/quantized.json" "$tmp/f32.gguf" \
+    imatrix="$tmp/imatrix-Q4_0.gguf" imatrix="$tmp/imatrix-Q4_K.gguf" imatrix="$tmp/imatrix-Q6_K.gguf" \
+    plain="$tmp/plain-Q4_0.gguf" plain="$tmp/plain-Q4_K.gguf" plain="$tmp/plain-Q6_K.gguf"

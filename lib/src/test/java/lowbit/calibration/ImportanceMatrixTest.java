@@ -258,6 +258,46 @@ class ImportanceMatrixTest {
         }
     }
 
+    /**
+     * End to end: llama-quantize --pure --imatrix reference.gguf, from the default model's weights in F32, wrote these
+     * tensors' bytes (sha256 in quantized.json); our quantizer given {@link ImportanceMatrix#importance} writes the same,
+     * and without an importance the bytes llama-quantize wrote without one. Q8_0 ignores the importance; the others
+     * change with it.
+     */
+    @Test
+    void llamaQuantizeHandsItsQuantizerTheseImportances() throws Exception {
+        Path gguf = DataDir.root().resolve("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+        assumeTrue(Files.exists(gguf), "default model not downloaded (./lowbit setup): " + gguf);
+        JsonNode exp = new ObjectMapper().readTree(resource("quantized.json").toFile());
+        ImportanceMatrix m = ImportanceMatrix.read(resource("reference.gguf"));
+        Map<String, String> withImatrix = new HashMap<>(), without = new HashMap<>();
+        try (GgufFile f = GgufFile.open(gguf)) {
+            for (var t : exp.get("f32").properties()) {
+                float[] x = f.dequantize(t.getKey());
+                ByteBuffer b = ByteBuffer.allocate(4 * x.length).order(ByteOrder.LITTLE_ENDIAN);
+                b.asFloatBuffer().put(x);
+                assertEquals(t.getValue().asText(), sha256(b.array()), t.getKey() + ": our Q4_1 dequantization is llama.cpp's F32 conversion");
+            }
+            for (JsonNode q : exp.get("quantized")) {
+                String name = q.get("tensor").asText();
+                GgmlType type = GgmlType.valueOf(q.get("type").asText());
+                boolean imatrix = q.get("file").asText().equals("imatrix");
+                GgufTensor t = f.tensor(name);
+                int cols = (int) t.dims()[0], rows = (int) (t.elements() / cols);
+                String ours = sha256(lowbit.io.gguf.Quantize.quantize(type, f.dequantize(name), rows, cols, imatrix ? m.importance(name) : null));
+                assertEquals(q.get("sha256").asText(), ours, name + " " + type + (imatrix ? " with" : " without") + " the imatrix");
+                (imatrix ? withImatrix : without).put(name + " " + type, ours);
+            }
+        }
+        assertEquals(withImatrix.keySet(), without.keySet());
+        for (String k : withImatrix.keySet())
+            assertEquals(k.endsWith("Q8_0"), withImatrix.get(k).equals(without.get(k)), k + ": the importance changes every type but Q8_0");
+    }
+
+    private static String sha256(byte[] data) throws Exception {
+        return java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256").digest(data));
+    }
+
     /** The default model's block weights by GGUF name, with their input columns (ne0). */
     private static Map<String, Integer> ggufColumns(Path gguf) {
         Map<String, Integer> m = new HashMap<>();
