@@ -182,8 +182,8 @@ public final class ImportanceMatrix {
         }
         Map<String, Entry> entries = new LinkedHashMap<>();
         for (var e : names.entrySet()) entries.put(e.getValue(), sums.entry(e.getKey()));
-        long tokens = (long) windows.length * seqlen;
-        return new ImportanceMatrix(null, false, entries, datasets, (int) (tokens / seqlen), seqlen);
+        // llama-imatrix's chunk count: tokens seen / chunk size, one chunk per window here
+        return new ImportanceMatrix(null, false, entries, datasets, windows.length, seqlen);
     }
 
     /** Per linear, the running sum of x^2 per input column (in double: 10^5 tokens of float sums would lose digits) and the token count. */
