@@ -1,0 +1,162 @@
+package lowbit.checkpoint.hf;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.nio.file.Path;
+import java.util.List;
+import lowbit.io.FormatException;
+import lowbit.io.safetensors.SafetensorsWriter;
+import lowbit.quant.BitPacking;
+import lowbit.quant.QuantConfig;
+import lowbit.quant.QuantizedWeight;
+
+/**
+ * AutoGPTQ's layout, as GPTQModel writes it and transformers loads it: {@code qweight} int32 [in / (32 / b), out],
+ * the codes of 32 / b consecutive input columns per word, least significant first; {@code qzeros} int32
+ * [groups, out / (32 / b)], the zeros of consecutive outputs packed the same way and stored minus one (the v1
+ * "checkpoint_format gptq" convention every loader adds back; v2 stores them as they are); {@code scales} fp16
+ * [groups, out]; {@code g_idx} int32 [in], the group of each input column (act-order moves columns between
+ * groups, desc_act says so). w = scale[g_idx[i], o] * (q - zero). Widths 2, 4 and 8, whose codes tile an int32.
+ *
+ * @param groupSize {@link #PER_CHANNEL} (-1, the format's own marker) for one group per output row
+ */
+public record GptqLayout(int bits, int groupSize, boolean symmetric, boolean descAct, boolean v1Zeros) implements QuantLayout {
+    public static final int PER_CHANNEL = -1;
+    private static final List<String> PARTS = List.of("qweight", "qzeros", "scales", "g_idx");
+
+    public GptqLayout(int bits, int groupSize, boolean symmetric, boolean descAct) {
+        this(bits, groupSize, symmetric, descAct, true);
+    }
+
+    static GptqLayout of(JsonNode qc, Path file) {
+        int bits = qc.path("bits").asInt(0);
+        if (bits != 2 && bits != 4 && bits != 8)
+            throw new FormatException(file, "quantization_config.bits " + qc.path("bits") + ": lowbit reads GPTQ's 2-, 4- and 8-bit packing");
+        int g = qc.path("group_size").asInt(PER_CHANNEL);
+        if (g < 1 && g != PER_CHANNEL) throw new FormatException(file, "quantization_config.group_size " + g + " is neither -1 nor >= 1");
+        String fmt = qc.path("checkpoint_format").asText("gptq");
+        if (!fmt.equals("gptq") && !fmt.equals("gptq_v2"))
+            throw new FormatException(file, "quantization_config.checkpoint_format \"" + fmt + "\" is not gptq or gptq_v2");
+        return new GptqLayout(bits, g, qc.path("sym").asBoolean(true), qc.path("desc_act").asBoolean(false), fmt.equals("gptq"));
+    }
+
+    private int perWord() {
+        return 32 / bits;
+    }
+
+    @Override
+    public String method() {
+        return "gptq";
+    }
+
+    @Override
+    public String packedSuffix() {
+        return "qweight";
+    }
+
+    @Override
+    public List<String> parts() {
+        return PARTS;
+    }
+
+    @Override
+    public String refusal(QuantizedWeight q) {
+        if (32 % bits != 0) return "the GPTQ layout packs 2, 4 or 8 bits per code (codes tiling an int32), not " + bits;
+        if (q.columns() % perWord() != 0 || q.rows() % perWord() != 0)
+            return "its shape " + q.rows() + "x" + q.columns() + " is not a multiple of " + perWord() + " codes per int32";
+        String z = QuantLayout.Groups.integerZeros(q);
+        if (z != null) return z;
+        if (v1Zeros && q.zeros() != null)
+            for (float v : q.zeros())
+                if (v == 0) return "a zero point is 0, which GPTQ's v1 layout stores as -1 and every loader reads back as " + (1 << bits);
+        return QuantLayout.Groups.halfScales(q);
+    }
+
+    @Override
+    public void write(SafetensorsWriter st, String module, QuantizedWeight q) {
+        int in = q.columns(), out = q.rows(), per = perWord(), mask = (1 << bits) - 1;
+        byte[] codes = q.codes();
+        int[] qweight = new int[in / per * out];
+        for (int o = 0; o < out; o++)
+            for (int i = 0; i < in; i++)
+                qweight[i / per * out + o] |= (codes[o * in + i] & 0xFF) << (bits * (i % per));
+        QuantLayout.Groups g = QuantLayout.Groups.of(q);
+        float[] scales = new float[g.groups() * out];
+        int[] qzeros = new int[g.groups() * (out / per)];
+        for (int o = 0; o < out; o++)
+            for (int j = 0; j < g.groups(); j++) {
+                scales[j * out + o] = g.scales()[o * g.groups() + j];
+                int z = g.zeros()[o * g.groups() + j] - (v1Zeros ? 1 : 0);
+                qzeros[j * (out / per) + o / per] |= (z & mask) << (bits * (o % per));
+            }
+        int[] gIdx = new int[in];
+        for (int i = 0; i < in; i++) gIdx[i] = q.group(i);
+        st.i32(module + ".qweight", qweight, in / per, out);
+        st.i32(module + ".qzeros", qzeros, g.groups(), out / per);
+        st.f16(module + ".scales", scales, g.groups(), out);
+        st.i32(module + ".g_idx", gIdx, in);
+    }
+
+    @Override
+    public QuantizedWeight read(Tensors in, String module) {
+        int per = perWord(), mask = (1 << bits) - 1;
+        long[] sShape = in.require(module + ".scales", "F16", (long[]) null).shape();
+        long[] wShape = in.require(module + ".qweight", "I32", (long[]) null).shape();
+        if (sShape.length != 2 || wShape.length != 2 || wShape[1] != sShape[1])
+            throw new FormatException(in.file(), module + ": qweight " + java.util.Arrays.toString(wShape) + " and scales "
+                    + java.util.Arrays.toString(sShape) + " do not agree on the output size");
+        int out = (int) sShape[1], columns = (int) (wShape[0] * per), groups = (int) sShape[0];
+        if (out % per != 0) throw new FormatException(in.file(), module + ": " + out + " outputs are not a multiple of " + per);
+        QuantConfig cfg = new QuantConfig(bits, false, groupSize == PER_CHANNEL ? QuantConfig.PER_CHANNEL : groupSize,
+                QuantConfig.ZeroPoint.INTEGER, QuantConfig.ScaleFormat.F16, false);
+        if (cfg.groupsPerRow(columns) != groups)
+            throw new FormatException(in.file(), module + ": scales hold " + groups + " groups, group_size " + groupSize + " over "
+                    + columns + " inputs gives " + cfg.groupsPerRow(columns));
+        int[] qweight = in.ints(module + ".qweight", wShape);
+        int[] qzeros = in.ints(module + ".qzeros", groups, out / per);
+        float[] s = in.floats(module + ".scales");
+        int[] gIdx = in.info(module + ".g_idx") != null ? in.ints(module + ".g_idx", columns) : null;
+        boolean contiguous = true;
+        if (gIdx != null)
+            for (int i = 0; i < columns; i++) {
+                if (gIdx[i] < 0 || gIdx[i] >= groups)
+                    throw new FormatException(in.file(), module + ".g_idx[" + i + "] is " + gIdx[i] + ", not a group 0.." + (groups - 1));
+                contiguous &= gIdx[i] == (cfg.grouped() ? i / cfg.groupSize() : 0);
+            }
+        byte[] codes = new byte[out * columns];
+        for (int i = 0; i < columns; i++)
+            for (int o = 0; o < out; o++)
+                codes[o * columns + i] = (byte) ((qweight[i / per * out + o] >>> (bits * (i % per))) & mask);
+        float[] scales = new float[out * groups], zeros = new float[out * groups];
+        for (int j = 0; j < groups; j++)
+            for (int o = 0; o < out; o++) {
+                scales[o * groups + j] = s[j * out + o];
+                zeros[o * groups + j] = ((qzeros[j * (out / per) + o / per] >>> (bits * (o % per))) & mask) + (v1Zeros ? 1 : 0);
+            }
+        return new QuantizedWeight(out, columns, cfg, BitPacking.pack(codes, bits), scales, zeros, contiguous ? null : gIdx);
+    }
+
+    @Override
+    public long[] shape(Tensors in, String module) {
+        long[] w = in.require(module + ".qweight", "I32", (long[]) null).shape();
+        long[] s = in.require(module + ".scales", "F16", (long[]) null).shape();
+        if (w.length != 2 || s.length != 2) throw new FormatException(in.file(), module + ": qweight and scales must be 2-D");
+        return new long[] {s[1], w[0] * perWord()};
+    }
+
+    @Override
+    public ObjectNode quantizationConfig(List<String> ignore) {
+        ObjectNode c = new ObjectMapper().createObjectNode();
+        c.put("quant_method", "gptq");
+        c.put("bits", bits);
+        c.put("group_size", groupSize);
+        c.put("desc_act", descAct);
+        c.put("sym", symmetric);
+        c.put("static_groups", false);
+        c.put("true_sequential", true);
+        c.put("checkpoint_format", v1Zeros ? "gptq" : "gptq_v2");
+        c.put("lm_head", false);
+        return c;
+    }
+}
