@@ -63,8 +63,8 @@ public record GptqLayout(int bits, int groupSize, boolean symmetric, boolean des
     @Override
     public String refusal(QuantizedWeight q) {
         if (32 % bits != 0) return "the GPTQ layout packs 2, 4 or 8 bits per code (codes tiling an int32), not " + bits;
-        if (q.columns() % perWord() != 0 || q.rows() % perWord() != 0)
-            return "its shape " + q.rows() + "x" + q.columns() + " is not a multiple of " + perWord() + " codes per int32";
+        if (q.columns() % 32 != 0 || q.rows() % 32 != 0)   // AutoGPTQ sizes qweight and qzeros as n / 32 * bits
+            return "its shape " + q.rows() + "x" + q.columns() + " is not a multiple of 32, which GPTQ's packed shapes assume";
         String z = QuantLayout.Groups.integerZeros(q);
         if (z != null) return z;
         if (v1Zeros && q.zeros() != null)
