@@ -211,3 +211,45 @@ ct_case("ct_w8_channel_asym", 16, 64, 8, -1, False)
 ct_case("ct_w5g16_asym", 20, 80, 5, 16, False)
 save_file({k: v.clone().contiguous() for k, v in tensors.items()}, os.path.join(OUT, "layouts.safetensors"), metadata=meta)
 print("wrote", len(meta), "cases")
+
+
+def ct_model(out_dir, dense_file):
+    """A tiny Llama quantized (asymmetric 4-bit, groups of 32) and compressed by compressed-tensors as llm-compressor
+    does (apply_quantization_config, qparams from each group's min and max, ModelCompressor with pack-quantized), then
+    loaded by transformers with dequantize=True: its dense linears and log-probs of TOKENS are the reference."""
+    from transformers import AutoModelForCausalLM, CompressedTensorsConfig, LlamaConfig, LlamaForCausalLM
+    from compressed_tensors.compressors import ModelCompressor
+    from compressed_tensors.quantization import (QuantizationArgs, QuantizationConfig, QuantizationScheme,
+                                                 apply_quantization_config)
+    from compressed_tensors.quantization.utils import calculate_qparams
+    torch.manual_seed(15)
+    cfg = LlamaConfig(vocab_size=32, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=2, tie_word_embeddings=True, max_position_embeddings=128)
+    model = LlamaForCausalLM(cfg).to(torch.float32)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.2)
+    args = QuantizationArgs(num_bits=4, type="int", symmetric=False, strategy="group", group_size=32)
+    apply_quantization_config(model, QuantizationConfig(
+        config_groups={"group_0": QuantizationScheme(targets=["Linear"], weights=args)}, ignore=["lm_head"]))
+    for _, m in model.named_modules():
+        if hasattr(m, "weight_scale"):
+            g = m.weight.data.reshape(m.weight.shape[0], -1, 32)
+            s, z = calculate_qparams(g.amin(-1), g.amax(-1), args)
+            m.weight_scale.data.copy_(s.reshape(m.weight_scale.shape))
+            m.weight_zero_point.data.copy_(z.reshape(m.weight_zero_point.shape))
+    comp = ModelCompressor.from_pretrained_model(model, "pack-quantized")
+    comp.compress_model(model)
+    model.save_pretrained(out_dir)
+    comp.update_config(out_dir)
+    loaded = AutoModelForCausalLM.from_pretrained(out_dir, quantization_config=CompressedTensorsConfig(dequantize=True),
+                                                  dtype=torch.float32)
+    ref = {k: v.detach().clone().contiguous() for k, v in loaded.state_dict().items() if k.endswith("_proj.weight")}
+    with torch.no_grad():
+        ref["log_probs"] = torch.log_softmax(loaded(torch.tensor([TOKENS])).logits.float(), -1)[0].contiguous()
+    save_file(ref, dense_file)
+
+
+TOKENS = [1, 5, 9, 3, 30, 17, 2, 8, 21, 4, 11]
+ct_model(os.path.join(OUT, "ct_model"), os.path.join(OUT, "ct_model_dense.safetensors"))
+print("wrote ct_model")
