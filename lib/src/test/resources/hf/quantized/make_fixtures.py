@@ -27,7 +27,6 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-OUT = sys.argv[1]
 rng = np.random.default_rng(15)
 
 
@@ -197,20 +196,6 @@ def ct_case(name, out, inp, bits, g, sym):
     meta[name] = json.dumps(cfg)
 
 
-gptq_case("gptq_w4g32_asym", 64, 128, 4, 32, False)
-gptq_case("gptq_w4g32_sym_actorder", 64, 128, 4, 32, True, actorder=True)
-gptq_case("gptq_w2g16_asym", 32, 64, 2, 16, False)
-gptq_case("gptq_w8_channel_sym", 32, 64, 8, -1, True)
-awq_case("awq_w4g32_asym", 64, 128, 32, False)
-awq_case("awq_w4g64_sym", 32, 128, 64, True)
-ct_case("ct_w4g32_sym", 64, 128, 4, 32, True)
-ct_case("ct_w4g32_asym", 64, 128, 4, 32, False)
-ct_case("ct_w3g32_asym", 40, 96, 3, 32, False)
-ct_case("ct_w6g16_sym", 24, 48, 6, 16, True)
-ct_case("ct_w8_channel_asym", 16, 64, 8, -1, False)
-ct_case("ct_w5g16_asym", 20, 80, 5, 16, False)
-save_file({k: v.clone().contiguous() for k, v in tensors.items()}, os.path.join(OUT, "layouts.safetensors"), metadata=meta)
-print("wrote", len(meta), "cases")
 
 
 def ct_model(out_dir, dense_file):
@@ -249,7 +234,23 @@ def ct_model(out_dir, dense_file):
         ref["log_probs"] = torch.log_softmax(loaded(torch.tensor([TOKENS])).logits.float(), -1)[0].contiguous()
     save_file(ref, dense_file)
 
-
 TOKENS = [1, 5, 9, 3, 30, 17, 2, 8, 21, 4, 11]
-ct_model(os.path.join(OUT, "ct_model"), os.path.join(OUT, "ct_model_dense.safetensors"))
-print("wrote ct_model")
+
+if __name__ == "__main__":
+    OUT = sys.argv[1]
+    gptq_case("gptq_w4g32_asym", 64, 128, 4, 32, False)
+    gptq_case("gptq_w4g32_sym_actorder", 64, 128, 4, 32, True, actorder=True)
+    gptq_case("gptq_w2g16_asym", 32, 64, 2, 16, False)
+    gptq_case("gptq_w8_channel_sym", 32, 64, 8, -1, True)
+    awq_case("awq_w4g32_asym", 64, 128, 32, False)
+    awq_case("awq_w4g64_sym", 32, 128, 64, True)
+    ct_case("ct_w4g32_sym", 64, 128, 4, 32, True)
+    ct_case("ct_w4g32_asym", 64, 128, 4, 32, False)
+    ct_case("ct_w3g32_asym", 40, 96, 3, 32, False)
+    ct_case("ct_w6g16_sym", 24, 48, 6, 16, True)
+    ct_case("ct_w8_channel_asym", 16, 64, 8, -1, False)
+    ct_case("ct_w5g16_asym", 20, 80, 5, 16, False)
+    save_file({k: v.clone().contiguous() for k, v in tensors.items()}, os.path.join(OUT, "layouts.safetensors"), metadata=meta)
+    print("wrote", len(meta), "cases")
+    ct_model(os.path.join(OUT, "ct_model"), os.path.join(OUT, "ct_model_dense.safetensors"))
+    print("wrote ct_model")
