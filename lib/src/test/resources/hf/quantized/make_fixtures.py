@@ -53,37 +53,74 @@ def zero_or_fixed(zeros, bits, shape):
 
 
 # ---- GPTQ: AutoGPTQ's pack loop (v1), GPTQModel's unpack ----
-def gptq_pack(codes, zeros, bits):
-    intweight = codes.T.astype(np.uint32)                       # [in, out]
-    per = 32 // bits
-    qweight = np.zeros((intweight.shape[0] // 32 * bits, intweight.shape[1]), dtype=np.uint32)
+def autogptq_pack_rows(intweight, bits):
+    """AutoGPTQ QuantLinear.pack's loop over the rows of intweight [n, cols] (uint32): 32 / b codes per word, or for 3
+    bits 32 codes in 3 words, codes 10 and 21 straddling two."""
+    out = np.zeros((intweight.shape[0] // 32 * bits, intweight.shape[1]), dtype=np.uint32)
     i = row = 0
-    while row < qweight.shape[0]:
-        for j in range(i, i + per):
-            qweight[row] |= intweight[j] << (bits * (j - i))
-        i += per
-        row += 1
-    z = (zeros.T.astype(np.int64) - 1).astype(np.uint32)        # [groups, out], v1: minus one
-    qzeros = np.zeros((z.shape[0], z.shape[1] // 32 * bits), dtype=np.uint32)
-    i = col = 0
-    while col < qzeros.shape[1]:
-        for j in range(i, i + per):
-            qzeros[:, col] |= z[:, j] << (bits * (j - i))
-        i += per
-        col += 1
-    return qweight.view(np.int32), qzeros.view(np.int32)
+    while row < out.shape[0]:
+        if bits in (2, 4, 8):
+            for j in range(i, i + 32 // bits):
+                out[row] |= intweight[j] << (bits * (j - i))
+            i += 32 // bits
+            row += 1
+        else:
+            for j in range(i, i + 10):
+                out[row] |= intweight[j] << (3 * (j - i))
+            i += 10
+            out[row] |= intweight[i] << 30
+            row += 1
+            out[row] |= (intweight[i] >> 2) & 1
+            i += 1
+            for j in range(i, i + 10):
+                out[row] |= intweight[j] << (3 * (j - i) + 1)
+            i += 10
+            out[row] |= intweight[i] << 31
+            row += 1
+            out[row] |= (intweight[i] >> 1) & 0x3
+            i += 1
+            for j in range(i, i + 10):
+                out[row] |= intweight[j] << (3 * (j - i) + 2)
+            i += 10
+            row += 1
+    return out
+
+
+def gptq_pack(codes, zeros, bits):
+    qweight = autogptq_pack_rows(codes.T.astype(np.uint32), bits)                  # intweight [in, out]
+    z = ((zeros.T.astype(np.int64) - 1) & (2 ** bits - 1)).astype(np.uint32)    # [groups, out], v1: minus one
+    qzeros = autogptq_pack_rows(np.ascontiguousarray(z.T), bits).T                # the same loop along the outputs
+    return np.ascontiguousarray(qweight).view(np.int32), np.ascontiguousarray(qzeros).view(np.int32)
 
 
 def gptq_dequantize(qweight, qzeros, scales, g_idx, bits):
+    """GPTQModel 7.7 PackableQuantLinear.dequantize_weight; v1 zeros plus one (convert_gptq_v1_to_v2_format: a word-wide
+    add for 2/4/8 bits, its _correct_gptq_v1_qzeros for 3, here one added to each unpacked zero)."""
     qweight, qzeros = torch.from_numpy(qweight), torch.from_numpy(qzeros.copy())
-    per, maxq = 32 // bits, 2 ** bits - 1
-    # convert_gptq_v1_to_v2_format_module: one added to every packed zero (a word-wide add, as GPTQModel does)
-    qzeros += sum(1 << (bits * k) for k in range(per))   # 0x55555555, 0x11111111, 0x01010101: below 2^31
-    wf = torch.arange(0, 32, bits, dtype=torch.int32)
-    zeros = torch.bitwise_right_shift(torch.unsqueeze(qzeros, 2).expand(-1, -1, per), wf.unsqueeze(0)).to(torch.int16)
-    zeros = torch.bitwise_and(zeros, maxq).reshape(qzeros.shape[0], -1)[:, :scales.shape[1]]
-    weight = torch.bitwise_and(torch.bitwise_right_shift(torch.unsqueeze(qweight, 1).expand(-1, per, -1),
-                                                         wf.unsqueeze(-1)).to(torch.int16), maxq)
+    maxq = 2 ** bits - 1
+    if bits in (2, 4, 8):
+        per = 32 // bits
+        qzeros += sum(1 << (bits * k) for k in range(per))   # 0x55555555, 0x11111111, 0x01010101: below 2^31
+        wf = torch.arange(0, 32, bits, dtype=torch.int32).unsqueeze(0)
+        zeros = torch.bitwise_right_shift(torch.unsqueeze(qzeros, 2).expand(-1, -1, per), wf.unsqueeze(0)).to(torch.int16)
+        zeros = torch.bitwise_and(zeros, maxq).reshape(qzeros.shape[0], -1)[:, :scales.shape[1]]
+        weight = torch.bitwise_and(torch.bitwise_right_shift(torch.unsqueeze(qweight, 1).expand(-1, per, -1),
+                                                             wf.unsqueeze(-1)).to(torch.int16), maxq)
+    else:
+        wf = torch.tensor([[0, 3, 6, 9, 12, 15, 18, 21, 24, 27, 30, 0], [0, 1, 4, 7, 10, 13, 16, 19, 22, 25, 28, 31],
+                           [0, 2, 5, 8, 11, 14, 17, 20, 23, 26, 29, 0]], dtype=torch.int32).reshape(1, 3, 12)
+        zeros = qzeros.reshape(qzeros.shape[0], qzeros.shape[1] // 3, 3, 1).expand(-1, -1, -1, 12)
+        zeros = torch.bitwise_right_shift(zeros, wf.unsqueeze(0))
+        zeros[:, :, 0, 10] = (zeros[:, :, 0, 10] & 0x3) | (torch.bitwise_left_shift(zeros[:, :, 1, 0], 2) & 0x4)
+        zeros[:, :, 1, 11] = (zeros[:, :, 1, 11] & 0x1) | (torch.bitwise_left_shift(zeros[:, :, 2, 0], 1) & 0x6)
+        zeros = zeros & 0x7
+        zeros = torch.cat([zeros[:, :, 0, :11], zeros[:, :, 1, 1:12], zeros[:, :, 2, 1:11]], dim=2).reshape(scales.shape) + 1
+        weight = qweight.reshape(qweight.shape[0] // 3, 3, 1, qweight.shape[1]).expand(-1, -1, 12, -1)
+        weight = torch.bitwise_right_shift(weight, wf.unsqueeze(-1)) & 0x7
+        weight[:, 0, 10] = (weight[:, 0, 10] & 0x3) | (torch.bitwise_left_shift(weight[:, 1, 0], 2) & 0x4)
+        weight[:, 1, 11] = (weight[:, 1, 11] & 0x1) | (torch.bitwise_left_shift(weight[:, 2, 0], 1) & 0x6)
+        weight = weight & 0x7
+        weight = torch.cat([weight[:, 0, :11], weight[:, 1, 1:12], weight[:, 2, 1:11]], dim=1)
     weight = weight.reshape(weight.shape[0] * weight.shape[1], weight.shape[2])
     g = torch.from_numpy(g_idx).long()
     s = torch.from_numpy(scales)
@@ -242,6 +279,8 @@ if __name__ == "__main__":
     gptq_case("gptq_w4g32_sym_actorder", 64, 128, 4, 32, True, actorder=True)
     gptq_case("gptq_w2g16_asym", 32, 64, 2, 16, False)
     gptq_case("gptq_w8_channel_sym", 32, 64, 8, -1, True)
+    gptq_case("gptq_w3g32_asym", 64, 128, 3, 32, False)
+    gptq_case("gptq_w3g64_sym_actorder", 32, 128, 3, 64, True, actorder=True)
     awq_case("awq_w4g32_asym", 64, 128, 32, False)
     awq_case("awq_w4g64_sym", 32, 128, 64, True)
     ct_case("ct_w4g32_sym", 64, 128, 4, 32, True)

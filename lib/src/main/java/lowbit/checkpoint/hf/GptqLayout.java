@@ -3,6 +3,8 @@ package lowbit.checkpoint.hf;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.util.List;
 import lowbit.io.FormatException;
@@ -12,18 +14,21 @@ import lowbit.quant.QuantConfig;
 import lowbit.quant.QuantizedWeight;
 
 /**
- * AutoGPTQ's layout, as GPTQModel writes it and transformers loads it: {@code qweight} int32 [in / (32 / b), out],
- * the codes of 32 / b consecutive input columns per word, least significant first; {@code qzeros} int32
- * [groups, out / (32 / b)], the zeros of consecutive outputs packed the same way and stored minus one (the v1
+ * AutoGPTQ's layout, as GPTQModel writes it and transformers loads it: {@code qweight} int32 [in b / 32, out], each
+ * output's codes along the inputs as one dense bit stream, least significant first (for 2, 4 and 8 bits 32 / b codes
+ * per word; for 3 bits AutoGPTQ's 32 codes in 3 words, a code straddling two); {@code qzeros} int32
+ * [groups, out b / 32], each group's zeros along the outputs packed the same way and stored minus one (the v1
  * "checkpoint_format gptq" convention every loader adds back; v2 stores them as they are); {@code scales} fp16
- * [groups, out]; {@code g_idx} int32 [in], the group of each input column (act-order moves columns between
- * groups, desc_act says so). w = scale[g_idx[i], o] * (q - zero). Widths 2, 4 and 8, whose codes tile an int32.
+ * [groups, out]; {@code g_idx} int32 [in], the group of each input column (act-order moves columns between groups,
+ * desc_act says so). w = scale[g_idx[i], o] * (q - zero). AutoGPTQ sizes its buffers as n / 32 * b: in and out are
+ * multiples of 32.
  *
  * @param groupSize {@link #PER_CHANNEL} (-1, the format's own marker) for one group per output row
  */
 public record GptqLayout(int bits, int groupSize, boolean symmetric, boolean descAct, boolean v1Zeros) implements QuantLayout {
     public static final int PER_CHANNEL = -1;
     private static final List<String> PARTS = List.of("qweight", "qzeros", "scales", "g_idx");
+    private static final List<Integer> WIDTHS = List.of(2, 3, 4, 8);
 
     public GptqLayout(int bits, int groupSize, boolean symmetric, boolean descAct) {
         this(bits, groupSize, symmetric, descAct, true);
@@ -31,8 +36,8 @@ public record GptqLayout(int bits, int groupSize, boolean symmetric, boolean des
 
     static GptqLayout of(JsonNode qc, Path file) {
         int bits = qc.path("bits").asInt(0);
-        if (bits != 2 && bits != 4 && bits != 8)
-            throw new FormatException(file, "quantization_config.bits " + qc.path("bits") + ": lowbit reads GPTQ's 2-, 4- and 8-bit packing");
+        if (!WIDTHS.contains(bits))
+            throw new FormatException(file, "quantization_config.bits " + qc.path("bits") + ": GPTQ's packing holds 2, 3, 4 or 8 bits");
         int g = qc.path("group_size").asInt(PER_CHANNEL);
         if (g < 1 && g != PER_CHANNEL) throw new FormatException(file, "quantization_config.group_size " + g + " is neither -1 nor >= 1");
         String fmt = qc.path("checkpoint_format").asText("gptq");
@@ -41,8 +46,24 @@ public record GptqLayout(int bits, int groupSize, boolean symmetric, boolean des
         return new GptqLayout(bits, g, qc.path("sym").asBoolean(true), qc.path("desc_act").asBoolean(false), fmt.equals("gptq"));
     }
 
-    private int perWord() {
-        return 32 / bits;
+    /** int32 words of {@code n} codes, n a multiple of 32. */
+    private int words(int n) {
+        return n / 32 * bits;
+    }
+
+    /** Codes {@code codes[at + i * stride]}, i < n, as a dense little-endian bit stream into {@code dst[dstAt + j * dstStride]}. */
+    private void pack(byte[] codes, int at, int stride, int n, int[] dst, int dstAt, int dstStride) {
+        byte[] run = new byte[n];
+        for (int i = 0; i < n; i++) run[i] = codes[at + i * stride];
+        ByteBuffer b = ByteBuffer.wrap(BitPacking.pack(run, bits)).order(ByteOrder.LITTLE_ENDIAN);
+        for (int j = 0; j < words(n); j++) dst[dstAt + j * dstStride] = b.getInt(4 * j);
+    }
+
+    /** The inverse of {@link #pack}: n codes from the words {@code src[srcAt + j * srcStride]}. */
+    private byte[] unpack(int[] src, int srcAt, int srcStride, int n) {
+        ByteBuffer b = ByteBuffer.allocate(4 * words(n)).order(ByteOrder.LITTLE_ENDIAN);
+        for (int j = 0; j < words(n); j++) b.putInt(4 * j, src[srcAt + j * srcStride]);
+        return BitPacking.unpack(b.array(), bits, n);
     }
 
     @Override
@@ -62,7 +83,7 @@ public record GptqLayout(int bits, int groupSize, boolean symmetric, boolean des
 
     @Override
     public String refusal(QuantizedWeight q) {
-        if (32 % bits != 0) return "the GPTQ layout packs 2, 4 or 8 bits per code (codes tiling an int32), not " + bits;
+        if (!WIDTHS.contains(bits)) return "GPTQ's packing holds 2, 3, 4 or 8 bits per code, not " + bits;
         if (q.columns() % 32 != 0 || q.rows() % 32 != 0)   // AutoGPTQ sizes qweight and qzeros as n / 32 * bits
             return "its shape " + q.rows() + "x" + q.columns() + " is not a multiple of 32, which GPTQ's packed shapes assume";
         String z = QuantLayout.Groups.integerZeros(q);
@@ -75,46 +96,44 @@ public record GptqLayout(int bits, int groupSize, boolean symmetric, boolean des
 
     @Override
     public void write(SafetensorsWriter st, String module, QuantizedWeight q) {
-        int in = q.columns(), out = q.rows(), per = perWord(), mask = (1 << bits) - 1;
+        int in = q.columns(), out = q.rows();
         byte[] codes = q.codes();
-        int[] qweight = new int[in / per * out];
-        for (int o = 0; o < out; o++)
-            for (int i = 0; i < in; i++)
-                qweight[i / per * out + o] |= (codes[o * in + i] & 0xFF) << (bits * (i % per));
+        int[] qweight = new int[words(in) * out];
+        for (int o = 0; o < out; o++) pack(codes, o * in, 1, in, qweight, o, out);
         QuantLayout.Groups g = QuantLayout.Groups.of(q);
-        float[] scales = new float[g.groups() * out];
-        int[] qzeros = new int[g.groups() * (out / per)];
+        int groups = g.groups();
+        float[] scales = new float[groups * out];
+        byte[] zeros = new byte[groups * out];   // [groups][out], v1 minus one in b bits
         for (int o = 0; o < out; o++)
-            for (int j = 0; j < g.groups(); j++) {
-                scales[j * out + o] = g.scales()[o * g.groups() + j];
-                int z = g.zeros()[o * g.groups() + j] - (v1Zeros ? 1 : 0);
-                qzeros[j * (out / per) + o / per] |= (z & mask) << (bits * (o % per));
+            for (int j = 0; j < groups; j++) {
+                scales[j * out + o] = g.scales()[o * groups + j];
+                zeros[j * out + o] = (byte) ((g.zeros()[o * groups + j] - (v1Zeros ? 1 : 0)) & ((1 << bits) - 1));
             }
+        int[] qzeros = new int[groups * words(out)];
+        for (int j = 0; j < groups; j++) pack(zeros, j * out, 1, out, qzeros, j * words(out), 1);
         int[] gIdx = new int[in];
         for (int i = 0; i < in; i++) gIdx[i] = q.group(i);
-        st.i32(module + ".qweight", qweight, in / per, out);
-        st.i32(module + ".qzeros", qzeros, g.groups(), out / per);
-        st.f16(module + ".scales", scales, g.groups(), out);
+        st.i32(module + ".qweight", qweight, words(in), out);
+        st.i32(module + ".qzeros", qzeros, groups, words(out));
+        st.f16(module + ".scales", scales, groups, out);
         st.i32(module + ".g_idx", gIdx, in);
     }
 
     @Override
     public QuantizedWeight read(Tensors in, String module) {
-        int per = perWord(), mask = (1 << bits) - 1;
         long[] sShape = in.require(module + ".scales", "F16", (long[]) null).shape();
         long[] wShape = in.require(module + ".qweight", "I32", (long[]) null).shape();
-        if (sShape.length != 2 || wShape.length != 2 || wShape[1] != sShape[1])
+        if (sShape.length != 2 || wShape.length != 2 || wShape[1] != sShape[1] || wShape[0] % bits != 0 || sShape[1] % 32 != 0)
             throw new FormatException(in.file(), module + ": qweight " + java.util.Arrays.toString(wShape) + " and scales "
-                    + java.util.Arrays.toString(sShape) + " do not agree on the output size");
-        int out = (int) sShape[1], columns = (int) (wShape[0] * per), groups = (int) sShape[0];
-        if (out % per != 0) throw new FormatException(in.file(), module + ": " + out + " outputs are not a multiple of " + per);
+                    + java.util.Arrays.toString(sShape) + " are not a GPTQ pair of " + bits + "-bit codes (in b / 32 words by out, out a multiple of 32)");
+        int out = (int) sShape[1], columns = (int) (wShape[0] / bits * 32), groups = (int) sShape[0];
         QuantConfig cfg = new QuantConfig(bits, false, groupSize == PER_CHANNEL ? QuantConfig.PER_CHANNEL : groupSize,
                 QuantConfig.ZeroPoint.INTEGER, QuantConfig.ScaleFormat.F16, false);
         if (cfg.groupsPerRow(columns) != groups)
             throw new FormatException(in.file(), module + ": scales hold " + groups + " groups, group_size " + groupSize + " over "
                     + columns + " inputs gives " + cfg.groupsPerRow(columns));
         int[] qweight = in.ints(module + ".qweight", wShape);
-        int[] qzeros = in.ints(module + ".qzeros", groups, out / per);
+        int[] qzeros = in.ints(module + ".qzeros", groups, words(out));
         float[] s = in.floats(module + ".scales");
         int[] gIdx = in.info(module + ".g_idx") != null ? in.ints(module + ".g_idx", columns) : null;
         boolean contiguous = true;
@@ -125,15 +144,15 @@ public record GptqLayout(int bits, int groupSize, boolean symmetric, boolean des
                 contiguous &= gIdx[i] == (cfg.grouped() ? i / cfg.groupSize() : 0);
             }
         byte[] codes = new byte[out * columns];
-        for (int i = 0; i < columns; i++)
-            for (int o = 0; o < out; o++)
-                codes[o * columns + i] = (byte) ((qweight[i / per * out + o] >>> (bits * (i % per))) & mask);
+        for (int o = 0; o < out; o++) System.arraycopy(unpack(qweight, o, out, columns), 0, codes, o * columns, columns);
         float[] scales = new float[out * groups], zeros = new float[out * groups];
-        for (int j = 0; j < groups; j++)
+        for (int j = 0; j < groups; j++) {
+            byte[] z = unpack(qzeros, j * words(out), 1, out);
             for (int o = 0; o < out; o++) {
                 scales[o * groups + j] = s[j * out + o];
-                zeros[o * groups + j] = ((qzeros[j * (out / per) + o / per] >>> (bits * (o % per))) & mask) + (v1Zeros ? 1 : 0);
+                zeros[o * groups + j] = (z[o] & 0xFF) + (v1Zeros ? 1 : 0);
             }
+        }
         return new QuantizedWeight(out, columns, cfg, BitPacking.pack(codes, bits), scales, zeros, contiguous ? null : gIdx);
     }
 
@@ -142,7 +161,7 @@ public record GptqLayout(int bits, int groupSize, boolean symmetric, boolean des
         long[] w = in.require(module + ".qweight", "I32", (long[]) null).shape();
         long[] s = in.require(module + ".scales", "F16", (long[]) null).shape();
         if (w.length != 2 || s.length != 2) throw new FormatException(in.file(), module + ": qweight and scales must be 2-D");
-        return new long[] {s[1], w[0] * perWord()};
+        return new long[] {s[1], w[0] / bits * 32};
     }
 
     @Override

@@ -106,7 +106,7 @@ class HfExportTest {
     }
 
     @ParameterizedTest
-    @CsvSource({"gptq, 4/32/asym", "gptq, 4/32/sym", "gptq, 2/32/asym", "gptq, 8/0/sym", "awq, 4/32/asym", "awq, 4/64/sym",
+    @CsvSource({"gptq, 4/32/asym", "gptq, 4/32/sym", "gptq, 2/32/asym", "gptq, 3/32/asym", "gptq, 3/0/sym", "gptq, 8/0/sym", "awq, 4/32/asym", "awq, 4/64/sym",
             "compressed-tensors, 4/32/asym", "compressed-tensors, 3/16/sym", "compressed-tensors, 8/0/asym",
             "compressed-tensors, 5/32/asym"})
     void anExportedModelReadsBackToTheSameWeightsAndLogProbs(String format, String gridText) throws Exception {
@@ -152,12 +152,14 @@ class HfExportTest {
     @Test
     void whatAFormatCannotHoldIsRefusedWithTheReason() throws Exception {
         Path q3 = quantized(QuantConfig.group(3, 32), "rtn:w3g32", w -> w);
-        String prefix = q3 + ": cannot export as ";
-        assertEquals(prefix + "awq: model.layers.0.self_attn.q_proj: AWQ's GEMM layout holds 4-bit codes only, not 3",
+        assertEquals(q3 + ": cannot export as awq: model.layers.0.self_attn.q_proj: AWQ's GEMM layout holds 4-bit codes only, not 3",
                 assertThrows(IllegalArgumentException.class, () -> HfExport.write(q3, "awq", tmp.resolve("a"))).getMessage());
-        assertEquals(prefix + "gptq: model.layers.0.self_attn.q_proj: the GPTQ layout packs 2, 4 or 8 bits per code (codes tiling an int32), not 3",
-                assertThrows(IllegalArgumentException.class, () -> HfExport.write(q3, "gptq", tmp.resolve("g"))).getMessage());
-        assertFalse(Files.exists(tmp.resolve("a")) || Files.exists(tmp.resolve("g")));
+        assertFalse(Files.exists(tmp.resolve("a")));
+        lowbit.io.AtomicOutput.delete(tmp.resolve("q"));
+        Path q5 = quantized(QuantConfig.group(5, 32), "rtn:w5g32", w -> w);
+        assertEquals(q5 + ": cannot export as gptq: model.layers.0.self_attn.q_proj: GPTQ's packing holds 2, 3, 4 or 8 bits per code, not 5",
+                assertThrows(IllegalArgumentException.class, () -> HfExport.write(q5, "gptq", tmp.resolve("g"))).getMessage());
+        assertFalse(Files.exists(tmp.resolve("g")));
     }
 
     @Test
