@@ -4,6 +4,7 @@ import java.nio.file.Path;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 import lowbit.checkpoint.hf.HfExport;
+import lowbit.progress.Progress;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -23,7 +24,7 @@ final class ExportHfCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        HfExport.Result r = HfExport.write(model, format, out);
+        HfExport.Result r = HfExport.write(model, format, out, Progress.terminal());
         System.out.printf(Locale.ROOT, "wrote %s: %s, %d linears on %s%s%n", r.dir(), r.format(), r.linears(), r.grid().label(),
                 r.actOrder() ? " (act-order g_idx)" : "");
         return 0;

@@ -18,6 +18,7 @@ import lowbit.checkpoint.quantized.QuantizedModelFiles;
 import lowbit.io.AtomicOutput;
 import lowbit.io.safetensors.SafetensorsWriter;
 import lowbit.model.ModelConfig;
+import lowbit.progress.Progress;
 import lowbit.quant.QuantConfig;
 import lowbit.quant.QuantSpec;
 import lowbit.quant.QuantizedTensor;
@@ -39,7 +40,8 @@ public final class HfExport {
     /** What was written: the directory, the format, the quantized linears and the shared grid. */
     public record Result(Path dir, String format, int linears, QuantConfig grid, boolean actOrder) {}
 
-    public static Result write(Path quantizedDir, String format, Path out) {
+    /** Writes {@code quantizedDir} as {@code format} to {@code out} (which must not exist), one tensor after another on {@code progress}. */
+    public static Result write(Path quantizedDir, String format, Path out, Progress progress) {
         if (!FORMATS.contains(format))
             throw new IllegalArgumentException("--format " + format + " is not one of " + String.join(", ", FORMATS));
         if (Files.exists(out)) throw new IllegalArgumentException("--out " + out + " exists; choose a new directory or remove it");
@@ -48,11 +50,11 @@ public final class HfExport {
             throw new IllegalArgumentException("--model " + quantizedDir + " is not a lowbit quantized directory (no "
                     + QuantizedModelFiles.MANIFEST + "); export hf takes what ./lowbit quantize wrote");
         try (QuantizedCheckpoint q = (QuantizedCheckpoint) Checkpoints.open(quantizedDir)) {
-            return write(q, format, out);
+            return write(q, format, out, progress);
         }
     }
 
-    private static Result write(QuantizedCheckpoint q, String format, Path out) {
+    private static Result write(QuantizedCheckpoint q, String format, Path out, Progress progress) {
         String where = q.source() + ": cannot export as " + format + ": ";
         checkRuntime(q, where);
         Map<String, QuantizedTensor> linears = q.quantizedWeights();
@@ -92,11 +94,14 @@ public final class HfExport {
         ObjectNode config = configJson(q, layout, ignore, where);
         Path dir = AtomicOutput.directory(out, tmp -> {
             SafetensorsWriter st = new SafetensorsWriter().metadata("format", "pt");
-            for (var e : q.tensors().entrySet()) {
-                String name = e.getKey();
-                String module = name.endsWith(".weight") ? name.substring(0, name.length() - ".weight".length()) : null;
-                if (module != null && linears.containsKey(module)) layout.write(st, module, (QuantizedWeight) linears.get(module));
-                else st.f32(name, q.floats(name), e.getValue().shape());
+            try (Progress.Task task = progress.start("export hf " + format, q.tensors().size(), "tensor")) {
+                for (var e : q.tensors().entrySet()) {
+                    String name = e.getKey();
+                    String module = name.endsWith(".weight") ? name.substring(0, name.length() - ".weight".length()) : null;
+                    if (module != null && linears.containsKey(module)) layout.write(st, module, (QuantizedWeight) linears.get(module));
+                    else st.f32(name, q.floats(name), e.getValue().shape());
+                    task.step(1);
+                }
             }
             st.write(tmp.resolve(HfCheckpoint.SINGLE));
             boolean copied = false;

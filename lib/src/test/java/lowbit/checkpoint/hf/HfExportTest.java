@@ -6,17 +6,12 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.LinkedHashMap;
-import java.util.Map;
-import java.util.Random;
 import java.util.function.UnaryOperator;
 import lowbit.checkpoint.Checkpoint;
 import lowbit.checkpoint.Checkpoints;
-import lowbit.checkpoint.TinyHf;
-import lowbit.checkpoint.quantized.QuantizedModelFiles;
 import lowbit.model.Transformer;
+import lowbit.progress.Progress;
 import lowbit.quant.QuantConfig;
-import lowbit.quant.QuantizedModel;
 import lowbit.quant.QuantizedWeight;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -34,51 +29,8 @@ class HfExportTest {
 
     @TempDir Path tmp;
 
-    private Path source() throws Exception {
-        String config = "{\"model_type\": \"llama\", \"hidden_size\": 64, \"num_attention_heads\": 4, \"num_key_value_heads\": 2,"
-                + " \"num_hidden_layers\": 2, \"intermediate_size\": 128, \"vocab_size\": 32, \"tie_word_embeddings\": true}";
-        Random r = new Random(15);
-        Map<String, TinyHf.Tensor> t = new LinkedHashMap<>();
-        t.put("model.embed_tokens.weight", tensor(r, 32, 64));
-        for (int i = 0; i < 2; i++) {
-            String p = "model.layers." + i + ".";
-            t.put(p + "input_layernorm.weight", norm(r));
-            t.put(p + "self_attn.q_proj.weight", tensor(r, 64, 64));
-            t.put(p + "self_attn.k_proj.weight", tensor(r, 32, 64));
-            t.put(p + "self_attn.v_proj.weight", tensor(r, 32, 64));
-            t.put(p + "self_attn.o_proj.weight", tensor(r, 64, 64));
-            t.put(p + "post_attention_layernorm.weight", norm(r));
-            t.put(p + "mlp.gate_proj.weight", tensor(r, 128, 64));
-            t.put(p + "mlp.up_proj.weight", tensor(r, 128, 64));
-            t.put(p + "mlp.down_proj.weight", tensor(r, 64, 128));
-        }
-        t.put("model.norm.weight", norm(r));
-        return TinyHf.write(tmp.resolve("src"), config, t);
-    }
-
-    private static TinyHf.Tensor tensor(Random r, int rows, int cols) {
-        float[] v = new float[rows * cols];
-        for (int i = 0; i < v.length; i++) v[i] = (float) (r.nextGaussian() * 0.2);
-        return new TinyHf.Tensor(new long[] {rows, cols}, v);
-    }
-
-    private static TinyHf.Tensor norm(Random r) {
-        float[] v = new float[64];
-        for (int i = 0; i < v.length; i++) v[i] = 1 + (float) (r.nextGaussian() * 0.1);
-        return new TinyHf.Tensor(new long[] {64}, v);
-    }
-
-    /** Our quantized directory of the tiny model on {@code grid}, each weight passed through {@code edit}. */
     private Path quantized(QuantConfig grid, String spec, UnaryOperator<QuantizedWeight> edit) throws Exception {
-        Path src = source(), out = tmp.resolve("q");
-        try (Checkpoint c = Checkpoints.open(src); Transformer m = Checkpoints.load(c, 1)) {
-            QuantizedModel qm = QuantizedModel.rtn(m, grid);
-            Map<String, QuantizedWeight> edited = new LinkedHashMap<>();
-            qm.weights().forEach((k, v) -> edited.put(k, edit.apply((QuantizedWeight) v)));
-            qm = new QuantizedModel(qm.method(), qm.config(), qm.options(), edited, qm.layers(), qm.timings());
-            QuantizedModelFiles.write(out, c, src.toString(), m, qm, Map.of("spec", spec));
-        }
-        return out;
+        return TinyQuantized.write(tmp, grid, spec, edit);
     }
 
     private static float[][] logProbs(Path model) {
@@ -113,7 +65,7 @@ class HfExportTest {
         QuantConfig g = grid(gridText);
         Path q = quantized(g, "rtn:w" + g.bits(), w -> w);
         Path h = tmp.resolve("h");
-        HfExport.Result r = HfExport.write(q, format, h);
+        HfExport.Result r = HfExport.write(q, format, h, Progress.NONE);
         assertEquals(14, r.linears());
         JsonNode config = JSON.readTree(h.resolve("config.json").toFile());
         assertEquals(format, config.path("quantization_config").path("quant_method").asText());
@@ -136,14 +88,14 @@ class HfExportTest {
             return new QuantizedWeight(w.rows(), w.columns(), w.config(), w.packedCodes(), w.scales(), w.zeros(), g);
         });
         Path h = tmp.resolve("h");
-        assertTrue(HfExport.write(q, "gptq", h).actOrder());
+        assertTrue(HfExport.write(q, "gptq", h, Progress.NONE).actOrder());
         assertTrue(JSON.readTree(h.resolve("config.json").toFile()).path("quantization_config").path("desc_act").asBoolean());
         try (HfQuantizedCheckpoint c = (HfQuantizedCheckpoint) Checkpoints.open(h)) {
             assertNotNull(c.quantizedWeight("model.layers.0.self_attn.q_proj").groupIndex());
             assertNull(c.quantizedWeight("model.layers.0.mlp.down_proj").groupIndex());
         }
         assertSameModel(q, h);
-        String msg = assertThrows(IllegalArgumentException.class, () -> HfExport.write(q, "compressed-tensors", tmp.resolve("c"))).getMessage();
+        String msg = assertThrows(IllegalArgumentException.class, () -> HfExport.write(q, "compressed-tensors", tmp.resolve("c"), Progress.NONE)).getMessage();
         assertTrue(msg.endsWith("model.layers.0.self_attn.q_proj: act-order moved columns between groups (a g_idx), which "
                 + "pack-quantized's decompression does not apply"), msg);
         assertFalse(Files.exists(tmp.resolve("c")));
@@ -153,19 +105,19 @@ class HfExportTest {
     void whatAFormatCannotHoldIsRefusedWithTheReason() throws Exception {
         Path q3 = quantized(QuantConfig.group(3, 32), "rtn:w3g32", w -> w);
         assertEquals(q3 + ": cannot export as awq: model.layers.0.self_attn.q_proj: AWQ's GEMM layout holds 4-bit codes only, not 3",
-                assertThrows(IllegalArgumentException.class, () -> HfExport.write(q3, "awq", tmp.resolve("a"))).getMessage());
+                assertThrows(IllegalArgumentException.class, () -> HfExport.write(q3, "awq", tmp.resolve("a"), Progress.NONE)).getMessage());
         assertFalse(Files.exists(tmp.resolve("a")));
         lowbit.io.AtomicOutput.delete(tmp.resolve("q"));
         Path q5 = quantized(QuantConfig.group(5, 32), "rtn:w5g32", w -> w);
         assertEquals(q5 + ": cannot export as gptq: model.layers.0.self_attn.q_proj: GPTQ's packing holds 2, 3, 4 or 8 bits per code, not 5",
-                assertThrows(IllegalArgumentException.class, () -> HfExport.write(q5, "gptq", tmp.resolve("g"))).getMessage());
+                assertThrows(IllegalArgumentException.class, () -> HfExport.write(q5, "gptq", tmp.resolve("g"), Progress.NONE)).getMessage());
         assertFalse(Files.exists(tmp.resolve("g")));
     }
 
     @Test
     void theFloatMinGridIsRefused() throws Exception {
         Path q = quantized(QuantConfig.q4_1(), "rtn:w4g32fmin", w -> w);
-        String msg = assertThrows(IllegalArgumentException.class, () -> HfExport.write(q, "gptq", tmp.resolve("h"))).getMessage();
+        String msg = assertThrows(IllegalArgumentException.class, () -> HfExport.write(q, "gptq", tmp.resolve("h"), Progress.NONE)).getMessage();
         assertEquals(q + ": cannot export as gptq: model.layers.0.self_attn.q_proj is on the float-min grid (x = scale q + min), which "
                 + "gptq cannot hold: its zero points are integers (export it as GGUF Q4_1 instead)", msg);
     }
@@ -173,13 +125,13 @@ class HfExportTest {
     @Test
     void groupsThatDoNotDivideTheInputsAreRefusedWhereTheFormatNeedsThat() throws Exception {
         Path q = quantized(QuantConfig.group(4, 48), "rtn:w4g48", w -> w);
-        String msg = assertThrows(IllegalArgumentException.class, () -> HfExport.write(q, "compressed-tensors", tmp.resolve("h"))).getMessage();
+        String msg = assertThrows(IllegalArgumentException.class, () -> HfExport.write(q, "compressed-tensors", tmp.resolve("h"), Progress.NONE)).getMessage();
         assertTrue(msg.endsWith("group size 48 does not divide the 64 inputs (compressed-tensors refuses that)"), msg);
-        msg = assertThrows(IllegalArgumentException.class, () -> HfExport.write(q, "awq", tmp.resolve("h"))).getMessage();
+        msg = assertThrows(IllegalArgumentException.class, () -> HfExport.write(q, "awq", tmp.resolve("h"), Progress.NONE)).getMessage();
         assertTrue(msg.endsWith("group size 48 does not divide the 64 inputs (AWQ's groups are all equal)"), msg);
         // GPTQ's g_idx names each column's group, so a shorter last group is exact there
         Path h = tmp.resolve("h");
-        HfExport.write(q, "gptq", h);
+        HfExport.write(q, "gptq", h, Progress.NONE);
         assertSameModel(q, h);
     }
 
@@ -190,10 +142,10 @@ class HfExportTest {
             z[0] = 0;
             return new QuantizedWeight(w.rows(), w.columns(), w.config(), w.packedCodes(), w.scales(), z, null);
         });
-        String msg = assertThrows(IllegalArgumentException.class, () -> HfExport.write(q, "gptq", tmp.resolve("h"))).getMessage();
+        String msg = assertThrows(IllegalArgumentException.class, () -> HfExport.write(q, "gptq", tmp.resolve("h"), Progress.NONE)).getMessage();
         assertTrue(msg.endsWith("q_proj: a zero point is 0, which GPTQ's v1 layout stores as -1 and every loader reads back as 16"), msg);
         Path h = tmp.resolve("c");
-        HfExport.write(q, "compressed-tensors", h);
+        HfExport.write(q, "compressed-tensors", h, Progress.NONE);
         assertSameModel(q, h);
     }
 
@@ -201,14 +153,14 @@ class HfExportTest {
     void runtimeQuantizationAndBadArgumentsAreRefused() throws Exception {
         Path q = quantized(QuantConfig.group(4, 32), "rtn:w4g32a8", w -> w);
         assertEquals(q + ": cannot export as gptq: its spec rtn:w4g32a8 quantizes activations, which needs runtime support the "
-                + "weight-only export does not carry", assertThrows(IllegalArgumentException.class, () -> HfExport.write(q, "gptq", tmp.resolve("h"))).getMessage());
+                + "weight-only export does not carry", assertThrows(IllegalArgumentException.class, () -> HfExport.write(q, "gptq", tmp.resolve("h"), Progress.NONE)).getMessage());
         assertEquals("--format exl2 is not one of compressed-tensors, gptq, awq",
-                assertThrows(IllegalArgumentException.class, () -> HfExport.write(q, "exl2", tmp.resolve("h"))).getMessage());
+                assertThrows(IllegalArgumentException.class, () -> HfExport.write(q, "exl2", tmp.resolve("h"), Progress.NONE)).getMessage());
         Files.createDirectories(tmp.resolve("exists"));
         assertEquals("--out " + tmp.resolve("exists") + " exists; choose a new directory or remove it",
-                assertThrows(IllegalArgumentException.class, () -> HfExport.write(q, "gptq", tmp.resolve("exists"))).getMessage());
+                assertThrows(IllegalArgumentException.class, () -> HfExport.write(q, "gptq", tmp.resolve("exists"), Progress.NONE)).getMessage());
         Path src = tmp.resolve("src");
         assertEquals("--model " + src + " is not a lowbit quantized directory (no lowbit.json); export hf takes what ./lowbit quantize wrote",
-                assertThrows(IllegalArgumentException.class, () -> HfExport.write(src, "gptq", tmp.resolve("h"))).getMessage());
+                assertThrows(IllegalArgumentException.class, () -> HfExport.write(src, "gptq", tmp.resolve("h"), Progress.NONE)).getMessage());
     }
 }
