@@ -4,7 +4,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.util.Iterator;
 import java.util.List;
@@ -104,23 +103,20 @@ public record CompressedTensorsLayout(int bits, boolean symmetric, int groupSize
     public void write(SafetensorsWriter st, String module, QuantizedWeight q) {
         int out = q.rows(), in = q.columns();
         byte[] codes = q.codes();
-        int words = words(in);
+        int words = Int32Packing.words(in, bits);
         int[] packed = new int[out * words];
-        byte[] row = new byte[in];
-        for (int o = 0; o < out; o++) {
-            System.arraycopy(codes, o * in, row, 0, in);
-            toWords(BitPacking.pack(row, bits), packed, o * words, words);
-        }
+        for (int o = 0; o < out; o++)
+            System.arraycopy(Int32Packing.pack(java.util.Arrays.copyOfRange(codes, o * in, (o + 1) * in), bits), 0, packed, o * words, words);
         QuantLayout.Groups g = QuantLayout.Groups.of(q);
         st.i32(module + ".weight_packed", packed, out, words);
         st.f32(module + ".weight_scale", g.scales(), out, g.groups());
         if (!symmetric) {
-            int zWords = words(out);
-            int[] zp = new int[zWords * g.groups()], column = new int[zWords];
+            int zWords = Int32Packing.words(out, bits);
+            int[] zp = new int[zWords * g.groups()];
             byte[] zs = new byte[out];
             for (int j = 0; j < g.groups(); j++) {
                 for (int o = 0; o < out; o++) zs[o] = (byte) g.zeros()[o * g.groups() + j];
-                toWords(BitPacking.pack(zs, bits), column, 0, zWords);
+                int[] column = Int32Packing.pack(zs, bits);
                 for (int w = 0; w < zWords; w++) zp[w * g.groups() + j] = column[w];
             }
             st.i32(module + ".weight_zero_point", zp, zWords, g.groups());
@@ -146,23 +142,24 @@ public record CompressedTensorsLayout(int bits, boolean symmetric, int groupSize
             throw new FormatException(in.file(), "tensor " + module + ".weight_scale has " + scaleInfo.elements() + " elements, expected "
                     + scaleRows + "x" + groups);
         if (scaleInfo.dtype().equals("F16")) cfg = cfg.withScaleFormat(QuantConfig.ScaleFormat.F16);
-        int words = words(columns);
+        int words = Int32Packing.words(columns, bits);
         int[] packed = in.ints(module + ".weight_packed", out, words);
         byte[] codes = new byte[out * columns];
         for (int o = 0; o < out; o++)
-            System.arraycopy(BitPacking.unpack(toBytes(packed, o * words, words), bits, columns), 0, codes, o * columns, columns);
+            System.arraycopy(Int32Packing.unpack(java.util.Arrays.copyOfRange(packed, o * words, (o + 1) * words), bits, columns), 0,
+                    codes, o * columns, columns);
         float[] scales = in.floats(module + ".weight_scale");
         float[] zeros = null;
         if (!symmetric) {
             zeros = new float[scaleRows * groups];
             TensorInfo zi = in.require(module + ".weight_zero_point", null, (long[]) null);
             if (zi.dtype().equals("I32") && groupSize >= 0) {
-                int zWords = words(out);
+                int zWords = Int32Packing.words(out, bits);
                 int[] zp = in.ints(module + ".weight_zero_point", zWords, groups);
                 int[] column = new int[zWords];
                 for (int j = 0; j < groups; j++) {
                     for (int w = 0; w < zWords; w++) column[w] = zp[w * groups + j];
-                    byte[] z = BitPacking.unpack(toBytes(column, 0, zWords), bits, out);
+                    byte[] z = Int32Packing.unpack(column, bits, out);
                     for (int o = 0; o < out; o++) zeros[o * groups + j] = z[o] & 0xFF;
                 }
             } else if (zi.dtype().equals("I8") && zi.elements() == zeros.length) {
@@ -171,27 +168,10 @@ public record CompressedTensorsLayout(int bits, boolean symmetric, int groupSize
                 for (int p = 0; p < zeros.length; p++) zeros[p] = b.get(p) + (1 << (bits - 1));
             } else {
                 throw new FormatException(in.file(), "tensor " + module + ".weight_zero_point is " + zi + ", expected I32 packed ["
-                        + words(out) + ", " + groups + "]");
+                        + Int32Packing.words(out, bits) + ", " + groups + "]");
             }
         }
         return new QuantizedWeight(out, columns, cfg, BitPacking.pack(codes, bits), scales, zeros, null);
-    }
-
-    /** int32 words of {@code n} dense codes. */
-    private int words(int n) {
-        return (int) (((long) n * bits + 31) / 32);
-    }
-
-    private static void toWords(byte[] bytes, int[] dst, int at, int words) {
-        ByteBuffer b = ByteBuffer.allocate(4 * words).order(ByteOrder.LITTLE_ENDIAN);
-        b.put(bytes).rewind();
-        b.asIntBuffer().get(dst, at, words);
-    }
-
-    private static byte[] toBytes(int[] src, int at, int words) {
-        ByteBuffer b = ByteBuffer.allocate(4 * words).order(ByteOrder.LITTLE_ENDIAN);
-        b.asIntBuffer().put(src, at, words);
-        return b.array();
     }
 
     @Override

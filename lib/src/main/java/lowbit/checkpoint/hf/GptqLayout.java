@@ -3,8 +3,6 @@ package lowbit.checkpoint.hf;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.util.List;
 import lowbit.io.FormatException;
@@ -51,19 +49,19 @@ public record GptqLayout(int bits, int groupSize, boolean symmetric, boolean des
         return n / 32 * bits;
     }
 
-    /** Codes {@code codes[at + i * stride]}, i < n, as a dense little-endian bit stream into {@code dst[dstAt + j * dstStride]}. */
+    /** Codes {@code codes[at + i * stride]}, i < n, packed into {@code dst[dstAt + j * dstStride]}. */
     private void pack(byte[] codes, int at, int stride, int n, int[] dst, int dstAt, int dstStride) {
         byte[] run = new byte[n];
         for (int i = 0; i < n; i++) run[i] = codes[at + i * stride];
-        ByteBuffer b = ByteBuffer.wrap(BitPacking.pack(run, bits)).order(ByteOrder.LITTLE_ENDIAN);
-        for (int j = 0; j < words(n); j++) dst[dstAt + j * dstStride] = b.getInt(4 * j);
+        int[] w = Int32Packing.pack(run, bits);
+        for (int j = 0; j < w.length; j++) dst[dstAt + j * dstStride] = w[j];
     }
 
     /** The inverse of {@link #pack}: n codes from the words {@code src[srcAt + j * srcStride]}. */
     private byte[] unpack(int[] src, int srcAt, int srcStride, int n) {
-        ByteBuffer b = ByteBuffer.allocate(4 * words(n)).order(ByteOrder.LITTLE_ENDIAN);
-        for (int j = 0; j < words(n); j++) b.putInt(4 * j, src[srcAt + j * srcStride]);
-        return BitPacking.unpack(b.array(), bits, n);
+        int[] w = new int[words(n)];
+        for (int j = 0; j < w.length; j++) w[j] = src[srcAt + j * srcStride];
+        return Int32Packing.unpack(w, bits, n);
     }
 
     @Override
