@@ -6,6 +6,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import lowbit.checkpoint.gguf.GgufCheckpoint;
 import lowbit.checkpoint.hf.HfCheckpoint;
+import lowbit.checkpoint.hf.HfQuantizedCheckpoint;
 import lowbit.checkpoint.llama2c.Llama2cCheckpoint;
 import lowbit.checkpoint.quantized.QuantizedCheckpoint;
 import lowbit.io.DataDir;
@@ -37,7 +38,7 @@ public final class Checkpoints {
                 repo = repo.substring(0, at);
             }
             Path dir = HubClient.snapshot(repo, revision, DataDir.root().resolve("models/hub"), downloadProgress);
-            return checked(HfCheckpoint.open(dir));
+            return checked(HfQuantizedCheckpoint.isQuantized(dir) ? HfQuantizedCheckpoint.open(dir) : HfCheckpoint.open(dir));
         }
         return open(Path.of(spec));
     }
@@ -65,7 +66,8 @@ public final class Checkpoints {
             throw new FormatException(path, "no such file or directory (--model takes a Hugging Face directory, a .gguf file, "
                     + "a llama2.c .bin, 'default' or hf:ORG/NAME)");
         if (Files.isDirectory(path))
-            return QuantizedCheckpoint.isQuantizedDirectory(path) ? QuantizedCheckpoint.open(path) : HfCheckpoint.open(path);
+            return QuantizedCheckpoint.isQuantizedDirectory(path) ? QuantizedCheckpoint.open(path)
+                    : HfQuantizedCheckpoint.isQuantized(path) ? HfQuantizedCheckpoint.open(path) : HfCheckpoint.open(path);
         if (hasGgufMagic(path)) return GgufCheckpoint.open(path);
         if (path.getFileName().toString().endsWith(".bin")) return Llama2cCheckpoint.open(path);
         throw new FormatException(path, "not a checkpoint lowbit reads: expected a Hugging Face model directory "

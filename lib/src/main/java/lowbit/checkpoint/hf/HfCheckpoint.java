@@ -4,6 +4,7 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -144,6 +145,13 @@ public final class HfCheckpoint implements Checkpoint {
         Source s = sources.get(name);
         if (s == null) throw new FormatException(dir, "no tensor named " + name + " in the checkpoint");
         return s.file().floats(s.storedName());
+    }
+
+    /** The raw little-endian bytes of a tensor: the packed integers of a quantized checkpoint (HfQuantizedCheckpoint). */
+    public ByteBuffer bytes(String name) {
+        Source s = sources.get(name);
+        if (s == null) throw new FormatException(dir, "no tensor named " + name + " in the checkpoint");
+        return s.file().bytes(s.storedName());
     }
 
     /** The weight files, sorted by name. */

@@ -41,7 +41,8 @@ public final class QuantizedModelFiles {
     public static final String FORMAT = "lowbit-quantized";
     /** The manifest's layout; a reader refuses any other, so a change to the layout must change it. */
     public static final int VERSION = 1;
-    private static final Set<String> TOKENIZER_FILES = Set.of("tokenizer.json", "tokenizer_config.json", "vocab.json",
+    /** The tokenizer files a model directory may hold, copied with the weights (also by export hf). */
+    public static final Set<String> TOKENIZER_FILES = Set.of("tokenizer.json", "tokenizer_config.json", "vocab.json",
             "merges.txt", "special_tokens_map.json", "tokenizer.model", "added_tokens.json");
 
     /** Written when the source ties lm_head to the embeddings and the model no longer does (a rotation untied them). */

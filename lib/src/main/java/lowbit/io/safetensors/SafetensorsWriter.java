@@ -50,6 +50,12 @@ public final class SafetensorsWriter {
         return add(name, Dtype.I32, shape, b.array());
     }
 
+    public SafetensorsWriter i64(String name, long[] values, long... shape) {
+        ByteBuffer b = ByteBuffer.allocate(8 * values.length).order(ByteOrder.LITTLE_ENDIAN);
+        b.asLongBuffer().put(values);
+        return add(name, Dtype.I64, shape, b.array());
+    }
+
     private SafetensorsWriter add(String name, Dtype dtype, long[] shape, byte[] data) {
         long n = 1;
         for (long d : shape) n *= d;
