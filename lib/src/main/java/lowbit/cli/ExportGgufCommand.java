@@ -7,6 +7,8 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.concurrent.Callable;
+import java.util.function.Function;
+import lowbit.calibration.ImportanceMatrix;
 import lowbit.checkpoint.Checkpoint;
 import lowbit.checkpoint.gguf.GgufExport;
 import lowbit.checkpoint.gguf.GgufPreset;
@@ -43,6 +45,11 @@ final class ExportGgufCommand implements Callable<Integer> {
             description = "llama-quantize's --tensor-type: tensors whose GGUF name the regex PATTERN finds get TYPE (repeatable, first match wins)")
     List<String> tensorTypes = new ArrayList<>();
 
+    @Option(names = "--imatrix", paramLabel = "FILE",
+            description = "llama.cpp's importance matrix (llama-imatrix's GGUF or legacy .dat, or ./lowbit imatrix): the "
+                    + "importance-weighted quantization routines, as llama-quantize --imatrix")
+    Path imatrix;
+
     @Option(names = "--out", required = true, paramLabel = "FILE.gguf", description = "new GGUF file")
     Path out;
 
@@ -57,13 +64,15 @@ final class ExportGgufCommand implements Callable<Integer> {
             try (Checkpoint ckpt = modelOptions.open()) {
                 Map<String, GgmlType> explicit = quantOptions.bitsMap == null ? Map.of()
                         : GgufExport.bitsMapTypes(BitsMap.read(quantOptions.bitsMap), GgufExport.linears(ckpt));
-                r = GgufExport.of(ckpt, new GgufExport.Options(preset, overrides, explicit, null, false)).write(out, Progress.terminal());
+                var options = new GgufExport.Options(preset, overrides, explicit, importance(ckpt), false);
+                r = GgufExport.of(ckpt, options).write(out, Progress.terminal());
             }
         } else {
             try (EvaluatedModel m = EvaluatedModel.load(modelOptions.open(), modelOptions.threads())) {
+                Function<String, float[]> importance = importance(m.checkpoint());
                 recipe.validate(m.transformer());
                 QuantizationRecipe.Outcome o = m.quantize(recipe, Progress.terminal());
-                GgufExport.Options options = new GgufExport.Options(preset, overrides, Map.of(), null, type != null);
+                GgufExport.Options options = new GgufExport.Options(preset, overrides, Map.of(), importance, type != null);
                 r = GgufExport.of(m.checkpoint(), m.transformer(), o, options).write(out, Progress.terminal());
             }
         }
@@ -71,20 +80,32 @@ final class ExportGgufCommand implements Callable<Integer> {
         return 0;
     }
 
+    /** --imatrix read and checked against the model (another model's is refused); null without one. */
+    private Function<String, float[]> importance(Checkpoint ckpt) {
+        if (imatrix == null) return null;
+        ImportanceMatrix m = ImportanceMatrix.read(imatrix);
+        List<String> missing = m.checkAgainst(GgufExport.quantizableColumns(ckpt));
+        if (!missing.isEmpty())
+            System.err.println("imatrix " + imatrix + " has no entry for " + missing.size() + " tensor(s), quantized without importance: "
+                    + String.join(", ", missing.subList(0, Math.min(4, missing.size()))) + (missing.size() > 4 ? ", ..." : ""));
+        return m::importance;
+    }
+
     private static void report(GgufExport.Result r) {
         for (GgufTypePlan.Entry e : r.plan().fallbacks()) System.err.println("fallback: " + e.fallbackMessage());
         Map<GgmlType, Integer> counts = new TreeMap<>();
-        long elements = 0;
+        long elements = 0, bytes = 0;
         for (GgufTypePlan.Entry e : r.plan().entries()) {
             counts.merge(e.type(), 1, Integer::sum);
             long n = 1;
             for (long d : e.dims()) n *= d;
             elements += n;
+            bytes += e.type().byteSize(n);
         }
         List<String> types = new ArrayList<>();
         counts.forEach((t, n) -> types.add(n + " " + t));
         System.out.printf(Locale.ROOT, "wrote %s: %d tensors (%s), %.3f bits/weight, %d fallback(s), %d packed from lowbit's codes, "
                         + "%d copied from the source, %.1f s%n", r.file(), r.plan().entries().size(), String.join(", ", types),
-                r.bytes() * 8.0 / elements, r.plan().fallbacks().size(), r.exact().size(), r.copied().size(), r.seconds());
+                bytes * 8.0 / elements, r.plan().fallbacks().size(), r.exact().size(), r.copied().size(), r.seconds());
     }
 }

@@ -183,6 +183,18 @@ public final class GgufExport {
         return out;
     }
 
+    /** The input columns (ne0) of each tensor llama-quantize may quantize, by GGUF name: what an imatrix is checked against. */
+    public static Map<String, Integer> quantizableColumns(Checkpoint ckpt) {
+        Map<String, Integer> out = new LinkedHashMap<>();
+        for (TensorInfo t : ckpt.tensors().values()) {
+            String name = GgufCheckpoint.toGgufName(t.name());
+            long[] s = t.shape();
+            if (name != null && GgufTypePlan.quantizable(new GgufTypePlan.Tensor(name, s, GgmlType.F32)))
+                out.put(name, (int) s[s.length - 1]);
+        }
+        return out;
+    }
+
     /** The block linears of a checkpoint by module name (what a bits map lists). */
     public static List<String> linears(Checkpoint ckpt) {
         return ckpt.tensors().values().stream()
