@@ -22,9 +22,11 @@ echo "== F32 source written by our export"
 rm -f f32.gguf
 lowbit export gguf --model default --type F32 --out "$WORK/f32.gguf" 2>/dev/null | tail -1 || exit 2
 
-echo "== importance matrix from llama-imatrix (F32 model, $CHUNKS chunks of WikiText-2 train)"
+echo "== importance matrix from llama-imatrix (F32 model, $CHUNKS chunks of 512 tokens of the C4 calibration slice)"
 if [ ! -f imatrix.gguf ]; then
-  "$LLAMA_BIN/llama-imatrix" -m f32.gguf -f "$ROOT/data/wikitext-2-raw/wiki.train.raw" --chunks "$CHUNKS" -c 512 -o imatrix.gguf >imatrix.log 2>&1 \
+  "$PY" -c 'import json, sys; print("\n\n".join(json.loads(l)["text"] for l in open(sys.argv[1])))' \
+    "$ROOT/data/c4/c4_en_train00000_first1000.jsonl" > calib.txt || exit 2
+  "$LLAMA_BIN/llama-imatrix" -m f32.gguf -f calib.txt --chunks "$CHUNKS" -c 512 -o imatrix.gguf >imatrix.log 2>&1 \
     || { echo "llama-imatrix failed, see $WORK/imatrix.log"; exit 2; }
 fi
 
