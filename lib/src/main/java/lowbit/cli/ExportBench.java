@@ -68,7 +68,7 @@ final class ExportBench implements Callable<Integer> {
                     m.checkAgainst(GgufExport.quantizableColumns(src));
                     importance = m::importance;
                 }
-                var options = new GgufExport.Options(preset, List.of(), java.util.Map.of(), importance, false);
+                var options = new GgufExport.Options(preset, List.of(), java.util.Map.of(), importance);
                 for (int i = 0; i < repeat; i++) {
                     Path out = dir.resolve("ours" + i + ".gguf");
                     long t0 = System.nanoTime();

@@ -37,8 +37,8 @@ final class ExportGgufCommand implements Callable<Integer> {
 
     @Option(names = "--type", paramLabel = "TYPE",
             description = "llama-quantize's file type: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, "
-                    + "Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K (default Q8_0; with --quant, the type of the tensors the method "
-                    + "does not quantize, and given, it re-quantizes grids that are no GGUF type)")
+                    + "Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K. Without it, tensors that --quant or --bits-map do not cover get "
+                    + "Q8_0's rules; with --quant it also re-quantizes grids that are no GGUF type (which are refused without it)")
     String type;
 
     @Option(names = "--tensor-type", paramLabel = "PATTERN=TYPE",
@@ -56,7 +56,7 @@ final class ExportGgufCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         AtomicOutput.checkFile(out);
-        GgufPreset preset = type == null ? GgufPreset.Q8_0 : GgufPreset.parse(type);
+        GgufPreset preset = type == null ? null : GgufPreset.parse(type);
         List<GgufTypePlan.TypeOverride> overrides = tensorTypes.stream().map(GgufTypePlan.TypeOverride::parse).toList();
         QuantizationRecipe recipe = quantOptions.recipe(null, null);
         GgufExport.Result r;
@@ -64,7 +64,7 @@ final class ExportGgufCommand implements Callable<Integer> {
             try (Checkpoint ckpt = modelOptions.open()) {
                 Map<String, GgmlType> explicit = quantOptions.bitsMap == null ? Map.of()
                         : GgufExport.bitsMapTypes(BitsMap.read(quantOptions.bitsMap), GgufExport.linears(ckpt));
-                var options = new GgufExport.Options(preset, overrides, explicit, importance(ckpt), false);
+                var options = new GgufExport.Options(preset, overrides, explicit, importance(ckpt));
                 r = GgufExport.of(ckpt, options).write(out, Progress.terminal());
             }
         } else {
@@ -72,7 +72,7 @@ final class ExportGgufCommand implements Callable<Integer> {
                 Function<String, float[]> importance = importance(m.checkpoint());
                 recipe.validate(m.transformer());
                 QuantizationRecipe.Outcome o = m.quantize(recipe, Progress.terminal());
-                GgufExport.Options options = new GgufExport.Options(preset, overrides, Map.of(), importance, type != null);
+                GgufExport.Options options = new GgufExport.Options(preset, overrides, Map.of(), importance);
                 r = GgufExport.of(m.checkpoint(), m.transformer(), o, options).write(out, Progress.terminal());
             }
         }

@@ -44,22 +44,27 @@ public final class GgufExport {
     public static final int QUANTIZATION_VERSION = 2;
 
     /**
-     * @param preset      --type (llama-quantize's file type)
+     * @param preset      --type (llama-quantize's file type), or null when none is given: then the tensors that no
+     *                    explicit type or exact grid covers are Q8_0 (by the Q8_0 rules), a grid that is no GGUF type
+     *                    is refused rather than re-quantized, and general.file_type is what llama.cpp's loader would
+     *                    guess from the most common type
      * @param overrides   --tensor-type patterns, first match wins
      * @param explicit    per-tensor types by GGUF name (from a bits map), below the patterns
      * @param importance  per-column importance by GGUF tensor name (an imatrix), null for none
-     * @param requantize  whether linears that lowbit quantized on a grid no GGUF type holds are re-quantized by
-     *                    the preset from their dequantized weights (else they are refused)
      */
     public record Options(GgufPreset preset, List<GgufTypePlan.TypeOverride> overrides, Map<String, GgmlType> explicit,
-                          Function<String, float[]> importance, boolean requantize) {
+                          Function<String, float[]> importance) {
         public Options {
             overrides = List.copyOf(overrides);
             explicit = Map.copyOf(explicit);
         }
 
         public static Options of(GgufPreset preset) {
-            return new Options(preset, List.of(), Map.of(), null, false);
+            return new Options(preset, List.of(), Map.of(), null);
+        }
+
+        GgufPreset rules() {
+            return preset != null ? preset : GgufPreset.Q8_0;
         }
     }
 
@@ -89,7 +94,7 @@ public final class GgufExport {
         for (Item i : items)
             if (i.quantized() != null && !explicit.containsKey(i.name())) {
                 GgmlType exact = exactType(i.quantized().config(), i.quantized().columns());
-                if (exact == null && options.requantize()) continue;
+                if (exact == null && options.preset() != null) continue;
                 if (exact == null)
                     throw new IllegalArgumentException(i.name() + ": lowbit's grid " + i.quantized().config().label()
                             + " (" + describe(i.quantized().config()) + ") is no GGUF type; give --type to re-quantize its weights "
@@ -99,7 +104,7 @@ public final class GgufExport {
         List<GgufTypePlan.Tensor> tensors = items.stream()
                 .map(i -> new GgufTypePlan.Tensor(i.name(), i.dims(), i.sourceType() != null ? i.sourceType() : GgmlType.F32)).toList();
         GgufTypePlan.Model model = new GgufTypePlan.Model(config.modelType(), config.numLayers(), config.numHeads(), config.numKvHeads());
-        this.plan = GgufTypePlan.of(options.preset(), model, tensors, options.overrides(), explicit, importance != null);
+        this.plan = GgufTypePlan.of(options.rules(), model, tensors, options.overrides(), explicit, importance != null);
     }
 
     /** Exports a checkpoint as it is: a GGUF file, lowbit's quantized directory or a Hugging Face directory. */
@@ -244,7 +249,7 @@ public final class GgufExport {
     public GgufWriter writer(Progress progress, List<String> exact, List<String> copied) {
         GgufWriter w = new GgufWriter();
         w.putAll(metadata);
-        w.put("general.file_type", new GgufValue(GgufValue.Type.UINT32, null, (long) preset.fileType));
+        w.put("general.file_type", new GgufValue(GgufValue.Type.UINT32, null, (long) (preset != null ? preset.fileType : guessedFileType())));
         w.put("general.quantization_version", new GgufValue(GgufValue.Type.UINT32, null, (long) QUANTIZATION_VERSION));
         Progress.Task task = progress.start("export gguf", plan.entries().size(), "tensor");
         for (GgufTypePlan.Entry e : plan.entries()) {
@@ -258,6 +263,35 @@ public final class GgufExport {
             }));
         }
         return w;
+    }
+
+    /** llama_model_loader's guess: the file type of the type most tensors have (the first to reach the largest count). */
+    int guessedFileType() {
+        Map<GgmlType, Integer> counts = new LinkedHashMap<>();
+        GgmlType max = GgmlType.F32;
+        int n = 0;
+        for (GgufTypePlan.Entry e : plan.entries()) {
+            int c = counts.merge(e.type(), 1, Integer::sum);
+            if (c > n) {
+                n = c;
+                max = e.type();
+            }
+        }
+        return switch (max) {
+            case F16 -> 1;
+            case BF16 -> 32;
+            case Q4_0 -> 2;
+            case Q4_1 -> 3;
+            case Q5_0 -> 8;
+            case Q5_1 -> 9;
+            case Q8_0 -> 7;
+            case Q2_K -> 10;
+            case Q3_K -> 12;
+            case Q4_K -> 15;
+            case Q5_K -> 17;
+            case Q6_K -> 18;
+            default -> 0;
+        };
     }
 
     /** Writes the file at {@code out} (which must not exist; nothing is left there on failure). */

@@ -20,6 +20,7 @@ import lowbit.io.gguf.GgmlType;
 import lowbit.io.gguf.GgufFile;
 import lowbit.io.gguf.GgufTensor;
 import lowbit.progress.Progress;
+import lowbit.quant.BitsMap;
 import lowbit.quant.QuantConfig;
 import lowbit.quant.QuantizationRecipe;
 import lowbit.quant.QuantizedWeight;
@@ -89,7 +90,7 @@ class GgufExportTest {
         GgufExport.Result result;
         try (EvaluatedModel m = EvaluatedModel.load(Checkpoints.open(source), 2)) {
             var outcome = m.quantize(QuantizationRecipe.of("rtn:w4g32fmin"), Progress.NONE);
-            result = GgufExport.of(m.checkpoint(), m.transformer(), outcome, GgufExport.Options.of(GgufPreset.Q8_0)).write(out, Progress.NONE);
+            result = GgufExport.of(m.checkpoint(), m.transformer(), outcome, GgufExport.Options.of(null)).write(out, Progress.NONE);
         }
         assertEquals(210, result.exact().size());
         int q41 = 0;
@@ -102,7 +103,7 @@ class GgufExportTest {
             }
             assertEquals(210, q41);
             assertEquals(2L, b.metadata().get("general.quantization_version"));
-            assertEquals((long) GgufPreset.Q8_0.fileType, b.metadata().get("general.file_type"));
+            assertEquals(a.metadata().get("general.file_type"), b.metadata().get("general.file_type"), "guessed from the 210 Q4_1 tensors");
             assertEquals(a.metadata().get("tokenizer.ggml.merges"), b.metadata().get("tokenizer.ggml.merges"));
         }
     }
@@ -112,10 +113,10 @@ class GgufExportTest {
         try (EvaluatedModel m = EvaluatedModel.load(Checkpoints.open(GgufCheckpointTest.defaultModel()), 2)) {
             var outcome = m.quantize(QuantizationRecipe.of("rtn:w4g128"), Progress.NONE);
             var e = assertThrows(IllegalArgumentException.class,
-                    () -> GgufExport.of(m.checkpoint(), m.transformer(), outcome, GgufExport.Options.of(GgufPreset.Q8_0)));
+                    () -> GgufExport.of(m.checkpoint(), m.transformer(), outcome, GgufExport.Options.of(null)));
             assertTrue(e.getMessage().startsWith("blk.0.") && e.getMessage().contains("w4g128") && e.getMessage().contains("give --type"),
                     e.getMessage());
-            var options = new GgufExport.Options(GgufPreset.Q4_0, List.of(), Map.of(), null, true);
+            var options = new GgufExport.Options(GgufPreset.Q4_0, List.of(), Map.of(), null);
             GgufTypePlan plan = GgufExport.of(m.checkpoint(), m.transformer(), outcome, options).plan();
             assertTrue(plan.entries().stream().filter(x -> x.name().equals("blk.0.attn_q.weight")).allMatch(x -> x.type() == GgmlType.Q4_0));
         }
@@ -126,11 +127,24 @@ class GgufExportTest {
         Path out = tmp.resolve("bad.gguf");
         try (var ckpt = Checkpoints.open(GgufCheckpointTest.defaultModel())) {
             // an imatrix whose vectors have the wrong length fails at the first quantized block tensor, mid-file
-            var options = new GgufExport.Options(GgufPreset.Q4_0, List.of(), Map.of(), name -> new float[3], false);
+            var options = new GgufExport.Options(GgufPreset.Q4_0, List.of(), Map.of(), name -> new float[3]);
             var e = assertThrows(IllegalArgumentException.class, () -> GgufExport.of(ckpt, options).write(out, Progress.NONE));
             assertTrue(e.getMessage().contains("has 3 values"), e.getMessage());
         }
         assertFalse(Files.exists(out));
         assertEquals(0, tmp.toFile().list().length, "no partial file left: " + List.of(tmp.toFile().list()));
+    }
+
+    @Test
+    void aBitsMapChoosesTheKQuantOfEachLinearsWidth() {
+        List<String> linears = List.of("model.layers.0.mlp.down_proj", "model.layers.0.self_attn.v_proj",
+                "model.layers.1.self_attn.q_proj", "model.layers.1.mlp.up_proj", "model.layers.1.self_attn.o_proj");
+        BitsMap map = new BitsMap(Path.of("map.json"), QuantConfig.group(4, 128), Map.of("model.layers.0.mlp.down_proj", 6,
+                "model.layers.0.self_attn.v_proj", 8, "model.layers.1.self_attn.q_proj", 2, "model.layers.1.self_attn.o_proj", 3), Map.of());
+        assertEquals(Map.of("blk.0.ffn_down.weight", GgmlType.Q6_K, "blk.0.attn_v.weight", GgmlType.Q8_0, "blk.1.attn_q.weight", GgmlType.Q2_K,
+                "blk.1.ffn_up.weight", GgmlType.Q4_K, "blk.1.attn_output.weight", GgmlType.Q3_K), GgufExport.bitsMapTypes(map, linears));
+        BitsMap seven = new BitsMap(Path.of("map.json"), QuantConfig.group(4, 128), Map.of("model.layers.1.mlp.up_proj", 7), Map.of());
+        var e = assertThrows(IllegalArgumentException.class, () -> GgufExport.bitsMapTypes(seven, linears));
+        assertTrue(e.getMessage().contains("model.layers.1.mlp.up_proj has 7 bits, which no GGUF type has"), e.getMessage());
     }
 }
