@@ -245,13 +245,12 @@ public final class GgufExport {
         return plan;
     }
 
-    /** The writer, whose tensors are produced one at a time as it writes. */
-    public GgufWriter writer(Progress progress, List<String> exact, List<String> copied) {
+    /** The writer, whose tensors are produced one at a time as it writes (each a step of {@code task}). */
+    public GgufWriter writer(Progress.Task task, List<String> exact, List<String> copied) {
         GgufWriter w = new GgufWriter();
         w.putAll(metadata);
         w.put("general.file_type", new GgufValue(GgufValue.Type.UINT32, null, (long) (preset != null ? preset.fileType : guessedFileType())));
         w.put("general.quantization_version", new GgufValue(GgufValue.Type.UINT32, null, (long) QUANTIZATION_VERSION));
-        Progress.Task task = progress.start("export gguf", plan.entries().size(), "tensor");
         for (GgufTypePlan.Entry e : plan.entries()) {
             Item item = items.get(e.name());
             if (item.raw() != null && item.sourceType() == e.type()) copied.add(e.name());
@@ -298,8 +297,10 @@ public final class GgufExport {
     public Result write(Path out, Progress progress) {
         long t0 = System.nanoTime();
         List<String> exact = new ArrayList<>(), copied = new ArrayList<>();
-        GgufWriter w = writer(progress, exact, copied);
-        Path file = w.write(out);
+        Path file;
+        try (Progress.Task task = progress.start("export gguf", plan.entries().size(), "tensor")) {
+            file = writer(task, exact, copied).write(out);
+        }
         return new Result(file, plan, exact, copied, file.toFile().length(), (System.nanoTime() - t0) / 1e9);
     }
 
