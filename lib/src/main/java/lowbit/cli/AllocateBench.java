@@ -67,7 +67,7 @@ final class AllocateBench implements Callable<Integer>, MemoryEstimated {
         allocation.check();
         QuantizationRecipe recipe = allocation.recipe(quantOptions);
         Sensitivities.Predictor p = allocation.predictor();
-        List<Long> runSeeds = seeds == null ? List.of(quantOptions.seed) : seeds;
+        List<Long> runSeeds = seeds == null ? List.of(quantOptions.calibration.seed) : seeds;
         List<String> runBudgets = budgets == null ? List.of(allocation.budget) : budgets;
         if (heldOutWindows < 0) throw new IllegalArgumentException("--held-out-windows must be >= 0, got " + heldOutWindows);
         List<Comparison.Entry> done = entries == null ? new ArrayList<>() : readEntries(entries);

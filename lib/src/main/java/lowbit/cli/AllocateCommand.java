@@ -46,7 +46,7 @@ final class AllocateCommand implements Callable<Integer>, MemoryEstimated {
                 lowbit.quant.mixed.KvAllocation.checkBudget(model.config(), Candidates.checkWidths(allocation.kvCandidates), quantOptions.kvGroup,
                         allocation.kvBudget);
             MixedPrecision.Session session = MixedPrecision.prepare(model, () -> modelOptions.load(ckpt), Checkpoints.tokenizer(ckpt), recipe,
-                    allocation.grid(), allocation.widths(), allocation.windows(quantOptions.seed), allocation.probeBits,
+                    allocation.grid(), allocation.widths(), allocation.windows(quantOptions.calibration.seed), allocation.probeBits,
                     p == Sensitivities.Predictor.KLD, Progress.terminal());
             MixedPrecision.Result r = session.allocate(target, p, allocation.granularity(), allocation.refine, Progress.terminal());
             lowbit.quant.mixed.KvAllocation.Result kv = allocation.kvBudget == null ? null

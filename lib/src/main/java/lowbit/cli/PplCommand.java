@@ -63,6 +63,11 @@ final class PplCommand implements Callable<Integer>, MemoryEstimated {
             + "or a quantized directory whose manifest names its float model")
     boolean kld;
 
+    @Option(names = "--kld-reference", paramLabel = "MODEL",
+            description = "with --kld: the float model to compare with (default, hf:ORG/NAME, a directory or a .gguf file), for a model that "
+                    + "does not record its own, such as an exported or published GGUF file")
+    String kldReference;
+
     @Option(names = "--kld-cache", defaultValue = "results/kld-cache", paramLabel = "DIR",
             description = "where the float model's log-probabilities are kept for --kld, once per model and window set (default: ${DEFAULT-VALUE})")
     Path kldCache;
@@ -71,6 +76,7 @@ final class PplCommand implements Callable<Integer>, MemoryEstimated {
     public Integer call() {
         // Before the model loads and quantizes: a journal that cannot be written must not cost the run.
         if (kld && journal != null) throw new IllegalArgumentException(Evaluator.KLD_WITH_JOURNAL);
+        if (kldReference != null && !kld) throw new IllegalArgumentException("--kld-reference names the float model of --kld: give --kld too");
         PerplexityJournal journaled = journal == null ? null : PerplexityJournal.open(journal);
         try (RunMarker marker = journal == null ? null
                 : RunMarker.start(Path.of(journal + ".running"), "ppl --journal " + journal, "the windows in " + journal + " are kept")) {
@@ -79,7 +85,7 @@ final class PplCommand implements Callable<Integer>, MemoryEstimated {
             Evaluator.Options options = new Evaluator.Options(Progress.terminal(), journaled,
                     w -> err.println("lowbit: warning: " + w), kld ? kldCache : null);
             Evaluator.Report report = run(modelOptions, quantOptions.recipe(null, null), new Evaluator.Request(dataset, seqlen, windows),
-                    options);
+                    options, kldReference);
             System.out.println(json ? json(report).toPrettyString() : summary(report));
         }
         return 0;
@@ -133,10 +139,29 @@ final class PplCommand implements Callable<Integer>, MemoryEstimated {
      * directory's manifest names), unless it is already in the cache.
      */
     static Evaluator.Report run(ModelOptions modelOptions, QuantizationRecipe recipe, Evaluator.Request request, Evaluator.Options options) {
+        return run(modelOptions, recipe, request, options, null);
+    }
+
+    /** As above; with {@code kldReference}, the KL divergence is to that float model rather than to the model's own. */
+    static Evaluator.Report run(ModelOptions modelOptions, QuantizationRecipe recipe, Evaluator.Request request, Evaluator.Options options,
+                                String kldReference) {
         Progress progress = options.progress();
+        String referenceSha = null;
+        if (kldReference != null) {
+            try (EvaluatedModel reference = EvaluatedModel.load(Checkpoints.open(kldReference, null), modelOptions.threads())) {
+                if (reference.quantized())
+                    throw new IllegalArgumentException("--kld-reference " + kldReference + " is a quantized model: the reference must be a float model");
+                try (Checkpoint ckpt = modelOptions.open()) {
+                    Evaluator.checkSameVocabulary(reference.checkpoint(), ckpt);
+                }
+                Perplexity.checkSeqlen(reference.transformer().config(), request.seqlen());
+                Evaluator.ensureReference(reference, request, options.kldCache(), progress);
+                referenceSha = reference.checkpoint().sha256();
+            }
+        }
         Checkpoint ckpt = modelOptions.open();
         try {
-            if (options.kldCache() != null && recipe == null) {
+            if (options.kldCache() != null && recipe == null && referenceSha == null) {
                 if (!(ckpt instanceof QuantizedCheckpoint qc))
                     throw new IllegalArgumentException("--kld compares a quantized model with its float model: give --quant SPEC, or --model a "
                             + "quantized directory made by ./lowbit quantize (KL divergence of a model against itself is 0)");
@@ -154,9 +179,10 @@ final class PplCommand implements Callable<Integer>, MemoryEstimated {
         try (EvaluatedModel model = EvaluatedModel.load(ckpt, modelOptions.threads())) {
             Perplexity.checkSeqlen(model.transformer().config(), request.seqlen());
             // before quantizing: the loaded model is the float reference
-            if (options.kldCache() != null && recipe != null) Evaluator.ensureReference(model, request, options.kldCache(), progress);
+            if (options.kldCache() != null && recipe != null && referenceSha == null)
+                Evaluator.ensureReference(model, request, options.kldCache(), progress);
             if (recipe != null) model.quantize(recipe, progress);
-            return Evaluator.perplexity(model, request, options);
+            return referenceSha != null ? Evaluator.compareWith(model, referenceSha, request, options) : Evaluator.perplexity(model, request, options);
         }
     }
 

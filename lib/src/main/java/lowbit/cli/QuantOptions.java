@@ -1,6 +1,5 @@
 package lowbit.cli;
 
-import lowbit.calibration.CalibrationSampler;
 import lowbit.quant.BitsMap;
 import lowbit.quant.QuantConfig;
 import lowbit.quant.QuantSpec;
@@ -9,6 +8,7 @@ import lowbit.quant.awq.Awq;
 import lowbit.quant.gptq.Gptq;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Model.OptionSpec;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParseResult;
 import picocli.CommandLine.Spec;
@@ -19,26 +19,8 @@ final class QuantOptions {
             description = "quantize before evaluating: " + QuantSpec.GRAMMAR)
     String quant;
 
-    @Option(names = "--nsamples", defaultValue = "128", paramLabel = "N", description = "calibration windows (default: ${DEFAULT-VALUE})")
-    int nsamples;
-
-    @Option(names = "--calib-seqlen", defaultValue = "0", paramLabel = "L",
-            description = "calibration window length in tokens (default: 2048 for gptq and static activation scales, 512 for awq and smoothquant)")
-    int calibSeqlen;
-
-    @Option(names = "--seed", defaultValue = "0", paramLabel = "S", description = "calibration draw seed (default: ${DEFAULT-VALUE})")
-    long seed;
-
-    @Option(names = "--calib-source", defaultValue = "c4", paramLabel = "c4|tasks|tasks:NAME|FILE",
-            description = "calibration text: the shipped C4 train slice; the zero-shot task files' examples with their gold answers "
-                    + "(tasks, or one file: tasks:lambada_openai; short documents: use --calib-mode concatenated); a .jsonl with "
-                    + "\"text\" fields or a plain text file (default: ${DEFAULT-VALUE})")
-    String calibSource;
-
-    @Option(names = "--calib-mode", defaultValue = "documents", paramLabel = "documents|concatenated",
-            description = "documents: GPTQ protocol, each window cut from one document longer than the window; "
-                    + "concatenated: windows cut anywhere in the documents joined by blank lines (default: ${DEFAULT-VALUE})")
-    String calibMode;
+    @Mixin
+    CalibrationOptions calibration;
 
     @Option(names = "--act-order", description = "GPTQ: quantize columns in order of decreasing Hessian diagonal (desc_act)")
     boolean actOrder;
@@ -117,9 +99,7 @@ final class QuantOptions {
             case "f32" -> QuantConfig.ScaleFormat.F32;
             default -> throw new IllegalArgumentException("--scale-format must be f16 or f32, got '" + scaleFormat + "'");
         };
-        if (nsamples < 1) throw new IllegalArgumentException("--nsamples must be >= 1, got " + nsamples);
-        int seqlen = seqlenOverride != null ? seqlenOverride : calibSeqlen;
-        if (seqlen != 0 && seqlen < 2) throw new IllegalArgumentException("--calib-seqlen must be >= 2, got " + seqlen);
+        QuantizationRecipe.Calibration draw = calibration.calibration(seqlenOverride);
         if (!s.rotates() && matched("--rotation-seed"))
             throw new IllegalArgumentException("--rotation-seed applies only to a rotated spec (quarot+..., e.g. quarot+rtn:w4a4); --quant "
                     + s + " has no quarot term");
@@ -129,8 +109,7 @@ final class QuantOptions {
                 .withAwq(Awq.Options.defaults().withDuoScaling(duoScaling).withClip(!noClip))
                 .withSmoothQuant(new QuantizationRecipe.SmoothQuantOptions(alpha))
                 .withRuntime(new QuantizationRecipe.RuntimeOptions(actStatic, kvKeyBits, kvValueBits, kvGroup))
-                .withCalibration(new QuantizationRecipe.Calibration(calibSource, nsamples, seqlen, seed,
-                        CalibrationSampler.Mode.parse(calibMode)))
+                .withCalibration(draw)
                 .withRotation(new QuantizationRecipe.RotationOptions(rotationSeed));
     }
 

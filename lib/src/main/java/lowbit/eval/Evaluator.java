@@ -160,7 +160,17 @@ public final class Evaluator {
 
     /** Perplexity of {@code model} as {@code request} asks, with KL divergence to its float model when {@code options} has a cache. */
     public static Report perplexity(EvaluatedModel model, Request request, Options options) {
-        return run(model, request, options, options.kldCache() != null && model.quantized());
+        return run(model, request, options, options.kldCache() != null && model.quantized() ? floatSha256(model) : null);
+    }
+
+    /**
+     * Perplexity and KL divergence to another float model's reference in {@code options}' cache, the model with sha256
+     * {@code floatSha256} (made first by {@link #ensureReference}): for a checkpoint that does not record its float
+     * model, such as a GGUF file exported or published elsewhere.
+     */
+    public static Report compareWith(EvaluatedModel model, String floatSha256, Request request, Options options) {
+        if (options.kldCache() == null) throw new IllegalArgumentException("a KL-divergence comparison needs the float reference's directory");
+        return run(model, request, options, floatSha256);
     }
 
     /**
@@ -170,10 +180,11 @@ public final class Evaluator {
      */
     public static Report compare(EvaluatedModel model, Request request, Options options) {
         if (options.kldCache() == null) throw new IllegalArgumentException("a KL-divergence comparison needs the float reference's directory");
-        return run(model, request, options, true);
+        return run(model, request, options, floatSha256(model));
     }
 
-    private static Report run(EvaluatedModel model, Request request, Options options, boolean compare) {
+    /** {@code compareTo}: the sha256 of the float model whose reference the model is compared with, or null to write or check its own. */
+    private static Report run(EvaluatedModel model, Request request, Options options, String compareTo) {
         TextDatasets.Text text = TextDatasets.load(request.dataset());
         var cfg = model.transformer().config();
         Perplexity.checkSeqlen(cfg, request.seqlen());
@@ -194,9 +205,9 @@ public final class Evaluator {
         if (options.kldCache() == null || windows == 0) {
             r = Perplexity.evaluate(model.transformer(), ids, seqlen, limit, options.progress(), options.journal(), journalKey);
         } else {
-            FloatReference.Key key = FloatReference.Key.of(floatSha256(model), cfg.vocabSize(), ids, seqlen, windows);
+            FloatReference.Key key = FloatReference.Key.of(compareTo != null ? compareTo : floatSha256(model), cfg.vocabSize(), ids, seqlen, windows);
             referenceFile = FloatReference.file(options.kldCache(), key);
-            if (!compare) {
+            if (compareTo == null) {
                 if (FloatReference.exists(options.kldCache(), key)) {
                     try (FloatReference ignored = FloatReference.open(options.kldCache(), key)) {
                         // opened only to check it: a stale or foreign file is an error now, not after the quantized runs

@@ -189,6 +189,30 @@ class PplCommandTest {
     }
 
     @Test
+    void kldReferenceNamesTheFloatModelOfACheckpointThatDoesNotRecordIt(@TempDir Path tmp) throws Exception {
+        Path bin = stories260K();
+        Path dir = tmp.resolve("q");
+        assertEquals(0, run("quantize", "--model", bin.toString(), "--quant", "rtn:w3", "--out", dir.toString()).exit());
+        String cache = tmp.resolve("cache").toString();
+        CliRun named = run("ppl", "--model", dir.toString(), "--seqlen", "64", "--windows", "2", "--kld", "--kld-cache", cache, "--json");
+        CliRun given = run("ppl", "--model", dir.toString(), "--seqlen", "64", "--windows", "2", "--kld", "--kld-reference", bin.toString(),
+                "--kld-cache", cache, "--json");
+        assertEquals(0, given.exit(), given.err());
+        JsonNode a = new ObjectMapper().readTree(named.out()), b = new ObjectMapper().readTree(given.out());
+        assertEquals(a.get("kld").get("mean").asDouble(), b.get("kld").get("mean").asDouble(), 0.0, "the same reference, given or recorded");
+        assertEquals(a.get("nll_sum").asDouble(), b.get("nll_sum").asDouble(), 0.0);
+        assertTrue(b.get("kld").get("mean").asDouble() > 0);
+
+        CliRun without = run("ppl", "--model", dir.toString(), "--seqlen", "64", "--windows", "1", "--kld-reference", bin.toString());
+        assertEquals(2, without.exit());
+        assertTrue(without.err().contains("give --kld too"), without.err());
+        CliRun quantizedReference = run("ppl", "--model", bin.toString(), "--seqlen", "64", "--windows", "1", "--kld",
+                "--kld-reference", dir.toString(), "--kld-cache", cache);
+        assertEquals(2, quantizedReference.exit());
+        assertTrue(quantizedReference.err().contains("is a quantized model"), quantizedReference.err());
+    }
+
+    @Test
     void kldWithoutAQuantizedModelOrWithAJournalIsOneClearLine(@TempDir Path tmp) {
         Path bin = stories260K();
         CliRun self = run("ppl", "--model", bin.toString(), "--seqlen", "64", "--windows", "1", "--kld", "--kld-cache", tmp.toString());

@@ -124,12 +124,23 @@ class DequantizeTest {
                 assertArrayEquals(want, f.dequantize(e.getKey()), e.getKey() + " differs from gguf.quants.dequantize");
                 checked++;
             }
-            FormatException unsupported = assertThrows(FormatException.class, () -> f.dequantize("q5_k_unsupported"));
-            assertTrue(unsupported.getMessage().contains("unsupported tensor type Q5_K for tensor 'q5_k_unsupported'"), unsupported.getMessage());
-            assertTrue(unsupported.getMessage().contains("quants.gguf"), unsupported.getMessage());
-            assertTrue(unsupported.getMessage().contains("supported: F32, F16, Q4_0, Q4_1, Q8_0, Q4_K, Q6_K, BF16"), unsupported.getMessage());
         }
         assertEquals(9, checked);
+    }
+
+    @Test
+    void unsupportedTypeIsNamed() {
+        // IQ2_XXS (id 16): 256 elements in a 66-byte block
+        GgufBuilder g = new GgufBuilder();
+        g.tensor("iq2_unsupported", 16, new long[] {256}, new byte[66]);
+        Path file = g.write(dir.resolve("iq2.gguf"));
+        try (GgufFile f = GgufFile.open(file)) {
+            FormatException unsupported = assertThrows(FormatException.class, () -> f.dequantize("iq2_unsupported"));
+            assertTrue(unsupported.getMessage().contains("unsupported tensor type IQ2_XXS for tensor 'iq2_unsupported'"), unsupported.getMessage());
+            assertTrue(unsupported.getMessage().contains("iq2.gguf"), unsupported.getMessage());
+            assertTrue(unsupported.getMessage().contains("supported: F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, BF16"),
+                    unsupported.getMessage());
+        }
     }
 
     @Test
