@@ -93,6 +93,9 @@ final class ExportGgufCommand implements Callable<Integer> {
 
     private static void report(GgufExport.Result r) {
         for (GgufTypePlan.Entry e : r.plan().fallbacks()) System.err.println("fallback: " + e.fallbackMessage());
+        if (!r.requantized().isEmpty())
+            System.err.println("note: " + r.requantized().size() + " tensor(s) re-quantized from an already quantized source type "
+                    + "(llama-quantize does this only with --allow-requantize; export from an F32/F16 GGUF for llama-quantize's bytes)");
         Map<GgmlType, Integer> counts = new TreeMap<>();
         long elements = 0, bytes = 0;
         for (GgufTypePlan.Entry e : r.plan().entries()) {

@@ -72,8 +72,13 @@ public final class GgufExport {
     private record Item(String name, long[] dims, GgmlType sourceType, Supplier<float[]> floats, Supplier<byte[]> raw,
                         QuantizedWeight quantized) {}
 
-    /** What was planned and written. */
-    public record Result(Path file, GgufTypePlan plan, List<String> exact, List<String> copied, long bytes, double seconds) {}
+    /**
+     * What was planned and written: the tensors packed from lowbit's codes ({@code exact}), copied from the source
+     * GGUF ({@code copied}), and re-quantized from a source type that was already quantized ({@code requantized},
+     * which llama-quantize does only with --allow-requantize).
+     */
+    public record Result(Path file, GgufTypePlan plan, List<String> exact, List<String> copied, List<String> requantized,
+                         long bytes, double seconds) {}
 
     private final ModelConfig config;
     private final Map<String, GgufValue> metadata;
@@ -301,7 +306,12 @@ public final class GgufExport {
         try (Progress.Task task = progress.start("export gguf", plan.entries().size(), "tensor")) {
             file = writer(task, exact, copied).write(out);
         }
-        return new Result(file, plan, exact, copied, file.toFile().length(), (System.nanoTime() - t0) / 1e9);
+        List<String> requantized = new ArrayList<>();
+        for (GgufTypePlan.Entry e : plan.entries()) {
+            Item i = items.get(e.name());
+            if (i.sourceType() != null && i.sourceType().blockSize > 1 && i.sourceType() != e.type()) requantized.add(e.name());
+        }
+        return new Result(file, plan, exact, copied, requantized, file.toFile().length(), (System.nanoTime() - t0) / 1e9);
     }
 
     private byte[] data(Item item, GgufTypePlan.Entry e) {
