@@ -10,6 +10,8 @@ import java.nio.file.Path;
 import lowbit.io.DataDir;
 import lowbit.io.gguf.GgmlType;
 import lowbit.io.gguf.GgufFile;
+import lowbit.io.gguf.GgufTensor;
+import lowbit.io.gguf.GgufWriter;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -59,5 +61,37 @@ class ExportGgufCommandTest {
         assertEquals(2, exists.exit());
         assertTrue(exists.err().contains(out.toString()), exists.err());
         assertEquals("mine", Files.readString(out));
+    }
+
+    /** The imatrix fixture of the imatrix tests (llama-imatrix on the default model, trimmed to 14 tensors). */
+    private static Path imatrix() {
+        return Path.of("src/test/resources/imatrix/reference.gguf");
+    }
+
+    @Test
+    void anImatrixSelectsTheImportanceRulesAndAnotherModelsIsRefused(@TempDir Path tmp) throws Exception {
+        Path out = tmp.resolve("m.gguf");
+        CliRun run = CliRun.of("export", "gguf", "--model", model().toString(), "--type", "Q4_0", "--imatrix", imatrix().toString(),
+                "--out", out.toString());
+        assertEquals(0, run.exit(), run.err());
+        // with an imatrix llama-quantize gives the first 30/8 = 3 ffn_down tensors of a Q4_0 file Q4_1
+        assertTrue(run.out().contains("3 Q4_1"), run.out());
+
+        // the same matrix under names the model does not have
+        Path other = tmp.resolve("other.gguf");
+        try (GgufFile f = GgufFile.open(imatrix())) {
+            GgufWriter w = new GgufWriter().putAll(f.typedMetadata());
+            for (GgufTensor t : f.tensors()) {
+                byte[] b = new byte[(int) t.byteSize()];
+                f.raw(t.name()).get(b);
+                w.add(new GgufWriter.Tensor(t.name().replace("blk.0.", "blk.99."), t.type(), t.dims(), () -> b));
+            }
+            w.write(other);
+        }
+        CliRun refused = CliRun.of("export", "gguf", "--model", model().toString(), "--type", "Q4_0", "--imatrix", other.toString(),
+                "--out", tmp.resolve("n.gguf").toString());
+        assertEquals(2, refused.exit());
+        assertTrue(refused.err().contains("an imatrix for another model") && refused.err().contains("blk.99."), refused.err());
+        assertFalse(Files.exists(tmp.resolve("n.gguf")));
     }
 }
