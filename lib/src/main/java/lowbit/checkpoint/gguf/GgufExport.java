@@ -98,11 +98,11 @@ public final class GgufExport {
         Map<String, GgmlType> explicit = new LinkedHashMap<>(options.explicit());
         for (Item i : items)
             if (i.quantized() != null && !explicit.containsKey(i.name())) {
-                GgmlType exact = exactType(i.quantized().config(), i.quantized().columns());
+                GgmlType exact = exactType(i.quantized());
                 if (exact == null && options.preset() != null) continue;
                 if (exact == null)
                     throw new IllegalArgumentException(i.name() + ": lowbit's grid " + i.quantized().config().label()
-                            + " (" + describe(i.quantized().config()) + ") is no GGUF type; give --type to re-quantize its weights "
+                            + " (" + describe(i.quantized()) + ") is no GGUF type; give --type to re-quantize its weights "
                             + "(exact grids: w4g32fmin = Q4_1, w5g32fmin = Q5_1, w4g32sym = Q4_0, w5g32sym = Q5_0, w8g32sym = Q8_0)");
                 explicit.put(i.name(), exact);
             }
@@ -112,7 +112,7 @@ public final class GgufExport {
         this.plan = GgufTypePlan.of(options.rules(), model, tensors, options.overrides(), explicit, importance != null);
     }
 
-    /** Exports a checkpoint as it is: a GGUF file, lowbit's quantized directory or a Hugging Face directory. */
+    /** Exports a checkpoint as it is: a GGUF file, or lowbit's quantized directory of one (see {@link GgufMetadata#of}). */
     public static GgufExport of(Checkpoint ckpt, Options options) {
         if (ckpt instanceof GgufCheckpoint g) {
             GgufFile f = g.gguf();
@@ -235,7 +235,13 @@ public final class GgufExport {
         return null;
     }
 
-    private static String describe(QuantConfig c) {
+    /** {@link #exactType(QuantConfig, int)} of a quantized weight; none when its groups are not contiguous (act-order's g_idx). */
+    static GgmlType exactType(QuantizedWeight q) {
+        return q.groupIndex() == null ? exactType(q.config(), q.columns()) : null;
+    }
+
+    private static String describe(QuantizedWeight q) {
+        QuantConfig c = q.config();
         String zero = switch (c.zeroPoint()) {
             case FLOAT_MIN -> "float min";
             case INTEGER -> c.symmetric() ? "symmetric" : "integer zero point";
@@ -243,7 +249,8 @@ public final class GgufExport {
             case AWQ -> "AWQ's integer zero point";
         };
         String group = c.grouped() ? "groups of " + c.groupSize() : c.groupSize() == QuantConfig.PER_TENSOR ? "per tensor" : "per channel";
-        return c.bits() + "-bit, " + zero + ", " + group + ", " + c.scaleFormat() + " scales";
+        return c.bits() + "-bit, " + zero + ", " + group + ", " + c.scaleFormat() + " scales"
+                + (q.groupIndex() != null ? ", act-order group index" : "");
     }
 
     public GgufTypePlan plan() {
@@ -259,7 +266,7 @@ public final class GgufExport {
         for (GgufTypePlan.Entry e : plan.entries()) {
             Item item = items.get(e.name());
             if (item.raw() != null && item.sourceType() == e.type()) copied.add(e.name());
-            else if (item.quantized() != null && exactType(item.quantized().config(), item.quantized().columns()) == e.type()) exact.add(e.name());
+            else if (item.quantized() != null && exactType(item.quantized()) == e.type()) exact.add(e.name());
             w.add(new GgufWriter.Tensor(e.name(), e.type(), e.dims(), () -> {
                 byte[] b = data(item, e);
                 task.step(1);
@@ -320,7 +327,7 @@ public final class GgufExport {
         long elements = 1;
         for (long d : e.dims()) elements *= d;
         int rows = (int) (elements / columns);
-        if (item.quantized() != null && exactType(item.quantized().config(), columns) == e.type()) {
+        if (item.quantized() != null && exactType(item.quantized()) == e.type()) {
             byte[] b = pack(item.quantized(), e.type());
             int heads = GgufCheckpoint.permutedHeads(config, e.name());
             return heads == 0 ? b : GgufCheckpoint.permute(b, rows, b.length / rows, heads);
