@@ -38,7 +38,7 @@ import picocli.CommandLine.Option;
                 + "lm-eval's HF backend) and rotate (QuaRot's fold + rotate, and the forward pass with its online Hadamards against the "
                 + "plain one). ./lowbit bench WHAT --help lists each one's options.",
         subcommands = {BenchCommand.Forward.class, GptqBench.class, AllocateBench.class, BenchCommand.Awq.class, BillmBench.class, BenchCommand.Eval.class,
-                BenchCommand.Rotate.class})
+                BenchCommand.Rotate.class, ExportBench.class})
 final class BenchCommand implements Callable<Integer> {
     @Override
     public Integer call() {

@@ -171,6 +171,11 @@ public final class GgufCheckpoint implements Checkpoint {
 
     /** Whether the stored rows of this GGUF tensor are in llama.cpp's permuted order, and over how many heads. */
     private int permutedHeads(String ggufName) {
+        return permutedHeads(config, ggufName);
+    }
+
+    /** Over how many heads llama.cpp permutes the rows of this GGUF tensor of a model of {@code config}; 0 when it does not. */
+    static int permutedHeads(ModelConfig config, String ggufName) {
         if (!config.modelType().equals("llama")) return 0;
         if (ggufName.matches("blk\\.\\d+\\.attn_q\\.(weight|bias)")) return config.numHeads();
         if (ggufName.matches("blk\\.\\d+\\.attn_k\\.(weight|bias)")) return config.numKvHeads();
@@ -182,13 +187,30 @@ public final class GgufCheckpoint implements Checkpoint {
      * h*hd + i*hd/2 + j (head h, half i, pair j).
      */
     static float[] unpermute(float[] stored, int rows, int cols, int heads) {
-        int hd = rows / heads, half = hd / 2;
         float[] out = new float[stored.length];
-        for (int h = 0; h < heads; h++)
-            for (int i = 0; i < 2; i++)
-                for (int j = 0; j < half; j++)
-                    System.arraycopy(stored, (h * hd + 2 * j + i) * cols, out, (h * hd + i * half + j) * cols, cols);
+        for (int r = 0; r < rows; r++) System.arraycopy(stored, r * cols, out, hfRow(r, rows, heads) * cols, cols);
         return out;
+    }
+
+    /** convert_hf_to_gguf.py's permute, the exact inverse of {@link #unpermute}: Hugging Face rows into llama.cpp's stored order. */
+    static float[] permute(float[] hf, int rows, int cols, int heads) {
+        float[] out = new float[hf.length];
+        for (int r = 0; r < rows; r++) System.arraycopy(hf, hfRow(r, rows, heads) * cols, out, r * cols, cols);
+        return out;
+    }
+
+    /** {@link #permute} for rows of {@code rowBytes} bytes each (blocks of a quantized tensor). */
+    static byte[] permute(byte[] hf, int rows, int rowBytes, int heads) {
+        byte[] out = new byte[hf.length];
+        for (int r = 0; r < rows; r++) System.arraycopy(hf, hfRow(r, rows, heads) * rowBytes, out, r * rowBytes, rowBytes);
+        return out;
+    }
+
+    /** The Hugging Face row that llama.cpp stores at {@code storedRow}: stored h*hd + 2j + i holds h*hd + i*hd/2 + j. */
+    private static int hfRow(int storedRow, int rows, int heads) {
+        int hd = rows / heads, half = hd / 2;
+        int h = storedRow / hd, within = storedRow % hd;
+        return h * hd + (within % 2) * half + within / 2;
     }
 
     @Override
