@@ -170,15 +170,19 @@ public final class GgufExport {
     }
 
     /**
-     * The type of each linear a bits map assigns (2, 3, 4, 5, 6, 8 bits: Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_0, before
-     * the fallback for rows the block does not divide), by GGUF name; {@code linears} are the model's module names.
+     * The type of each linear a bits map assigns, by GGUF name; {@code columns} are the model's block linears (module
+     * name to input columns). 2, 3, 4, 5, 6, 8 bits are Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_0; for a row the 256-block does
+     * not divide, the 32-block type of the same width where there is one (4 bits Q4_0, 5 bits Q5_0), since the bits
+     * map chose a width under a budget and llama.cpp's fallback (Q4_K to Q5_0) would add a bit; 2 and 3 bits have no
+     * 32-block type and take Q4_0 and 6 bits Q8_0, as llama.cpp's fallback does.
      */
-    public static Map<String, GgmlType> bitsMapTypes(BitsMap map, List<String> linears) {
-        map.checkLayers(linears);
+    public static Map<String, GgmlType> bitsMapTypes(BitsMap map, Map<String, Integer> columns) {
+        map.checkLayers(List.copyOf(columns.keySet()));
         Map<String, GgmlType> out = new LinkedHashMap<>();
-        for (String l : linears) {
+        for (var e : columns.entrySet()) {
+            String l = e.getKey();
             int bits = map.configFor(l).bits();
-            GgmlType t = switch (bits) {
+            GgmlType k = switch (bits) {
                 case 2 -> GgmlType.Q2_K;
                 case 3 -> GgmlType.Q3_K;
                 case 4 -> GgmlType.Q4_K;
@@ -187,6 +191,12 @@ public final class GgufExport {
                 case 8 -> GgmlType.Q8_0;
                 default -> throw new IllegalArgumentException("bits map " + map.source() + ": " + l + " has " + bits
                         + " bits, which no GGUF type has (2, 3, 4, 5, 6 and 8 map to Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_0)");
+            };
+            GgmlType t = Quantize.fits(k, e.getValue()) ? k : switch (bits) {
+                case 4 -> GgmlType.Q4_0;
+                case 5 -> GgmlType.Q5_0;
+                case 6, 8 -> GgmlType.Q8_0;
+                default -> GgmlType.Q4_0;
             };
             out.put(GgufCheckpoint.toGgufName(l + ".weight"), t);
         }
@@ -206,10 +216,12 @@ public final class GgufExport {
     }
 
     /** The block linears of a checkpoint by module name (what a bits map lists). */
-    public static List<String> linears(Checkpoint ckpt) {
-        return ckpt.tensors().values().stream()
-                .filter(t -> t.shape().length == 2 && t.name().startsWith("model.layers.") && t.name().endsWith(".weight"))
-                .map(t -> t.name().substring(0, t.name().length() - ".weight".length())).toList();
+    public static Map<String, Integer> linears(Checkpoint ckpt) {
+        Map<String, Integer> out = new LinkedHashMap<>();
+        for (TensorInfo t : ckpt.tensors().values())
+            if (t.shape().length == 2 && t.name().startsWith("model.layers.") && t.name().endsWith(".weight"))
+                out.put(t.name().substring(0, t.name().length() - ".weight".length()), (int) t.shape()[1]);
+        return out;
     }
 
     private static void refuseRuntime(String what, boolean rotated, RuntimeQuantization runtime) {

@@ -136,13 +136,30 @@ class GgufExportTest {
     }
 
     @Test
-    void aBitsMapChoosesTheKQuantOfEachLinearsWidth() {
-        List<String> linears = List.of("model.layers.0.mlp.down_proj", "model.layers.0.self_attn.v_proj",
-                "model.layers.1.self_attn.q_proj", "model.layers.1.mlp.up_proj", "model.layers.1.self_attn.o_proj");
+    void aBitsMapChoosesTheTypeOfEachLinearsWidth() {
+        // the default model's shapes: 1536 inputs for down_proj (6 blocks of 256), 576 for the rest (32 blocks of 18)
+        Map<String, Integer> linears = new java.util.LinkedHashMap<>();
+        linears.put("model.layers.0.mlp.down_proj", 1536);
+        linears.put("model.layers.0.self_attn.v_proj", 576);
+        linears.put("model.layers.1.self_attn.q_proj", 576);
+        linears.put("model.layers.1.mlp.up_proj", 576);
+        linears.put("model.layers.1.self_attn.o_proj", 576);
+        linears.put("model.layers.1.mlp.down_proj", 1536);
+        linears.put("model.layers.2.mlp.gate_proj", 576);
+        linears.put("model.layers.2.mlp.down_proj", 1536);
         BitsMap map = new BitsMap(Path.of("map.json"), QuantConfig.group(4, 128), Map.of("model.layers.0.mlp.down_proj", 6,
-                "model.layers.0.self_attn.v_proj", 8, "model.layers.1.self_attn.q_proj", 2, "model.layers.1.self_attn.o_proj", 3), Map.of());
-        assertEquals(Map.of("blk.0.ffn_down.weight", GgmlType.Q6_K, "blk.0.attn_v.weight", GgmlType.Q8_0, "blk.1.attn_q.weight", GgmlType.Q2_K,
-                "blk.1.ffn_up.weight", GgmlType.Q4_K, "blk.1.attn_output.weight", GgmlType.Q3_K), GgufExport.bitsMapTypes(map, linears));
+                "model.layers.0.self_attn.v_proj", 8, "model.layers.1.self_attn.q_proj", 2, "model.layers.1.self_attn.o_proj", 3,
+                "model.layers.1.mlp.down_proj", 3, "model.layers.2.mlp.gate_proj", 5, "model.layers.2.mlp.down_proj", 5), Map.of());
+        Map<String, GgmlType> want = new java.util.HashMap<>();
+        want.put("blk.0.ffn_down.weight", GgmlType.Q6_K);
+        want.put("blk.0.attn_v.weight", GgmlType.Q8_0);
+        want.put("blk.1.attn_q.weight", GgmlType.Q4_0);       // no 2-bit 32-block type: llama.cpp's fallback
+        want.put("blk.1.ffn_up.weight", GgmlType.Q4_0);       // 4 bits: the 32-block type of the same width, not Q5_0
+        want.put("blk.1.attn_output.weight", GgmlType.Q4_0);
+        want.put("blk.1.ffn_down.weight", GgmlType.Q3_K);
+        want.put("blk.2.ffn_gate.weight", GgmlType.Q5_0);
+        want.put("blk.2.ffn_down.weight", GgmlType.Q5_K);
+        assertEquals(want, GgufExport.bitsMapTypes(map, linears));
         BitsMap seven = new BitsMap(Path.of("map.json"), QuantConfig.group(4, 128), Map.of("model.layers.1.mlp.up_proj", 7), Map.of());
         var e = assertThrows(IllegalArgumentException.class, () -> GgufExport.bitsMapTypes(seven, linears));
         assertTrue(e.getMessage().contains("model.layers.1.mlp.up_proj has 7 bits, which no GGUF type has"), e.getMessage());
