@@ -72,7 +72,15 @@ public final class ImportanceMatrix {
 
     /** Writes llama-imatrix's GGUF format at {@code out}, which must not exist; returns its absolute path. */
     public Path write(Path out) {
-        return ImportanceMatrixFiles.writeGguf(this, out);
+        return ImportanceMatrixFiles.writeGguf(this, out, Map.of());
+    }
+
+    /**
+     * As {@link #write(Path)}, with {@code provenance} (model, calibration draw, code version) as JSON under the
+     * metadata key {@value ImportanceMatrixFiles#PROVENANCE}, which llama.cpp ignores.
+     */
+    public Path write(Path out, Map<String, Object> provenance) {
+        return ImportanceMatrixFiles.writeGguf(this, out, provenance);
     }
 
     /**

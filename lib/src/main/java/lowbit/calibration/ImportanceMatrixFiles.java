@@ -22,6 +22,8 @@ import lowbit.io.gguf.GgufFile;
 import lowbit.io.gguf.GgufTensor;
 import lowbit.io.gguf.GgufValue;
 import lowbit.io.gguf.GgufWriter;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.ObjectMapper;
 
 /**
  * llama.cpp's two importance-matrix files (common/imatrix-loader.cpp reads both, tools/imatrix writes both).
@@ -36,6 +38,8 @@ import lowbit.io.gguf.GgufWriter;
  */
 final class ImportanceMatrixFiles {
     static final String TYPE = "imatrix";
+    /** lowbit's provenance of a computed matrix (JSON): model, calibration draw, code version. */
+    static final String PROVENANCE = "lowbit.provenance";
     static final String DATASETS = "imatrix.datasets";
     static final String CHUNK_COUNT = "imatrix.chunk_count";
     static final String CHUNK_SIZE = "imatrix.chunk_size";
@@ -187,9 +191,16 @@ final class ImportanceMatrixFiles {
         }
     }
 
-    static Path writeGguf(ImportanceMatrix m, Path out) {
+    static Path writeGguf(ImportanceMatrix m, Path out, Map<String, Object> provenance) {
         GgufWriter w = new GgufWriter();
         w.put("general.type", GgufValue.string(TYPE));
+        if (!provenance.isEmpty()) {
+            try {
+                w.put(PROVENANCE, GgufValue.string(new ObjectMapper().writeValueAsString(provenance)));
+            } catch (JsonProcessingException e) {
+                throw new IllegalArgumentException("the imatrix provenance cannot be written as JSON: " + e.getMessage(), e);
+            }
+        }
         w.put(DATASETS, GgufValue.array(GgufValue.Type.STRING, m.datasets()));
         w.put(CHUNK_COUNT, GgufValue.uint32(m.chunkCount()));
         w.put(CHUNK_SIZE, GgufValue.uint32(m.chunkSize()));

@@ -1,7 +1,9 @@
 package lowbit.cli;
 
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 import lowbit.calibration.CalibrationSampler;
@@ -13,6 +15,7 @@ import lowbit.io.AtomicOutput;
 import lowbit.model.Transformer;
 import lowbit.progress.Progress;
 import lowbit.quant.QuantizationRecipe;
+import lowbit.results.CodeVersion;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -43,7 +46,12 @@ final class ImatrixCommand implements Callable<Integer> {
             CalibrationSet draw = CalibrationSampler.of(Checkpoints.tokenizer(ckpt)).source(c.source()).nsamples(c.nsamples())
                     .seqlen(seqlen).seed(c.seed()).mode(c.mode()).sample();
             ImportanceMatrix m = ImportanceMatrix.compute(model, draw.windows(), List.of(draw.source()), Progress.terminal());
-            Path written = m.write(out);
+            Map<String, Object> provenance = new LinkedHashMap<>();
+            provenance.put("model", ckpt.source());
+            provenance.put("model_sha256", ckpt.sha256());
+            provenance.put("calibration", draw.provenance());
+            provenance.put("code_version", CodeVersion.current().toString());
+            Path written = m.write(out, provenance);
             System.out.printf(Locale.ROOT, "wrote %s: %d tensors, %d chunks of %d tokens from %s (%s), %.1f s%n", written,
                     m.entries().size(), m.chunkCount(), m.chunkSize(), draw.source(), draw.mode(), (System.nanoTime() - t0) / 1e9);
         }

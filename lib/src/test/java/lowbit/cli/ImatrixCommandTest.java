@@ -39,6 +39,14 @@ class ImatrixCommandTest {
         assertEquals(3, m.chunkCount());
         assertEquals(64, m.chunkSize());
         assertEquals(List.of("c4-train-slice"), m.datasets());
+        try (lowbit.io.gguf.GgufFile f = lowbit.io.gguf.GgufFile.open(out)) {
+            var provenance = new com.fasterxml.jackson.databind.ObjectMapper().readTree((String) f.metadata().get("lowbit.provenance"));
+            assertEquals(5, provenance.at("/calibration/seed").asInt(), provenance.toString());
+            assertEquals(3, provenance.at("/calibration/nsamples").asInt());
+            assertEquals(64, provenance.at("/model_sha256").asText().length());
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
         try (Checkpoint ckpt = Checkpoints.open(stories); Transformer model = Checkpoints.load(ckpt, 2)) {
             int[][] windows = CalibrationSampler.of(Checkpoints.tokenizer(ckpt)).source("c4").nsamples(3).seqlen(64).seed(5).sample().windows();
             ImportanceMatrix direct = ImportanceMatrix.compute(model, windows, List.of("c4"), Progress.NONE);
