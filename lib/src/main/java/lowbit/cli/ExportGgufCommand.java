@@ -3,6 +3,7 @@ package lowbit.cli;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Set;
 import java.util.Locale;
 import java.util.Map;
 import java.util.TreeMap;
@@ -58,7 +59,10 @@ final class ExportGgufCommand implements Callable<Integer> {
         AtomicOutput.checkFile(out);
         GgufPreset preset = type == null ? null : GgufPreset.parse(type);
         List<GgufTypePlan.TypeOverride> overrides = tensorTypes.stream().map(GgufTypePlan.TypeOverride::parse).toList();
-        QuantizationRecipe recipe = quantOptions.recipe(null, null);
+        // without --quant, a bits map chooses each linear's GGUF type instead of a lowbit method's widths
+        QuantizationRecipe recipe = null;
+        if (quantOptions.spec() != null) recipe = quantOptions.recipe(null, null);
+        else quantOptions.refuseOptionsWithoutSpec(Set.of("--bits-map"));
         GgufExport.Result r;
         if (recipe == null) {
             try (Checkpoint ckpt = modelOptions.open()) {

@@ -1,5 +1,6 @@
 package lowbit.cli;
 
+import java.util.Set;
 import lowbit.quant.BitsMap;
 import lowbit.quant.QuantConfig;
 import lowbit.quant.QuantSpec;
@@ -91,7 +92,7 @@ final class QuantOptions {
     QuantizationRecipe recipe(QuantSpec spec, Integer seqlenOverride) {
         QuantSpec s = spec != null ? spec : spec();
         if (s == null) {
-            refuseOptionsWithoutSpec();
+            refuseOptionsWithoutSpec(Set.of());
             return null;
         }
         QuantConfig.ScaleFormat fmt = switch (scaleFormat.toLowerCase()) {
@@ -119,13 +120,16 @@ final class QuantOptions {
         return parsed != null && parsed.hasMatchedOption(option);
     }
 
-    /** Method and calibration options only mean something with a spec; given alone they are a mistake, not a no-op. */
-    private void refuseOptionsWithoutSpec() {
+    /**
+     * Method and calibration options only mean something with a spec; given alone they are a mistake, not a no-op.
+     * {@code allowed}: options the command itself reads without a spec (export gguf's --bits-map chooses GGUF types).
+     */
+    void refuseOptionsWithoutSpec(Set<String> allowed) {
         if (command == null || self == null || command.commandLine() == null) return;
         ParseResult parsed = command.commandLine().getParseResult();
         if (parsed == null) return;
         for (OptionSpec o : self.options()) {
-            if (o.longestName().equals("--quant") || !parsed.hasMatchedOption(o.longestName())) continue;
+            if (o.longestName().equals("--quant") || allowed.contains(o.longestName()) || !parsed.hasMatchedOption(o.longestName())) continue;
             throw new IllegalArgumentException(o.longestName() + " applies only to quantization and no --quant SPEC was given "
                     + "(e.g. --quant kv4 for the KV cache, --quant gptq:w4g128 for the weights)");
         }

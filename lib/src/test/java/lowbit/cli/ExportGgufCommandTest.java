@@ -24,6 +24,31 @@ class ExportGgufCommandTest {
     }
 
     @Test
+    void aBitsMapWithoutQuantChoosesEachLinearsType(@TempDir Path tmp) throws Exception {
+        Path map = Files.writeString(tmp.resolve("bits.json"), """
+                {"format": "lowbit-bits-map", "version": 1, "default": {"bits": 4, "group_size": 32},
+                 "layers": {"model.layers.0.mlp.down_proj": {"bits": 6}, "model.layers.1.self_attn.q_proj": {"bits": 5},
+                            "model.layers.2.self_attn.v_proj": {"bits": 8}, "model.layers.3.mlp.down_proj": {"bits": 3}}}
+                """);
+        Path out = tmp.resolve("mix.gguf");
+        CliRun run = CliRun.of("export", "gguf", "--model", model().toString(), "--bits-map", map.toString(), "--out", out.toString());
+        assertEquals(0, run.exit(), run.err());
+        try (GgufFile f = GgufFile.open(out)) {
+            assertEquals(GgmlType.Q6_K, f.tensor("blk.0.ffn_down.weight").type());
+            assertEquals(GgmlType.Q5_0, f.tensor("blk.1.attn_q.weight").type(), "5 bits on rows of 576: Q5_0");
+            assertEquals(GgmlType.Q8_0, f.tensor("blk.2.attn_v.weight").type());
+            assertEquals(GgmlType.Q3_K, f.tensor("blk.3.ffn_down.weight").type());
+            assertEquals(GgmlType.Q4_K, f.tensor("blk.4.ffn_down.weight").type(), "the default 4 bits on rows of 1536");
+            assertEquals(GgmlType.Q4_0, f.tensor("blk.4.ffn_up.weight").type(), "the default 4 bits on rows of 576");
+            assertEquals(GgmlType.Q8_0, f.tensor("token_embd.weight").type(), "the other tensors by Q8_0's rules");
+        }
+        CliRun stray = CliRun.of("export", "gguf", "--model", model().toString(), "--bits-map", map.toString(), "--act-order",
+                "--out", tmp.resolve("x.gguf").toString());
+        assertEquals(2, stray.exit());
+        assertTrue(stray.err().contains("--act-order applies only to quantization"), stray.err());
+    }
+
+    @Test
     void q4KmReportsEachFallbackAndWritesTheChosenTypes(@TempDir Path tmp) {
         Path out = tmp.resolve("m.gguf");
         CliRun run = CliRun.of("export", "gguf", "--model", model().toString(), "--type", "Q4_K_M",
