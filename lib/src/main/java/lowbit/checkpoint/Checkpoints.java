@@ -24,6 +24,26 @@ public final class Checkpoints {
     public static final String HUB_PREFIX = "hf:";
 
     /**
+     * The tokenizer of the base model a quantized checkpoint was made from, as {@code describedBy} records it
+     * (spec and sha256): for a checkpoint without tokenizer files of its own, such as one made from a GGUF file.
+     */
+    public static Tokenizer baseTokenizer(String spec, String sha256, Path describedBy) {
+        Checkpoint opened;
+        try {
+            opened = open(spec, null);
+        } catch (FormatException | IllegalArgumentException e) {
+            throw new FormatException(describedBy, "takes its tokenizer from the base model '" + spec + "', which cannot be opened: "
+                    + e.getMessage(), e);
+        }
+        try (Checkpoint b = opened) {
+            if (!b.sha256().equals(sha256))
+                throw new FormatException(describedBy, "takes its tokenizer from the base model " + spec + ", but that file's sha256 "
+                        + b.sha256() + " is not the recorded " + sha256);
+            return b.tokenizer();
+        }
+    }
+
+    /**
      * @param spec "default", "hf:ORG/NAME[@REVISION]", a Hugging Face directory, a .gguf file or a llama2.c .bin
      */
     public static Checkpoint open(String spec, HubClient.Progress downloadProgress) {

@@ -147,17 +147,7 @@ public final class HfQuantizedCheckpoint implements Checkpoint {
     public Tokenizer tokenizer() {
         JsonNode b = config.path(BASE_MODEL);
         if (!b.isObject() || hasTokenizerFiles(base.directory())) return base.tokenizer();
-        String spec = b.path("spec").asText();
-        Path configFile = base.directory().resolve("config.json");
-        try (Checkpoint source = Checkpoints.open(spec, null)) {
-            if (!source.sha256().equals(b.path("sha256").asText()))
-                throw new FormatException(configFile, "takes its tokenizer from the base model " + spec + ", but that file's sha256 "
-                        + source.sha256() + " is not the recorded " + b.path("sha256").asText());
-            return source.tokenizer();
-        } catch (IllegalArgumentException e) {
-            throw new FormatException(configFile, "takes its tokenizer from the base model '" + spec + "', which cannot be opened: "
-                    + e.getMessage(), e);
-        }
+        return Checkpoints.baseTokenizer(b.path("spec").asText(), b.path("sha256").asText(), base.directory().resolve("config.json"));
     }
 
     static boolean hasTokenizerFiles(Path dir) {

@@ -256,16 +256,7 @@ public final class QuantizedCheckpoint implements Checkpoint {
     public Tokenizer tokenizer() {
         if (manifest.path("tokenizer").asText().equals("files")) return Tokenizers.fromDirectory(dir);
         JsonNode base = manifest.path("base_model");
-        String spec = base.path("spec").asText();
-        try (Checkpoint b = Checkpoints.open(spec, null)) {
-            if (!b.sha256().equals(base.path("sha256").asText()))
-                throw new FormatException(dir.resolve(QuantizedModelFiles.MANIFEST), "takes its tokenizer from the base model " + spec
-                        + ", but that file's sha256 " + b.sha256() + " is not the recorded " + base.path("sha256").asText());
-            return b.tokenizer();
-        } catch (FormatException | IllegalArgumentException e) {
-            throw new FormatException(dir.resolve(QuantizedModelFiles.MANIFEST), "takes its tokenizer from the base model '" + spec
-                    + "', which cannot be opened: " + e.getMessage(), e);
-        }
+        return Checkpoints.baseTokenizer(base.path("spec").asText(), base.path("sha256").asText(), dir.resolve(QuantizedModelFiles.MANIFEST));
     }
 
     @Override
