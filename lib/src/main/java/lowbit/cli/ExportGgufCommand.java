@@ -2,10 +2,11 @@ package lowbit.cli;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Set;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
 import java.util.TreeMap;
 import java.util.concurrent.Callable;
 import java.util.function.Function;
@@ -16,10 +17,12 @@ import lowbit.checkpoint.gguf.GgufPreset;
 import lowbit.checkpoint.gguf.GgufTypePlan;
 import lowbit.eval.EvaluatedModel;
 import lowbit.io.AtomicOutput;
+import lowbit.io.Hashing;
 import lowbit.io.gguf.GgmlType;
 import lowbit.progress.Progress;
 import lowbit.quant.BitsMap;
 import lowbit.quant.QuantizationRecipe;
+import lowbit.results.CodeVersion;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -69,7 +72,7 @@ final class ExportGgufCommand implements Callable<Integer> {
                 Map<String, GgmlType> explicit = quantOptions.bitsMap == null ? Map.of()
                         : GgufExport.bitsMapTypes(BitsMap.read(quantOptions.bitsMap), GgufExport.linears(ckpt));
                 var options = new GgufExport.Options(preset, overrides, explicit, importance(ckpt));
-                r = GgufExport.of(ckpt, options).write(out, Progress.terminal());
+                r = GgufExport.of(ckpt, options).write(out, Progress.terminal(), provenance(ckpt, null));
             }
         } else {
             try (EvaluatedModel m = EvaluatedModel.load(modelOptions.open(), modelOptions.threads())) {
@@ -77,11 +80,26 @@ final class ExportGgufCommand implements Callable<Integer> {
                 recipe.validate(m.transformer());
                 QuantizationRecipe.Outcome o = m.quantize(recipe, Progress.terminal());
                 GgufExport.Options options = new GgufExport.Options(preset, overrides, Map.of(), importance);
-                r = GgufExport.of(m.checkpoint(), m.transformer(), o, options).write(out, Progress.terminal());
+                r = GgufExport.of(m.checkpoint(), m.transformer(), o, options).write(out, Progress.terminal(), provenance(m.checkpoint(), o));
             }
         }
         report(r);
         return 0;
+    }
+
+    /** What the file records of how it was made: source, options, the files they named (by sha256), the method's recipe. */
+    private Map<String, Object> provenance(Checkpoint ckpt, QuantizationRecipe.Outcome outcome) {
+        Map<String, Object> p = new LinkedHashMap<>();
+        p.put("source", ckpt.source());
+        p.put("source_sha256", ckpt.sha256());
+        if (type != null) p.put("type", type);
+        if (!tensorTypes.isEmpty()) p.put("tensor_types", tensorTypes);
+        if (imatrix != null) p.put("imatrix", Map.of("file", imatrix.toString(), "sha256", Hashing.sha256(imatrix)));
+        if (quantOptions.bitsMap != null)
+            p.put("bits_map", Map.of("file", quantOptions.bitsMap.toString(), "sha256", Hashing.sha256(quantOptions.bitsMap)));
+        if (outcome != null) p.put("quantization", outcome.provenance());
+        p.put("code_version", CodeVersion.current().toString());
+        return p;
     }
 
     /** --imatrix read and checked against the model (another model's is refused); null without one. */

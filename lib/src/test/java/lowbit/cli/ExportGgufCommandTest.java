@@ -41,6 +41,9 @@ class ExportGgufCommandTest {
             assertEquals(GgmlType.Q4_K, f.tensor("blk.4.ffn_down.weight").type(), "the default 4 bits on rows of 1536");
             assertEquals(GgmlType.Q4_0, f.tensor("blk.4.ffn_up.weight").type(), "the default 4 bits on rows of 576");
             assertEquals(GgmlType.Q8_0, f.tensor("token_embd.weight").type(), "the other tensors by Q8_0's rules");
+            var provenance = new com.fasterxml.jackson.databind.ObjectMapper().readTree((String) f.metadata().get("lowbit.provenance"));
+            assertEquals(lowbit.io.Hashing.sha256(map), provenance.at("/bits_map/sha256").asText(), provenance.toString());
+            assertEquals(lowbit.io.Hashing.sha256(model()), provenance.at("/source_sha256").asText());
         }
         CliRun stray = CliRun.of("export", "gguf", "--model", model().toString(), "--bits-map", map.toString(), "--act-order",
                 "--out", tmp.resolve("x.gguf").toString());

@@ -1,5 +1,7 @@
 package lowbit.checkpoint.gguf;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.JsonNode;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -42,6 +44,8 @@ import lowbit.quant.RuntimeQuantization;
 public final class GgufExport {
     /** general.quantization_version that llama-quantize writes (ggml.h's GGML_QNT_VERSION). */
     public static final int QUANTIZATION_VERSION = 2;
+    /** The metadata key of lowbit's provenance of an exported file. */
+    public static final String PROVENANCE = "lowbit.provenance";
 
     /**
      * @param preset      --type (llama-quantize's file type), or null when none is given: then the tensors that no
@@ -319,11 +323,27 @@ public final class GgufExport {
 
     /** Writes the file at {@code out} (which must not exist; nothing is left there on failure). */
     public Result write(Path out, Progress progress) {
+        return write(out, progress, Map.of());
+    }
+
+    /**
+     * As {@link #write(Path, Progress)}, with lowbit's provenance of the export (source and its sha256, type, imatrix,
+     * bits map, the method's recipe, code version) as JSON under {@value #PROVENANCE}, which llama.cpp ignores.
+     */
+    public Result write(Path out, Progress progress, Map<String, Object> provenance) {
         long t0 = System.nanoTime();
         List<String> exact = new ArrayList<>(), copied = new ArrayList<>();
         Path file;
         try (Progress.Task task = progress.start("export gguf", plan.entries().size(), "tensor")) {
-            file = writer(task, exact, copied).write(out);
+            GgufWriter w = writer(task, exact, copied);
+            if (!provenance.isEmpty()) {
+                try {
+                    w.put(PROVENANCE, GgufValue.string(new ObjectMapper().writeValueAsString(provenance)));
+                } catch (JsonProcessingException e) {
+                    throw new IllegalArgumentException("the export's provenance cannot be written as JSON: " + e.getMessage(), e);
+                }
+            }
+            file = w.write(out);
         }
         List<String> requantized = new ArrayList<>();
         for (GgufTypePlan.Entry e : plan.entries()) {
