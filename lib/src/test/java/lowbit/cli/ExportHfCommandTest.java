@@ -21,6 +21,11 @@ class ExportHfCommandTest {
         assertEquals(0, r.exit(), r.err());
         assertEquals("wrote " + h + ": gptq, 14 linears on w4g32\n", r.out());
         assertTrue(Files.isRegularFile(h.resolve("config.json")) && Files.isRegularFile(h.resolve("model.safetensors")));
+        var provenance = new com.fasterxml.jackson.databind.ObjectMapper().readTree(h.resolve("config.json").toFile()).get("lowbit_provenance");
+        assertEquals("gptq", provenance.get("format").asText());
+        assertEquals(q.toString(), provenance.get("exported_from").asText());
+        assertEquals(64, provenance.get("exported_from_sha256").asText().length());
+        assertTrue(provenance.get("quantization").isObject(), provenance.toString());
     }
 
     @Test

@@ -32,6 +32,9 @@ import lowbit.quant.QuantizedWeight;
  * linear and the reason; so are runtime parts no weight format carries (activation or KV quantization, a rotation).
  */
 public final class HfExport {
+    /** config.json's key for lowbit's provenance of the export. */
+    public static final String PROVENANCE = "lowbit_provenance";
+
     public static final List<String> FORMATS = List.of("compressed-tensors", "gptq", "awq");
     private static final String LM_HEAD = "lm_head";
 
@@ -118,6 +121,14 @@ public final class HfExport {
                 ref.put("spec", b.path("spec").asText());
                 ref.put("sha256", b.path("sha256").asText());
             }
+            // how the weights were made: the quantized directory (by sha256), its base model and its recipe with the
+            // calibration draw and code version, as the manifest recorded them; transformers ignores the key
+            ObjectNode provenance = config.putObject(PROVENANCE);
+            provenance.put("exported_from", q.source());
+            provenance.put("exported_from_sha256", q.sha256());
+            provenance.put("format", format);
+            provenance.set("base_model", q.manifest().path("base_model"));
+            provenance.set("quantization", q.manifest().path("quantization"));
             new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(tmp.resolve("config.json").toFile(), config);
         });
         return new Result(dir, format, linears.size(), grid, actOrder);
