@@ -13,8 +13,8 @@ LSQ (Esser et al., "Learned Step Size Quantization", ICLR 2020, eq. 1-3 and sect
     d v_hat / d s = -v/s + round(v/s)   inside,  -Qn  if v/s <= -Qn,  Qp  if v/s >= Qp
     the step-size gradient is multiplied by g = 1 / sqrt(N * Qp).
   written with the paper authors' grad_scale / round_pass detach trick, so autograd computes it; torch's
-  clamp passes the gradient at the bounds (inclusive), so a value exactly at -Qn or Qp counts as inside
-  (its -v/s + round(v/s) is then 0). torch's own LSQ op (torch._fake_quantize_learnable_per_tensor_affine)
+  clamp with scalar bounds passes no gradient at the bounds themselves, which is the paper's strict
+  -Qn < v/s < Qp (dx = 0 and ds = -Qn or Qp exactly at a bound). torch's own LSQ op (torch._fake_quantize_learnable_per_tensor_affine)
   is NOT the paper: it decides "inside" on the rounded code, so v/s in (Qp, Qp + 0.5] counts as inside
   there; we follow the paper and test against this implementation of it.
 PACT (Choi et al., "PACT: Parameterized Clipping Activation", 2018, eq. 1-3):
@@ -53,7 +53,8 @@ def fake_quant_case(name, gran, bits, symmetric, group, x, scale, zero):
 
 
 def grad_scale(t, g):
-    return (t - t * g).detach() + t * g
+    # value exactly t (t - t*g + t*g need not round back to t), gradient scaled by g
+    return t.detach() + (t * g - (t * g).detach())
 
 
 def round_pass(t):
