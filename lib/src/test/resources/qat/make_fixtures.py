@@ -109,9 +109,14 @@ ties = torch.tensor([-3.5, -3.0, -2.5, -1.5, -0.5, 0.5, 1.5, 2.5,
                      5.5, 6.5, 7.5, 8.5, 9.5, 10.5, 11.0, -2.0,
                      -3.25, 12.25, 12.75, 1.0, -1.0, 14.0, 100.0, -100.0]).reshape(ROWS, COLS) * 0.25
 rand = torch.randn(ROWS, COLS)
+# Values near ties where float x * (1/s) and x / s round to different codes for s = 0.3 (found by searching
+# float32 neighbours of (k + 0.5) * s): they pin torch's multiply-by-inverse order.
+inverse_order = torch.cat([torch.tensor([-2.25, -1.649999976158142, -0.7500000596046448, 0.7500000596046448,
+                                         1.649999976158142, 2.25]), rand.reshape(-1)[6:]]).reshape(ROWS, COLS)
 cases = [
     fake_quant_case("tensor-asym4-ties", "tensor", 4, False, 0, ties, [0.25], [3]),
     fake_quant_case("tensor-sym8", "tensor", 8, True, 0, rand * 3, [0.021], [0]),
+    fake_quant_case("tensor-sym4-inverse-order", "tensor", 4, True, 0, inverse_order, [0.3], [0]),
     fake_quant_case("tensor-sym2", "tensor", 2, True, 0, rand, [0.37], [0]),
     fake_quant_case("channel-asym3", "channel", 3, False, 0, rand, [0.3, 0.17, 0.55, 0.09], [2, 5, 0, 7]),
     fake_quant_case("channel-sym4-ties", "channel", 4, True, 0, ties, [0.25, 0.5, 0.125, 0.25], [0, 0, 0, 0]),

@@ -49,7 +49,7 @@ class FakeQuantTest {
             for (boolean in : r.inside()) if (!in) clipped++;
             cases++;
         }
-        assertEquals(7, cases);
+        assertEquals(8, cases);
         assertTrue(clipped > 10, "the fixtures exercise the clip range (" + clipped + " clipped values)");
     }
 
