@@ -1,0 +1,84 @@
+"""Golden scale/zero-point fixtures from torch.ao.quantization's observers for ObserversTest.
+
+Regenerate: /work/refvenv/bin/python lib/src/test/resources/observers/make_fixtures.py
+Writes observers.json beside this script: the float32 batches (as exact float lists), and for each case the
+observer's min/max state after all batches and its calculate_qparams() result.
+"""
+import json
+import os
+
+import numpy as np
+import torch
+from torch.ao.quantization.observer import (HistogramObserver, MinMaxObserver,
+                                            MovingAverageMinMaxObserver)
+
+rng = np.random.default_rng(16)
+
+
+def f32(a):
+    return np.asarray(a, dtype=np.float32)
+
+
+# Fixed batches. Heavy-tailed: Student-t with 2 degrees of freedom; all-positive: exponential (post-ReLU/GELU-like);
+# widening: each batch extends the range on both sides so the histogram's incremental range extension runs.
+datasets = {
+    "normal": [f32(rng.normal(0.3, 1.0, 1500)) for _ in range(4)],
+    "heavy": [f32(rng.standard_t(2, 2000)) for _ in range(3)],
+    "positive": [f32(rng.exponential(1.5, 1200) + 0.25) for _ in range(3)],
+    "widening": [f32(rng.uniform(-1 - i, 0.5 + 2 * i, 1000)) for i in range(4)],
+}
+
+schemes = {
+    "quint8_affine": dict(dtype=torch.quint8, qscheme=torch.per_tensor_affine),
+    "qint8_symmetric": dict(dtype=torch.qint8, qscheme=torch.per_tensor_symmetric),
+    "quint8_symmetric": dict(dtype=torch.quint8, qscheme=torch.per_tensor_symmetric),
+    "quint4_affine": dict(dtype=torch.quint8, qscheme=torch.per_tensor_affine, quant_min=0, quant_max=15),
+    "qint4_symmetric": dict(dtype=torch.qint8, qscheme=torch.per_tensor_symmetric, quant_min=-8, quant_max=7),
+}
+
+observers = {
+    "minmax": lambda kw: MinMaxObserver(**kw),
+    "ema": lambda kw: MovingAverageMinMaxObserver(averaging_constant=0.01, **kw),
+    "histogram": lambda kw: HistogramObserver(bins=2048, **kw),
+}
+
+cases = []
+for data_name, batches in datasets.items():
+    for obs_name, make in observers.items():
+        for scheme_name, kw in schemes.items():
+            obs = make(kw)
+            for b in batches:
+                obs(torch.from_numpy(b))
+            scale, zp = obs.calculate_qparams()
+            case = dict(data=data_name, observer=obs_name, scheme=scheme_name,
+                        quant_min=int(obs.quant_min), quant_max=int(obs.quant_max),
+                        min_val=float(obs.min_val), max_val=float(obs.max_val),
+                        scale=float(scale[0]), zero_point=int(zp[0]))
+            if obs_name == "histogram":
+                lo, hi = obs._non_linear_param_search()
+                case["search_min"] = float(lo)
+                case["search_max"] = float(hi)
+            cases.append(case)
+
+# PercentileObserver has no torch.ao counterpart: its reference is numpy.percentile (linear interpolation) over
+# every observed value, of |x| for the symmetric clip and of x at 100-p and p for the affine tails.
+percentiles = []
+for data_name, batches in datasets.items():
+    allx = np.concatenate(batches).astype(np.float64)
+    for p in (99.0, 99.99, 99.999, 100.0):
+        percentiles.append(dict(data=data_name, p=p,
+                                abs=float(np.percentile(np.abs(allx), p)),
+                                low=float(np.percentile(allx, 100.0 - p)),
+                                high=float(np.percentile(allx, p))))
+
+# Batches are written as the shortest decimal that round-trips each float32 (str of np.float32), to keep the file small.
+out = dict(torch=torch.__version__, numpy=np.__version__, datasets="@DATASETS@", cases=cases, percentiles=percentiles)
+text = json.dumps(out, separators=(",", ":"))
+batches_json = "{" + ",".join(
+    json.dumps(k) + ":[" + ",".join("[" + ",".join(str(np.float32(v)) for v in b) + "]" for b in bs) + "]"
+    for k, bs in datasets.items()) + "}"
+text = text.replace('"@DATASETS@"', batches_json)
+json.loads(text)
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "observers.json"), "w") as f:
+    f.write(text + "\n")
+print(len(cases), "cases", len(percentiles), "percentile rows")
