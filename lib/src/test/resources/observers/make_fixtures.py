@@ -26,6 +26,8 @@ datasets = {
     "heavy": [f32(rng.standard_t(2, 2000)) for _ in range(3)],
     "positive": [f32(rng.exponential(1.5, 1200) + 0.25) for _ in range(3)],
     "widening": [f32(rng.uniform(-1 - i, 0.5 + 2 * i, 1000)) for i in range(4)],
+    # a few large outliers on a normal body: the L2 search trims most of the histogram's range here
+    "outliers": [f32(np.concatenate([rng.normal(0, 1, 1500), [40.0 * (i + 1), -15.0 * (i + 1)]])) for i in range(3)],
 }
 
 schemes = {
@@ -58,6 +60,8 @@ for data_name, batches in datasets.items():
                 lo, hi = obs._non_linear_param_search()
                 case["search_min"] = float(lo)
                 case["search_max"] = float(hi)
+                if scheme_name == "quint8_affine":  # the histogram does not depend on the scheme
+                    case["histogram"] = [float(v) for v in obs.histogram]
             cases.append(case)
 
 # PercentileObserver has no torch.ao counterpart: its reference is numpy.percentile (linear interpolation) over
