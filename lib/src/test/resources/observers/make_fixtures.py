@@ -64,6 +64,25 @@ for data_name, batches in datasets.items():
                     case["histogram"] = [float(v) for v in obs.histogram]
             cases.append(case)
 
+# The search on dense histograms, where it trims hundreds of bins (on the sparse histograms of the batches above it
+# stops after one): torch's histogram buffer and min/max set directly, then _non_linear_param_search.
+grid = np.linspace(-1, 1, 2048)
+dense = {
+    "laplace": np.exp(-np.abs(grid * 20)) * 1e4,
+    "normal": np.exp(-(grid * 6) ** 2 / 2) * 1e3 + 0.01,
+    "student_t": (1 + (grid * 50) ** 2 / 2) ** -1.5 * 1e5,
+}
+searches = []
+for name, h in dense.items():
+    obs = HistogramObserver(bins=2048)
+    obs.histogram.copy_(torch.tensor(h, dtype=torch.float32))
+    obs.min_val.copy_(torch.tensor(-3.0))
+    obs.max_val.copy_(torch.tensor(5.0))
+    lo, hi = obs._non_linear_param_search()
+    scale, zp = obs.calculate_qparams()
+    searches.append(dict(name=name, min_val=-3.0, max_val=5.0, histogram="@H:" + name + "@",
+                         search_min=float(lo), search_max=float(hi), scale=float(scale[0]), zero_point=int(zp[0])))
+
 # PercentileObserver has no torch.ao counterpart: its reference is numpy.percentile (linear interpolation) over
 # every observed value, of |x| for the symmetric clip and of x at 100-p and p for the affine tails.
 percentiles = []
@@ -76,12 +95,14 @@ for data_name, batches in datasets.items():
                                 high=float(np.percentile(allx, p))))
 
 # Batches are written as the shortest decimal that round-trips each float32 (str of np.float32), to keep the file small.
-out = dict(torch=torch.__version__, numpy=np.__version__, datasets="@DATASETS@", cases=cases, percentiles=percentiles)
+out = dict(torch=torch.__version__, numpy=np.__version__, datasets="@DATASETS@", cases=cases, searches=searches, percentiles=percentiles)
 text = json.dumps(out, separators=(",", ":"))
 batches_json = "{" + ",".join(
     json.dumps(k) + ":[" + ",".join("[" + ",".join(str(np.float32(v)) for v in b) + "]" for b in bs) + "]"
     for k, bs in datasets.items()) + "}"
 text = text.replace('"@DATASETS@"', batches_json)
+for name, h in dense.items():
+    text = text.replace('"@H:' + name + '@"', "[" + ",".join(str(v) for v in np.float32(h)) + "]")
 json.loads(text)
 with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "observers.json"), "w") as f:
     f.write(text + "\n")

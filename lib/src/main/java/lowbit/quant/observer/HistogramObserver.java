@@ -32,6 +32,16 @@ public final class HistogramObserver implements Observer {
         this.histogram = new float[bins];
     }
 
+    /** An observer in a given state (torch's histogram, min_val and max_val buffers), e.g. to rerun the search. */
+    static HistogramObserver withState(float[] histogram, float min, float max) {
+        if (!(min <= max)) throw new IllegalArgumentException("histogram range [" + min + ", " + max + "] is empty");
+        HistogramObserver o = new HistogramObserver(histogram.length);
+        o.histogram = histogram.clone();
+        o.min = min;
+        o.max = max;
+        return o;
+    }
+
     /** min and max of everything observed (torch's min_val/max_val, before the search). */
     public Range observedRange() {
         return new Range(min, max);

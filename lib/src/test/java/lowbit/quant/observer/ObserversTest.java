@@ -114,6 +114,25 @@ class ObserversTest {
         checkCases("histogram", HistogramObserver::new, 1e-5);
     }
 
+    /** Dense histograms, where torch's search trims 100 to 500 bins from each side before the L2 error rises. */
+    @Test
+    void histogramSearchEqualsTorchOnDenseHistograms() {
+        for (JsonNode c : fixtures.get("searches")) {
+            String what = "search on " + c.get("name").asText();
+            float[] h = new float[c.get("histogram").size()];
+            for (int i = 0; i < h.length; i++) h[i] = c.get("histogram").get(i).floatValue();
+            HistogramObserver o = HistogramObserver.withState(h, (float) c.get("min_val").asDouble(), (float) c.get("max_val").asDouble());
+            Observer.Range r = o.range();
+            assertClose(c.get("search_min").asDouble(), r.min(), 1e-5, what + " min");
+            assertClose(c.get("search_max").asDouble(), r.max(), 1e-5, what + " max");
+            assertTrue(r.max() - r.min() < 0.95 * (c.get("max_val").asDouble() - c.get("min_val").asDouble()), what + " trims the range");
+            QParams q = o.qparams(QScheme.of(8, true, false));
+            assertClose(c.get("scale").asDouble(), q.scale(), 1e-5, what + " scale");
+            assertEquals(c.get("zero_point").asInt(), q.zeroPoint(), what + " zero point");
+        }
+        assertEquals(3, fixtures.get("searches").size());
+    }
+
     @Test
     void percentileEqualsNumpy() {
         for (JsonNode c : fixtures.get("percentiles")) {
