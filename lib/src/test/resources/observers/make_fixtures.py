@@ -28,6 +28,8 @@ datasets = {
     "widening": [f32(rng.uniform(-1 - i, 0.5 + 2 * i, 1000)) for i in range(4)],
     # a few large outliers on a normal body: the L2 search trims most of the histogram's range here
     "outliers": [f32(np.concatenate([rng.normal(0, 1, 1500), [40.0 * (i + 1), -15.0 * (i + 1)]])) for i in range(3)],
+    # a constant first batch (min == max: histc widens its range by 1, and combining takes the single-value path)
+    "constant_first": [f32(np.full(300, 0.75)), f32(rng.normal(0, 2, 1500))],
 }
 
 schemes = {

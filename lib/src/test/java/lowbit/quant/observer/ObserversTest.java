@@ -85,7 +85,7 @@ class ObserversTest {
             assertEquals(c.get("zero_point").asInt(), q.zeroPoint(), what + " zero point");
             n++;
         }
-        assertEquals(25, n, observer + " cases in the fixture");
+        assertEquals(30, n, observer + " cases in the fixture");
     }
 
     private static void assertClose(double expected, double actual, double relTol, String what) {
