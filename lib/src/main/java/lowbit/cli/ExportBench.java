@@ -6,10 +6,9 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
-import java.util.function.Function;
-import lowbit.calibration.ImportanceMatrix;
 import lowbit.checkpoint.Checkpoint;
 import lowbit.checkpoint.Checkpoints;
 import lowbit.checkpoint.gguf.GgufExport;
@@ -62,13 +61,7 @@ final class ExportBench implements Callable<Integer> {
                     imatrix == null ? "none" : imatrix, threads, CodeVersion.current());
             double ours = Double.MAX_VALUE;
             try (Checkpoint src = Checkpoints.open(f32)) {
-                Function<String, float[]> importance = null;
-                if (imatrix != null) {
-                    ImportanceMatrix m = ImportanceMatrix.read(imatrix);
-                    m.checkAgainst(GgufExport.quantizableColumns(src));
-                    importance = m::importance;
-                }
-                var options = new GgufExport.Options(preset, List.of(), java.util.Map.of(), importance);
+                var options = new GgufExport.Options(preset, List.of(), Map.of(), ExportGgufCommand.importance(imatrix, src));
                 for (int i = 0; i < repeat; i++) {
                     Path out = dir.resolve("ours" + i + ".gguf");
                     long t0 = System.nanoTime();

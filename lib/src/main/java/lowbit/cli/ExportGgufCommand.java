@@ -71,12 +71,12 @@ final class ExportGgufCommand implements Callable<Integer> {
             try (Checkpoint ckpt = modelOptions.open()) {
                 Map<String, GgmlType> explicit = quantOptions.bitsMap == null ? Map.of()
                         : GgufExport.bitsMapTypes(BitsMap.read(quantOptions.bitsMap), GgufExport.linears(ckpt));
-                var options = new GgufExport.Options(preset, overrides, explicit, importance(ckpt));
+                var options = new GgufExport.Options(preset, overrides, explicit, importance(imatrix, ckpt));
                 r = GgufExport.of(ckpt, options).write(out, Progress.terminal(), provenance(ckpt, null));
             }
         } else {
             try (EvaluatedModel m = EvaluatedModel.load(modelOptions.open(), modelOptions.threads())) {
-                Function<String, float[]> importance = importance(m.checkpoint());
+                Function<String, float[]> importance = importance(imatrix, m.checkpoint());
                 recipe.validate(m.transformer());
                 QuantizationRecipe.Outcome o = m.quantize(recipe, Progress.terminal());
                 GgufExport.Options options = new GgufExport.Options(preset, overrides, Map.of(), importance);
@@ -102,13 +102,16 @@ final class ExportGgufCommand implements Callable<Integer> {
         return p;
     }
 
-    /** --imatrix read and checked against the model (another model's is refused); null without one. */
-    private Function<String, float[]> importance(Checkpoint ckpt) {
-        if (imatrix == null) return null;
-        ImportanceMatrix m = ImportanceMatrix.read(imatrix);
+    /**
+     * The importance of each tensor from {@code file} (null: none), refused when made for another model; the model's
+     * tensors it has no entry for are named on stderr and quantized without importance, as llama-quantize does.
+     */
+    static Function<String, float[]> importance(Path file, Checkpoint ckpt) {
+        if (file == null) return null;
+        ImportanceMatrix m = ImportanceMatrix.read(file);
         List<String> missing = m.checkAgainst(GgufExport.quantizableColumns(ckpt));
         if (!missing.isEmpty())
-            System.err.println("imatrix " + imatrix + " has no entry for " + missing.size() + " tensor(s), quantized without importance: "
+            System.err.println("imatrix " + file + " has no entry for " + missing.size() + " tensor(s), quantized without importance: "
                     + String.join(", ", missing.subList(0, Math.min(4, missing.size()))) + (missing.size() > 4 ? ", ..." : ""));
         return m::importance;
     }

@@ -32,7 +32,7 @@ for name in TYPES:
     try:
         mine = quantize(x, qtype)
     except NotImplementedError:
-        print(f"quantize   {name}: not implemented in gguf-py")
+        print(f"quantize   {name}: gguf-py has no quantizer for this type (nothing to compare)")
         continue
     same = np.array_equal(mine.reshape(-1).view(np.uint8), np.fromfile(f"{name}.bin", dtype=np.uint8))
     print(f"quantize   {name}: {'byte-identical' if same else 'DIFFERS'}")

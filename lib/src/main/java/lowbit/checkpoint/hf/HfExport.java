@@ -107,14 +107,7 @@ public final class HfExport {
                 }
             }
             st.write(tmp.resolve(HfCheckpoint.SINGLE));
-            boolean copied = false;
-            Path src = Path.of(q.source());
-            for (String f : QuantizedModelFiles.TOKENIZER_FILES)
-                if (Files.isRegularFile(src.resolve(f))) {
-                    Files.copy(src.resolve(f), tmp.resolve(f));
-                    copied = true;
-                }
-            if (!copied) {
+            if (!QuantizedModelFiles.copyTokenizerFiles(Path.of(q.source()), tmp)) {
                 // the tokenizer lives in the base model's file (a GGUF): name it as our manifest does
                 JsonNode b = q.manifest().path("base_model");
                 ObjectNode ref = config.putObject(HfQuantizedCheckpoint.BASE_MODEL);

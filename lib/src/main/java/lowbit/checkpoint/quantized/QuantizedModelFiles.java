@@ -42,7 +42,7 @@ public final class QuantizedModelFiles {
     /** The manifest's layout; a reader refuses any other, so a change to the layout must change it. */
     public static final int VERSION = 1;
     /** The tokenizer files a model directory may hold, copied with the weights (also by export hf). */
-    public static final Set<String> TOKENIZER_FILES = Set.of("tokenizer.json", "tokenizer_config.json", "vocab.json",
+    private static final Set<String> TOKENIZER_FILES = Set.of("tokenizer.json", "tokenizer_config.json", "vocab.json",
             "merges.txt", "special_tokens_map.json", "tokenizer.model", "added_tokens.json");
 
     /** Written when the source ties lm_head to the embeddings and the model no longer does (a rotation untied them). */
@@ -139,15 +139,19 @@ public final class QuantizedModelFiles {
     /** "files" when the source directory's tokenizer files were copied, "base_model" when the source file holds it. */
     private static String copyTokenizer(Checkpoint source, Path tmp) throws IOException {
         Path src = Path.of(source.source());
-        if (!Files.isDirectory(src)) return "base_model";
+        return Files.isDirectory(src) && copyTokenizerFiles(src, tmp) ? "files" : "base_model";
+    }
+
+    /** Copies the tokenizer files {@code dir} has into {@code dest}; false when it has none. */
+    public static boolean copyTokenizerFiles(Path dir, Path dest) throws IOException {
         boolean copied = false;
         for (String f : TOKENIZER_FILES) {
-            Path p = src.resolve(f);
+            Path p = dir.resolve(f);
             if (Files.isRegularFile(p)) {
-                Files.copy(p, tmp.resolve(f));
+                Files.copy(p, dest.resolve(f));
                 copied = true;
             }
         }
-        return copied ? "files" : "base_model";
+        return copied;
     }
 }
