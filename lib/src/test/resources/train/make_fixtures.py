@@ -5,7 +5,9 @@ windows below, takes the mean next-token cross-entropy over both windows' scored
 "-distill" case, the mean over all positions of KL(p_teacher || p_student) with the teacher = the same checkpoint with
 model.norm.weight x 1.5 and model.layers.0.input_layernorm.weight x 0.5 (exact in float32), backpropagates, and writes:
   <case>.bin    every parameter's gradient, float32 little-endian, in named_parameters() order (tied embeddings once)
-  grads.json    per case: model dir, loss kind, loss, and each tensor's name, element count and offset in the .bin
+  grads.json    per case: model dir, loss kind, loss, and each tensor's name, element count and offset in the .bin;
+                "adamw": torch.optim.AdamW on two small tensors (one with weight decay, one without) over four steps of
+                given gradients, with the values after each step
 
 Regenerate (from the repository root): /work/refvenv/bin/python lib/src/test/resources/train/make_fixtures.py
 (torch 2.15.0, transformers 5.24.0).
@@ -29,6 +31,25 @@ def load(name):
     m = AutoModelForCausalLM.from_pretrained(TINY / name, dtype=torch.float32, attn_implementation="eager")
     m.eval()
     return m
+
+
+def adamw():
+    a = torch.tensor([0.5, -1.25, 2.0, 0.0, 3.5])
+    b = torch.tensor([1.0, -0.75, 0.25])
+    pa, pb = torch.nn.Parameter(a.clone()), torch.nn.Parameter(b.clone())
+    opt = torch.optim.AdamW([{"params": [pa], "weight_decay": 0.1}, {"params": [pb], "weight_decay": 0.0}],
+                            lr=0.01, betas=(0.9, 0.999), eps=1e-8)
+    grads = [([0.3, -0.2, 0.0, 1e-3, -4.0], [0.5, 0.5, -2.0]), ([0.1, 0.2, -0.3, 0.0, 2.0], [-0.5, 0.25, 1.0]),
+             ([-0.6, 0.05, 0.4, -1e-3, 1.0], [0.0, 0.5, -0.125]), ([0.2, -0.2, 0.2, 0.5, -0.5], [1.5, -1.0, 0.75])]
+    lrs = [0.01, 0.02, 0.005, 0.01]
+    steps = []
+    for (ga, gb), lr in zip(grads, lrs):
+        pa.grad, pb.grad = torch.tensor(ga), torch.tensor(gb)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        opt.step()
+        steps.append({"lr": lr, "grad_a": ga, "grad_b": gb, "a": pa.detach().tolist(), "b": pb.detach().tolist()})
+    return {"a": a.tolist(), "b": b.tolist(), "weight_decay_a": 0.1, "steps": steps}
 
 
 def main():
@@ -59,6 +80,7 @@ def main():
         (HERE / f"{case}.bin").write_bytes(b"".join(blobs))
         index["cases"][case] = {"model": model_dir, "loss_kind": kind, "loss": loss.item(), "tensors": tensors}
         print(case, kind, loss.item(), offset, "values")
+    index["adamw"] = adamw()
     (HERE / "grads.json").write_text(json.dumps(index, indent=1) + "\n")
 
 
