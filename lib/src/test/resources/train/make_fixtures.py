@@ -1,7 +1,7 @@
 """Golden gradients for lowbit.train.TrainableModel (TrainableModelGradientTest).
 
-Loads the tiny checkpoints in ../tiny with transformers in float32 (eager attention), runs the fixed batch of two
-windows below, takes the mean next-token cross-entropy over both windows' scored positions (T-1 each), or, for the
+Loads the tiny checkpoints in ../tiny with transformers in float32 (eager attention), runs a fixed batch of two
+windows (W1 and W2 below, or a case's own), takes the mean next-token cross-entropy over both windows' scored positions (T-1 each), or, for the
 "-distill" case, the mean over all positions of KL(p_teacher || p_student) with the teacher = the same checkpoint with
 model.norm.weight x 1.5 and model.layers.0.input_layernorm.weight x 0.5 (exact in float32), backpropagates, and writes:
   <case>.bin    every parameter's gradient, float32 little-endian, in named_parameters() order (tied embeddings once)
@@ -23,8 +23,11 @@ HERE = pathlib.Path(__file__).resolve().parent
 TINY = HERE.parent / "tiny"
 W1 = [1, 5, 9, 33, 17, 2, 60, 44, 8, 3, 21, 7]
 W2 = [4, 40, 12, 6, 30, 11, 0, 19, 25, 50, 13, 2]
-CASES = [("llama", "llama", "next"), ("smollm-like-f16", "smollm-like-f16", "next"), ("qwen2", "qwen2", "next"),
-         ("qwen3", "qwen3", "next"), ("llama-distill", "llama", "distill")]
+# windows of 45 tokens (not a multiple of 4 or of a vector's lanes) reach the vectorized attention paths
+LONG = [[(7 * t + 3) % 192 for t in range(45)], [(11 * t * t + 5) % 192 for t in range(45)]]
+CASES = [("llama", "llama", "next", None), ("smollm-like-f16", "smollm-like-f16", "next", None),
+         ("qwen2", "qwen2", "next", None), ("qwen3", "qwen3", "next", None), ("llama-distill", "llama", "distill", None),
+         ("smollm-like-f16-long", "smollm-like-f16", "next", LONG)]
 
 
 def load(name):
@@ -54,9 +57,9 @@ def adamw():
 
 def main():
     torch.manual_seed(0)
-    ids = torch.tensor([W1, W2])
     index = {"windows": [W1, W2], "cases": {}}
-    for case, model_dir, kind in CASES:
+    for case, model_dir, kind, windows in CASES:
+        ids = torch.tensor(windows or [W1, W2])
         model = load(model_dir)
         logits = model(input_ids=ids).logits.float()
         if kind == "next":
@@ -79,6 +82,8 @@ def main():
             offset += g.numel()
         (HERE / f"{case}.bin").write_bytes(b"".join(blobs))
         index["cases"][case] = {"model": model_dir, "loss_kind": kind, "loss": loss.item(), "tensors": tensors}
+        if windows:
+            index["cases"][case]["windows"] = windows
         print(case, kind, loss.item(), offset, "values")
     index["adamw"] = adamw()
     (HERE / "grads.json").write_text(json.dumps(index, indent=1) + "\n")

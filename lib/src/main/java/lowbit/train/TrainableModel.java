@@ -680,21 +680,42 @@ public final class TrainableModel implements AutoCloseable {
         float scale = (float) (1.0 / Math.sqrt(d));
         float[] kT = transposeHeads(k, T), vT = transposeHeads(v, T);
         float[] dkT = new float[H * d * T], dvT = new float[H * d * T];
+        // four query rows at a time, so each load of a key, value or gradient row serves four rows
         par.forEach(H, head -> {
             int kv = (head / group) * d * T, ho = head * d * T;
-            float[] s = new float[T], p = new float[T], ds = new float[T], lanes = new float[S.length()];
-            for (int i = 0; i < T; i++) {
-                int qo = i * qs + head * d, n = i + 1;
-                scores(q, qo, scale, kT, kv, T, d, s, n);
-                VectorMath.exp(s, 0, p, 0, n, 1f, lse[head * T + i]);
-                float D = dot(dO, qo, o, qo, d, lanes);
-                scores(dO, qo, 1f, vT, kv, T, d, ds, n);
-                for (int j = 0; j < n; j++) ds[j] = p[j] * (ds[j] - D) * scale;
-                for (int c = 0; c < d; c++) {
-                    dq[qo + c] = dot(ds, 0, kT, kv + c * T, n, lanes);
-                    axpy(q[qo + c], ds, 0, dkT, ho + c * T, n);
-                    axpy(dO[qo + c], p, 0, dvT, ho + c * T, n);
+            float[] s = new float[4 * T], p = new float[4 * T], lanes = new float[S.length()];
+            float[] qb = new float[4 * d], ob = new float[4 * d], dq4 = new float[4 * d];
+            float[] D = new float[4];
+            for (int i0 = 0; i0 < T; i0 += 4) {
+                int rows = Math.min(4, T - i0), n = i0 + rows;
+                java.util.Arrays.fill(qb, 0f);
+                java.util.Arrays.fill(ob, 0f);
+                for (int r = 0; r < rows; r++) {
+                    int qo = (i0 + r) * qs + head * d;
+                    for (int c = 0; c < d; c++) {
+                        qb[r * d + c] = scale * q[qo + c];
+                        ob[r * d + c] = dO[qo + c];
+                    }
+                    D[r] = dot(dO, qo, o, qo, d, lanes);
                 }
+                scores4(qb, kT, kv, T, d, s, n);
+                for (int r = 0; r < 4; r++) {
+                    int m = r < rows ? i0 + r + 1 : 0;
+                    if (m > 0) VectorMath.exp(s, r * T, p, r * T, m, 1f, lse[head * T + i0 + r]);
+                    java.util.Arrays.fill(p, r * T + m, r * T + n, 0f);
+                }
+                scores4(ob, vT, kv, T, d, s, n);
+                for (int r = 0; r < 4; r++) {
+                    float Dr = r < rows ? D[r] : 0f;
+                    for (int j = r * T, e = j + n; j < e; j++) s[j] = p[j] * (s[j] - Dr) * scale;
+                }
+                // s now holds ds: dq = ds k, dk += ds^T q, dv += p^T dO
+                for (int c = 0; c < d; c++) {
+                    dot4(s, T, kT, kv + c * T, n, dq4, c, d, lanes);
+                    axpy4(qb, c, d, 1f / scale, s, T, dkT, ho + c * T, n);
+                    axpy4(ob, c, d, 1f, p, T, dvT, ho + c * T, n);
+                }
+                for (int r = 0; r < rows; r++) System.arraycopy(dq4, r * d, dq, (i0 + r) * qs + head * d, d);
             }
         });
         par.forEach(KV, g -> {
@@ -707,6 +728,87 @@ public final class TrainableModel implements AutoCloseable {
                     }
             }
         });
+    }
+
+    /** s[r T + j] = sum_c qb[r d + c] kT[kOff + c T + j] for four rows r and j < n: query rows against transposed keys. */
+    private static void scores4(float[] qb, float[] kT, int kOff, int T, int d, float[] s, int n) {
+        int L = S.length(), j = 0;
+        for (; j + L <= n; j += L) {
+            FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
+            for (int c = 0; c < d; c++) {
+                FloatVector k = FloatVector.fromArray(S, kT, kOff + c * T + j);
+                a0 = k.fma(FloatVector.broadcast(S, qb[c]), a0);
+                a1 = k.fma(FloatVector.broadcast(S, qb[d + c]), a1);
+                a2 = k.fma(FloatVector.broadcast(S, qb[2 * d + c]), a2);
+                a3 = k.fma(FloatVector.broadcast(S, qb[3 * d + c]), a3);
+            }
+            a0.intoArray(s, j);
+            a1.intoArray(s, T + j);
+            a2.intoArray(s, 2 * T + j);
+            a3.intoArray(s, 3 * T + j);
+        }
+        for (; j < n; j++)
+            for (int r = 0; r < 4; r++) {
+                float acc = 0;
+                for (int c = 0; c < d; c++) acc = Math.fma(kT[kOff + c * T + j], qb[r * d + c], acc);
+                s[r * T + j] = acc;
+            }
+    }
+
+    /** out[r d + c] = sum_{j < n} a[r T + j] b[bo + j] for four rows r, lanes summed in index order (see {@link #dot}). */
+    private static void dot4(float[] a, int T, float[] b, int bo, int n, float[] out, int c, int d, float[] lanes) {
+        int L = S.length(), j = 0;
+        FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
+        for (; j + L <= n; j += L) {
+            FloatVector x = FloatVector.fromArray(S, b, bo + j);
+            a0 = FloatVector.fromArray(S, a, j).fma(x, a0);
+            a1 = FloatVector.fromArray(S, a, T + j).fma(x, a1);
+            a2 = FloatVector.fromArray(S, a, 2 * T + j).fma(x, a2);
+            a3 = FloatVector.fromArray(S, a, 3 * T + j).fma(x, a3);
+        }
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        a0.intoArray(lanes, 0);
+        for (int l = 0; l < L; l++) s0 += lanes[l];
+        a1.intoArray(lanes, 0);
+        for (int l = 0; l < L; l++) s1 += lanes[l];
+        a2.intoArray(lanes, 0);
+        for (int l = 0; l < L; l++) s2 += lanes[l];
+        a3.intoArray(lanes, 0);
+        for (int l = 0; l < L; l++) s3 += lanes[l];
+        for (; j < n; j++) {
+            s0 += a[j] * b[bo + j];
+            s1 += a[T + j] * b[bo + j];
+            s2 += a[2 * T + j] * b[bo + j];
+            s3 += a[3 * T + j] * b[bo + j];
+        }
+        out[c] = s0;
+        out[d + c] = s1;
+        out[2 * d + c] = s2;
+        out[3 * d + c] = s3;
+    }
+
+    /** y[yo + j] += f sum_r w[r d + c] x[r T + j] for j < n: a rank-4 update of one transposed key or value row. */
+    private static void axpy4(float[] w, int c, int d, float f, float[] x, int T, float[] y, int yo, int n) {
+        int L = S.length(), j = 0;
+        float w0 = f * w[c], w1 = f * w[d + c], w2 = f * w[2 * d + c], w3 = f * w[3 * d + c];
+        FloatVector b0 = FloatVector.broadcast(S, w0), b1 = FloatVector.broadcast(S, w1), b2 = FloatVector.broadcast(S, w2),
+                b3 = FloatVector.broadcast(S, w3);
+        for (; j + L <= n; j += L) {
+            FloatVector acc = FloatVector.fromArray(S, y, yo + j);
+            acc = FloatVector.fromArray(S, x, j).fma(b0, acc);
+            acc = FloatVector.fromArray(S, x, T + j).fma(b1, acc);
+            acc = FloatVector.fromArray(S, x, 2 * T + j).fma(b2, acc);
+            acc = FloatVector.fromArray(S, x, 3 * T + j).fma(b3, acc);
+            acc.intoArray(y, yo + j);
+        }
+        for (; j < n; j++) {
+            float acc = y[yo + j];
+            acc = Math.fma(x[j], w0, acc);
+            acc = Math.fma(x[T + j], w1, acc);
+            acc = Math.fma(x[2 * T + j], w2, acc);
+            acc = Math.fma(x[3 * T + j], w3, acc);
+            y[yo + j] = acc;
+        }
     }
 
     /** s[j] = sum_c (scale q[qo + c]) kT[kOff + c T + j] for j < n: one query row against n transposed keys. */
@@ -741,15 +843,6 @@ public final class TrainableModel implements AutoCloseable {
         }
         for (; i < n; i++) s += a[ao + i] * b[bo + i];
         return s;
-    }
-
-    /** y[yo..] += alpha x[xo..] over n values. */
-    private static void axpy(float alpha, float[] x, int xo, float[] y, int yo, int n) {
-        int i = 0;
-        FloatVector a = FloatVector.broadcast(S, alpha);
-        for (; i + S.length() <= n; i += S.length())
-            FloatVector.fromArray(S, x, xo + i).fma(a, FloatVector.fromArray(S, y, yo + i)).intoArray(y, yo + i);
-        for (; i < n; i++) y[yo + i] += alpha * x[xo + i];
     }
 
     /** With VectorMath's exp, which rounds the same in every JIT tier (Math.exp need not). */
