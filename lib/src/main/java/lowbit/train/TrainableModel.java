@@ -651,18 +651,29 @@ public final class TrainableModel implements AutoCloseable {
         float[] out = new float[T * qs];
         int block = 32, blocks = (T + block - 1) / block;
         par.forEach(H * blocks, task -> {
-            int head = task / blocks, i0 = (task % blocks) * block, i1 = Math.min(T, i0 + block);
+            int head = task / blocks, b0 = (task % blocks) * block, b1 = Math.min(T, b0 + block);
             int kv = (head / group) * d * T;
-            float[] s = new float[T], lanes = new float[S.length()];
-            for (int i = i0; i < i1; i++) {
-                int qo = i * qs + head * d, n = i + 1;
-                scores(q, qo, scale, kT, kv, T, d, s, n);
-                float max = Float.NEGATIVE_INFINITY;
-                for (int j = 0; j < n; j++) max = Math.max(max, s[j]);
-                float sum = VectorMath.exp(s, 0, s, 0, n, 1f, max);
-                float inv = 1f / sum;
-                for (int c = 0; c < d; c++) out[qo + c] = inv * dot(s, 0, vT, kv + c * T, n, lanes);
-                lse[head * T + i] = (float) (max + Math.log(sum));
+            float[] s = new float[4 * T], qb = new float[4 * d], ob = new float[4 * d], lanes = new float[S.length()];
+            for (int i0 = b0; i0 < b1; i0 += 4) {
+                int rows = Math.min(4, b1 - i0), n = i0 + rows;
+                java.util.Arrays.fill(qb, 0f);
+                for (int r = 0; r < rows; r++)
+                    for (int c = 0; c < d; c++) qb[r * d + c] = scale * q[(i0 + r) * qs + head * d + c];
+                scores4(qb, kT, kv, T, d, s, n);
+                float[] inv = new float[4];
+                for (int r = 0; r < 4; r++) {
+                    int m = r < rows ? i0 + r + 1 : 0;
+                    if (m > 0) {
+                        float max = max(s, r * T, m);
+                        float sum = VectorMath.exp(s, r * T, s, r * T, m, 1f, max);
+                        inv[r] = 1f / sum;
+                        lse[head * T + i0 + r] = (float) (max + Math.log(sum));
+                    }
+                    java.util.Arrays.fill(s, r * T + m, r * T + n, 0f);
+                }
+                for (int c = 0; c < d; c++) dot4(s, T, vT, kv + c * T, n, ob, c, d, lanes);
+                for (int r = 0; r < rows; r++)
+                    for (int c = 0; c < d; c++) out[(i0 + r) * qs + head * d + c] = inv[r] * ob[r * d + c];
             }
         });
         return out;
@@ -808,22 +819,6 @@ public final class TrainableModel implements AutoCloseable {
             acc = Math.fma(x[2 * T + j], w2, acc);
             acc = Math.fma(x[3 * T + j], w3, acc);
             y[yo + j] = acc;
-        }
-    }
-
-    /** s[j] = sum_c (scale q[qo + c]) kT[kOff + c T + j] for j < n: one query row against n transposed keys. */
-    private static void scores(float[] q, int qo, float scale, float[] kT, int kOff, int T, int d, float[] s, int n) {
-        int L = S.length(), j = 0;
-        for (; j + L <= n; j += L) {
-            FloatVector acc = FloatVector.zero(S);
-            for (int c = 0; c < d; c++)
-                acc = FloatVector.fromArray(S, kT, kOff + c * T + j).fma(FloatVector.broadcast(S, scale * q[qo + c]), acc);
-            acc.intoArray(s, j);
-        }
-        for (; j < n; j++) {
-            float acc = 0;
-            for (int c = 0; c < d; c++) acc = Math.fma(kT[kOff + c * T + j], scale * q[qo + c], acc);
-            s[j] = acc;
         }
     }
 
