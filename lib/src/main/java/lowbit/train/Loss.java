@@ -10,8 +10,9 @@ public sealed interface Loss permits Loss.NextToken, Loss.Distill {
     }
 
     /**
-     * Mean over positions 0..T-1 of KL(p_teacher || p_student), LLM-QAT's distillation loss; the teacher (the float
-     * model) runs forward only, on its own weights and hooks.
+     * Mean over positions 0..T-1 of KL(p_teacher || p_student), LLM-QAT's distillation loss. The teacher (the float
+     * model) runs forward only: its blocks with its own hooks, its final norm, and lm_head without hooks, in the student's
+     * row chunks.
      */
     static Loss distill(Transformer teacher) {
         if (teacher == null) throw new IllegalArgumentException("--distill needs a teacher model, got none");

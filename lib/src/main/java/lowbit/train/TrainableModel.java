@@ -445,8 +445,8 @@ public final class TrainableModel implements AutoCloseable {
     }
 
     /**
-     * Final norm, lm_head and the loss on the last block's output x, LOGIT_ROWS rows at a time; adds dL/dx * ... into dx
-     * and lm_head's and the final norm's gradients. Returns the summed loss of the window's scored positions.
+     * Final norm, lm_head and the loss on the last block's output x, LOGIT_ROWS rows at a time; adds the loss's gradient
+     * at x into dx, and lm_head's and the final norm's gradients. Returns the summed loss of the window's scored positions.
      */
     private double head(int[] tokens, float[] x, Loss loss, double scale, float[] dx) {
         int T = tokens.length, h = cfg.hiddenSize(), V = cfg.vocabSize();
