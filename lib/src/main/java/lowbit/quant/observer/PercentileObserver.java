@@ -12,8 +12,8 @@ import java.util.Arrays;
  * sorted as a[0..n-1], the virtual index (n-1)*P/100 is interpolated between its neighbours, from the upper one when
  * the fraction is at least 1/2, as numpy's _lerp does. P = 100 is the plain min/max (or absmax).
  *
- * <p>Memory: the P-th percentile of n values needs only the m(n) = n - floor((n-1)P/100) + 1 largest of them (and for
- * {@link Tails#BOTH} as many smallest), and m grows with n. Kept values are the largest seen so far; a value that is not
+ * <p>Memory: the P-th percentile of n values needs only the m(n) = n - floor((n-1)P/100) largest of them, about
+ * (1 - P/100) n + 1 (and for {@link Tails#BOTH} one more, and as many smallest), and m grows with n. Kept values are the largest seen so far; a value that is not
  * among the largest m(N) of the first n is never among the largest m(N) of all N >= n, so an observer that knows the
  * largest count it will see ({@link #forCount}) keeps m(N) values (2 m(N) while it selects) and is exact for any
  * n <= N. Without a count ({@link #PercentileObserver(double, Tails)}) it cannot know which values a later, larger n
@@ -50,15 +50,19 @@ public final class PercentileObserver implements Observer {
         this.p = percentile;
         this.tails = tails;
         this.maxCount = maxCount;
-        long keep = maxCount == Long.MAX_VALUE ? Long.MAX_VALUE : needed(maxCount, tails == Tails.ABS ? p : Math.max(p, 100 - p));
+        // the low tail reads ascending indices lo' and lo' + 1, one more than the high tail's n - lo when (n-1)P/100 is whole
+        long keep = maxCount == Long.MAX_VALUE ? Long.MAX_VALUE : needed(maxCount, p) + (tails == Tails.BOTH ? 1 : 0);
         this.high = new Largest(keep);
         this.low = tails == Tails.BOTH ? new Largest(keep) : null;
     }
 
-    /** How many of the largest of n values numpy's linear percentile at q reads: ranks n-1-floor(v) and n-2-floor(v) from the top. */
+    /**
+     * How many of the largest of n values numpy's linear percentile at q reads: with v = (n-1)q/100, the values at
+     * ascending indices floor(v) and floor(v) + 1, i.e. the n - floor(v) largest. Never decreases as n grows.
+     */
     static long needed(long n, double q) {
         long lo = (long) Math.floor(q / 100 * (n - 1));
-        return Math.min(n, n - lo + 1);
+        return Math.max(1, n - lo);
     }
 
     public double percentile() {
@@ -142,7 +146,7 @@ public final class PercentileObserver implements Observer {
      */
     private static final class Largest {
         private final long keep;
-        private float[] buf = new float[1024];
+        private float[] buf;
         private int size;
         private boolean full;
         private float bar = Float.NEGATIVE_INFINITY;
@@ -151,6 +155,7 @@ public final class PercentileObserver implements Observer {
             if (keep != Long.MAX_VALUE && 2 * keep > Integer.MAX_VALUE - 8)
                 throw new IllegalArgumentException("percentile observer would keep " + keep + " values per tail; use a higher percentile or fewer values");
             this.keep = keep;
+            this.buf = new float[keep == Long.MAX_VALUE ? 1024 : (int) Math.max(2, Math.min(1024, 2 * keep))];
         }
 
         int size() {
