@@ -46,8 +46,7 @@ class EntropyObserverTest {
             for (float[] b : batches(c.get("data").asText())) o.observe(b);
             assertEquals(c.get("bins").asInt(), o.bins(), what + ": bins after the range grew");
             float amax = (float) c.get("amax").asDouble();
-            // torch.arange's vectorized kernel may place a grown edge an ulp away from start + k * step
-            assertEquals(amax, o.range().max(), Math.ulp(amax), what + " amax");
+            assertEquals(amax, o.range().max(), 0f, what + " amax");
             assertEquals(-o.range().max(), o.range().min(), what + " symmetric");
             if (c.has("divergences")) {
                 double[] kl = o.divergences();
@@ -60,7 +59,7 @@ class EntropyObserverTest {
             }
             n++;
         }
-        assertEquals(32, n, "cases in the fixture");
+        assertEquals(24, n, "cases in the fixture");
     }
 
     @Test
