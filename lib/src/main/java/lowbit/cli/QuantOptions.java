@@ -7,6 +7,7 @@ import lowbit.quant.QuantSpec;
 import lowbit.quant.QuantizationRecipe;
 import lowbit.quant.awq.Awq;
 import lowbit.quant.gptq.Gptq;
+import lowbit.quant.observer.ObserverSpec;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Model.OptionSpec;
 import picocli.CommandLine.Mixin;
@@ -47,6 +48,10 @@ final class QuantOptions {
 
     @Option(names = "--act-static", description = "aA terms: per-tensor static activation scales from calibration (default: per-token dynamic)")
     boolean actStatic;
+
+    @Option(names = "--observer", paramLabel = "OBS",
+            description = "with --act-static: the observer that sets each linear input's static range, " + ObserverSpec.GRAMMAR + " (default: minmax)")
+    String observer;
 
     @Option(names = "--kv-key-bits", defaultValue = "0", paramLabel = "B", description = "KV cache: key bits, overriding kvB (16: float keys)")
     int kvKeyBits;
@@ -109,7 +114,8 @@ final class QuantOptions {
                 .withGptq(new QuantizationRecipe.GptqOptions(new Gptq.Options(percdamp, blockSize, actOrder, staticGroups), trueSequential))
                 .withAwq(Awq.Options.defaults().withDuoScaling(duoScaling).withClip(!noClip))
                 .withSmoothQuant(new QuantizationRecipe.SmoothQuantOptions(alpha))
-                .withRuntime(new QuantizationRecipe.RuntimeOptions(actStatic, kvKeyBits, kvValueBits, kvGroup))
+                .withRuntime(new QuantizationRecipe.RuntimeOptions(actStatic, kvKeyBits, kvValueBits, kvGroup,
+                        observer == null ? null : ObserverSpec.parse(observer)))
                 .withCalibration(draw)
                 .withRotation(new QuantizationRecipe.RotationOptions(rotationSeed));
     }

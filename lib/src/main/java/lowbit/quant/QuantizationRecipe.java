@@ -10,11 +10,13 @@ import lowbit.io.FormatException;
 import lowbit.model.Transformer;
 import lowbit.progress.Progress;
 import lowbit.quant.activation.ActivationQuantizer;
+import lowbit.quant.activation.KvWidths;
 import lowbit.quant.awq.Awq;
 import lowbit.quant.billm.Billm;
 import lowbit.quant.billm.BillmQuantizer;
 import lowbit.quant.gptq.Gptq;
 import lowbit.quant.gptq.GptqQuantizer;
+import lowbit.quant.observer.ObserverSpec;
 import lowbit.quant.rotation.QuaRot;
 import lowbit.quant.smoothquant.SmoothQuant;
 import lowbit.tokenizer.Tokenizer;
@@ -88,10 +90,20 @@ public record QuantizationRecipe(QuantSpec spec, WeightOptions weights, GptqOpti
      * @param staticActivations  aA terms use per-tensor static scales from calibration instead of per-token dynamic
      * @param kvKeyBits          overrides the kvB term for keys (0: as the spec says); likewise values
      * @param kvGroupSize        KV groups along the head dimension (0: the whole head)
+     * @param observer           the observer that sets the static scales (null: not chosen, min/max)
      */
-    public record RuntimeOptions(boolean staticActivations, int kvKeyBits, int kvValueBits, int kvGroupSize) {
+    public record RuntimeOptions(boolean staticActivations, int kvKeyBits, int kvValueBits, int kvGroupSize, ObserverSpec observer) {
+        public RuntimeOptions(boolean staticActivations, int kvKeyBits, int kvValueBits, int kvGroupSize) {
+            this(staticActivations, kvKeyBits, kvValueBits, kvGroupSize, null);
+        }
+
         public static RuntimeOptions defaults() {
             return new RuntimeOptions(false, 0, 0, 0);
+        }
+
+        /** The observer static scales come from: the chosen one, else min/max (the reference's absmax). */
+        public ObserverSpec observerOrDefault() {
+            return observer == null ? ObserverSpec.MINMAX : observer;
         }
     }
 
@@ -228,6 +240,14 @@ public record QuantizationRecipe(QuantSpec spec, WeightOptions weights, GptqOpti
 
     /** Checks what this build can run before any work starts, naming the offending option or layer. */
     public void validate(Transformer model) {
+        if (runtime.observer() != null) {
+            if (spec.activationBits() == 0)
+                throw new IllegalArgumentException("--observer " + runtime.observer() + " sets static activation scales and --quant " + spec
+                        + " quantizes no activations (weights and the KV cache take no observer); give an aA term, e.g. rtn:w8a8 or smoothquant:w8a8");
+            if (!runtime.staticActivations())
+                throw new IllegalArgumentException("--observer " + runtime.observer() + " chooses static activation scales; add --act-static "
+                        + "(without it the aA terms are quantized per token, dynamically)");
+        }
         if (!spec.quantizesWeights() && !spec.rotates() && spec.kvBits() == 0 && runtime.kvKeyBits() == 0 && runtime.kvValueBits() == 0)
             throw new IllegalArgumentException("--quant " + spec + " quantizes nothing");
         if (spec.rotates()) {
@@ -309,7 +329,7 @@ public record QuantizationRecipe(QuantSpec spec, WeightOptions weights, GptqOpti
             };
         }
         Map<String, Float> scales = spec.activationBits() != 0 && runtime.staticActivations()
-                ? ActivationQuantizer.calibrate(model, calib.windows(), spec.activationBits()) : null;
+                ? ActivationQuantizer.calibrate(model, calib.windows(), spec.activationBits(), runtime.observerOrDefault(), progress) : null;
         hooks = runtimeQuantization(scales);
         hooks.attach(model);
         return new Outcome(this, qm, calib, hooks, hooks.describe(model.config()), rotated);
@@ -319,8 +339,13 @@ public record QuantizationRecipe(QuantSpec spec, WeightOptions weights, GptqOpti
     private RuntimeQuantization runtimeQuantization(Map<String, Float> scales) {
         BitsMap map = weights.bitsMap();
         if (map != null && map.kv() != null)
-            return new RuntimeQuantization(spec.activationBits(), scales, map.kv().widths(), map.kv().groupSize());
-        return new RuntimeQuantization(spec.activationBits(), scales, keyBits(), valueBits(), runtime.kvGroupSize());
+            return new RuntimeQuantization(spec.activationBits(), scales, map.kv().widths(), map.kv().groupSize(), observerText(scales));
+        return new RuntimeQuantization(spec.activationBits(), scales, KvWidths.uniform(keyBits(), valueBits()), runtime.kvGroupSize(),
+                observerText(scales));
+    }
+
+    private String observerText(Map<String, Float> scales) {
+        return scales == null ? null : runtime.observerOrDefault().text();
     }
 
     private CalibrationSet sample(Tokenizer tokenizer) {

@@ -20,12 +20,19 @@ import lowbit.quant.activation.KvWidths;
  * @param staticScales    per-tensor static scales by linear name (from calibration), or null for per-token dynamic
  * @param kv              key and value widths, one pair for every layer or one per layer (0 or 16: float)
  * @param kvGroupSize     along the head dimension; 0: the whole head
+ * @param observer        the observer the static scales came from ({@link lowbit.quant.observer.ObserverSpec#text()}),
+ *                        "minmax" when static scales are given without one; null for per-token dynamic
  */
-public record RuntimeQuantization(int activationBits, Map<String, Float> staticScales, KvWidths kv, int kvGroupSize) {
+public record RuntimeQuantization(int activationBits, Map<String, Float> staticScales, KvWidths kv, int kvGroupSize, String observer) {
     public static final RuntimeQuantization NONE = new RuntimeQuantization(0, null, 0, 0, 0);
 
     public RuntimeQuantization {
         if (kv == null) throw new IllegalArgumentException("KV widths are required (KvWidths.uniform(0, 0): float)");
+        observer = staticScales == null ? null : observer == null ? "minmax" : observer;
+    }
+
+    public RuntimeQuantization(int activationBits, Map<String, Float> staticScales, KvWidths kv, int kvGroupSize) {
+        this(activationBits, staticScales, kv, kvGroupSize, null);
     }
 
     /** Every layer's keys at {@code keyBits} and values at {@code valueBits}. */
@@ -69,7 +76,10 @@ public record RuntimeQuantization(int activationBits, Map<String, Float> staticS
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("activation_bits", activationBits);
         m.put("activation_mode", activationBits == 0 ? null : staticScales == null ? "per-token-dynamic" : "per-tensor-static");
-        if (staticScales != null) m.put("activation_scales", staticScales);
+        if (staticScales != null) {
+            m.put("activation_observer", observer);
+            m.put("activation_scales", staticScales);
+        }
         if (kv.uniform()) {
             m.put("kv_key_bits", kv.keyBits().get(0));
             m.put("kv_value_bits", kv.valueBits().get(0));
@@ -111,6 +121,8 @@ public record RuntimeQuantization(int activationBits, Map<String, Float> staticS
         } else {
             kv = KvWidths.uniform(n.path("kv_key_bits").asInt(), n.path("kv_value_bits").asInt());
         }
-        return new RuntimeQuantization(n.path("activation_bits").asInt(), scales, kv, n.path("kv_group_size").asInt());
+        // directories written before observers were offered hold min/max scales, which the constructor records as such
+        String observer = n.hasNonNull("activation_observer") ? n.get("activation_observer").asText() : null;
+        return new RuntimeQuantization(n.path("activation_bits").asInt(), scales, kv, n.path("kv_group_size").asInt(), observer);
     }
 }

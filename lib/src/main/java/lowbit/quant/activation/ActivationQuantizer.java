@@ -1,11 +1,18 @@
 package lowbit.quant.activation;
 
+import java.util.Arrays;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.function.BiFunction;
+import java.util.function.Predicate;
 import lowbit.model.ForwardHook;
 import lowbit.model.Linear;
 import lowbit.model.Transformer;
+import lowbit.progress.Progress;
+import lowbit.quant.observer.Observer;
+import lowbit.quant.observer.ObserverSpec;
 
 /**
  * Fake-quantizes the input of every linear inside the transformer blocks (q/k/v/o, gate/up/down; OPT's
@@ -73,38 +80,79 @@ public final class ActivationQuantizer implements ForwardHook {
         return new ActivationQuantizer(Mode.PER_TENSOR_STATIC, bits, Map.copyOf(copy));
     }
 
-    /**
-     * Runs the windows through the model (blocks only: lm_head is not quantized, so its input is not needed) with a
-     * hook recording max |x| over every input of every block linear, and returns scale = max(absmax, 1e-5) / q_max per
-     * linear name. Other hooks already on the model stay active, so calibrating on top of weight-quantized or
-     * rotated models sees what the model actually runs.
-     */
+    /** {@link #calibrate(Transformer, int[][], int, ObserverSpec, Progress)} with the min/max observer: max |x| per linear. */
     public static Map<String, Float> calibrate(Transformer model, int[][] windows, int bits) {
+        return calibrate(model, windows, bits, ObserverSpec.MINMAX, Progress.NONE);
+    }
+
+    /**
+     * Runs the windows through the model (blocks only: lm_head is not quantized, so its input is not needed) with one
+     * observer per block linear, fed that linear's whole input once per window, and returns
+     * scale = max(max(|lo|, |hi|), 1e-5) / q_max per linear name from each observer's range [lo, hi]. The min/max
+     * observer gives max |x| over every input, the reference's static scale. Other hooks already on the model stay
+     * active, so calibrating on top of weight-quantized or rotated models sees what the model actually runs.
+     */
+    public static Map<String, Float> calibrate(Transformer model, int[][] windows, int bits, ObserverSpec observer, Progress progress) {
         int qmax = qmax(checkBits(bits));
+        Map<String, List<Observer>> observers = observe(model, windows, l -> true,
+                (linear, count) -> List.of(observer.create(bits, count)), "act " + observer.text(), progress);
+        Map<String, Float> out = new LinkedHashMap<>();
+        for (var e : observers.entrySet()) {
+            float absmax = absmax(e.getValue().get(0).range());
+            if (!Float.isFinite(absmax))
+                throw new IllegalStateException("activation calibration saw a non-finite input to " + e.getKey());
+            out.put(e.getKey(), scale(absmax, qmax));
+        }
+        return out;
+    }
+
+    /** The symmetric grid's static scale for a range whose largest magnitude is absmax. */
+    static float scale(float absmax, int qmax) {
+        return (float) (Math.max(absmax, MIN_ABSMAX) / (double) qmax);
+    }
+
+    /** max(|lo|, |hi|) of an observer's range; 0 when it saw nothing. */
+    static float absmax(Observer.Range r) {
+        if (r.min() > r.max()) return 0f;
+        return Math.max(Math.abs(r.min()), Math.abs(r.max()));
+    }
+
+    /**
+     * Runs the windows through the model with observers on the inputs of the block linears {@code which} accepts:
+     * {@code make} gets the linear and the number of values its input will hold over all windows, and each observer
+     * sees that linear's input once per window. Returns the observers by linear name, in execution order.
+     */
+    static Map<String, List<Observer>> observe(Transformer model, int[][] windows, Predicate<Linear> which,
+                                               BiFunction<Linear, Long, List<Observer>> make, String task, Progress progress) {
         if (windows.length == 0) throw new IllegalArgumentException("activation calibration needs at least one window");
-        Map<String, Float> absmax = new LinkedHashMap<>();
+        long tokens = 0;
+        for (int[] w : windows) tokens += w.length;
+        long totalTokens = tokens;
+        Map<String, List<Observer>> observers = new LinkedHashMap<>();
         ForwardHook recorder = new ForwardHook() {
             @Override
             public void linearInput(Linear linear, float[] x, int rows) {
-                if (linear.layer() < 0) return;
-                float m = absmax.getOrDefault(linear.name(), 0f);
-                for (int i = 0, n = rows * linear.inFeatures(); i < n; i++) m = Math.max(m, Math.abs(x[i]));
-                absmax.put(linear.name(), m);
+                if (linear.layer() < 0 || !which.test(linear)) return;
+                int n = rows * linear.inFeatures();
+                List<Observer> obs = observers.computeIfAbsent(linear.name(), k -> make.apply(linear, totalTokens * linear.inFeatures()));
+                float[] values = x.length == n ? x : Arrays.copyOf(x, n);
+                try {
+                    for (Observer o : obs) o.observe(values);
+                } catch (IllegalArgumentException e) {
+                    throw new IllegalStateException("activation calibration, input to " + linear.name() + ": " + e.getMessage(), e);
+                }
             }
         };
         AutoCloseable handle = model.addHook(recorder);
-        try {
-            for (int[] w : windows) model.hidden(w);
+        try (Progress.Task t = progress.start(task, windows.length, "win")) {
+            for (int[] w : windows) {
+                model.hidden(w);
+                t.step(1);
+            }
         } finally {
             closeQuietly(handle);
         }
-        Map<String, Float> out = new LinkedHashMap<>();
-        for (var e : absmax.entrySet()) {
-            if (!Float.isFinite(e.getValue()))
-                throw new IllegalStateException("activation calibration saw a non-finite input to " + e.getKey());
-            out.put(e.getKey(), (float) (Math.max(e.getValue(), MIN_ABSMAX) / (double) qmax));
-        }
-        return out;
+        return observers;
     }
 
     @Override
@@ -169,7 +217,8 @@ public final class ActivationQuantizer implements ForwardHook {
         m.put("mode", mode == Mode.PER_TOKEN_DYNAMIC ? "per-token dynamic" : "per-tensor static");
         m.put("bits", bits);
         m.put("grid", "symmetric absmax, q in [-" + qmax + ", " + qmax + "], round half to even");
-        m.put("scale", "max(absmax, 1e-5) / " + qmax);
+        m.put("scale", mode == Mode.PER_TOKEN_DYNAMIC ? "max(absmax, 1e-5) / " + qmax
+                : "max(max(|lo|, |hi|), 1e-5) / " + qmax + " from the calibration observer's range [lo, hi] of each linear's input");
         m.put("tensors", "inputs of every linear inside the transformer blocks; lm_head (and OPT project_in/out) kept float");
         m.put("reference", "mit-han-lab/smoothquant smoothquant/fake_quant.py");
         if (mode == Mode.PER_TENSOR_STATIC) m.put("calibrated_linears", scales.size());

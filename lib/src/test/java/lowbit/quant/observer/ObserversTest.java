@@ -145,7 +145,76 @@ class ObserversTest {
             assertEquals(-(float) c.get("abs").asDouble(), abs.range().min(), what + " -|x|");
             assertEquals((float) c.get("low").asDouble(), both.range().min(), what + " low tail");
             assertEquals((float) c.get("high").asDouble(), both.range().max(), what + " high tail");
+
+            // the same numbers from observers that keep only the largest values the percentile of this many can need
+            long total = 0;
+            for (float[] b : batches(c.get("data").asText())) total += b.length;
+            long count = total;
+            PercentileObserver absBounded = (PercentileObserver) run(() -> PercentileObserver.forCount(p, PercentileObserver.Tails.ABS, count),
+                    c.get("data").asText());
+            PercentileObserver bothBounded = (PercentileObserver) run(() -> PercentileObserver.forCount(p, PercentileObserver.Tails.BOTH, count),
+                    c.get("data").asText());
+            assertEquals(abs.range(), absBounded.range(), what + " |x|, bounded");
+            assertEquals(both.range(), bothBounded.range(), what + " tails, bounded");
+            long needed = PercentileObserver.needed(total, p);
+            assertTrue(absBounded.retained() <= Math.max(2 * needed, 1024), what + ": kept " + absBounded.retained() + " of " + total);
         }
+    }
+
+    @Test
+    void boundedPercentileKeepsWhatALaterLargerCountNeeds() {
+        // median of 8 values: numpy's virtual index 3.5 between the 4th and 5th smallest, so the 5 largest are needed.
+        // After the first batch only the largest 3 of 4 would be needed for a median of 4; the count of 8 keeps 5, so
+        // the 7 survives the batch of zeros.
+        PercentileObserver bounded = PercentileObserver.forCount(50, PercentileObserver.Tails.ABS, 8);
+        PercentileObserver all = new PercentileObserver(50, PercentileObserver.Tails.ABS);
+        for (PercentileObserver o : List.of(bounded, all)) {
+            o.observe(new float[] {10, 9, 8, 7});
+            o.observe(new float[] {0, 0, 0, 0});
+        }
+        assertEquals(3.5f, all.range().max(), "(0 + 7) / 2");
+        assertEquals(all.range(), bounded.range());
+        assertEquals(5, PercentileObserver.needed(8, 50));
+        var e = assertThrows(IllegalStateException.class, () -> bounded.observe(new float[] {1}));
+        assertTrue(e.getMessage().contains("sized for 8 values"), e.getMessage());
+
+        // a stream of a million values at P = 99.99 keeps a few hundred, not a million
+        java.util.SplittableRandom rnd = new java.util.SplittableRandom(3);
+        PercentileObserver big = PercentileObserver.forCount(99.99, PercentileObserver.Tails.ABS, 1_000_000);
+        float[] sorted = new float[1_000_000];
+        for (int w = 0; w < 10; w++) {
+            float[] x = new float[100_000];
+            for (int i = 0; i < x.length; i++) x[i] = (float) (rnd.nextGaussian() * (1 + w));
+            big.observe(x);
+            for (int i = 0; i < x.length; i++) sorted[w * 100_000 + i] = Math.abs(x[i]);
+        }
+        java.util.Arrays.sort(sorted);
+        double[] d = new double[sorted.length];
+        for (int i = 0; i < d.length; i++) d[i] = sorted[i];
+        assertEquals((float) PercentileObserver.percentile(d, 99.99), big.range().max());
+        assertTrue(big.retained() <= 2 * PercentileObserver.needed(1_000_000, 99.99), "kept " + big.retained());
+    }
+
+    @Test
+    void observerSpecsParseAndPrint() {
+        assertEquals(ObserverSpec.MINMAX, ObserverSpec.parse("minmax"));
+        assertEquals(ObserverSpec.EMA, ObserverSpec.parse("EMA"));
+        assertEquals(ObserverSpec.KL, ObserverSpec.parse("kl"));
+        assertEquals(ObserverSpec.percentile(99.99), ObserverSpec.parse("percentile:99.99"));
+        assertEquals("percentile:99.99", ObserverSpec.parse("percentile:99.990").text());
+        assertEquals("percentile:100", ObserverSpec.parse("percentile:100").text());
+        for (String t : List.of("minmax", "ema", "kl", "percentile:99.999", "percentile:50"))
+            assertEquals(t, ObserverSpec.parse(t).text());
+        assertTrue(ObserverSpec.KL.create(8, 10) instanceof EntropyObserver);
+        assertTrue(ObserverSpec.EMA.create(8, 10) instanceof MovingAverageMinMaxObserver);
+        var e = assertThrows(IllegalArgumentException.class, () -> ObserverSpec.parse("histogramm"));
+        assertTrue(e.getMessage().contains("unknown --observer 'histogramm'") && e.getMessage().contains("percentile:P"), e.getMessage());
+        for (String bad : List.of("percentile:0", "percentile:100.5", "percentile:-3", "percentile:NaN")) {
+            e = assertThrows(IllegalArgumentException.class, () -> ObserverSpec.parse(bad), bad);
+            assertTrue(e.getMessage().contains("P in (0, 100]"), e.getMessage());
+        }
+        e = assertThrows(IllegalArgumentException.class, () -> ObserverSpec.parse("percentile:high"));
+        assertTrue(e.getMessage().contains("needs a number P in (0, 100], got 'high'"), e.getMessage());
     }
 
     @Test
