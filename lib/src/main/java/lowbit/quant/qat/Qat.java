@@ -7,6 +7,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.function.Supplier;
 import lowbit.calibration.CalibrationSampler;
 import lowbit.calibration.CalibrationSet;
 import lowbit.io.Hashing;
@@ -187,11 +188,18 @@ public final class Qat {
      * without {@code distill}.
      */
     public static Result train(Transformer model, Transformer teacher, QuantSpec spec, Options options, Data data, Path runDir, Progress progress) {
+        return train(model, teacher, spec, options, () -> data, runDir, progress);
+    }
+
+    /** {@link #train} with the data drawn only once the model is known to be trainable (a refused architecture costs no draw). */
+    public static Result train(Transformer model, Transformer teacher, QuantSpec spec, Options options, Supplier<Data> draw, Path runDir,
+                               Progress progress) {
         QatHook.check(spec, options.lsq(), options.pact());
-        data.check(options);
         if (options.distill() && teacher == null) throw new IllegalArgumentException("--distill needs the float model as the teacher");
         long t0 = System.nanoTime();
         try (TrainableModel tm = TrainableModel.of(model, model.threads())) {
+            Data data = draw.get();
+            data.check(options);
             QatHook hook = QatHook.of(spec, tm.linears(), options.lsq(), options.pact());
             tm.setHook(hook);
             AdamW adam = new AdamW(tm.trainable(), Options.BETA1, Options.BETA2, Options.EPS, options.weightDecay());
