@@ -322,8 +322,9 @@ public final class Transformer implements AutoCloseable {
     // ------------------------------------------------ in-place access for rotations (QuaRot)
 
     /**
-     * The weight of the norm in front of block {@code layer}'s attention ("attn") or MLP ("mlp"), or of the final norm
-     * ("final", layer ignored): a fresh copy; null when the model has none there (post-norm OPT's final norm).
+     * The weight of the norm in front of block {@code layer}'s attention ("attn") or MLP ("mlp"), of the final norm
+     * ("final", layer ignored), or Qwen3's per-head norms on queries and keys ("q_norm", "k_norm"): a fresh copy; null
+     * when the model has none there (post-norm OPT's final norm, q/k norms outside Qwen3).
      */
     public float[] normWeight(int layer, String which) {
         float[] w = normArray(layer, which);
@@ -344,7 +345,9 @@ public final class Transformer implements AutoCloseable {
             case "attn" -> blocks[layer].attnNormW;
             case "mlp" -> blocks[layer].mlpNormW;
             case "final" -> finalNormW;
-            default -> throw new IllegalArgumentException("norm must be attn, mlp or final, got " + which);
+            case "q_norm" -> blocks[layer].qNorm;
+            case "k_norm" -> blocks[layer].kNorm;
+            default -> throw new IllegalArgumentException("norm must be attn, mlp, final, q_norm or k_norm, got " + which);
         };
     }
 
