@@ -699,7 +699,7 @@ public final class TrainableModel implements AutoCloseable {
             FloatVector acc = FloatVector.zero(S);
             for (; i + S.length() <= n; i += S.length())
                 acc = FloatVector.fromArray(S, a, ao + i).fma(FloatVector.fromArray(S, b, bo + i), acc);
-            s = acc.reduceLanes(VectorOperators.ADD);
+            for (int j = 0; j < S.length(); j++) s += acc.lane(j);   // index order: reduceLanes' differs between the JIT's intrinsic and its fallback
         }
         for (; i < n; i++) s += a[ao + i] * b[bo + i];
         return s;

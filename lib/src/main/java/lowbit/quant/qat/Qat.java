@@ -251,7 +251,7 @@ public final class Qat {
     }
 
     /** What a run directory must match to be resumed: the model, the spec, every option that changes the weights, the data. */
-    private static Map<String, Object> identity(Transformer model, QuantSpec spec, Options o, Data data) {
+    static Map<String, Object> identity(Transformer model, QuantSpec spec, Options o, Data data) {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("model_sha256", model.sha256());
         m.put("spec", spec.text());
