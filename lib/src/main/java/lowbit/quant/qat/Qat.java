@@ -230,7 +230,7 @@ public final class Qat {
                                         QatRun.Position at, Progress progress) {
         long perStep = (long) o.batch() * o.seqlen();
         long started = System.nanoTime();
-        try (Progress.Task task = progress.start("qat " + (at.step() > 0 ? "(resumed at step " + at.step() + ") " : ""),
+        try (Progress.Task task = progress.start(at.step() > 0 ? "qat (resumed at step " + at.step() + ")" : "qat",
                 (o.steps() - at.step()) * perStep, "tok")) {
             for (int step = at.step(); step < o.steps(); step++) {
                 double l = tm.gradient(batch(data, o, step), loss);
