@@ -100,18 +100,14 @@ class QatTest {
 
     /**
      * Killed after step 3 with a checkpoint at step 2, restarted with the same arguments: bitwise the weights and losses of one
-     * uninterrupted run. A discarded run first warms the JIT: TrainableModel's float dot product ends in the Vector API's
-     * reduceLanes(ADD), whose summation order differs between the interpreter's fallback and C2's intrinsic, so a cold
-     * first step can differ from a warm one in the last bit (a note for lowbit.train, not a QAT matter).
+     * uninterrupted run. The uninterrupted run goes last, on a JIT warmed by the others, so a cold-versus-warm difference in
+     * the training code's arithmetic would show here too.
      */
     @Test
     void interruptedAndResumedEqualsUninterrupted(@TempDir Path tmp) throws Exception {
         QuantSpec spec = QuantSpec.parse("rtn:w4a8");
         Qat.Options o = options(4, true, true, false);
         Qat.Data data = data(8, 2);
-        try (Transformer m = load()) {
-            Qat.train(m, m, spec, o, data, tmp.resolve("warm-up"), Progress.NONE);
-        }
         Progress dies = (name, total, unit) -> new Progress.Task() {
             int steps;
 
