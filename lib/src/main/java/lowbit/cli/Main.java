@@ -25,7 +25,7 @@ import picocli.CommandLine.UnmatchedArgumentException;
  */
 @Command(name = "lowbit", mixinStandardHelpOptions = true, version = "lowbit 0.1.0",
         description = "Low-bit quantization workbench for LLMs.",
-        subcommands = {PplCommand.class, EvalCommand.class, QuantizeCommand.class, AllocateCommand.class, ExportCommand.class, ImatrixCommand.class, BenchCommand.class, InfoCommand.class, DownloadCommand.class,
+        subcommands = {PplCommand.class, EvalCommand.class, QuantizeCommand.class, AllocateCommand.class, ExportCommand.class, ImatrixCommand.class, BenchCommand.class, InfoCommand.class, DownloadCommand.class, QatCommand.class,
                 StudyCommand.class})
 public final class Main implements Runnable {
     static final int USER_ERROR = 2;
