@@ -94,9 +94,9 @@ final class TrainBench implements Callable<Integer> {
             try (Transformer model = modelOptions.load(ckpt); TrainableModel train = TrainableModel.of(model, modelOptions.threads())) {
                 tokens = window(ckpt, Collections.max(lengths));
                 threads = model.threads();
-                System.out.printf(Locale.ROOT, "train  model=%s seqlens=%s threads=%d repeats=%d (median after one warm-up) code=%s "
+                System.out.printf(Locale.ROOT, "train  model=%s seqlens=%s threads=%d repeats=%d (median after one warm-up) max heap %s code=%s "
                                 + "load average at start %s%n", modelPath, lengths.stream().map(String::valueOf).collect(Collectors.joining(",")),
-                        threads, repeats, CodeVersion.current(), loadAtStart);
+                        threads, repeats, gigabytes(Runtime.getRuntime().maxMemory()), CodeVersion.current(), loadAtStart);
                 System.out.printf(Locale.ROOT, "%-7s %-7s %14s %14s %14s %13s %9s %9s %11s%n", "seqlen", "backend", "forward tok/s",
                         "step tok/s", "QAT step tok/s", "step/forward", "loss", "step loss", "peak RSS");
                 for (int L : lengths) {
@@ -198,17 +198,17 @@ final class TrainBench implements Callable<Integer> {
         int L = window.length;
         resetPeakRss();
         double[] forwardLoss = new double[1];
-        double forward = median("forward " + L, () -> {
+        double forward = median("forward " + L, L, () -> {
             double[] nll = model.nll(window);
             forwardLoss[0] = Arrays.stream(nll).sum() / nll.length;
         });
         List<int[]> batch = List.of(window);
         train.setTrainable(p -> true);
         double[] stepLoss = new double[1];
-        double step = median("step " + L, () -> stepLoss[0] = train.gradient(batch, Loss.nextToken()));
+        double step = median("step " + L, L, () -> stepLoss[0] = train.gradient(batch, Loss.nextToken()));
         Set<Parameter> frozen = qatFrozen(train);
         train.setTrainable(p -> !frozen.contains(p));
-        double qat = median("QAT step " + L, () -> train.gradient(batch, Loss.nextToken()));
+        double qat = median("QAT step " + L, L, () -> train.gradient(batch, Loss.nextToken()));
         train.setTrainable(p -> true);
         return new Figures(L, forward, step, qat, forwardLoss[0], stepLoss[0], peakRss());
     }
@@ -225,17 +225,17 @@ final class TrainBench implements Callable<Integer> {
         return frozen;
     }
 
-    /** Median seconds of {@link #repeats} runs of {@code run} after one untimed warm-up, with progress per run. */
-    private double median(String name, Runnable run) {
+    /** Median seconds of {@link #repeats} runs of {@code run} on {@code tokens} tokens after one untimed warm-up, with progress in tokens. */
+    private double median(String name, int tokens, Runnable run) {
         double[] seconds = new double[repeats];
-        try (Progress.Task task = Progress.terminal().start(name, repeats + 1L, "run")) {
+        try (Progress.Task task = Progress.terminal().start(name, (repeats + 1L) * tokens, "tok")) {
             run.run();
-            task.step(1);
+            task.step(tokens);
             for (int i = 0; i < repeats; i++) {
                 long t0 = System.nanoTime();
                 run.run();
                 seconds[i] = (System.nanoTime() - t0) / 1e9;
-                task.step(1);
+                task.step(tokens);
             }
         }
         Arrays.sort(seconds);
@@ -258,8 +258,9 @@ final class TrainBench implements Callable<Integer> {
     }
 
     // Peak resident memory of this process (VmHWM), reset per window length where Linux allows (clear_refs 5), so each
-    // row's figure is that length's peak; the JVM keeps heap it once committed, so a shorter window after a longer one
-    // can show the longer one's peak.
+    // row's figure is that length's peak. It counts heap the collector let grow, not only live data: the JVM takes heap
+    // up to its maximum (printed in the header) before it collects hard, and keeps what it once committed, so a shorter
+    // window after a longer one can show the longer one's peak.
 
     private static void resetPeakRss() {
         try {
