@@ -8,7 +8,6 @@ import java.util.Set;
 import java.util.function.Predicate;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 import lowbit.model.Linear;
 import lowbit.model.ModelConfig;
@@ -16,12 +15,13 @@ import lowbit.model.Transformer;
 import lowbit.tensor.Matmul;
 import lowbit.tensor.PackedMatrix;
 import lowbit.tensor.Parallel;
+import lowbit.tensor.VectorMath;
 
 /**
  * A trainable float32 copy of a Llama-family runtime model (Llama, SmolLM, Mistral, Qwen2 with q/k/v biases, Qwen3 with
  * q/k norms; tied or untied lm_head) with a backward pass for every parameter.
  *
- * <p>Memory: a window keeps every block's activations when they fit {@link #KEEP_BYTES} (seqlen 512 on the 135M
+ * <p>Memory: a window keeps every block's activations when they fit {@link #KEEP_BYTES} (1 GiB) and a quarter of the heap (seqlen 512 on the 135M
  * model: about 0.5 GB), and otherwise only each block's input, recomputing the block in its backward (activation
  * checkpointing: one more forward pass, so a 2048-token window fits in a few hundred MB). Attention never holds
  * [T][T]: the backward recomputes each row's probabilities from the row's log-sum-exp. Logits and their gradient go
@@ -36,6 +36,7 @@ public final class TrainableModel implements AutoCloseable {
     private static final int LOGIT_ROWS = 128;
     /** Activations kept per window before switching to recomputation per block. */
     private static final long KEEP_BYTES = 1L << 30;
+    private long keepBytes = KEEP_BYTES;
 
     private final ModelConfig cfg;
     private Parallel par;
@@ -181,6 +182,11 @@ public final class TrainableModel implements AutoCloseable {
         }
     }
 
+    /** The activation budget per window above which blocks are recomputed in the backward (tests force recomputation with 0). */
+    void keepActivationsUpTo(long bytes) {
+        keepBytes = bytes;
+    }
+
     private boolean trains(Parameter p) {
         return p != null && !frozen.contains(p);
     }
@@ -309,7 +315,7 @@ public final class TrainableModel implements AutoCloseable {
     /** Forward and backward of one window; returns its summed loss, gradients scaled by {@code scale} (1 / scored). */
     private double window(int[] tokens, Loss loss, double scale) {
         int T = tokens.length, h = cfg.hiddenSize(), L = layers.length;
-        boolean keep = (long) T * L * actsPerToken() * 4 <= KEEP_BYTES;
+        boolean keep = (long) T * L * actsPerToken() * 4 <= Math.min(keepBytes, Runtime.getRuntime().maxMemory() / 4);
         Acts[] acts = new Acts[L];
         float[][] inputs = new float[L][];
         float[] x = embed(tokens);
@@ -480,31 +486,34 @@ public final class TrainableModel implements AutoCloseable {
 
     /** -log softmax(z)[target]; z becomes scale * (softmax(z) - onehot(target)). */
     private static double crossEntropy(float[] z, int off, int V, int target, double scale) {
-        double lse = logSumExp(z, off, V);
-        double loss = lse - z[off + target];
-        for (int j = 0; j < V; j++) z[off + j] = (float) (scale * Math.exp(z[off + j] - lse));
+        float max = max(z, off, V), picked = z[off + target];
+        float sum = VectorMath.exp(z, off, z, off, V, 1f, max);
+        float f = (float) (scale / sum);
+        for (int j = 0; j < V; j++) z[off + j] *= f;
         z[off + target] -= (float) scale;
-        return loss;
+        return max + Math.log(sum) - picked;
     }
 
     /** KL(softmax(teacher) || softmax(z)); z becomes scale * (softmax(z) - softmax(teacher)). */
     private static double kl(float[] teacher, float[] z, int off, int V, double scale) {
-        double lseT = logSumExp(teacher, off, V), lseS = logSumExp(z, off, V);
-        double loss = 0;
-        for (int j = 0; j < V; j++) {
-            double lpT = teacher[off + j] - lseT, lpS = z[off + j] - lseS, pT = Math.exp(lpT);
-            if (pT > 0) loss += pT * (lpT - lpS);
-            z[off + j] = (float) (scale * (Math.exp(lpS) - pT));
-        }
-        return loss;
+        float maxT = max(teacher, off, V), maxS = max(z, off, V);
+        float lseT = (float) (maxT + Math.log(VectorMath.exp(teacher, off, null, 0, V, 1f, maxT)));
+        float lseS = (float) (maxS + Math.log(VectorMath.exp(z, off, null, 0, V, 1f, maxS)));
+        float[] pT = lowbit.tensor.Scratch.floats(V);
+        VectorMath.exp(teacher, off, pT, 0, V, 1f, lseT);
+        // sum_j pT (log pT - log pS) = sum_j pT (t_j - z_j) - lseT + lseS, as the probabilities sum to 1
+        double cross = 0;
+        for (int j = 0; j < V; j++) cross += (double) pT[j] * (teacher[off + j] - z[off + j]);
+        VectorMath.exp(z, off, z, off, V, 1f, lseS);
+        float f = (float) scale;
+        for (int j = 0; j < V; j++) z[off + j] = f * (z[off + j] - pT[j]);
+        return cross - lseT + lseS;
     }
 
-    private static double logSumExp(float[] z, int off, int n) {
-        float max = Float.NEGATIVE_INFINITY;
-        for (int j = 0; j < n; j++) max = Math.max(max, z[off + j]);
-        double s = 0;
-        for (int j = 0; j < n; j++) s += Math.exp(z[off + j] - max);
-        return max + Math.log(s);
+    private static float max(float[] z, int off, int n) {
+        float m = Float.NEGATIVE_INFINITY;
+        for (int j = 0; j < n; j++) m = Math.max(m, z[off + j]);
+        return m;
     }
 
     // ---------------------------------------------------------------- pieces
@@ -622,31 +631,37 @@ public final class TrainableModel implements AutoCloseable {
         });
     }
 
+    /** Keys or values per kv head transposed to [KV][d][T], so products over positions run along contiguous memory. */
+    private float[] transposeHeads(float[] k, int T) {
+        int KV = cfg.numKvHeads(), d = cfg.headDim(), ks = KV * d;
+        float[] t = new float[KV * d * T];
+        par.forEach(KV, g -> {
+            for (int j = 0; j < T; j++)
+                for (int c = 0; c < d; c++) t[(g * d + c) * T + j] = k[j * ks + g * d + c];
+        });
+        return t;
+    }
+
     /** Causal GQA attention out [T][H][d]; lse [H][T] keeps each row's log-sum-exp of scaled scores for the backward. */
     private float[] attention(float[] q, float[] k, float[] v, int T, float[] lse) {
-        int H = cfg.numHeads(), KV = cfg.numKvHeads(), d = cfg.headDim(), group = H / KV;
-        int qs = H * d, ks = KV * d;
+        int H = cfg.numHeads(), d = cfg.headDim(), group = H / cfg.numKvHeads();
+        int qs = H * d;
         float scale = (float) (1.0 / Math.sqrt(d));
+        float[] kT = transposeHeads(k, T), vT = transposeHeads(v, T);
         float[] out = new float[T * qs];
         int block = 32, blocks = (T + block - 1) / block;
         par.forEach(H * blocks, task -> {
             int head = task / blocks, i0 = (task % blocks) * block, i1 = Math.min(T, i0 + block);
-            int kvo = (head / group) * d;
-            float[] s = new float[T];
+            int kv = (head / group) * d * T;
+            float[] s = new float[T], lanes = new float[S.length()];
             for (int i = i0; i < i1; i++) {
-                int qo = i * qs + head * d;
+                int qo = i * qs + head * d, n = i + 1;
+                scores(q, qo, scale, kT, kv, T, d, s, n);
                 float max = Float.NEGATIVE_INFINITY;
-                for (int j = 0; j <= i; j++) {
-                    s[j] = dot(q, qo, k, j * ks + kvo, d) * scale;
-                    max = Math.max(max, s[j]);
-                }
-                double sum = 0;
-                for (int j = 0; j <= i; j++) {
-                    s[j] = (float) Math.exp(s[j] - max);
-                    sum += s[j];
-                }
-                float invSum = (float) (1.0 / sum);
-                for (int j = 0; j <= i; j++) axpy(s[j] * invSum, v, j * ks + kvo, out, qo, d);
+                for (int j = 0; j < n; j++) max = Math.max(max, s[j]);
+                float sum = VectorMath.exp(s, 0, s, 0, n, 1f, max);
+                float inv = 1f / sum;
+                for (int c = 0; c < d; c++) out[qo + c] = inv * dot(s, 0, vT, kv + c * T, n, lanes);
                 lse[head * T + i] = (float) (max + Math.log(sum));
             }
         });
@@ -663,59 +678,176 @@ public final class TrainableModel implements AutoCloseable {
         int H = cfg.numHeads(), KV = cfg.numKvHeads(), d = cfg.headDim(), group = H / KV;
         int qs = H * d, ks = KV * d;
         float scale = (float) (1.0 / Math.sqrt(d));
-        float[] dkh = new float[H * T * d], dvh = new float[H * T * d];
+        float[] kT = transposeHeads(k, T), vT = transposeHeads(v, T);
+        float[] dkT = new float[H * d * T], dvT = new float[H * d * T];
+        // four query rows at a time, so each load of a key, value or gradient row serves four rows
         par.forEach(H, head -> {
-            int kvo = (head / group) * d, ho = head * T * d;
-            for (int i = 0; i < T; i++) {
-                int qo = i * qs + head * d;
-                float l = lse[head * T + i];
-                float D = dot(dO, qo, o, qo, d);
-                for (int j = 0; j <= i; j++) {
-                    int ko = j * ks + kvo;
-                    float p = (float) Math.exp(dot(q, qo, k, ko, d) * scale - l);
-                    float ds = p * (dot(dO, qo, v, ko, d) - D) * scale;
-                    axpy(p, dO, qo, dvh, ho + j * d, d);
-                    axpy(ds, k, ko, dq, qo, d);
-                    axpy(ds, q, qo, dkh, ho + j * d, d);
+            int kv = (head / group) * d * T, ho = head * d * T;
+            float[] s = new float[4 * T], p = new float[4 * T], lanes = new float[S.length()];
+            float[] qb = new float[4 * d], ob = new float[4 * d], dq4 = new float[4 * d];
+            float[] D = new float[4];
+            for (int i0 = 0; i0 < T; i0 += 4) {
+                int rows = Math.min(4, T - i0), n = i0 + rows;
+                java.util.Arrays.fill(qb, 0f);
+                java.util.Arrays.fill(ob, 0f);
+                for (int r = 0; r < rows; r++) {
+                    int qo = (i0 + r) * qs + head * d;
+                    for (int c = 0; c < d; c++) {
+                        qb[r * d + c] = scale * q[qo + c];
+                        ob[r * d + c] = dO[qo + c];
+                    }
+                    D[r] = dot(dO, qo, o, qo, d, lanes);
                 }
+                scores4(qb, kT, kv, T, d, s, n);
+                for (int r = 0; r < 4; r++) {
+                    int m = r < rows ? i0 + r + 1 : 0;
+                    if (m > 0) VectorMath.exp(s, r * T, p, r * T, m, 1f, lse[head * T + i0 + r]);
+                    java.util.Arrays.fill(p, r * T + m, r * T + n, 0f);
+                }
+                scores4(ob, vT, kv, T, d, s, n);
+                for (int r = 0; r < 4; r++) {
+                    float Dr = r < rows ? D[r] : 0f;
+                    for (int j = r * T, e = j + n; j < e; j++) s[j] = p[j] * (s[j] - Dr) * scale;
+                }
+                // s now holds ds: dq = ds k, dk += ds^T q, dv += p^T dO
+                for (int c = 0; c < d; c++) {
+                    dot4(s, T, kT, kv + c * T, n, dq4, c, d, lanes);
+                    axpy4(qb, c, d, 1f / scale, s, T, dkT, ho + c * T, n);
+                    axpy4(ob, c, d, 1f, p, T, dvT, ho + c * T, n);
+                }
+                for (int r = 0; r < rows; r++) System.arraycopy(dq4, r * d, dq, (i0 + r) * qs + head * d, d);
             }
         });
         par.forEach(KV, g -> {
             for (int head = g * group; head < (g + 1) * group; head++) {
-                int ho = head * T * d;
-                for (int t = 0; t < T; t++)
-                    for (int c = 0; c < d; c++) {
-                        dk[t * ks + g * d + c] += dkh[ho + t * d + c];
-                        dv[t * ks + g * d + c] += dvh[ho + t * d + c];
+                int ho = head * d * T;
+                for (int c = 0; c < d; c++)
+                    for (int t = 0; t < T; t++) {
+                        dk[t * ks + g * d + c] += dkT[ho + c * T + t];
+                        dv[t * ks + g * d + c] += dvT[ho + c * T + t];
                     }
             }
         });
     }
 
-    private static float dot(float[] a, int ao, float[] b, int bo, int n) {
-        int i = 0;
-        float s = 0;
-        if (n >= S.length()) {
+    /** s[r T + j] = sum_c qb[r d + c] kT[kOff + c T + j] for four rows r and j < n: query rows against transposed keys. */
+    private static void scores4(float[] qb, float[] kT, int kOff, int T, int d, float[] s, int n) {
+        int L = S.length(), j = 0;
+        for (; j + L <= n; j += L) {
+            FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
+            for (int c = 0; c < d; c++) {
+                FloatVector k = FloatVector.fromArray(S, kT, kOff + c * T + j);
+                a0 = k.fma(FloatVector.broadcast(S, qb[c]), a0);
+                a1 = k.fma(FloatVector.broadcast(S, qb[d + c]), a1);
+                a2 = k.fma(FloatVector.broadcast(S, qb[2 * d + c]), a2);
+                a3 = k.fma(FloatVector.broadcast(S, qb[3 * d + c]), a3);
+            }
+            a0.intoArray(s, j);
+            a1.intoArray(s, T + j);
+            a2.intoArray(s, 2 * T + j);
+            a3.intoArray(s, 3 * T + j);
+        }
+        for (; j < n; j++)
+            for (int r = 0; r < 4; r++) {
+                float acc = 0;
+                for (int c = 0; c < d; c++) acc = Math.fma(kT[kOff + c * T + j], qb[r * d + c], acc);
+                s[r * T + j] = acc;
+            }
+    }
+
+    /** out[r d + c] = sum_{j < n} a[r T + j] b[bo + j] for four rows r, lanes summed in index order (see {@link #dot}). */
+    private static void dot4(float[] a, int T, float[] b, int bo, int n, float[] out, int c, int d, float[] lanes) {
+        int L = S.length(), j = 0;
+        FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
+        for (; j + L <= n; j += L) {
+            FloatVector x = FloatVector.fromArray(S, b, bo + j);
+            a0 = FloatVector.fromArray(S, a, j).fma(x, a0);
+            a1 = FloatVector.fromArray(S, a, T + j).fma(x, a1);
+            a2 = FloatVector.fromArray(S, a, 2 * T + j).fma(x, a2);
+            a3 = FloatVector.fromArray(S, a, 3 * T + j).fma(x, a3);
+        }
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        a0.intoArray(lanes, 0);
+        for (int l = 0; l < L; l++) s0 += lanes[l];
+        a1.intoArray(lanes, 0);
+        for (int l = 0; l < L; l++) s1 += lanes[l];
+        a2.intoArray(lanes, 0);
+        for (int l = 0; l < L; l++) s2 += lanes[l];
+        a3.intoArray(lanes, 0);
+        for (int l = 0; l < L; l++) s3 += lanes[l];
+        for (; j < n; j++) {
+            s0 += a[j] * b[bo + j];
+            s1 += a[T + j] * b[bo + j];
+            s2 += a[2 * T + j] * b[bo + j];
+            s3 += a[3 * T + j] * b[bo + j];
+        }
+        out[c] = s0;
+        out[d + c] = s1;
+        out[2 * d + c] = s2;
+        out[3 * d + c] = s3;
+    }
+
+    /** y[yo + j] += f sum_r w[r d + c] x[r T + j] for j < n: a rank-4 update of one transposed key or value row. */
+    private static void axpy4(float[] w, int c, int d, float f, float[] x, int T, float[] y, int yo, int n) {
+        int L = S.length(), j = 0;
+        float w0 = f * w[c], w1 = f * w[d + c], w2 = f * w[2 * d + c], w3 = f * w[3 * d + c];
+        FloatVector b0 = FloatVector.broadcast(S, w0), b1 = FloatVector.broadcast(S, w1), b2 = FloatVector.broadcast(S, w2),
+                b3 = FloatVector.broadcast(S, w3);
+        for (; j + L <= n; j += L) {
+            FloatVector acc = FloatVector.fromArray(S, y, yo + j);
+            acc = FloatVector.fromArray(S, x, j).fma(b0, acc);
+            acc = FloatVector.fromArray(S, x, T + j).fma(b1, acc);
+            acc = FloatVector.fromArray(S, x, 2 * T + j).fma(b2, acc);
+            acc = FloatVector.fromArray(S, x, 3 * T + j).fma(b3, acc);
+            acc.intoArray(y, yo + j);
+        }
+        for (; j < n; j++) {
+            float acc = y[yo + j];
+            acc = Math.fma(x[j], w0, acc);
+            acc = Math.fma(x[T + j], w1, acc);
+            acc = Math.fma(x[2 * T + j], w2, acc);
+            acc = Math.fma(x[3 * T + j], w3, acc);
+            y[yo + j] = acc;
+        }
+    }
+
+    /** s[j] = sum_c (scale q[qo + c]) kT[kOff + c T + j] for j < n: one query row against n transposed keys. */
+    private static void scores(float[] q, int qo, float scale, float[] kT, int kOff, int T, int d, float[] s, int n) {
+        int L = S.length(), j = 0;
+        for (; j + L <= n; j += L) {
             FloatVector acc = FloatVector.zero(S);
-            for (; i + S.length() <= n; i += S.length())
+            for (int c = 0; c < d; c++)
+                acc = FloatVector.fromArray(S, kT, kOff + c * T + j).fma(FloatVector.broadcast(S, scale * q[qo + c]), acc);
+            acc.intoArray(s, j);
+        }
+        for (; j < n; j++) {
+            float acc = 0;
+            for (int c = 0; c < d; c++) acc = Math.fma(kT[kOff + c * T + j], scale * q[qo + c], acc);
+            s[j] = acc;
+        }
+    }
+
+    /**
+     * sum_i a[ao + i] b[bo + i]. The lanes are summed through {@code lanes} in index order: reduceLanes adds in another
+     * order once the JIT compiles the caller, and results must not depend on when that happens.
+     */
+    private static float dot(float[] a, int ao, float[] b, int bo, int n, float[] lanes) {
+        int i = 0, L = S.length();
+        float s = 0;
+        if (n >= L) {
+            FloatVector acc = FloatVector.zero(S);
+            for (; i + L <= n; i += L)
                 acc = FloatVector.fromArray(S, a, ao + i).fma(FloatVector.fromArray(S, b, bo + i), acc);
-            s = acc.reduceLanes(VectorOperators.ADD);
+            acc.intoArray(lanes, 0);
+            for (int l = 0; l < L; l++) s += lanes[l];
         }
         for (; i < n; i++) s += a[ao + i] * b[bo + i];
         return s;
     }
 
-    /** y[yo..] += alpha x[xo..] over n values. */
-    private static void axpy(float alpha, float[] x, int xo, float[] y, int yo, int n) {
-        int i = 0;
-        FloatVector a = FloatVector.broadcast(S, alpha);
-        for (; i + S.length() <= n; i += S.length())
-            FloatVector.fromArray(S, x, xo + i).fma(a, FloatVector.fromArray(S, y, yo + i)).intoArray(y, yo + i);
-        for (; i < n; i++) y[yo + i] += alpha * x[xo + i];
-    }
-
+    /** With VectorMath's exp, which rounds the same in every JIT tier (Math.exp need not). */
     private static float sigmoid(float x) {
-        return (float) (1.0 / (1.0 + Math.exp(-x)));
+        return 1f / (1f + VectorMath.exp(-x));
     }
 
     private static float silu(float x) {

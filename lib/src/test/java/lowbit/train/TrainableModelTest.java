@@ -80,6 +80,17 @@ class TrainableModelTest {
     }
 
     @Test
+    void recomputingBlocksGivesTheSameGradients() throws Exception {
+        try (Transformer model = load("qwen3", 2); TrainableModel kept = TrainableModel.of(model, 2);
+             TrainableModel recomputed = TrainableModel.of(model, 2)) {
+            recomputed.keepActivationsUpTo(0);
+            assertEquals(kept.gradient(List.of(W1, W2), Loss.nextToken()), recomputed.gradient(List.of(W1, W2), Loss.nextToken()), 0.0);
+            for (int i = 0; i < kept.parameters().size(); i++)
+                assertArrayEquals(kept.parameters().get(i).grad(), recomputed.parameters().get(i).grad(), kept.parameters().get(i).name());
+        }
+    }
+
+    @Test
     void gradientDoesNotDependOnThreads() throws Exception {
         try (Transformer model = load("qwen3", 1); TrainableModel one = TrainableModel.of(model, 1);
              TrainableModel two = TrainableModel.of(model, 2)) {
