@@ -16,7 +16,7 @@ Timed, each after one untimed warm-up, median of --repeats, with torch.set_num_t
             loss.backward(), every parameter trainable;
   step_qat  the same with the token embeddings and lm_head frozen (requires_grad False), as QAT keeps them in float.
 float32 and transformers' default attention (sdpa), as a user gets; no activation checkpointing (PyTorch's default).
-peak_rss_bytes is this process's peak resident memory (getrusage), loading included. Prints one JSON line.
+peak_rss_bytes is this process's peak resident memory (VmHWM), loading included. Prints one JSON line.
 """
 import argparse
 import json
@@ -35,6 +35,19 @@ def load(path):
         directory, name = os.path.split(os.path.abspath(path))
         return AutoModelForCausalLM.from_pretrained(directory, gguf_file=name, dtype=torch.float32)
     return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+
+
+def peak_rss_bytes():
+    # VmHWM belongs to this process's address space; getrusage's ru_maxrss survives exec, so when the JVM starts us it
+    # reports the JVM's peak instead of ours. ru_maxrss only off Linux.
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def timed(fn, repeats):
@@ -97,7 +110,7 @@ def main():
         "forward_seconds_all": forward_all, "step_seconds_all": step_all, "step_qat_seconds_all": qat_all,
         "forward_tokens_per_second": tokens / forward_seconds, "step_tokens_per_second": tokens / step_seconds,
         "step_qat_tokens_per_second": tokens / qat_seconds,
-        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "peak_rss_bytes": peak_rss_bytes(),
     }))
 
 
