@@ -105,8 +105,8 @@ final class TrainBench implements Callable<Integer> {
                     System.out.println(lowbitRow(f));
                 }
             }
-            if (py != null && !py.available()) {
-                System.out.println("skipped: " + py.missing());
+            if (skipped != null) {
+                System.out.println("skipped: " + skipped);
             } else if (py != null) {
                 List<String> ratios = new ArrayList<>();
                 for (Figures f : ours) {
@@ -162,9 +162,12 @@ final class TrainBench implements Callable<Integer> {
         return out;
     }
 
+    /** Why --baseline auto runs no baseline, said after lowbit's figures. */
+    private String skipped;
+
     /**
-     * The baseline to run after lowbit's figures, found before anything is timed: null for --baseline none; for --baseline
-     * torch, one that can run or an error saying why not.
+     * The baseline to run after lowbit's figures, found before anything is timed: null when none runs (--baseline none, or
+     * auto and {@link #skipped} says why); for --baseline torch, one that can run or an error saying why not.
      */
     private PythonBaseline baseline(String modelPath) {
         if (baseline.equals("none")) return null;
@@ -178,7 +181,11 @@ final class TrainBench implements Callable<Integer> {
             if (!loadable)
                 throw new IllegalArgumentException("the torch baseline loads a .gguf file or a Hugging Face directory; --model " + modelPath + " is neither");
         } else if (py.available() && !loadable) {
-            System.out.println("skipped: the torch baseline loads a .gguf file or a Hugging Face directory; --model " + modelPath + " is neither");
+            skipped = "the torch baseline loads a .gguf file or a Hugging Face directory; --model " + modelPath + " is neither";
+            return null;
+        }
+        if (!py.available()) {
+            skipped = py.missing();
             return null;
         }
         return py;

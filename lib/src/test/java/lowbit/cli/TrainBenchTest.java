@@ -57,6 +57,20 @@ class TrainBenchTest {
     }
 
     @Test
+    void anAutomaticBaselineThatCannotRunIsSkippedWithItsReasonAfterTheFigures(@TempDir Path root) throws Exception {
+        Path bin = stories260K();
+        Path python = root.resolve("python");
+        Files.writeString(python, "#!/bin/sh\nif [ \"$1\" = -c ]; then echo; exit 0; fi\nexit 9\n");
+        Files.setPosixFilePermissions(python, PosixFilePermissions.fromString("rwxr-xr-x"));
+        CliRun o = CliRun.of("bench", "train", "--model", bin.toString(), "--seqlens", "16", "--repeats", "1", "--python", python.toString());
+        assertEquals(0, o.exit(), o.err());
+        List<String> lines = o.out().lines().toList();
+        assertTrue(lines.get(2).startsWith("16      lowbit"), o.out());
+        assertEquals("skipped: the torch baseline loads a .gguf file or a Hugging Face directory; --model " + bin + " is neither",
+                lines.get(3), o.out());
+    }
+
+    @Test
     void aRunPrintsOneRowPerWindowLengthWithTheForwardAndTrainingLossesAgreeing() {
         Path bin = stories260K();
         CliRun o = CliRun.of("bench", "train", "--model", bin.toString(), "--seqlens", "32,64", "--repeats", "1", "--threads", "1",
