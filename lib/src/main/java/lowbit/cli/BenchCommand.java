@@ -36,14 +36,15 @@ import picocli.CommandLine.Option;
                 + "2048x2048 layer against the PyTorch reference algorithm, and on the whole model), awq (AWQ against GPTQ "
                 + "on the same calibration windows), billm (BiLLM against GPTQ W2 on the same windows), eval (zero-shot items/s against "
                 + "lm-eval's HF backend) and rotate (QuaRot's fold + rotate, and the forward pass with its online Hadamards against the "
-                + "plain one), export (export gguf to Q4_K_M against llama.cpp's llama-quantize on the same F32 file). "
+                + "plain one), export (export gguf to Q4_K_M against llama.cpp's llama-quantize on the same F32 file), train (tokens/s of "
+                + "a training step against the forward pass and against PyTorch). "
                 + "./lowbit bench WHAT --help lists each one's options.",
         subcommands = {BenchCommand.Forward.class, GptqBench.class, AllocateBench.class, BenchCommand.Awq.class, BillmBench.class, BenchCommand.Eval.class,
-                BenchCommand.Rotate.class, ExportBench.class})
+                BenchCommand.Rotate.class, ExportBench.class, TrainBench.class})
 final class BenchCommand implements Callable<Integer> {
     @Override
     public Integer call() {
-        throw new IllegalArgumentException("bench needs a benchmark: forward, gptq, allocate, awq, billm, eval, rotate or export (./lowbit bench --help)");
+        throw new IllegalArgumentException("bench needs a benchmark: forward, gptq, allocate, awq, billm, eval, rotate, export or train (./lowbit bench --help)");
     }
 
     /** The baseline options: auto runs it when .venv can, none skips it, the baseline's own name requires it. */

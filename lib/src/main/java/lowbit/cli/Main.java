@@ -69,17 +69,19 @@ public final class Main implements Runnable {
     static String parameterError(ParameterException ex) {
         CommandLine cmd = ex.getCommandLine();
         boolean top = cmd.getParent() == null;
-        String help = top ? "./lowbit help" : "./lowbit " + cmd.getCommandName() + " --help";
+        String name = cmd.getCommandName();
+        for (CommandLine c = cmd.getParent(); c != null && c.getParent() != null; c = c.getParent()) name = c.getCommandName() + " " + name;
+        String help = top ? "./lowbit help" : "./lowbit " + name + " --help";
         if (ex instanceof UnmatchedArgumentException u && !u.getUnmatched().isEmpty()) {
             String first = u.getUnmatched().get(0);
             List<String> suggestions = u.getSuggestions();
             String didYouMean = suggestions.isEmpty() ? "" : " (did you mean " + String.join(" or ", suggestions) + "?)";
             if (top && !first.startsWith("-"))
                 return "unknown command '" + first + "'" + didYouMean + "; " + help + " lists the commands";
-            return (top ? "" : cmd.getCommandName() + ": ") + (first.startsWith("-") ? "unknown option '" : "unexpected argument '")
+            return (top ? "" : name + ": ") + (first.startsWith("-") ? "unknown option '" : "unexpected argument '")
                     + first + "'" + didYouMean + "; " + help + " lists the options";
         }
-        return (top ? "" : cmd.getCommandName() + ": ") + firstLine(ex.getMessage()) + "; " + help + " lists the options";
+        return (top ? "" : name + ": ") + firstLine(ex.getMessage()) + "; " + help + " lists the options";
     }
 
     /**

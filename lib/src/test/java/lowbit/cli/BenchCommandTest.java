@@ -16,7 +16,7 @@ class BenchCommandTest {
     void eachBenchmarkIsASubcommandWithItsOwnOptions() {
         CliRun none = CliRun.of("bench");
         assertEquals(2, none.exit());
-        assertEquals("lowbit: bench needs a benchmark: forward, gptq, allocate, awq, billm, eval, rotate or export (./lowbit bench --help)", none.err().strip());
+        assertEquals("lowbit: bench needs a benchmark: forward, gptq, allocate, awq, billm, eval, rotate, export or train (./lowbit bench --help)", none.err().strip());
 
         CliRun help = CliRun.of("bench", "gptq", "--help");
         assertEquals(0, help.exit(), help.err());

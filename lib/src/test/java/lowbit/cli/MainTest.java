@@ -27,7 +27,7 @@ class MainTest {
     void missingRequiredOptionsAndParameters() {
         assertOneLine("lowbit: download needs either --repo ORG/NAME (a model) or a data set: mmlu (./lowbit download --help)",
                 "download");
-        assertOneLine("lowbit: bench needs a benchmark: forward, gptq, allocate, awq, billm, eval, rotate or export (./lowbit bench --help)", "bench");
+        assertOneLine("lowbit: bench needs a benchmark: forward, gptq, allocate, awq, billm, eval, rotate, export or train (./lowbit bench --help)", "bench");
     }
 
     @Test
