@@ -124,10 +124,10 @@ final class QatCommand implements Callable<Integer>, MemoryEstimated {
 
     /**
      * The runtime model, its trainable copy with gradients and AdamW's two moments (float32 each), one step's effective
-     * weights packed for the forward and the backward pass with their gradient (block linears and lm_head), the saved
-     * block inputs of one window plus one block recomputed for its backward (attention scores included), and logits with
-     * their gradient (twice with --distill: the teacher's). Checked against the default model at seqlen 512: it ran out
-     * of a 5.6 GB heap in its first step.
+     * weights packed for the forward and the backward pass with their gradient (block linears and lm_head), every block's
+     * activations of one window while they fit 1 GiB (TrainableModel's rule), else the block inputs plus one recomputed block, and logits with
+     * their gradient (twice with --distill: the teacher's). Checked against the default model at seqlen 512 with --lsq
+     * --distill: it ran out of a 5.7 GB heap and ran in 7 GB.
      */
     @Override
     public MemoryEstimate memoryEstimate() {
@@ -141,8 +141,10 @@ final class QatCommand implements Callable<Integer>, MemoryEstimated {
             parts.put("runtime model", 4 * params);
             parts.put("trainable weights, gradients and AdamW moments", 4 * 4 * params);
             parts.put("effective weights for one step", 4 * 4 * linears);
-            long saved = layers * t * h, recompute = t * (8 * h + 2 * c.qDim() + 2 * c.kvDim() + 4 * inter) + (long) c.numHeads() * t * t * 2;
-            parts.put("activations", 4 * (saved + recompute));
+            long perBlock = t * (8 * h + 2 * c.qDim() + 2 * c.kvDim() + 4 * inter) + (long) c.numHeads() * t * 2;
+            // TrainableModel keeps every block's activations while they fit 1 GiB (and a quarter of the heap), else recomputes
+            long kept = Math.min(4 * layers * perBlock, 1L << 30);
+            parts.put("activations", Math.max(kept, 4 * (layers * t * h + perBlock)));
             parts.put("logits", 4 * 2 * t * vocab * (distill ? 2 : 1));
             parts.put("runtime", 96L << 20);
             return new MemoryEstimate("qat", parts, "a smaller --seqlen");

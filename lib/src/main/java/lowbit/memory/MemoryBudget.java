@@ -116,8 +116,10 @@ public record MemoryBudget(long availableBytes, long fixedHeapBytes) {
     /** The one line for a job that ran out of heap anyway (the estimate missed, or the heap was fixed too small). */
     public static String outOfMemory(String job) {
         long heap = Runtime.getRuntime().maxMemory();
+        // qat's memory follows its training window, not a calibration set
+        String smaller = job.equals("qat") ? "a smaller --seqlen" : "a smaller --nsamples or --calib-seqlen";
         return job + " ran out of Java heap (" + MemoryEstimate.gb(heap) + "): give it more with LOWBIT_JAVA_OPTS=-Xmx"
-                + Math.max(1, Math.ceilDiv(2 * heap, 1L << 30)) + "g, or use a smaller --nsamples or --calib-seqlen";
+                + Math.max(1, Math.ceilDiv(2 * heap, 1L << 30)) + "g, or use " + smaller;
     }
 
     private static String closeFit(MemoryEstimate e, long limit) {
