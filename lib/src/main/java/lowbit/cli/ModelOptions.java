@@ -1,8 +1,14 @@
 package lowbit.cli;
 
+import java.nio.file.Path;
+import java.util.Map;
 import lowbit.checkpoint.Checkpoint;
 import lowbit.checkpoint.Checkpoints;
+import lowbit.checkpoint.quantized.QuantizedModelFiles;
 import lowbit.model.Transformer;
+import lowbit.quant.QuantizedModel;
+import lowbit.results.CodeVersion;
+import lowbit.results.Row;
 import lowbit.tensor.Parallel;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -45,5 +51,22 @@ final class ModelOptions {
 
     Transformer load(Checkpoint ckpt) {
         return Checkpoints.load(ckpt, threads());
+    }
+
+    /**
+     * Writes {@code quantized} (made from {@code model}, loaded from this --model) as a quantized directory at {@code out},
+     * its manifest naming the --model as given (default, hf:...) or as an absolute path; first adds to the method's
+     * {@code provenance} how it ran (threads, backend, Java, code version, seconds since {@code startNanos}).
+     */
+    Path writeQuantized(Path out, Checkpoint ckpt, Transformer model, QuantizedModel quantized, Map<String, Object> provenance,
+                        long startNanos) {
+        provenance.put("threads", model.threads());
+        provenance.put("backend", Row.BACKEND);
+        provenance.put("java", Runtime.version().toString());
+        provenance.put("code_version", CodeVersion.current().toString());
+        provenance.put("seconds", (System.nanoTime() - startNanos) / 1e9);
+        String source = this.model.equals(Checkpoints.DEFAULT) || this.model.startsWith(Checkpoints.HUB_PREFIX)
+                ? this.model : Path.of(this.model).toAbsolutePath().normalize().toString();
+        return QuantizedModelFiles.write(out, ckpt, source, model, quantized, provenance);
     }
 }

@@ -9,7 +9,6 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 import lowbit.checkpoint.Checkpoint;
 import lowbit.checkpoint.Checkpoints;
-import lowbit.checkpoint.quantized.QuantizedModelFiles;
 import lowbit.io.AtomicOutput;
 import lowbit.memory.MemoryEstimate;
 import lowbit.model.ModelConfig;
@@ -18,7 +17,6 @@ import lowbit.progress.Progress;
 import lowbit.quant.QuantSpec;
 import lowbit.quant.qat.Qat;
 import lowbit.quant.qat.QatHook;
-import lowbit.results.CodeVersion;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -97,14 +95,7 @@ final class QatCommand implements Callable<Integer>, MemoryEstimated {
             Qat.Result r = Qat.train(model, model, spec, options, () -> Qat.Data.sample(Checkpoints.tokenizer(ckpt), source, options), run,
                     Progress.terminal());
             Map<String, Object> provenance = new LinkedHashMap<>(r.provenance());
-            provenance.put("threads", model.threads());
-            provenance.put("backend", "cpu-java-vector");
-            provenance.put("java", Runtime.version().toString());
-            provenance.put("code_version", CodeVersion.current().toString());
-            provenance.put("seconds", (System.nanoTime() - t0) / 1e9);
-            String sourceSpec = modelOptions.model.equals(Checkpoints.DEFAULT) || modelOptions.model.startsWith(Checkpoints.HUB_PREFIX)
-                    ? modelOptions.model : Path.of(modelOptions.model).toAbsolutePath().normalize().toString();
-            Path dir = QuantizedModelFiles.write(target, ckpt, sourceSpec, model, r.model(), provenance);
+            Path dir = modelOptions.writeQuantized(target, ckpt, model, r.model(), provenance, t0);
             double loss = r.log().isEmpty() ? Double.NaN : r.log().get(r.log().size() - 1).loss();
             if (json) {
                 ObjectNode o = new ObjectMapper().createObjectNode();

@@ -9,7 +9,6 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 import lowbit.checkpoint.Checkpoint;
 import lowbit.checkpoint.Checkpoints;
-import lowbit.checkpoint.quantized.QuantizedModelFiles;
 import lowbit.io.AtomicOutput;
 import lowbit.memory.MemoryEstimate;
 import lowbit.model.Transformer;
@@ -18,7 +17,6 @@ import lowbit.quant.BitsMap;
 import lowbit.quant.QuantConfig;
 import lowbit.quant.QuantSpec;
 import lowbit.quant.QuantizationRecipe;
-import lowbit.results.CodeVersion;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -65,14 +63,7 @@ final class QuantizeCommand implements Callable<Integer>, MemoryEstimated {
             recipe.validate(model);
             QuantizationRecipe.Outcome outcome = recipe.apply(model, Checkpoints.tokenizer(ckpt), Progress.terminal());
             Map<String, Object> provenance = new LinkedHashMap<>(outcome.provenance());
-            provenance.put("threads", model.threads());
-            provenance.put("backend", "cpu-java-vector");
-            provenance.put("java", Runtime.version().toString());
-            provenance.put("code_version", CodeVersion.current().toString());
-            provenance.put("seconds", (System.nanoTime() - t0) / 1e9);
-            String sourceSpec = modelOptions.model.equals(Checkpoints.DEFAULT) || modelOptions.model.startsWith(Checkpoints.HUB_PREFIX)
-                    ? modelOptions.model : Path.of(modelOptions.model).toAbsolutePath().normalize().toString();
-            Path dir = QuantizedModelFiles.write(out, ckpt, sourceSpec, model, outcome.model(), provenance);
+            Path dir = modelOptions.writeQuantized(out, ckpt, model, outcome.model(), provenance, t0);
             if (json) {
                 ObjectNode o = new ObjectMapper().createObjectNode();
                 o.put("out", dir.toString());
