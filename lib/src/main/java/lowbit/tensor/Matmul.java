@@ -16,7 +16,17 @@ public final class Matmul {
     /** Rows of dW per task: eight six-row tiles share one packed column panel of X while it is in L2. */
     private static final int ROWS_PER_TASK = 48;
 
+    /** The calling thread's packed operands, reused: a training step makes hundreds of these products. */
+    private static final ThreadLocal<float[][]> DYT = ThreadLocal.withInitial(() -> new float[1][0]);
+    private static final ThreadLocal<float[][]> XP = ThreadLocal.withInitial(() -> new float[1][0]);
+
     private Matmul() {}
+
+    private static float[] floats(ThreadLocal<float[][]> slot, int n) {
+        float[][] s = slot.get();
+        if (s[0].length < n) s[0] = new float[n];
+        return s[0];
+    }
 
     /** dW[out][in] += dY^T X, dY [T][out], X [T][in] row-major. */
     public static void addTransposedProduct(float[] dy, float[] x, int T, int out, int in, float[] dw, Parallel par) {
@@ -26,11 +36,12 @@ public final class Matmul {
         if (T == 0) return;
         int panels = (in + COLS - 1) / COLS;
         // dY transposed [out][T] so a tile's broadcasts stream contiguous rows; X in zero-padded column panels [T][COLS]
-        float[] dyt = new float[out * T];
+        float[] dyt = floats(DYT, out * T);
         par.forEach(out, o -> {
             for (int t = 0; t < T; t++) dyt[o * T + t] = dy[t * out + o];
         });
-        float[] xp = new float[panels * T * COLS];
+        // the padding past in holds stale values: they only reach the padded columns of a tile, which are not added
+        float[] xp = floats(XP, panels * T * COLS);
         par.forEach(panels, p -> {
             int c0 = p * COLS, w = Math.min(COLS, in - c0);
             for (int t = 0; t < T; t++) System.arraycopy(x, t * in + c0, xp, (p * T + t) * COLS, w);

@@ -101,4 +101,24 @@ class TrainableModelTest {
                 assertArrayEquals(one.parameters().get(i).grad(), two.parameters().get(i).grad(), one.parameters().get(i).name());
         }
     }
+
+    /** Buffers and packed weights are reused between windows and steps: a repeated step must give the same numbers. */
+    @Test
+    void repeatedStepsReuseNothingStale() throws Exception {
+        int[] longer = new int[45];
+        for (int t = 0; t < longer.length; t++) longer[t] = (t * 37 + 11) % 64;
+        try (Transformer model = load("qwen3", 2); TrainableModel reused = TrainableModel.of(model, 2);
+             TrainableModel fresh = TrainableModel.of(model, 2)) {
+            reused.gradient(List.of(longer), Loss.nextToken());
+            reused.gradient(List.of(W1), Loss.nextToken());
+            List<int[]> batch = List.of(W1, longer, W2);
+            assertEquals(fresh.gradient(batch, Loss.nextToken()), reused.gradient(batch, Loss.nextToken()), 0.0);
+            for (int i = 0; i < fresh.parameters().size(); i++)
+                assertArrayEquals(fresh.parameters().get(i).grad(), reused.parameters().get(i).grad(), fresh.parameters().get(i).name());
+            float[] logits = fresh.logits(longer);
+            reused.keepActivationsUpTo(0);
+            reused.gradient(batch, Loss.nextToken());
+            assertArrayEquals(logits, reused.logits(longer));
+        }
+    }
 }
