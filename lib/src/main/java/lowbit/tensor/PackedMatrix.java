@@ -64,13 +64,13 @@ public final class PackedMatrix {
     }
 
     /**
-     * The transpose of a row-major w [rows][cols] packed, the matrix that multiplies x [n][rows] into x W ([n][cols]):
+     * The transpose of a row-major w [rows][cols] (its first rows x cols elements) packed, the matrix that multiplies x [n][rows] into x W ([n][cols]):
      * a panel of the transpose is a column strip of w, so packing is a copy of contiguous strips (no transposed copy).
      * Reuses {@code reuse}'s storage as {@link #pack(float[], int, int, PackedMatrix, Parallel)} does.
      */
     public static PackedMatrix packTransposed(float[] w, int rows, int cols, PackedMatrix reuse, Parallel par) {
-        if ((long) rows * cols != w.length)
-            throw new IllegalArgumentException("weight has " + w.length + " elements, expected " + rows + "x" + cols);
+        if ((long) rows * cols > w.length)
+            throw new IllegalArgumentException("matrix has " + w.length + " elements, fewer than " + rows + "x" + cols);
         PackedMatrix m = reuse != null && reuse.rows == cols && reuse.cols == rows ? reuse
                 : new PackedMatrix(cols, rows, new float[Math.multiplyExact((cols + PANEL - 1) / PANEL * PANEL, rows)]);
         float[] p = m.packed;
