@@ -69,14 +69,19 @@ public final class PackedMatrix {
      * Reuses {@code reuse}'s storage as {@link #pack(float[], int, int, PackedMatrix, Parallel)} does.
      */
     public static PackedMatrix packTransposed(float[] w, int rows, int cols, PackedMatrix reuse, Parallel par) {
-        if ((long) rows * cols > w.length)
-            throw new IllegalArgumentException("matrix has " + w.length + " elements, fewer than " + rows + "x" + cols);
+        return packTransposed(w, 0, rows, cols, reuse, par);
+    }
+
+    /** {@link #packTransposed(float[], int, int, PackedMatrix, Parallel)} of the rows x cols matrix at w[from..]. */
+    public static PackedMatrix packTransposed(float[] w, int from, int rows, int cols, PackedMatrix reuse, Parallel par) {
+        if (from < 0 || from + (long) rows * cols > w.length)
+            throw new IllegalArgumentException("matrix of " + w.length + " elements has no " + rows + "x" + cols + " block at " + from);
         PackedMatrix m = reuse != null && reuse.rows == cols && reuse.cols == rows ? reuse
                 : new PackedMatrix(cols, rows, new float[Math.multiplyExact((cols + PANEL - 1) / PANEL * PANEL, rows)]);
         float[] p = m.packed;
         par.forEach(m.panels, pi -> {
             int c0 = pi * PANEL, width = Math.min(PANEL, cols - c0), base = pi * PANEL * rows;
-            for (int k = 0; k < rows; k++) System.arraycopy(w, k * cols + c0, p, base + k * PANEL, width);
+            for (int k = 0; k < rows; k++) System.arraycopy(w, from + k * cols + c0, p, base + k * PANEL, width);
         });
         return m;
     }

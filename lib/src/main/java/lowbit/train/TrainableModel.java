@@ -35,9 +35,16 @@ import lowbit.tensor.VectorMath;
 public final class TrainableModel implements AutoCloseable {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     private static final int LOGIT_ROWS = 128;
+    /**
+     * Outputs of a linear per block of its input-gradient product dX = dY W: lm_head's W^T is 576 x 49152, and one
+     * panel of it (12 MB) streamed from memory for every six rows of dY cost twice the product's arithmetic; a block
+     * of 2048 keeps the panel in L2. Block linears have at most a few thousand outputs and run in one block.
+     */
+    private static final int K_BLOCK = 2048;
     /** Activations kept per window before switching to recomputation per block. */
     private static final long KEEP_BYTES = 1L << 30;
     private long keepBytes = KEEP_BYTES;
+    private int kBlock = K_BLOCK;
 
     private final ModelConfig cfg;
     private Parallel par;
@@ -54,7 +61,9 @@ public final class TrainableModel implements AutoCloseable {
     /** A linear with what one step's passes use: the effective weight packed for y = x W^T and for dX = dY W. */
     private static final class Lin {
         final TrainLinear tl;
-        PackedMatrix forward, backward;  // kept between steps, repacked in place
+        PackedMatrix forward;    // kept between steps, repacked in place
+        /** W^T packed in blocks of at most {@link #K_BLOCK} outputs (input-gradient terms), kept between steps. */
+        PackedMatrix[] backward = new PackedMatrix[0];
         float[] dEffective;      // null when no weight gradient is needed this step
         float[] dBuffer;         // dEffective's storage when it is not the weight's own gradient, kept between steps
         boolean quantizesInput;
@@ -236,6 +245,11 @@ public final class TrainableModel implements AutoCloseable {
         keepBytes = bytes;
     }
 
+    /** The outputs per block of input-gradient products (tests make the tiny models' lm_head run in several). */
+    void blockInputGradientsBy(int outputs) {
+        kBlock = outputs;
+    }
+
     private boolean trains(Parameter p) {
         return p != null && !frozen.contains(p);
     }
@@ -336,7 +350,12 @@ public final class TrainableModel implements AutoCloseable {
             lin.quantizesInput = hook != null && hook.quantizesInput(tl);
             lin.dEffective = null;
             if (!backward) continue;
-            lin.backward = PackedMatrix.packTransposed(eff, tl.out(), tl.in(), lin.backward, par);
+            int blocks = (tl.out() + kBlock - 1) / kBlock;
+            if (lin.backward.length != blocks) lin.backward = new PackedMatrix[blocks];
+            for (int kb = 0; kb < blocks; kb++) {
+                int o0 = kb * kBlock, o1 = Math.min(tl.out(), o0 + kBlock);
+                lin.backward[kb] = PackedMatrix.packTransposed(eff, o0 * tl.in(), o1 - o0, tl.in(), lin.backward[kb], par);
+            }
             boolean own = trains(tl.weight());
             boolean hooked = false;
             for (Parameter p : hookParams) hooked |= p.name().startsWith(tl.name() + ".");
@@ -599,9 +618,32 @@ public final class TrainableModel implements AutoCloseable {
             });
         }
         float[] dx = arena.take(rows * in);
-        lin.backward.multiply(dy, rows, dx, null, par);
+        inputGradient(lin, dy, rows, dx);
         if (lin.quantizesInput) hook.inputGradient(tl, xRaw, dx, rows);
         for (int i = 0; i < rows * in; i++) dxAccum[i] += dx[i];
+    }
+
+    /**
+     * dx = dy W, overwritten, block by block of W's outputs (see {@link #K_BLOCK}): the first block's product, then each
+     * further block's added in order, so the sums do not depend on the thread count.
+     */
+    private void inputGradient(Lin lin, float[] dy, int rows, float[] dx) {
+        int out = lin.tl.out(), in = lin.tl.in();
+        if (lin.backward.length == 1) {
+            lin.backward[0].multiply(dy, rows, dx, null, par);
+            return;
+        }
+        int mark = arena.mark();
+        float[] dyBlock = arena.take(rows * kBlock), part = arena.take(rows * in);
+        for (int kb = 0; kb < lin.backward.length; kb++) {
+            int o0 = kb * kBlock, width = Math.min(out, o0 + kBlock) - o0;
+            par.forEach(rows, r -> System.arraycopy(dy, r * out + o0, dyBlock, r * width, width));
+            lin.backward[kb].multiply(dyBlock, rows, kb == 0 ? dx : part, null, par);
+            if (kb > 0) par.forEach(rows, r -> {
+                for (int i = r * in, e = i + in; i < e; i++) dx[i] += part[i];
+            });
+        }
+        arena.release(mark);
     }
 
     /** out[r] = w * x[r] / rms(x[r]) over rows of d values, as transformers' LlamaRMSNorm and the runtime model. */

@@ -121,4 +121,19 @@ class TrainableModelTest {
             assertArrayEquals(logits, reused.logits(longer));
         }
     }
+
+    /** lm_head's input gradient in blocks of its outputs (as the 49152-token vocabulary runs) sums the same terms. */
+    @Test
+    void blockedInputGradientsGiveTheSameGradients() throws Exception {
+        try (Transformer model = load("llama", 2); TrainableModel whole = TrainableModel.of(model, 2);
+             TrainableModel blocked = TrainableModel.of(model, 1)) {
+            blocked.blockInputGradientsBy(48);
+            assertEquals(whole.gradient(List.of(W1, W2), Loss.nextToken()), blocked.gradient(List.of(W1, W2), Loss.nextToken()), 0.0);
+            for (int i = 0; i < whole.parameters().size(); i++) {
+                float[] a = whole.parameters().get(i).grad(), b = blocked.parameters().get(i).grad();
+                for (int j = 0; j < a.length; j++)
+                    assertEquals(a[j], b[j], 1e-6 * (1 + Math.abs(a[j])), whole.parameters().get(i).name() + "[" + j + "]");
+            }
+        }
+    }
 }
