@@ -42,6 +42,50 @@ public final class PackedMatrix {
         return new PackedMatrix(rows, cols, p);
     }
 
+    /**
+     * Packs a row-major [rows][cols] matrix into {@code reuse}'s storage when it has this shape (a training step repacks
+     * changed weights every step; a fresh ~100 MB array per step costs more in collections than the copy), else into a
+     * new matrix. Panels are packed in parallel.
+     */
+    public static PackedMatrix pack(float[] w, int rows, int cols, PackedMatrix reuse, Parallel par) {
+        if ((long) rows * cols != w.length)
+            throw new IllegalArgumentException("weight has " + w.length + " elements, expected " + rows + "x" + cols);
+        PackedMatrix m = reuse != null && reuse.rows == rows && reuse.cols == cols ? reuse
+                : new PackedMatrix(rows, cols, new float[Math.multiplyExact((rows + PANEL - 1) / PANEL * PANEL, cols)]);
+        float[] p = m.packed;
+        par.forEach(m.panels, pi -> {
+            int r0 = pi * PANEL, r1 = Math.min(rows, r0 + PANEL), base = pi * PANEL * cols;
+            for (int r = r0; r < r1; r++) {
+                int src = r * cols, dst = base + (r - r0);
+                for (int k = 0; k < cols; k++) p[dst + k * PANEL] = w[src + k];
+            }
+        });
+        return m;
+    }
+
+    /**
+     * The transpose of a row-major w [rows][cols] (its first rows x cols elements) packed, the matrix that multiplies x [n][rows] into x W ([n][cols]):
+     * a panel of the transpose is a column strip of w, so packing is a copy of contiguous strips (no transposed copy).
+     * Reuses {@code reuse}'s storage as {@link #pack(float[], int, int, PackedMatrix, Parallel)} does.
+     */
+    public static PackedMatrix packTransposed(float[] w, int rows, int cols, PackedMatrix reuse, Parallel par) {
+        return packTransposed(w, 0, rows, cols, reuse, par);
+    }
+
+    /** {@link #packTransposed(float[], int, int, PackedMatrix, Parallel)} of the rows x cols matrix at w[from..]. */
+    public static PackedMatrix packTransposed(float[] w, int from, int rows, int cols, PackedMatrix reuse, Parallel par) {
+        if (from < 0 || from + (long) rows * cols > w.length)
+            throw new IllegalArgumentException("matrix of " + w.length + " elements has no " + rows + "x" + cols + " block at " + from);
+        PackedMatrix m = reuse != null && reuse.rows == cols && reuse.cols == rows ? reuse
+                : new PackedMatrix(cols, rows, new float[Math.multiplyExact((cols + PANEL - 1) / PANEL * PANEL, rows)]);
+        float[] p = m.packed;
+        par.forEach(m.panels, pi -> {
+            int c0 = pi * PANEL, width = Math.min(PANEL, cols - c0), base = pi * PANEL * rows;
+            for (int k = 0; k < rows; k++) System.arraycopy(w, from + k * cols + c0, p, base + k * PANEL, width);
+        });
+        return m;
+    }
+
     public int rows() {
         return rows;
     }

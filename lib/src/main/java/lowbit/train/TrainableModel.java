@@ -25,7 +25,8 @@ import lowbit.tensor.VectorMath;
  * model: about 0.5 GB), and otherwise only each block's input, recomputing the block in its backward (activation
  * checkpointing: one more forward pass, so a 2048-token window fits in a few hundred MB). Attention never holds
  * [T][T]: the backward recomputes each row's probabilities from the row's log-sum-exp. Logits and their gradient go
- * through lm_head {@link #LOGIT_ROWS} rows at a time.
+ * through lm_head {@link #LOGIT_ROWS} rows at a time. Buffers, the packed effective weights and weight-gradient buffers
+ * stay allocated between windows and steps and are reused (see {@link Arena}).
  *
  * <p>Every product runs on {@link Parallel} with each output element computed whole by one task, and every sum over
  * rows (norm and bias gradients, keys and values shared by a group of heads) in a fixed order, so gradients are
@@ -34,9 +35,16 @@ import lowbit.tensor.VectorMath;
 public final class TrainableModel implements AutoCloseable {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     private static final int LOGIT_ROWS = 128;
+    /**
+     * Outputs of a linear per block of its input-gradient product dX = dY W: lm_head's W^T is 576 x 49152, and one
+     * panel of it (12 MB) streamed from memory for every six rows of dY cost twice the product's arithmetic; a block
+     * of 2048 keeps the panel in L2. Block linears have at most a few thousand outputs and run in one block.
+     */
+    private static final int K_BLOCK = 2048;
     /** Activations kept per window before switching to recomputation per block. */
     private static final long KEEP_BYTES = 1L << 30;
     private long keepBytes = KEEP_BYTES;
+    private int kBlock = K_BLOCK;
 
     private final ModelConfig cfg;
     private Parallel par;
@@ -53,8 +61,11 @@ public final class TrainableModel implements AutoCloseable {
     /** A linear with what one step's passes use: the effective weight packed for y = x W^T and for dX = dY W. */
     private static final class Lin {
         final TrainLinear tl;
-        PackedMatrix forward, backward;
+        PackedMatrix forward;    // kept between steps, repacked in place
+        /** W^T packed in blocks of at most {@link #K_BLOCK} outputs (input-gradient terms), kept between steps. */
+        PackedMatrix[] backward = new PackedMatrix[0];
         float[] dEffective;      // null when no weight gradient is needed this step
+        float[] dBuffer;         // dEffective's storage when it is not the weight's own gradient, kept between steps
         boolean quantizesInput;
 
         Lin(TrainLinear tl) {
@@ -64,6 +75,53 @@ public final class TrainableModel implements AutoCloseable {
 
     private record Layer(Parameter attnNorm, Lin q, Lin k, Lin v, Lin o, Parameter qNorm, Parameter kNorm,
                          Parameter mlpNorm, Lin gate, Lin up, Lin down) {}
+
+    /**
+     * Float buffers handed out in the same order for every window of the same length, so after the first window they are
+     * reused instead of allocated: a step's activations and temporaries are a few GB of short-lived arrays otherwise,
+     * and the collector copying them cost more than the copy of a weight. {@link #mark}/{@link #release} free what a
+     * block used, so the recomputing path still holds one block at a time. Used from the calling thread only.
+     */
+    private static final class Arena {
+        private final ArrayList<float[]> slots = new ArrayList<>();
+        private int next;
+
+        /** n floats, contents undefined (for buffers written whole). */
+        float[] take(int n) {
+            float[] b;
+            if (next < slots.size() && slots.get(next).length == n) b = slots.get(next);
+            else {
+                b = new float[n];
+                if (next < slots.size()) slots.set(next, b);
+                else slots.add(b);
+            }
+            next++;
+            return b;
+        }
+
+        float[] zeros(int n) {
+            float[] b = take(n);
+            java.util.Arrays.fill(b, 0f);
+            return b;
+        }
+
+        float[] copy(float[] src, int from, int to) {
+            float[] b = take(to - from);
+            System.arraycopy(src, from, b, 0, to - from);
+            return b;
+        }
+
+        int mark() {
+            return next;
+        }
+
+        /** Everything handed out since {@code mark} may be handed out again. */
+        void release(int mark) {
+            next = mark;
+        }
+    }
+
+    private final Arena arena = new Arena();
 
     /** One block's activations for one window; xq* are the inputs the linears multiplied (fake-quantized or raw). */
     private static final class Acts {
@@ -187,6 +245,11 @@ public final class TrainableModel implements AutoCloseable {
         keepBytes = bytes;
     }
 
+    /** The outputs per block of input-gradient products (tests make the tiny models' lm_head run in several). */
+    void blockInputGradientsBy(int outputs) {
+        kBlock = outputs;
+    }
+
     private boolean trains(Parameter p) {
         return p != null && !frozen.contains(p);
     }
@@ -226,9 +289,10 @@ public final class TrainableModel implements AutoCloseable {
     public float[] logits(int[] window) {
         check(window);
         prepare(false);
+        arena.release(0);
         int T = window.length, V = cfg.vocabSize(), h = cfg.hiddenSize();
         float[] x = embed(window);
-        for (int l = 0; l < layers.length; l++) x = block(layers[l], x, T, false).x2;
+        for (int l = 0; l < layers.length; l++) x = blockOutput(layers[l], x, T);
         float[] n = rmsNorm(x, T, h, finalNorm.value());
         float[] out = new float[T * V];
         linear(lmHead, n, T, out);
@@ -282,55 +346,55 @@ public final class TrainableModel implements AutoCloseable {
             if (eff.length != w.length)
                 throw new IllegalStateException(tl.name() + ": the hook's effective weight has " + eff.length + " elements, expected "
                         + w.length);
-            lin.forward = PackedMatrix.pack(eff, tl.out(), tl.in());
+            lin.forward = PackedMatrix.pack(eff, tl.out(), tl.in(), lin.forward, par);
             lin.quantizesInput = hook != null && hook.quantizesInput(tl);
-            lin.backward = null;
             lin.dEffective = null;
             if (!backward) continue;
-            lin.backward = PackedMatrix.pack(transpose(eff, tl.out(), tl.in()), tl.in(), tl.out());
+            int blocks = (tl.out() + kBlock - 1) / kBlock;
+            if (lin.backward.length != blocks) lin.backward = new PackedMatrix[blocks];
+            for (int kb = 0; kb < blocks; kb++) {
+                int o0 = kb * kBlock, o1 = Math.min(tl.out(), o0 + kBlock);
+                lin.backward[kb] = PackedMatrix.packTransposed(eff, o0 * tl.in(), o1 - o0, tl.in(), lin.backward[kb], par);
+            }
             boolean own = trains(tl.weight());
             boolean hooked = false;
             for (Parameter p : hookParams) hooked |= p.name().startsWith(tl.name() + ".");
             if (own && hook == null && lin != lmHead) lin.dEffective = tl.weight().grad();
-            else if (own || hooked) lin.dEffective = new float[w.length];
+            else if (own || hooked) {
+                if (lin.dBuffer == null) lin.dBuffer = new float[w.length];
+                else java.util.Arrays.fill(lin.dBuffer, 0f);
+                lin.dEffective = lin.dBuffer;
+            }
         }
     }
 
     private void release() {
-        for (Lin lin : lins) {
-            lin.forward = null;
-            lin.backward = null;
-            lin.dEffective = null;
-        }
-    }
-
-    private float[] transpose(float[] w, int rows, int cols) {
-        float[] t = new float[w.length];
-        par.forEach(cols, j -> {
-            for (int i = 0; i < rows; i++) t[j * rows + i] = w[i * cols + j];
-        });
-        return t;
+        for (Lin lin : lins) lin.dEffective = null;
     }
 
     /** Forward and backward of one window; returns its summed loss, gradients scaled by {@code scale} (1 / scored). */
     private double window(int[] tokens, Loss loss, double scale) {
         int T = tokens.length, h = cfg.hiddenSize(), L = layers.length;
         boolean keep = (long) T * L * actsPerToken() * 4 <= Math.min(keepBytes, Runtime.getRuntime().maxMemory() / 4);
+        arena.release(0);
         Acts[] acts = new Acts[L];
         float[][] inputs = new float[L][];
         float[] x = embed(tokens);
         for (int l = 0; l < L; l++) {
             inputs[l] = x;
-            Acts a = block(layers[l], x, T, keep);
-            if (keep) acts[l] = a;
-            x = a.x2;
+            if (keep) {
+                acts[l] = block(layers[l], x, T);
+                x = acts[l].x2;
+            } else x = blockOutput(layers[l], x, T);
         }
-        float[] dx = new float[T * h];
+        float[] dx = arena.zeros(T * h);
         double sum = head(tokens, x, loss, scale, dx);
         for (int l = L - 1; l >= 0; l--) {
-            Acts a = keep ? acts[l] : block(layers[l], inputs[l], T, true);
+            int mark = arena.mark();
+            Acts a = keep ? acts[l] : block(layers[l], inputs[l], T);
             acts[l] = null;
-            dx = blockBackward(layers[l], a, dx, T);
+            System.arraycopy(blockBackward(layers[l], a, dx, T), 0, dx, 0, T * h);
+            arena.release(mark);
         }
         if (trains(embed)) {
             float[] g = embed.grad();
@@ -349,18 +413,27 @@ public final class TrainableModel implements AutoCloseable {
 
     private float[] embed(int[] tokens) {
         int h = cfg.hiddenSize();
-        float[] x = new float[tokens.length * h];
+        float[] x = arena.take(tokens.length * h);
         for (int t = 0; t < tokens.length; t++) System.arraycopy(embed.value(), tokens[t] * h, x, t * h, h);
         return x;
     }
 
-    /** One block forward from x (not modified); keeps what its backward needs when {@code keep}. */
-    private Acts block(Layer b, float[] x, int T, boolean keep) {
+    /** One block's output from x, its activations freed: a buffer taken before the block holds the output. */
+    private float[] blockOutput(Layer b, float[] x, int T) {
+        float[] out = arena.take(T * cfg.hiddenSize());
+        int mark = arena.mark();
+        System.arraycopy(block(b, x, T).x2, 0, out, 0, out.length);
+        arena.release(mark);
+        return out;
+    }
+
+    /** One block forward from x (not modified), with everything its backward needs. */
+    private Acts block(Layer b, float[] x, int T) {
         int h = cfg.hiddenSize(), H = cfg.numHeads(), KV = cfg.numKvHeads(), d = cfg.headDim(), I = cfg.intermediateSize();
         Acts a = new Acts();
         a.x0 = x;
         a.n1 = rmsNorm(x, T, h, b.attnNorm.value());
-        float[] q = new float[T * H * d], k = new float[T * KV * d], v = new float[T * KV * d];
+        float[] q = arena.take(T * H * d), k = arena.take(T * KV * d), v = arena.take(T * KV * d);
         a.xqQ = linear(b.q, a.n1, T, q);
         a.xqK = linear(b.k, a.n1, T, k);
         a.xqV = linear(b.v, a.n1, T, v);
@@ -375,29 +448,24 @@ public final class TrainableModel implements AutoCloseable {
         a.q = q;
         a.k = k;
         a.v = v;
-        a.lse = new float[H * T];
+        a.lse = arena.take(H * T);
         a.att = attention(q, k, v, T, a.lse);
-        float[] o = new float[T * h];
+        float[] o = arena.take(T * h);
         a.xqO = linear(b.o, a.att, T, o);
         a.x1 = add(x, o);
         a.n2 = rmsNorm(a.x1, T, h, b.mlpNorm.value());
-        a.g = new float[T * I];
-        a.u = new float[T * I];
+        a.g = arena.take(T * I);
+        a.u = arena.take(T * I);
         a.xqGate = linear(b.gate, a.n2, T, a.g);
         a.xqUp = linear(b.up, a.n2, T, a.u);
-        a.a = new float[T * I];
+        a.a = arena.take(T * I);
         float[] g = a.g, u = a.u, act = a.a;
         par.forEach(T, t -> {
             for (int j = t * I, e = j + I; j < e; j++) act[j] = silu(g[j]) * u[j];
         });
-        float[] m = new float[T * h];
+        float[] m = arena.take(T * h);
         a.xqDown = linear(b.down, act, T, m);
         a.x2 = add(a.x1, m);
-        if (!keep) {
-            Acts only = new Acts();
-            only.x2 = a.x2;
-            return only;
-        }
         return a;
     }
 
@@ -405,9 +473,9 @@ public final class TrainableModel implements AutoCloseable {
     private float[] blockBackward(Layer b, Acts a, float[] dx2, int T) {
         int h = cfg.hiddenSize(), H = cfg.numHeads(), KV = cfg.numKvHeads(), d = cfg.headDim(), I = cfg.intermediateSize();
         // MLP
-        float[] dAct = new float[T * I];
+        float[] dAct = arena.zeros(T * I);
         linearBackward(b.down, a.xqDown, a.a, dx2, T, dAct);
-        float[] dg = new float[T * I], du = new float[T * I];
+        float[] dg = arena.take(T * I), du = arena.take(T * I);
         float[] g = a.g, u = a.u;
         par.forEach(T, t -> {
             for (int j = t * I, e = j + I; j < e; j++) {
@@ -416,26 +484,26 @@ public final class TrainableModel implements AutoCloseable {
                 dg[j] = dAct[j] * u[j] * (s + si * (1 - s));
             }
         });
-        float[] dn2 = new float[T * h];
+        float[] dn2 = arena.zeros(T * h);
         linearBackward(b.gate, a.xqGate, a.n2, dg, T, dn2);
         linearBackward(b.up, a.xqUp, a.n2, du, T, dn2);
-        float[] dx1 = dx2.clone();
+        float[] dx1 = arena.copy(dx2, 0, T * h);
         rmsNormBackward(a.x1, T, h, b.mlpNorm, dn2, dx1);
         // attention
-        float[] dAtt = new float[T * H * d];
+        float[] dAtt = arena.zeros(T * H * d);
         linearBackward(b.o, a.xqO, a.att, dx1, T, dAtt);
-        float[] dq = new float[T * H * d], dk = new float[T * KV * d], dv = new float[T * KV * d];
+        float[] dq = arena.take(T * H * d), dk = arena.zeros(T * KV * d), dv = arena.zeros(T * KV * d);
         attentionBackward(a.q, a.k, a.v, a.att, a.lse, dAtt, T, dq, dk, dv);
         rope(dq, T, H, true);
         rope(dk, T, KV, true);
         if (b.qNorm != null) {
-            float[] dqRaw = new float[dq.length], dkRaw = new float[dk.length];
+            float[] dqRaw = arena.zeros(dq.length), dkRaw = arena.zeros(dk.length);
             rmsNormBackward(a.qRaw, T * H, d, b.qNorm, dq, dqRaw);
             rmsNormBackward(a.kRaw, T * KV, d, b.kNorm, dk, dkRaw);
             dq = dqRaw;
             dk = dkRaw;
         }
-        float[] dn1 = new float[T * h];
+        float[] dn1 = arena.zeros(T * h);
         linearBackward(b.q, a.xqQ, a.n1, dq, T, dn1);
         linearBackward(b.k, a.xqK, a.n1, dk, T, dn1);
         linearBackward(b.v, a.xqV, a.n1, dv, T, dn1);
@@ -462,21 +530,23 @@ public final class TrainableModel implements AutoCloseable {
             teacherHidden = teacher.finalHidden(teacher.hidden(tokens), T).clone();
             teacherHead = teacher.linear("lm_head");
         }
-        float[] dn = new float[T * h];
+        float[] dn = arena.zeros(T * h);
         double[] rowLoss = new double[rows];
-        float[] logits = new float[Math.min(LOGIT_ROWS, rows) * V];
+        float[] logits = arena.take(Math.min(LOGIT_ROWS, rows) * V);
         for (int r0 = 0; r0 < rows; r0 += LOGIT_ROWS) {
             int m = Math.min(LOGIT_ROWS, rows - r0), base = r0;
-            float[] in = java.util.Arrays.copyOfRange(n, r0 * h, (r0 + m) * h);
+            int mark = arena.mark();
+            float[] in = arena.copy(n, r0 * h, (r0 + m) * h);
             float[] xq = linear(lmHead, in, m, logits);
             float[] tl = teacher == null ? null
                     : teacher.runLinear(teacherHead, java.util.Arrays.copyOfRange(teacherHidden, r0 * h, (r0 + m) * h), m);
             par.forEach(m, i -> rowLoss[base + i] = tl == null
                     ? crossEntropy(logits, i * V, V, tokens[base + i + 1], scale)
                     : kl(tl, logits, i * V, V, scale));
-            float[] dIn = new float[m * h];
+            float[] dIn = arena.zeros(m * h);
             linearBackward(lmHead, xq, in, logits, m, dIn);
             System.arraycopy(dIn, 0, dn, r0 * h, m * h);
+            arena.release(mark);
         }
         rmsNormBackward(x, T, h, finalNorm, dn, dx);
         double sum = 0;
@@ -525,7 +595,7 @@ public final class TrainableModel implements AutoCloseable {
     private float[] linear(Lin lin, float[] x, int rows, float[] y) {
         float[] in = x;
         if (lin.quantizesInput) {
-            in = java.util.Arrays.copyOf(x, rows * lin.tl.in());
+            in = arena.copy(x, 0, rows * lin.tl.in());
             hook.input(lin.tl, in, rows);
         }
         lin.forward.multiply(in, rows, y, lin.tl.bias() == null ? null : lin.tl.bias().value(), par);
@@ -547,15 +617,38 @@ public final class TrainableModel implements AutoCloseable {
                 }
             });
         }
-        float[] dx = new float[rows * in];
-        lin.backward.multiply(dy, rows, dx, null, par);
+        float[] dx = arena.take(rows * in);
+        inputGradient(lin, dy, rows, dx);
         if (lin.quantizesInput) hook.inputGradient(tl, xRaw, dx, rows);
         for (int i = 0; i < rows * in; i++) dxAccum[i] += dx[i];
     }
 
+    /**
+     * dx = dy W, overwritten, block by block of W's outputs (see {@link #K_BLOCK}): the first block's product, then each
+     * further block's added in order, so the sums do not depend on the thread count.
+     */
+    private void inputGradient(Lin lin, float[] dy, int rows, float[] dx) {
+        int out = lin.tl.out(), in = lin.tl.in();
+        if (lin.backward.length == 1) {
+            lin.backward[0].multiply(dy, rows, dx, null, par);
+            return;
+        }
+        int mark = arena.mark();
+        float[] dyBlock = arena.take(rows * kBlock), part = arena.take(rows * in);
+        for (int kb = 0; kb < lin.backward.length; kb++) {
+            int o0 = kb * kBlock, width = Math.min(out, o0 + kBlock) - o0;
+            par.forEach(rows, r -> System.arraycopy(dy, r * out + o0, dyBlock, r * width, width));
+            lin.backward[kb].multiply(dyBlock, rows, kb == 0 ? dx : part, null, par);
+            if (kb > 0) par.forEach(rows, r -> {
+                for (int i = r * in, e = i + in; i < e; i++) dx[i] += part[i];
+            });
+        }
+        arena.release(mark);
+    }
+
     /** out[r] = w * x[r] / rms(x[r]) over rows of d values, as transformers' LlamaRMSNorm and the runtime model. */
     private float[] rmsNorm(float[] x, int rows, int d, float[] w) {
-        float[] out = new float[rows * d];
+        float[] out = arena.take(rows * d);
         float eps = (float) cfg.normEps();
         par.forEach(rows, r -> {
             int o = r * d;
@@ -573,7 +666,7 @@ public final class TrainableModel implements AutoCloseable {
      */
     private void rmsNormBackward(float[] x, int rows, int d, Parameter w, float[] dy, float[] dx) {
         float eps = (float) cfg.normEps();
-        float[] inv = new float[rows];
+        float[] inv = arena.take(rows);
         float[] wv = w.value();
         par.forEach(rows, r -> {
             int o = r * d;
@@ -634,7 +727,7 @@ public final class TrainableModel implements AutoCloseable {
     /** Keys or values per kv head transposed to [KV][d][T], so products over positions run along contiguous memory. */
     private float[] transposeHeads(float[] k, int T) {
         int KV = cfg.numKvHeads(), d = cfg.headDim(), ks = KV * d;
-        float[] t = new float[KV * d * T];
+        float[] t = arena.take(KV * d * T);
         par.forEach(KV, g -> {
             for (int j = 0; j < T; j++)
                 for (int c = 0; c < d; c++) t[(g * d + c) * T + j] = k[j * ks + g * d + c];
@@ -648,7 +741,7 @@ public final class TrainableModel implements AutoCloseable {
         int qs = H * d;
         float scale = (float) (1.0 / Math.sqrt(d));
         float[] kT = transposeHeads(k, T), vT = transposeHeads(v, T);
-        float[] out = new float[T * qs];
+        float[] out = arena.take(T * qs);
         int block = 32, blocks = (T + block - 1) / block;
         par.forEach(H * blocks, task -> {
             int head = task / blocks, b0 = (task % blocks) * block, b1 = Math.min(T, b0 + block);
@@ -690,7 +783,7 @@ public final class TrainableModel implements AutoCloseable {
         int qs = H * d, ks = KV * d;
         float scale = (float) (1.0 / Math.sqrt(d));
         float[] kT = transposeHeads(k, T), vT = transposeHeads(v, T);
-        float[] dkT = new float[H * d * T], dvT = new float[H * d * T];
+        float[] dkT = arena.zeros(H * d * T), dvT = arena.zeros(H * d * T);
         // four query rows at a time, so each load of a key, value or gradient row serves four rows
         par.forEach(H, head -> {
             int kv = (head / group) * d * T, ho = head * d * T;
@@ -850,7 +943,7 @@ public final class TrainableModel implements AutoCloseable {
     }
 
     private float[] add(float[] x, float[] y) {
-        float[] z = new float[x.length];
+        float[] z = arena.take(x.length);
         for (int i = 0; i < x.length; i++) z[i] = x[i] + y[i];
         return z;
     }

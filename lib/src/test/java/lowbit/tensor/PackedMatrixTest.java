@@ -53,4 +53,31 @@ class PackedMatrixTest {
         }
         assertArrayEquals(one, many);
     }
+
+    /** Repacking into a matrix of the same shape, and packing the transpose from strips, give the matrix back exactly. */
+    @ParameterizedTest
+    @CsvSource({"5,9", "70,130", "64,128"})
+    void repackingAndTransposedPackingGiveTheMatrix(int out, int in) {
+        float[] w = new float[out * in], w2 = new float[out * in], t = new float[out * in];
+        for (int i = 0; i < w.length; i++) {
+            w[i] = i * 0.5f - 3;
+            w2[i] = -i * 0.25f + 1;
+        }
+        for (int i = 0; i < out; i++)
+            for (int k = 0; k < in; k++) t[k * out + i] = w2[i * in + k];
+        try (Parallel par = new Parallel(2)) {
+            PackedMatrix m = PackedMatrix.pack(w, out, in, null, par);
+            assertArrayEquals(w, m.unpack());
+            PackedMatrix again = PackedMatrix.pack(w2, out, in, m, par);
+            assertEquals(m, again);
+            assertArrayEquals(w2, again.unpack());
+            PackedMatrix tr = PackedMatrix.packTransposed(w, out, in, null, par);
+            assertEquals(in, tr.rows());
+            PackedMatrix tr2 = PackedMatrix.packTransposed(w2, out, in, tr, par);
+            assertEquals(tr, tr2);
+            assertArrayEquals(t, tr2.unpack());
+            // a matrix of another shape is not reused
+            assertEquals(out, PackedMatrix.pack(w, out, in, tr, par).rows());
+        }
+    }
 }

@@ -101,4 +101,39 @@ class TrainableModelTest {
                 assertArrayEquals(one.parameters().get(i).grad(), two.parameters().get(i).grad(), one.parameters().get(i).name());
         }
     }
+
+    /** Buffers and packed weights are reused between windows and steps: a repeated step must give the same numbers. */
+    @Test
+    void repeatedStepsReuseNothingStale() throws Exception {
+        int[] longer = new int[45];
+        for (int t = 0; t < longer.length; t++) longer[t] = (t * 37 + 11) % 64;
+        try (Transformer model = load("qwen3", 2); TrainableModel reused = TrainableModel.of(model, 2);
+             TrainableModel fresh = TrainableModel.of(model, 2)) {
+            reused.gradient(List.of(longer), Loss.nextToken());
+            reused.gradient(List.of(W1), Loss.nextToken());
+            List<int[]> batch = List.of(W1, longer, W2);
+            assertEquals(fresh.gradient(batch, Loss.nextToken()), reused.gradient(batch, Loss.nextToken()), 0.0);
+            for (int i = 0; i < fresh.parameters().size(); i++)
+                assertArrayEquals(fresh.parameters().get(i).grad(), reused.parameters().get(i).grad(), fresh.parameters().get(i).name());
+            float[] logits = fresh.logits(longer);
+            reused.keepActivationsUpTo(0);
+            reused.gradient(batch, Loss.nextToken());
+            assertArrayEquals(logits, reused.logits(longer));
+        }
+    }
+
+    /** lm_head's input gradient in blocks of its outputs (as the 49152-token vocabulary runs) sums the same terms. */
+    @Test
+    void blockedInputGradientsGiveTheSameGradients() throws Exception {
+        try (Transformer model = load("llama", 2); TrainableModel whole = TrainableModel.of(model, 2);
+             TrainableModel blocked = TrainableModel.of(model, 1)) {
+            blocked.blockInputGradientsBy(48);
+            assertEquals(whole.gradient(List.of(W1, W2), Loss.nextToken()), blocked.gradient(List.of(W1, W2), Loss.nextToken()), 0.0);
+            for (int i = 0; i < whole.parameters().size(); i++) {
+                float[] a = whole.parameters().get(i).grad(), b = blocked.parameters().get(i).grad();
+                for (int j = 0; j < a.length; j++)
+                    assertEquals(a[j], b[j], 1e-6 * (1 + Math.abs(a[j])), whole.parameters().get(i).name() + "[" + j + "]");
+            }
+        }
+    }
 }
