@@ -797,8 +797,7 @@ public final class Transformer implements AutoCloseable {
         return out;
     }
 
-    private float[] ropeCos = new float[0], ropeSin = new float[0];
-    private int ropeRows;
+    private RotaryTables rotary;
 
     /** HF's rotate_half convention: dimension i pairs with i + headDim/2; row t at positions[t] (null: at t). */
     private void rope(float[] x, int T, int heads, int[] positions) {
@@ -806,7 +805,7 @@ public final class Transformer implements AutoCloseable {
         int end = T;
         if (positions != null) for (int p : positions) end = Math.max(end, p + 1);
         ensureRope(end);
-        float[] cos = ropeCos, sin = ropeSin;
+        float[] cos = rotary.cos(), sin = rotary.sin();
         par.forEach(T, t -> {
             int c = (positions == null ? t : positions[t]) * half;
             for (int hd = 0; hd < heads; hd++) {
@@ -821,21 +820,7 @@ public final class Transformer implements AutoCloseable {
     }
 
     private synchronized void ensureRope(int T) {
-        if (ropeRows >= T) return;
-        int half = cfg.headDim() / 2;
-        float[] cos = new float[T * half], sin = new float[T * half];
-        for (int i = 0; i < half; i++) {
-            // inv_freq in float32 as transformers computes it, the angle in double
-            float invFreq = (float) (1.0 / Math.pow(cfg.ropeTheta(), (2.0 * i) / cfg.headDim()));
-            for (int t = 0; t < T; t++) {
-                float angle = (float) t * invFreq;
-                cos[t * half + i] = (float) Math.cos(angle);
-                sin[t * half + i] = (float) Math.sin(angle);
-            }
-        }
-        ropeCos = cos;
-        ropeSin = sin;
-        ropeRows = T;
+        if (rotary == null || rotary.positions() < T) rotary = RotaryTables.of(cfg, T);
     }
 
     private void siluMul(float[] g, float[] u) {

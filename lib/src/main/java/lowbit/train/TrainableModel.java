@@ -11,6 +11,7 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
 import lowbit.model.Linear;
 import lowbit.model.ModelConfig;
+import lowbit.model.RotaryTables;
 import lowbit.model.Transformer;
 import lowbit.tensor.Matmul;
 import lowbit.tensor.PackedMatrix;
@@ -691,25 +692,13 @@ public final class TrainableModel implements AutoCloseable {
         }
     }
 
-    private float[] ropeCos = new float[0], ropeSin = new float[0];
+    private RotaryTables rotary;
 
     /** HF's rotate_half RoPE at positions 0..T-1 (angles as the runtime model computes them); {@code inverse} for the backward. */
     private void rope(float[] x, int T, int heads, boolean inverse) {
         int d = cfg.headDim(), half = d / 2;
-        if (ropeCos.length < T * half) {
-            float[] cos = new float[T * half], sin = new float[T * half];
-            for (int i = 0; i < half; i++) {
-                float invFreq = (float) (1.0 / Math.pow(cfg.ropeTheta(), (2.0 * i) / d));
-                for (int t = 0; t < T; t++) {
-                    float angle = (float) t * invFreq;
-                    cos[t * half + i] = (float) Math.cos(angle);
-                    sin[t * half + i] = (float) Math.sin(angle);
-                }
-            }
-            ropeCos = cos;
-            ropeSin = sin;
-        }
-        float[] cos = ropeCos, sin = ropeSin;
+        if (rotary == null || rotary.positions() < T) rotary = RotaryTables.of(cfg, T);
+        float[] cos = rotary.cos(), sin = rotary.sin();
         float sign = inverse ? -1f : 1f;
         par.forEach(T, t -> {
             int c = t * half;
