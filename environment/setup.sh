@@ -153,7 +153,9 @@ DATA_ABS="$(cd "$DATA_DIR" && pwd)"
 case "$ROOT$DATA_ABS$JAVA_HOME" in
     *[[:space:]]*) die "the notebook kernel cannot take paths with spaces ($ROOT, $DATA_ABS, $JAVA_HOME): move the checkout" ;;
 esac
-JVM_OPTS="${JAVA_FLAGS[*]} -Dslf4j.internal.verbosity=ERROR -Dlowbit.data=$DATA_ABS -Dlowbit.root=$ROOT"
+# A kernel holds a model and its quantized or trainable copies (QAT on the default model needs about 6 GB): the JVM's
+# default heap, a quarter of the memory, is too small for that on a 24 GB machine.
+JVM_OPTS="${JAVA_FLAGS[*]} -XX:MaxRAMPercentage=60 -Dslf4j.internal.verbosity=ERROR -Dlowbit.data=$DATA_ABS -Dlowbit.root=$ROOT"
 spec=$(sed -e "s#@JAVA_HOME@#$JAVA_HOME#g" -e "s#@JJAVA_DIR@#$JJAVA_DIR#g" -e "s#@ROOT@#$ROOT#g" \
     -e "s#@DATA_DIR@#$DATA_ABS#g" -e "s#@JVM_OPTS@#$JVM_OPTS#g" "$ROOT/environment/kernel.json.in")
 if [ ! -f "$KERNEL_DIR/kernel.json" ] || [ "$(cat "$KERNEL_DIR/kernel.json")" != "$spec" ]; then
