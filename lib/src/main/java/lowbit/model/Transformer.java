@@ -10,6 +10,7 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import lowbit.tensor.Attention;
 import lowbit.tensor.Hadamard;
 import lowbit.tensor.Parallel;
+import lowbit.tensor.RmsNorm;
 import lowbit.tensor.Scratch;
 import lowbit.tensor.VectorMath;
 
@@ -770,14 +771,7 @@ public final class Transformer implements AutoCloseable {
 
     /** out[r] = w * x[r] / rms(x[r]) for each row of d values, as transformers' LlamaRMSNorm (float32). */
     private void rmsNormRows(float[] x, float[] out, int rows, int d, float[] w) {
-        float eps = (float) cfg.normEps();
-        par.forEach(rows, r -> {
-            int o = r * d;
-            float ss = 0;
-            for (int j = 0; j < d; j++) ss += x[o + j] * x[o + j];
-            float inv = (float) (1.0 / Math.sqrt(ss / d + eps));
-            for (int j = 0; j < d; j++) out[o + j] = w[j] * (x[o + j] * inv);
-        });
+        RmsNorm.rows(x, out, rows, d, w, (float) cfg.normEps(), par);
     }
 
     private float[] layerNorm(float[] x, int rows, int d, float[] w, float[] b) {

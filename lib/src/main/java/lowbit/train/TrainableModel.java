@@ -16,6 +16,7 @@ import lowbit.model.Transformer;
 import lowbit.tensor.Matmul;
 import lowbit.tensor.PackedMatrix;
 import lowbit.tensor.Parallel;
+import lowbit.tensor.RmsNorm;
 import lowbit.tensor.VectorMath;
 
 /**
@@ -650,14 +651,7 @@ public final class TrainableModel implements AutoCloseable {
     /** out[r] = w * x[r] / rms(x[r]) over rows of d values, as transformers' LlamaRMSNorm and the runtime model. */
     private float[] rmsNorm(float[] x, int rows, int d, float[] w) {
         float[] out = arena.take(rows * d);
-        float eps = (float) cfg.normEps();
-        par.forEach(rows, r -> {
-            int o = r * d;
-            float ss = 0;
-            for (int j = 0; j < d; j++) ss += x[o + j] * x[o + j];
-            float inv = (float) (1.0 / Math.sqrt(ss / d + eps));
-            for (int j = 0; j < d; j++) out[o + j] = w[j] * (x[o + j] * inv);
-        });
+        RmsNorm.rows(x, out, rows, d, w, (float) cfg.normEps(), par);
         return out;
     }
 
