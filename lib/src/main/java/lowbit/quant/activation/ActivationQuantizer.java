@@ -189,7 +189,7 @@ public final class ActivationQuantizer implements ForwardHook {
     }
 
     /** x[off..off+n) := scale * clamp(rint(x / scale), -qmax, qmax), in place. */
-    static void quantizeWithScale(float[] x, int off, int n, double scale, int qmax) {
+    public static void quantizeWithScale(float[] x, int off, int n, double scale, int qmax) {
         for (int i = off; i < off + n; i++) {
             double q = Math.rint(x[i] / scale);
             if (q > qmax) q = qmax;

@@ -335,17 +335,7 @@ public final class QatHook implements TrainHook {
             return;
         }
         double scale = staticScale(alphaOfLinear.get(linear.name()).value()[0]);
-        quantizeStatic(x, n, scale, activationQmax);
-    }
-
-    /** The runtime's per-tensor static grid (ActivationQuantizer.perTensorStatic): scale * clamp(rint(x / scale), -qmax, qmax). */
-    static void quantizeStatic(float[] x, int n, double scale, int qmax) {
-        for (int i = 0; i < n; i++) {
-            double q = Math.rint(x[i] / scale);
-            if (q > qmax) q = qmax;
-            else if (q < -qmax) q = -qmax;
-            x[i] = (float) (q * scale);
-        }
+        ActivationQuantizer.quantizeWithScale(x, 0, n, scale, activationQmax);
     }
 
     /** The static scale a clip becomes, as the runtime stores it (a float). */
