@@ -40,23 +40,29 @@ public record Lsq(QuantRange range) {
         public Gradients backward(float[] dy) {
             if (dy.length != input.length)
                 throw new IllegalArgumentException("LSQ upstream gradient has " + dy.length + " values, expected " + input.length);
-            int qn = -range.qmin(), qp = range.qmax();
-            double g = 1.0 / Math.sqrt((double) input.length * qp);
-            float[] dx = new float[input.length];
-            double ds = 0;
-            for (int i = 0; i < input.length; i++) {
-                float v = input[i] / step;
-                double term;
-                if (v <= -qn) term = -qn;
-                else if (v >= qp) term = qp;
-                else {
-                    dx[i] = dy[i];
-                    term = Math.rint(v) - v;
-                }
-                ds += dy[i] * term;
-            }
-            return new Gradients(dx, g * ds);
+            float[] dx = dy.clone();
+            double dStep = backwardInPlace(input, dx, 0, input.length, step, -range.qmin(), range.qmax());
+            return new Gradients(dx, dStep);
         }
+    }
+
+    /**
+     * LSQ's backward on x[from, from + n) with codes in [-qn, qp]: turns the upstream gradient {@code d} into dL/dx in place
+     * (kept strictly inside the clip range, zero outside) and returns dL/dstep with the gradient scale 1/sqrt(n * qp).
+     */
+    public static double backwardInPlace(float[] x, float[] d, int from, int n, float step, int qn, int qp) {
+        double g = 1.0 / Math.sqrt((double) n * Math.max(qp, 1));
+        double ds = 0;
+        for (int i = from; i < from + n; i++) {
+            float v = x[i] / step;
+            double term;
+            if (v <= -qn) term = -qn;
+            else if (v >= qp) term = qp;
+            else term = Math.rint(v) - v;
+            ds += d[i] * term;
+            if (v <= -qn || v >= qp) d[i] = 0;
+        }
+        return g * ds;
     }
 
     public record Gradients(float[] dx, double dStep) {}

@@ -245,26 +245,7 @@ public final class QatHook implements TrainHook {
      * The code range [0, maxq] with zero z is LSQ's [-Qn, Qp] = [-z, maxq - z].
      */
     static double lsqBackward(float[] w, float[] d, int from, int n, float step, int zero, int maxq) {
-        int qn = zero, qp = maxq - zero;
-        double g = 1.0 / Math.sqrt((double) n * Math.max(qp, 1));
-        double ds = 0;
-        for (int i = from; i < from + n; i++) {
-            float v = w[i] / step;
-            double term;
-            if (v <= -qn) {
-                term = -qn;
-                ds += d[i] * term;
-                d[i] = 0;
-            } else if (v >= qp) {
-                term = qp;
-                ds += d[i] * term;
-                d[i] = 0;
-            } else {
-                term = Math.rint(v) - v;
-                ds += d[i] * term;
-            }
-        }
-        return g * ds;
+        return Lsq.backwardInPlace(w, d, from, n, step, zero, maxq - zero);
     }
 
     /** The trained linear on its final grid (the last min-max fit or the learned steps): what the runtime will run. */
