@@ -43,11 +43,7 @@ if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null 
     fi
 fi
 
-# 2. The library and its runtime classpath
-step "building the library (mvn package)"
-mvn -B -q -DskipTests package || die "the build failed (see the Maven output above)"
-
-# 3. Python virtualenv
+# 1b. Python virtualenv
 PYTHON="${PYTHON:-python3}"
 command -v "$PYTHON" >/dev/null || die "python3 is not installed (needed for the virtualenv, the model download and the notebooks)"
 if [ ! -x "$VENV/bin/python" ]; then
@@ -65,6 +61,12 @@ if [ "${1:-}" = "--reference" ]; then
     step "installing the PyTorch reference (CPU) into .venv"
     "$VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/environment/requirements-reference.txt"
 fi
+
+# 2. The CUDA kernels to PTX (nvcc from PyPI; no GPU needed), then the library with the PTX inside and its runtime classpath
+step "compiling the CUDA kernels (kernels/*.cu) to PTX"
+"$ROOT/environment/build_kernels.sh"
+step "building the library (mvn package)"
+mvn -B -q -DskipTests package || die "the build failed (see the Maven output above)"
 
 # 4. Data: links to a shared copy beside the checkout, else downloads from the public sources recorded with
 #    their sha256 in environment/data-sources.tsv. A data set that cannot be fetched is left out with a

@@ -5,17 +5,19 @@ import java.util.Map;
 import lowbit.checkpoint.Checkpoint;
 import lowbit.checkpoint.Checkpoints;
 import lowbit.checkpoint.quantized.QuantizedModelFiles;
+import lowbit.cuda.Device;
 import lowbit.model.Transformer;
 import lowbit.quant.QuantizedModel;
 import lowbit.results.CodeVersion;
 import lowbit.results.Row;
 import lowbit.tensor.Parallel;
+import lowbit.tensor.WeightFormat;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParameterException;
 import picocli.CommandLine.Spec;
 
-/** --model and --threads, shared by every command that runs a model. */
+/** --model, --threads, --device and --weights, shared by every command that runs a model. */
 final class ModelOptions {
     @Option(names = "--model", defaultValue = "default", paramLabel = "PATH|default|hf:ORG/NAME[@REV]",
             description = "checkpoint: a Hugging Face directory, a .gguf file, a llama2.c .bin, 'default' "
@@ -43,6 +45,28 @@ final class ModelOptions {
 
     int threads() {
         return threads != null ? threads : Parallel.defaultThreads();
+    }
+
+    @Option(names = "--device", defaultValue = "auto", paramLabel = "cpu|cuda|auto",
+            description = "where to compute: cpu, cuda (the first GPU, through JCuda) or auto: cuda when a GPU is found, else cpu"
+                    + " (default: ${DEFAULT-VALUE})")
+    String deviceOption;
+
+    private Device device;
+
+    @Option(names = "--weights", defaultValue = "fp32", paramLabel = "fp32|bf16",
+            description = "how linear weights are held: fp32, or bf16 (half the memory; products accumulate in fp32)"
+                    + " (default: ${DEFAULT-VALUE})")
+    String weightsOption;
+
+    /** The --device choice, resolved once (cuda opens the GPU, so that a missing one is one line before any work). */
+    Device device() {
+        if (device == null) device = Device.choose(deviceOption);
+        return device;
+    }
+
+    WeightFormat weights() {
+        return WeightFormat.parse(weightsOption);
     }
 
     Checkpoint open() {
