@@ -6,12 +6,7 @@ public final class Rtn {
 
     /** Quantizes W [rows][columns]; NaN or Inf in W is refused naming the tensor. */
     public static QuantizedWeight quantize(String name, float[] w, int rows, int columns, QuantConfig cfg) {
-        if (w.length != rows * columns)
-            throw new IllegalArgumentException(name + ": weight has " + w.length + " elements, expected " + rows + "x" + columns);
-        for (int i = 0; i < w.length; i++)
-            if (!Float.isFinite(w[i]))
-                throw new IllegalArgumentException(name + ": weight [" + i / columns + "][" + i % columns + "] is " + w[i]
-                        + "; cannot quantize a tensor with NaN or Inf");
+        checkWeight(name, w, rows, columns);
         UniformQuantizer grid = new UniformQuantizer(cfg);
         QuantizedWeight.Builder out = new QuantizedWeight.Builder(rows, columns, cfg);
         double[] params = new double[2];
@@ -33,6 +28,16 @@ public final class Rtn {
             }
         }
         return out.build();
+    }
+
+    /** Refuses, naming the tensor, a weight of the wrong size or with NaN or Inf in it (also for lowbit.cuda.DeviceRtn). */
+    public static void checkWeight(String name, float[] w, int rows, int columns) {
+        if (w.length != (long) rows * columns)
+            throw new IllegalArgumentException(name + ": weight has " + w.length + " elements, expected " + rows + "x" + columns);
+        for (int i = 0; i < w.length; i++)
+            if (!Float.isFinite(w[i]))
+                throw new IllegalArgumentException(name + ": weight [" + i / columns + "][" + i % columns + "] is " + w[i]
+                        + "; cannot quantize a tensor with NaN or Inf");
     }
 
     private static double[] toDouble(float[] w, int off, int n) {

@@ -44,7 +44,7 @@ import lowbit.quant.observer.ObserverSpec;
  */
 public final class ActivationQuantizer implements ForwardHook {
     /** The reference's floor on absmax before dividing by q_max. */
-    static final float MIN_ABSMAX = 1e-5f;
+    public static final float MIN_ABSMAX = 1e-5f;
 
     public enum Mode { PER_TOKEN_DYNAMIC, PER_TENSOR_STATIC }
 

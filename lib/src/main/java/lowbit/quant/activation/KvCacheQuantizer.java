@@ -33,7 +33,7 @@ import lowbit.model.ModelConfig;
 public final class KvCacheQuantizer implements ForwardHook {
     /** Bits meaning "leave this tensor in float". */
     public static final int FLOAT = 16;
-    static final double MIN_RANGE = 1e-5;
+    public static final double MIN_RANGE = 1e-5;
 
     public enum Grid {
         /** qllm-eval's pseudo_quantize_tensor: 1e-5 floor on the range, zero point clamped to 0..2^b-1. */
