@@ -250,7 +250,7 @@ __device__ void tiled_mode(const Packed& p, int mode, const float* x, int M, con
     else tiled<B, MODE_FP64>(p, x, M, bias, y, t);
 }
 
-extern "C" __global__ void __launch_bounds__(256) dq_gemm_b2(GEMV_PARAMS) { tiled_mode<2>(PACKED, mode, x, M, bias, y); }
-extern "C" __global__ void __launch_bounds__(256) dq_gemm_b3(GEMV_PARAMS) { tiled_mode<3>(PACKED, mode, x, M, bias, y); }
-extern "C" __global__ void __launch_bounds__(256) dq_gemm_b4(GEMV_PARAMS) { tiled_mode<4>(PACKED, mode, x, M, bias, y); }
-extern "C" __global__ void __launch_bounds__(256) dq_gemm_b8(GEMV_PARAMS) { tiled_mode<8>(PACKED, mode, x, M, bias, y); }
+extern "C" __global__ __launch_bounds__(256) void dq_gemm_b2(GEMV_PARAMS) { tiled_mode<2>(PACKED, mode, x, M, bias, y); }
+extern "C" __global__ __launch_bounds__(256) void dq_gemm_b3(GEMV_PARAMS) { tiled_mode<3>(PACKED, mode, x, M, bias, y); }
+extern "C" __global__ __launch_bounds__(256) void dq_gemm_b4(GEMV_PARAMS) { tiled_mode<4>(PACKED, mode, x, M, bias, y); }
+extern "C" __global__ __launch_bounds__(256) void dq_gemm_b8(GEMV_PARAMS) { tiled_mode<8>(PACKED, mode, x, M, bias, y); }

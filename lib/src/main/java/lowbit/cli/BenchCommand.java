@@ -40,7 +40,7 @@ import picocli.CommandLine.Option;
                 + "a training step against the forward pass and against PyTorch). "
                 + "./lowbit bench WHAT --help lists each one's options.",
         subcommands = {BenchCommand.Forward.class, GptqBench.class, AllocateBench.class, BenchCommand.Awq.class, BillmBench.class, BenchCommand.Eval.class,
-                BenchCommand.Rotate.class, ExportBench.class, TrainBench.class})
+                BenchCommand.Rotate.class, ExportBench.class, TrainBench.class, DequantBench.class})
 final class BenchCommand implements Callable<Integer> {
     @Override
     public Integer call() {
