@@ -20,7 +20,7 @@ class DeviceFakeQuantGpuTest {
     private static Cuda cuda;
 
     @BeforeEach
-    static void gpu() {
+    void gpu() {
         cuda = GpuAvailable.require();
     }
 

@@ -29,7 +29,7 @@ class DeviceRtnGpuTest {
     private static Cuda cuda;
 
     @BeforeEach
-    static void gpu() {
+    void gpu() {
         cuda = GpuAvailable.require();
     }
 

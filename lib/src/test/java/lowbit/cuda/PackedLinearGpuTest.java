@@ -30,7 +30,7 @@ class PackedLinearGpuTest {
     private static Cuda cuda;
 
     @BeforeEach
-    static void gpu() {
+    void gpu() {
         cuda = GpuAvailable.require();
     }
 
