@@ -58,13 +58,17 @@ __device__ __forceinline__ uint32_t code_at(const uint32_t* wd, int k) {
     return v & ((1u << B) - 1u);
 }
 
-// The 32 weights of row n's chunk j (columns c0 = 32 j ..), codes past the row's end dequantized from the zero padding.
-template <int B, int MODE>
-__device__ __forceinline__ void chunk_weights(const Packed& p, int n, int j, bool uniform, float w[32]) {
-    uint32_t wd[B];
+template <int B>
+__device__ __forceinline__ void load_chunk(const Packed& p, int n, int j, uint32_t wd[B]) {
     const uint32_t* src = p.words + ((long) n * p.chunks + j) * B;
 #pragma unroll
     for (int i = 0; i < B; i++) wd[i] = __ldg(src + i);
+}
+
+// The 32 weights of row n's chunk j (columns c0 = 32 j ..) from its B words; codes past the row's end dequantize the
+// zero padding (their x is never read).
+template <int B, int MODE>
+__device__ __forceinline__ void chunk_weights(const Packed& p, int n, int j, bool uniform, const uint32_t wd[B], float w[32]) {
     long srow = p.perTensor ? 0 : (long) n * p.groups;
     int c0 = j * 32;
     if (uniform) {   // the whole chunk is one group: groups of a multiple of 32 columns, per channel or per tensor
@@ -82,9 +86,41 @@ __device__ __forceinline__ void chunk_weights(const Packed& p, int n, int j, boo
     }
 }
 
+// acc[m] += x[m][c0 .. c0 + 31] . w for the rows m < M.
+template <int MT>
+__device__ __forceinline__ void accumulate(const Packed& p, const float* x, int M, int c0, bool vec, const float w[32], float acc[MT]) {
+    if (vec && c0 + 32 <= p.in) {
+#pragma unroll
+        for (int m = 0; m < MT; m++) {
+            if (m < M) {
+                const float4* xr = reinterpret_cast<const float4*>(x + (long) m * p.in + c0);
+#pragma unroll
+                for (int q = 0; q < 8; q++) {
+                    float4 v = __ldg(xr + q);
+                    acc[m] = fmaf(v.x, w[4 * q], acc[m]);
+                    acc[m] = fmaf(v.y, w[4 * q + 1], acc[m]);
+                    acc[m] = fmaf(v.z, w[4 * q + 2], acc[m]);
+                    acc[m] = fmaf(v.w, w[4 * q + 3], acc[m]);
+                }
+            }
+        }
+    } else {
+#pragma unroll
+        for (int m = 0; m < MT; m++) {
+            if (m < M) {
+                const float* xr = x + (long) m * p.in + c0;
+#pragma unroll
+                for (int k = 0; k < 32; k++)
+                    if (c0 + k < p.in) acc[m] = fmaf(__ldg(xr + k), w[k], acc[m]);
+            }
+        }
+    }
+}
+
 // GEMV-like, for up to 16 rows of x (decode, small batches): one warp per output feature, its lanes striding over the
-// row's chunks, so every code is read once; x (a few KiB per row) stays in L1/L2. MT is the row count rounded up to 1,
-// 4 or 16; rows beyond M are predicated off.
+// row's chunks, so every code is read once; x (a few KiB per row) stays in L1/L2. Each lane loads two chunks' words
+// before using either, to keep more bytes in flight. MT (1, 4 or 16: one kernel each, so the small ones keep few
+// registers and high occupancy) bounds the rows; rows from M to MT are predicated off.
 template <int B, int MODE, int MT>
 __device__ void gemv(const Packed& p, const float* x, int M, const float* bias, float* y, bool uniform) {
     int warps = blockDim.x / LOWBIT_WARP;
@@ -94,35 +130,17 @@ __device__ void gemv(const Packed& p, const float* x, int M, const float* bias, 
 #pragma unroll
     for (int m = 0; m < MT; m++) acc[m] = 0.f;
     bool vec = (p.in & 3) == 0 && (((uintptr_t) x) & 15) == 0;
-    for (int j = lane; j < p.chunks; j += LOWBIT_WARP) {
+    for (int j = lane; j < p.chunks; j += 2 * LOWBIT_WARP) {
+        uint32_t wa[B], wb[B];
+        bool second = j + LOWBIT_WARP < p.chunks;
+        load_chunk<B>(p, n, j, wa);
+        if (second) load_chunk<B>(p, n, j + LOWBIT_WARP, wb);
         float w[32];
-        chunk_weights<B, MODE>(p, n, j, uniform, w);
-        int c0 = j * 32;
-        if (vec && c0 + 32 <= p.in) {
-#pragma unroll
-            for (int m = 0; m < MT; m++) {
-                if (m < M) {
-                    const float4* xr = reinterpret_cast<const float4*>(x + (long) m * p.in + c0);
-#pragma unroll
-                    for (int q = 0; q < 8; q++) {
-                        float4 v = __ldg(xr + q);
-                        acc[m] = fmaf(v.x, w[4 * q], acc[m]);
-                        acc[m] = fmaf(v.y, w[4 * q + 1], acc[m]);
-                        acc[m] = fmaf(v.z, w[4 * q + 2], acc[m]);
-                        acc[m] = fmaf(v.w, w[4 * q + 3], acc[m]);
-                    }
-                }
-            }
-        } else {
-#pragma unroll
-            for (int m = 0; m < MT; m++) {
-                if (m < M) {
-                    const float* xr = x + (long) m * p.in + c0;
-#pragma unroll
-                    for (int k = 0; k < 32; k++)
-                        if (c0 + k < p.in) acc[m] = fmaf(__ldg(xr + k), w[k], acc[m]);
-                }
-            }
+        chunk_weights<B, MODE>(p, n, j, uniform, wa, w);
+        accumulate<MT>(p, x, M, j * 32, vec, w, acc);
+        if (second) {
+            chunk_weights<B, MODE>(p, n, j + LOWBIT_WARP, uniform, wb, w);
+            accumulate<MT>(p, x, M, (j + LOWBIT_WARP) * 32, vec, w, acc);
         }
     }
 #pragma unroll
@@ -132,29 +150,30 @@ __device__ void gemv(const Packed& p, const float* x, int M, const float* bias, 
     }
 }
 
-template <int B, int MODE>
-__device__ void gemv_rows(const Packed& p, const float* x, int M, const float* bias, float* y, bool uniform) {
-    if (M == 1) gemv<B, MODE, 1>(p, x, M, bias, y, uniform);
-    else if (M <= 4) gemv<B, MODE, 4>(p, x, M, bias, y, uniform);
-    else gemv<B, MODE, 16>(p, x, M, bias, y, uniform);
-}
-
-template <int B>
+template <int B, int MT>
 __device__ void gemv_mode(const Packed& p, int mode, const float* x, int M, const float* bias, float* y) {
     bool uniform = p.gidx == nullptr && (p.groupSize <= 0 || p.groupSize % 32 == 0);
-    if (mode == MODE_INT) gemv_rows<B, MODE_INT>(p, x, M, bias, y, uniform);
-    else if (mode == MODE_FMIN) gemv_rows<B, MODE_FMIN>(p, x, M, bias, y, uniform);
-    else gemv_rows<B, MODE_FP64>(p, x, M, bias, y, uniform);
+    if (mode == MODE_INT) gemv<B, MODE_INT, MT>(p, x, M, bias, y, uniform);
+    else if (mode == MODE_FMIN) gemv<B, MODE_FMIN, MT>(p, x, M, bias, y, uniform);
+    else gemv<B, MODE_FP64, MT>(p, x, M, bias, y, uniform);
 }
 
 #define GEMV_PARAMS const uint32_t *words, const float *scales, const float *zeros, const int *gidx, int out, int in, \
     int groups, int groupSize, int perTensor, float fixedZero, int mode, const float *x, int M, const float *bias, float *y
 #define PACKED Packed{words, scales, zeros, gidx, out, in, (in + 31) / 32, groups, groupSize, perTensor, fixedZero}
 
-extern "C" __global__ void dq_gemv_b2(GEMV_PARAMS) { gemv_mode<2>(PACKED, mode, x, M, bias, y); }
-extern "C" __global__ void dq_gemv_b3(GEMV_PARAMS) { gemv_mode<3>(PACKED, mode, x, M, bias, y); }
-extern "C" __global__ void dq_gemv_b4(GEMV_PARAMS) { gemv_mode<4>(PACKED, mode, x, M, bias, y); }
-extern "C" __global__ void dq_gemv_b8(GEMV_PARAMS) { gemv_mode<8>(PACKED, mode, x, M, bias, y); }
+extern "C" __global__ void dq_gemv1_b2(GEMV_PARAMS) { gemv_mode<2, 1>(PACKED, mode, x, M, bias, y); }
+extern "C" __global__ void dq_gemv1_b3(GEMV_PARAMS) { gemv_mode<3, 1>(PACKED, mode, x, M, bias, y); }
+extern "C" __global__ void dq_gemv1_b4(GEMV_PARAMS) { gemv_mode<4, 1>(PACKED, mode, x, M, bias, y); }
+extern "C" __global__ void dq_gemv1_b8(GEMV_PARAMS) { gemv_mode<8, 1>(PACKED, mode, x, M, bias, y); }
+extern "C" __global__ void dq_gemv4_b2(GEMV_PARAMS) { gemv_mode<2, 4>(PACKED, mode, x, M, bias, y); }
+extern "C" __global__ void dq_gemv4_b3(GEMV_PARAMS) { gemv_mode<3, 4>(PACKED, mode, x, M, bias, y); }
+extern "C" __global__ void dq_gemv4_b4(GEMV_PARAMS) { gemv_mode<4, 4>(PACKED, mode, x, M, bias, y); }
+extern "C" __global__ void dq_gemv4_b8(GEMV_PARAMS) { gemv_mode<8, 4>(PACKED, mode, x, M, bias, y); }
+extern "C" __global__ void dq_gemv16_b2(GEMV_PARAMS) { gemv_mode<2, 16>(PACKED, mode, x, M, bias, y); }
+extern "C" __global__ void dq_gemv16_b3(GEMV_PARAMS) { gemv_mode<3, 16>(PACKED, mode, x, M, bias, y); }
+extern "C" __global__ void dq_gemv16_b4(GEMV_PARAMS) { gemv_mode<4, 16>(PACKED, mode, x, M, bias, y); }
+extern "C" __global__ void dq_gemv16_b8(GEMV_PARAMS) { gemv_mode<8, 16>(PACKED, mode, x, M, bias, y); }
 
 // Tiled, for many rows (2048-token windows): a block computes a 64 x 64 tile of y; per 32 columns of k it dequantizes
 // the 64 x 32 tile of W into shared memory (4 threads per weight row, 8 codes = B bytes each) beside the 32 x 64 tile of

@@ -237,7 +237,7 @@ extern "C" __global__ void rtn_fit_codes(const float* w, int rows, int cols, int
     __syncthreads();
     if (threadIdx.x == 0) {
         double s = round_format(params[0], f16);
-        if (s == 0 && params[0] > 0) s = f16 ? 5.9604644775390625e-8 : 1.401298464324817e-45;   // smallest half, Float.MIN_VALUE
+        if (s == 0 && params[0] > 0) s = ldexp(1.0, f16 ? -24 : -149);   // the smallest half, Float.MIN_VALUE, exactly
         double z = zp == ZP_FLOAT_MIN ? round_format(params[1], f16) : params[1];
         params[0] = s;
         params[1] = z;

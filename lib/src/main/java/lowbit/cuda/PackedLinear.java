@@ -42,7 +42,7 @@ public final class PackedLinear implements DeviceLinear {
     private final float fixedZero;
     private final Mode mode;
     private final DeviceBuffer words, scales, zeros, groupIndex, bias;
-    private final Kernel gemv, gemm;
+    private final Kernel gemv1, gemv4, gemv16, gemm;
 
     private PackedLinear(Cuda cuda, String name, QuantizedWeight w, float[] bias) {
         this.cuda = cuda;
@@ -58,7 +58,10 @@ public final class PackedLinear implements DeviceLinear {
         this.mode = mode(cfg, w.zeros());
         if (bias != null && bias.length != out)
             throw new IllegalArgumentException(name + ": bias has " + bias.length + " entries, expected " + out);
-        this.gemv = cuda.kernel("dequant_gemm", "dq_gemv_b" + bits);
+        // one GEMV kernel per bound on the rows (1, 4, 16), so that the small ones keep few registers
+        this.gemv1 = cuda.kernel("dequant_gemm", "dq_gemv1_b" + bits);
+        this.gemv4 = cuda.kernel("dequant_gemm", "dq_gemv4_b" + bits);
+        this.gemv16 = cuda.kernel("dequant_gemm", "dq_gemv16_b" + bits);
         this.gemm = cuda.kernel("dequant_gemm", "dq_gemm_b" + bits);
         cuda.require(bytesNeeded(w, bias != null), name + " (packed " + cfg.label() + ")");
         byte[] layout = deviceLayout(w);
@@ -150,7 +153,7 @@ public final class PackedLinear implements DeviceLinear {
         Object[] args = {words, scales, zeros, groupIndex, out, in, groups, groupSize, perTensor ? 1 : 0, fixedZero, mode.ordinal(),
                 x, rows, bias, y};
         if (rows <= GEMV_ROWS) {
-            gemv.launch(Kernel.Grid.of((out + GEMV_WARPS - 1) / GEMV_WARPS, 32 * GEMV_WARPS), args);
+            (rows == 1 ? gemv1 : rows <= 4 ? gemv4 : gemv16).launch(Kernel.Grid.of((out + GEMV_WARPS - 1) / GEMV_WARPS, 32 * GEMV_WARPS), args);
         } else {
             gemm.launch(Kernel.Grid.of((out + TILE - 1) / TILE, (rows + TILE - 1) / TILE, 256, 0), args);
         }

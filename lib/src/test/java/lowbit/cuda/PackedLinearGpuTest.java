@@ -21,7 +21,7 @@ import org.junit.jupiter.api.Test;
  * The fused dequantize-GEMM (kernels/dequant_gemm.cu through {@link PackedLinear}) against its CPU twin,
  * {@link QuantizedWeight#dequantize()} then {@link PackedMatrix#multiply}: for 2/3/4/8-bit codes, symmetric and
  * asymmetric integer zeros, float mins, non-integer zeros (the FP64 path), groups of 128 and of 48 (groups that split a
- * 32-code chunk), per channel, per tensor and act-order group indices, on odd shapes, at 1, 7 and 16 rows (GEMV kernel)
+ * 32-code chunk), per channel, per tensor and act-order group indices, on odd shapes, at 1, 4, 7 and 16 rows (the GEMV kernels)
  * and 17 and 64 rows (tiled kernel). Products: within 1e-5 of sum_k |x_k w_k| (the sum order differs). Weights: an
  * identity x reads W back through each kernel, bit for bit.
  */
@@ -80,7 +80,7 @@ class PackedLinearGpuTest {
                     float[] wd = c.w().dequantize();
                     PackedMatrix cpu = PackedMatrix.pack(wd, out, in);
                     try (PackedLinear gpu = PackedLinear.upload(cuda, c.what(), c.w(), bias)) {
-                        for (int rows : new int[] {1, 7, 16, 17, 64}) {
+                        for (int rows : new int[] {1, 4, 7, 16, 17, 64}) {
                             float[] x = new float[rows * in];
                             for (int i = 0; i < x.length; i++) x[i] = (float) r.nextGaussian();
                             float[] want = new float[rows * out];
@@ -107,8 +107,8 @@ class PackedLinearGpuTest {
         for (Case c : cases(out, in, 7)) {
             float[] wd = c.w().dequantize();
             try (PackedLinear gpu = PackedLinear.upload(cuda, c.what(), c.w(), null)) {
-                // all 160 unit rows at once (tiled kernel), then 16 at a time (GEMV kernel)
-                for (int step : new int[] {in, PackedLinear.GEMV_ROWS}) {
+                // all 160 unit rows at once (tiled kernel), then 16, 3 and 1 at a time (the three GEMV kernels)
+                for (int step : new int[] {in, PackedLinear.GEMV_ROWS, 3, 1}) {
                     for (int k0 = 0; k0 < in; k0 += step) {
                         int rows = Math.min(step, in - k0);
                         float[] x = new float[rows * in];
