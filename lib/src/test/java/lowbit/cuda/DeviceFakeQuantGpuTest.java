@@ -24,14 +24,14 @@ class DeviceFakeQuantGpuTest {
         cuda = GpuAvailable.require();
     }
 
-    private static float[] activations(int rows, int cols, long seed) {
+    private static float[] activations(int rows, int cols, long seed, int bits) {
         Random r = new Random(seed);
         float[] x = new float[rows * cols];
         for (int i = 0; i < x.length; i++) x[i] = (float) (r.nextGaussian() * (r.nextInt(50) == 0 ? 30 : 1));
-        // row 1: a tie on the grid of every width (absmax 127.5 gives scale 127.5 / qmax; x = 0.5 scale is a half step)
+        // row 1: exact ties: absmax qmax makes the scale exactly 1, so +-0.5, +-1.5, 2.5 are half steps (rint: to even)
         if (rows > 1) {
-            for (int c = 0; c < cols; c++) x[cols + c] = (c % 3 - 1) * 0.5f;
-            x[cols] = 127.5f;
+            for (int c = 0; c < cols; c++) x[cols + c] = (c % 5 - 2) + 0.5f;
+            x[cols] = (1 << (bits - 1)) - 1;
         }
         if (rows > 2) for (int c = 0; c < cols; c++) x[2 * cols + c] = 0f;   // an all-zero row: the 1e-5 floor
         if (rows > 3) x[3 * cols + cols / 2] = Float.NaN;                      // a NaN row stays NaN
@@ -44,7 +44,7 @@ class DeviceFakeQuantGpuTest {
         for (int b = 2; b <= 8; b++)
             for (int[] shape : new int[][] {{5, 1}, {7, 576}, {33, 1537}, {4, 8192}}) {
                 int bits = b, rows = shape[0], cols = shape[1];
-                float[] x = activations(rows, cols, bits * 100L + cols);
+                float[] x = activations(rows, cols, bits * 100L + cols, bits);
                 float[] want = x.clone();
                 ActivationQuantizer.quantizePerToken(want, rows, cols, bits);
                 float[] got = onGpu(x, d -> DeviceFakeQuant.perToken(cuda, d, rows, cols, bits));
@@ -56,7 +56,7 @@ class DeviceFakeQuantGpuTest {
     void perTensorMatchesTheCpuBitForBit() {
         for (int b = 2; b <= 8; b++) {
             int bits = b, rows = 9, cols = 300;
-            float[] x = activations(rows, cols, bits);
+            float[] x = activations(rows, cols, bits, bits);
             float scale = (float) (2.5 / ((1 << (bits - 1)) - 1));   // clips the outliers
             float[] want = x.clone();
             ActivationQuantizer.quantizeWithScale(want, 0, rows * cols, scale, (1 << (bits - 1)) - 1);
