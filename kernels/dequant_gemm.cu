@@ -65,53 +65,48 @@ __device__ __forceinline__ void load_chunk(const Packed& p, int n, int j, uint32
     for (int i = 0; i < B; i++) wd[i] = __ldg(src + i);
 }
 
-// The 32 weights of row n's chunk j (columns c0 = 32 j ..) from its B words; codes past the row's end dequantize the
-// zero padding (their x is never read).
-template <int B, int MODE>
-__device__ __forceinline__ void chunk_weights(const Packed& p, int n, int j, bool uniform, const uint32_t wd[B], float w[32]) {
+// acc[m] += x[m][c0 .. c0 + 31] . W[n][c0 .. c0 + 31] for rows m < M, with row n's chunk j (columns c0 = 32 j ..) given
+// as its B words. Four weights at a time are dequantized and used at once, so few registers hold weights; codes past
+// the row's end dequantize the zero padding and their x is never read.
+template <int B, int MODE, int MT>
+__device__ __forceinline__ void chunk_fma(const Packed& p, int n, int j, bool uniform, const uint32_t wd[B], const float* x, int M,
+                                          bool vec, float acc[MT]) {
     long srow = p.perTensor ? 0 : (long) n * p.groups;
     int c0 = j * 32;
+    float s = 0.f, zb = 0.f;
     if (uniform) {   // the whole chunk is one group: groups of a multiple of 32 columns, per channel or per tensor
         long at = srow + group_of(p, c0);
-        float s = __ldg(p.scales + at), zb = group_bias<MODE>(p, at);
-#pragma unroll
-        for (int k = 0; k < 32; k++) w[k] = dequant<MODE>(code_at<B>(wd, k), s, zb);
-    } else {
-#pragma unroll
-        for (int k = 0; k < 32; k++) {
-            int c = min(c0 + k, p.in - 1);
-            long at = srow + group_of(p, c);
-            w[k] = dequant<MODE>(code_at<B>(wd, k), __ldg(p.scales + at), group_bias<MODE>(p, at));
-        }
+        s = __ldg(p.scales + at);
+        zb = group_bias<MODE>(p, at);
     }
-}
-
-// acc[m] += x[m][c0 .. c0 + 31] . w for the rows m < M.
-template <int MT>
-__device__ __forceinline__ void accumulate(const Packed& p, const float* x, int M, int c0, bool vec, const float w[32], float acc[MT]) {
-    if (vec && c0 + 32 <= p.in) {
+    bool full = vec && c0 + 32 <= p.in;
 #pragma unroll
-        for (int m = 0; m < MT; m++) {
-            if (m < M) {
-                const float4* xr = reinterpret_cast<const float4*>(x + (long) m * p.in + c0);
+    for (int q = 0; q < 8; q++) {
+        float w[4];
 #pragma unroll
-                for (int q = 0; q < 8; q++) {
-                    float4 v = __ldg(xr + q);
-                    acc[m] = fmaf(v.x, w[4 * q], acc[m]);
-                    acc[m] = fmaf(v.y, w[4 * q + 1], acc[m]);
-                    acc[m] = fmaf(v.z, w[4 * q + 2], acc[m]);
-                    acc[m] = fmaf(v.w, w[4 * q + 3], acc[m]);
-                }
+        for (int t = 0; t < 4; t++) {
+            int k = 4 * q + t;
+            if (!uniform) {
+                long at = srow + group_of(p, min(c0 + k, p.in - 1));
+                s = __ldg(p.scales + at);
+                zb = group_bias<MODE>(p, at);
             }
+            w[t] = dequant<MODE>(code_at<B>(wd, k), s, zb);
         }
-    } else {
 #pragma unroll
         for (int m = 0; m < MT; m++) {
-            if (m < M) {
-                const float* xr = x + (long) m * p.in + c0;
+            if (m >= M) continue;
+            const float* xr = x + (long) m * p.in + c0 + 4 * q;
+            if (full) {
+                float4 v = __ldg(reinterpret_cast<const float4*>(xr));
+                acc[m] = fmaf(v.x, w[0], acc[m]);
+                acc[m] = fmaf(v.y, w[1], acc[m]);
+                acc[m] = fmaf(v.z, w[2], acc[m]);
+                acc[m] = fmaf(v.w, w[3], acc[m]);
+            } else {
 #pragma unroll
-                for (int k = 0; k < 32; k++)
-                    if (c0 + k < p.in) acc[m] = fmaf(__ldg(xr + k), w[k], acc[m]);
+                for (int t = 0; t < 4; t++)
+                    if (c0 + 4 * q + t < p.in) acc[m] = fmaf(__ldg(xr + t), w[t], acc[m]);
             }
         }
     }
@@ -135,13 +130,8 @@ __device__ void gemv(const Packed& p, const float* x, int M, const float* bias, 
         bool second = j + LOWBIT_WARP < p.chunks;
         load_chunk<B>(p, n, j, wa);
         if (second) load_chunk<B>(p, n, j + LOWBIT_WARP, wb);
-        float w[32];
-        chunk_weights<B, MODE>(p, n, j, uniform, wa, w);
-        accumulate<MT>(p, x, M, j * 32, vec, w, acc);
-        if (second) {
-            chunk_weights<B, MODE>(p, n, j + LOWBIT_WARP, uniform, wb, w);
-            accumulate<MT>(p, x, M, (j + LOWBIT_WARP) * 32, vec, w, acc);
-        }
+        chunk_fma<B, MODE, MT>(p, n, j, uniform, wa, x, M, vec, acc);
+        if (second) chunk_fma<B, MODE, MT>(p, n, j + LOWBIT_WARP, uniform, wb, x, M, vec, acc);
     }
 #pragma unroll
     for (int m = 0; m < MT; m++) {
