@@ -56,6 +56,11 @@ public final class PackedLinear implements DeviceLinear {
         this.perTensor = cfg.groupSize() == QuantConfig.PER_TENSOR;
         this.fixedZero = (cfg.maxq() + 1) / 2;
         this.mode = mode(cfg, w.zeros());
+        if (w.groupIndex() != null)
+            for (int c = 0; c < in; c++)
+                if (w.groupIndex()[c] < 0 || w.groupIndex()[c] >= groups)   // the kernel would read outside the scales
+                    throw new IllegalArgumentException(name + ": group index of column " + c + " is " + w.groupIndex()[c]
+                            + ", expected 0.." + (groups - 1));
         if (bias != null && bias.length != out)
             throw new IllegalArgumentException(name + ": bias has " + bias.length + " entries, expected " + out);
         // one GEMV kernel per bound on the rows (1, 4, 16), so that the small ones keep few registers

@@ -99,6 +99,12 @@ class PackedLinearLayoutTest {
                 codes, new float[2]);
         assertEquals("model.layers.0.mlp.up_proj: the GPU's dequantize-GEMM takes 2, 3, 4 or 8-bit codes, got 5 bits (use --device cpu)",
                 assertThrows(IllegalArgumentException.class, () -> PackedLinear.upload(null, "model.layers.0.mlp.up_proj", five, null)).getMessage());
+        QuantizedWeight g = weight(2, 10, QuantConfig.group(4, 5), codes, new float[4]);
+        QuantizedWeight badIndex = new QuantizedWeight(2, 10, g.config(), g.packedCodes(), g.scales(), g.zeros(), new int[] {0, 1, 0, 1, 2, 0, 0, 0, 0, 0});
+        assertEquals("l: group index of column 4 is 2, expected 0..1",
+                assertThrows(IllegalArgumentException.class, () -> PackedLinear.upload(null, "l", badIndex, null)).getMessage());
+        assertEquals("l: bias has 3 entries, expected 2",
+                assertThrows(IllegalArgumentException.class, () -> PackedLinear.upload(null, "l", g, new float[3])).getMessage());
         assertEquals("w: weight [0][1] is NaN; cannot quantize a tensor with NaN or Inf",
                 assertThrows(IllegalArgumentException.class,
                         () -> DeviceRtn.quantize(null, "w", new float[] {0, Float.NaN}, 1, 2, QuantConfig.perChannel(4))).getMessage());
