@@ -242,6 +242,13 @@ public final class DeviceModel implements AutoCloseable {
         }
     }
 
+    /** Every row of {@link #logProbs(int[], ObjIntConsumer)} as a fresh [T][vocab] array, as {@link Transformer#logProbs(int[])}. */
+    public float[][] logProbs(int[] window) {
+        float[][] out = new float[window.length][];
+        logProbs(window, (lp, t) -> out[t] = lp.clone());
+        return out;
+    }
+
     /** Runs the blocks and the final norm over the window; the result is in the workspace's n [T][hidden]. */
     private Workspace forward(int[] tokens) {
         int T = tokens.length, V = cfg.vocabSize();

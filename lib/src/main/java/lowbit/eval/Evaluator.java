@@ -343,6 +343,26 @@ public final class Evaluator {
     }
 
     /**
+     * {@code model} copied to the GPU as it is evaluated: the packed codes of the recipe that quantized it (dense weights in
+     * {@code weights} for everything else) and its runtime quantization, the recipe's or a quantized directory's. Refused
+     * in one line, before any upload, when the GPU path does not run the model or it does not fit with windows of
+     * {@code seqlen} tokens.
+     */
+    public static DeviceModel onGpu(EvaluatedModel model, WeightFormat weights, int seqlen) {
+        Transformer t = model.transformer();
+        QuantizationRecipe.Outcome outcome = model.outcome();
+        var codes = outcome == null ? null : outcome.model();
+        RuntimeQuantization runtime = outcome != null ? outcome.runtime()
+                : model.checkpoint() instanceof QuantizedCheckpoint qc ? RuntimeQuantization.fromJson(qc.manifest().path("quantization").path("runtime"))
+                : RuntimeQuantization.NONE;
+        DeviceModel.checkSupported(t);
+        Cuda cuda = Cuda.get();
+        cuda.require(DeviceModel.bytesNeeded(t.config(), codes, weights, seqlen), String.format(Locale.ROOT,
+                "%s with %s weights and windows of %d tokens", model.checkpoint().source(), weights.label(), seqlen));
+        return DeviceModel.upload(cuda, t, codes, runtime, weights);
+    }
+
+    /**
      * Where windows are scored: the model's own forward pass on the CPU, or its copy on the GPU (a {@link DeviceModel} made
      * once per evaluation, with the recipe's packed codes and runtime quantization, or a quantized directory's runtime).
      */
@@ -376,16 +396,7 @@ public final class Evaluator {
 
                     public void close() {}
                 };
-            QuantizationRecipe.Outcome outcome = model.outcome();
-            var codes = outcome == null ? null : outcome.model();
-            RuntimeQuantization runtime = outcome != null ? outcome.runtime()
-                    : model.checkpoint() instanceof QuantizedCheckpoint qc ? RuntimeQuantization.fromJson(qc.manifest().path("quantization").path("runtime"))
-                    : RuntimeQuantization.NONE;
-            DeviceModel.checkSupported(t);
-            Cuda cuda = Cuda.get();
-            cuda.require(DeviceModel.bytesNeeded(t.config(), codes, options.weights(), seqlen), String.format(Locale.ROOT,
-                    "%s with %s weights and windows of %d tokens", model.checkpoint().source(), options.weights().label(), seqlen));
-            DeviceModel dm = DeviceModel.upload(cuda, t, codes, runtime, options.weights());
+            DeviceModel dm = onGpu(model, options.weights(), seqlen);
             Map<String, Object> p = new LinkedHashMap<>();
             p.put("device", Device.CUDA.label());
             p.put("weights", options.weights().label());
