@@ -11,7 +11,7 @@
 
 // q [T][heads][d], k and v [T][kvHeads][d], out [T][heads][d]; query i sees keys 0..i. grid (ceil(T / 32), heads),
 // 128 threads, dynamic shared memory (ATT_Q * d + ATT_K * (d + 1) + ATT_K * d) floats.
-extern "C" __global__ void __launch_bounds__(128) attention_causal(const float* __restrict__ q, const float* __restrict__ k,
+extern "C" __global__ __launch_bounds__(128) void attention_causal(const float* __restrict__ q, const float* __restrict__ k,
                                                                    const float* __restrict__ v, float* __restrict__ out, int T,
                                                                    int heads, int kv_heads, int d, float scale) {
     extern __shared__ float smem[];

@@ -67,13 +67,13 @@ __device__ __forceinline__ void gemm_tile(const float* __restrict__ x, const W* 
 }
 
 // grid (ceil(out / 64), ceil(rows / 64)), 256 threads
-extern "C" __global__ void __launch_bounds__(256) gemm_f32(const float* x, const float* w, const float* bias, float* y,
+extern "C" __global__ __launch_bounds__(256) void gemm_f32(const float* x, const float* w, const float* bias, float* y,
                                                            int rows, int out, int in) {
     gemm_tile<float>(x, w, bias, y, rows, out, in);
 }
 
 // W as bf16 bit patterns (the high half of the fp32, rounded to nearest even by lowbit.tensor.WeightFormat.toBf16)
-extern "C" __global__ void __launch_bounds__(256) gemm_bf16(const float* x, const uint16_t* w, const float* bias, float* y,
+extern "C" __global__ __launch_bounds__(256) void gemm_bf16(const float* x, const uint16_t* w, const float* bias, float* y,
                                                             int rows, int out, int in) {
     gemm_tile<uint16_t>(x, w, bias, y, rows, out, in);
 }

@@ -178,13 +178,19 @@ public final class DeviceModel implements AutoCloseable {
 
     private DeviceLinear linear(Linear lin, QuantizedModel codes) {
         QuantizedTensor t = codes == null ? null : codes.weights().get(lin.name());
-        DeviceLinear d = t instanceof QuantizedWeight qw ? packed(lin, qw)
+        DeviceLinear d = t instanceof QuantizedWeight qw && PACKED_BITS.contains(qw.config().bits()) ? packed(lin, qw)
                 : DenseLinear.upload(cuda, lin.name(), lin.weight(), lin.outFeatures(), lin.inFeatures(), lin.bias(), format);
         owned.add(d);
         return d;
     }
 
-    /** gpuquant's fused dequantize-GEMM layer (a BiLLM weight is not on one grid: it stays dense, dequantized, as the CPU runs it). */
+    /**
+     * The widths the fused dequantize-GEMM reads. Other weights (5-7 bits, BiLLM's binary residuals, which are not on one
+     * grid) run dense from the model's dequantized weights: the same numbers, in the dense format.
+     */
+    private static final java.util.Set<Integer> PACKED_BITS = java.util.Set.of(2, 3, 4, 8);
+
+    /** gpuquant's fused dequantize-GEMM layer. */
     private PackedLinear packed(Linear lin, QuantizedWeight qw) {
         return PackedLinear.upload(cuda, lin.name(), qw, lin.bias());
     }
