@@ -5,6 +5,7 @@ import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Set;
 import java.util.function.ObjIntConsumer;
 import jcuda.driver.CUdeviceptr;
 import lowbit.model.Linear;
@@ -33,6 +34,12 @@ import lowbit.tensor.WeightFormat;
 public final class DeviceModel implements AutoCloseable {
     /** Rows of logits made at once, as Transformer's LOGIT_ROWS: [256][vocab] floats. */
     static final int LOGIT_ROWS = 256;
+
+    /**
+     * The widths the fused dequantize-GEMM reads. Other weights (5-7 bits, BiLLM's binary residuals, which are not on one
+     * grid) run dense from the model's dequantized weights: the same numbers, in the dense format.
+     */
+    private static final Set<Integer> PACKED_BITS = Set.of(2, 3, 4, 8);
 
     private record Block(DeviceBuffer attnNorm, DeviceBuffer mlpNorm, DeviceBuffer qNorm, DeviceBuffer kNorm, Linear[] linears,
                          DeviceLinear q, DeviceLinear k, DeviceLinear v, DeviceLinear o, DeviceLinear gate, DeviceLinear up,
@@ -162,8 +169,7 @@ public final class DeviceModel implements AutoCloseable {
         for (int l = 0; l < cfg.numLayers(); l++)
             for (int i = 0; i < names.length; i++) {
                 QuantizedTensor t = codes == null ? null : codes.weights().get("model.layers." + l + "." + names[i]);
-                if (t instanceof QuantizedWeight qw) bytes += qw.packedCodes().length + 4L * qw.scales().length
-                        + (qw.zeros() == null ? 0 : 4L * qw.zeros().length) + (qw.groupIndex() == null ? 0 : 4L * qw.groupIndex().length);
+                if (t instanceof QuantizedWeight qw && PACKED_BITS.contains(qw.config().bits())) bytes += PackedLinear.bytesNeeded(qw, false);
                 else bytes += shapes[i][0] * shapes[i][1] * format.bytes;
                 if (cfg.attentionBias() && i < 3) bytes += 4 * shapes[i][0];
             }
@@ -183,12 +189,6 @@ public final class DeviceModel implements AutoCloseable {
         owned.add(d);
         return d;
     }
-
-    /**
-     * The widths the fused dequantize-GEMM reads. Other weights (5-7 bits, BiLLM's binary residuals, which are not on one
-     * grid) run dense from the model's dequantized weights: the same numbers, in the dense format.
-     */
-    private static final java.util.Set<Integer> PACKED_BITS = java.util.Set.of(2, 3, 4, 8);
 
     /** gpuquant's fused dequantize-GEMM layer. */
     private PackedLinear packed(Linear lin, QuantizedWeight qw) {

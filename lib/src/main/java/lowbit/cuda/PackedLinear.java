@@ -8,6 +8,7 @@ public final class PackedLinear implements DeviceLinear {
     public static PackedLinear upload(Cuda cuda, String name, QuantizedWeight w, float[] bias) {
         throw new UnsupportedOperationException("throwaway");
     }
+    public static long bytesNeeded(QuantizedWeight w, boolean withBias) { throw new UnsupportedOperationException("throwaway"); }
     public int outFeatures() { return 0; }
     public int inFeatures() { return 0; }
     public long bytes() { return 0; }

@@ -30,6 +30,10 @@ import lowbit.tokenizer.Tokenizer;
  * <p>With a KL-divergence cache directory ({@link Options#kldCache}), a float model's run also writes its
  * next-token log-probabilities there ({@link FloatReference}, once per model and window set), and a quantized
  * model's run compares with them in the same forward pass that gives its perplexity ({@link KlDivergence}).
+ *
+ * <p>With {@link Options#withDevice} CUDA, the windows are scored by the model's copy on the GPU ({@link #onGpu}: the
+ * recipe's codes kept packed, its runtime quantization as kernels), made once per run; the protocol, the journal and the
+ * KL divergence are the same, and the report's fields say the device.
  */
 public final class Evaluator {
     private Evaluator() {}
