@@ -10,7 +10,11 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import lowbit.checkpoint.Checkpoint;
+import lowbit.cuda.Device;
+import lowbit.cuda.DeviceModel;
 import lowbit.eval.ContinuationScorer;
+import lowbit.eval.Evaluator;
+import lowbit.eval.FullForwardScorer;
 import lowbit.eval.EvaluatedModel;
 import lowbit.eval.tasks.MmluTask;
 import lowbit.eval.tasks.Tasks;
@@ -74,6 +78,7 @@ final class EvalCommand implements Callable<Integer>, MemoryEstimated {
     @Override
     public Integer call() {
         ZeroShot.scorer(scorerName);
+        Device device = modelOptions.device();
         Plan plan = prepare();
         if (plan.tasks().isEmpty() && plan.mmlu() == null) return 0; // only MMLU was asked for, and its note is printed
         QuantizationRecipe recipe = quantOptions.recipe(null, null);
@@ -81,21 +86,42 @@ final class EvalCommand implements Callable<Integer>, MemoryEstimated {
         List<Row> rows = new ArrayList<>();
         try (EvaluatedModel model = EvaluatedModel.load(modelOptions.open(), modelOptions.threads())) {
             if (recipe != null) model.quantize(recipe, Progress.terminal());
-            ContinuationScorer scorer = ZeroShot.scorer(scorerName).apply(model.transformer());
-            for (ZeroShot.Prepared p : plan.tasks()) {
-                Row row = ZeroShot.run(model, p, scorer, results, Progress.terminal());
-                rows.add(row);
-                if (!json) System.out.println(table(row));
-            }
-            if (plan.mmlu() != null) {
-                Row row = MmluTask.run(model, plan.mmlu(), scorer, results, Progress.terminal());
-                rows.add(row);
-                if (!json) System.out.println(table(row));
+            // On the GPU every continuation is one full forward pass (FullForwardScorer): the prefix scorer's reuse of the
+            // context's keys and values is a CPU path; both give the same log-probs.
+            try (DeviceModel gpu = onGpu(device, model)) {
+                ContinuationScorer scorer = gpu != null ? new FullForwardScorer(gpu::logProbs) : ZeroShot.scorer(scorerName).apply(model.transformer());
+                for (ZeroShot.Prepared p : plan.tasks()) {
+                    Row row = ZeroShot.run(model, p, scorer, results, Progress.terminal());
+                    rows.add(row);
+                    if (!json) System.out.println(table(row));
+                }
+                if (plan.mmlu() != null) {
+                    Row row = MmluTask.run(model, plan.mmlu(), scorer, results, Progress.terminal());
+                    rows.add(row);
+                    if (!json) System.out.println(table(row));
+                }
             }
         }
         if (json) System.out.println(json(rows).toPrettyString());
         else if (results != null) System.out.println("rows in " + results.file());
         return 0;
+    }
+
+    /**
+     * The model on the GPU for --device cuda (null on the CPU); with --device auto, a model the GPU path does not run (OPT,
+     * a rotated model) stays on the CPU with a warning. The longest request of the shipped tasks stays under 2048 tokens.
+     */
+    private DeviceModel onGpu(Device device, EvaluatedModel model) {
+        if (device != Device.CUDA) return null;
+        if (modelOptions.deviceIsAuto()) {
+            try {
+                DeviceModel.checkSupported(model.transformer());
+            } catch (IllegalArgumentException e) {
+                spec.commandLine().getErr().println("lowbit: warning: --device auto: running on the CPU: " + e.getMessage());
+                return null;
+            }
+        }
+        return Evaluator.onGpu(model, modelOptions.weights(), Math.min(2048, model.transformer().config().maxPositions()));
     }
 
     /** The tasks' items, and MMLU's when asked for and present. */

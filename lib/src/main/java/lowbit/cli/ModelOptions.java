@@ -65,6 +65,11 @@ final class ModelOptions {
         return device;
     }
 
+    /** Whether --device was left to auto (the GPU when there is one, the CPU for a model the GPU path does not run). */
+    boolean deviceIsAuto() {
+        return deviceOption == null || deviceOption.strip().equalsIgnoreCase("auto");
+    }
+
     WeightFormat weights() {
         return WeightFormat.parse(weightsOption);
     }

@@ -11,6 +11,8 @@ import java.util.concurrent.Callable;
 import lowbit.checkpoint.Checkpoint;
 import lowbit.checkpoint.Checkpoints;
 import lowbit.checkpoint.quantized.QuantizedCheckpoint;
+import lowbit.cuda.Device;
+import lowbit.cuda.DeviceModel;
 import lowbit.eval.EvaluatedModel;
 import lowbit.eval.Evaluator;
 import lowbit.eval.KlDivergence;
@@ -18,6 +20,7 @@ import lowbit.eval.Perplexity;
 import lowbit.eval.PerplexityJournal;
 import lowbit.memory.MemoryEstimate;
 import lowbit.memory.RunMarker;
+import lowbit.model.Transformer;
 import lowbit.progress.Progress;
 import lowbit.quant.QuantizationRecipe;
 import lowbit.results.CodeVersion;
@@ -83,7 +86,7 @@ final class PplCommand implements Callable<Integer>, MemoryEstimated {
             if (marker != null) marker.previousRunKilled().ifPresent(m -> System.err.println("lowbit: " + m));
             PrintWriter err = spec.commandLine().getErr();
             Evaluator.Options options = new Evaluator.Options(Progress.terminal(), journaled,
-                    w -> err.println("lowbit: warning: " + w), kld ? kldCache : null);
+                    w -> err.println("lowbit: warning: " + w), kld ? kldCache : null).withDevice(modelOptions.device(), modelOptions.weights());
             Evaluator.Report report = run(modelOptions, quantOptions.recipe(null, null), new Evaluator.Request(dataset, seqlen, windows),
                     options, kldReference);
             System.out.println(json ? json(report).toPrettyString() : summary(report));
@@ -101,7 +104,7 @@ final class PplCommand implements Callable<Integer>, MemoryEstimated {
     /** The report's fields with the run's environment: the --json object (keys in the README). */
     static ObjectNode json(Evaluator.Report report) {
         ObjectNode o = new ObjectMapper().valueToTree(report.fields());
-        o.put("backend", "cpu-java-vector");
+        o.put("backend", Device.CUDA.label().equals(report.fields().get("device")) ? "cuda-jcuda" : "cpu-java-vector");
         o.put("java", Runtime.version().toString());
         o.put("code_version", CodeVersion.current().toString());
         return o;
@@ -113,9 +116,10 @@ final class PplCommand implements Callable<Integer>, MemoryEstimated {
         String sha = (String) model.get("model_sha256");
         StringBuilder s = new StringBuilder(String.format(Locale.ROOT,
                 "%s perplexity (GPTQ protocol, seqlen %d, %d windows, %d tokens): %.4f%n"
-                        + "model %s (sha256 %s)%n%.1f s, %.1f tokens/s on %s threads",
+                        + "model %s (sha256 %s)%n%.1f s, %.1f tokens/s on %s",
                 report.dataset(), result.seqlen(), result.windows(), result.tokens(), result.ppl(), model.get("model"),
-                sha.substring(0, 12), result.seconds(), result.tokensPerSecond(), model.get("threads")));
+                sha.substring(0, 12), result.seconds(), result.tokensPerSecond(),
+                model.get("device_description") != null ? model.get("device_description") : model.get("threads") + " threads"));
         if (result.beyondContext())
             s.append(String.format(Locale.ROOT, "%nwindows longer than the model's declared context of %d tokens", result.contextLength()));
         if (model.get("quantization") instanceof Map<?, ?> q)
@@ -155,7 +159,7 @@ final class PplCommand implements Callable<Integer>, MemoryEstimated {
                     Evaluator.checkSameVocabulary(reference.checkpoint(), ckpt);
                 }
                 Perplexity.checkSeqlen(reference.transformer().config(), request.seqlen());
-                Evaluator.ensureReference(reference, request, options.kldCache(), progress);
+                Evaluator.ensureReference(reference, request, onDevice(options, modelOptions, reference.transformer()));
                 referenceSha = reference.checkpoint().sha256();
             }
         }
@@ -169,7 +173,7 @@ final class PplCommand implements Callable<Integer>, MemoryEstimated {
                 try (EvaluatedModel base = EvaluatedModel.load(baseModel(qc), modelOptions.threads())) {
                     Evaluator.checkSameVocabulary(base.checkpoint(), qc);
                     Perplexity.checkSeqlen(base.transformer().config(), request.seqlen());
-                    Evaluator.ensureReference(base, request, options.kldCache(), progress);
+                    Evaluator.ensureReference(base, request, onDevice(options, modelOptions, base.transformer()));
                 }
             }
         } catch (RuntimeException e) {
@@ -179,10 +183,27 @@ final class PplCommand implements Callable<Integer>, MemoryEstimated {
         try (EvaluatedModel model = EvaluatedModel.load(ckpt, modelOptions.threads())) {
             Perplexity.checkSeqlen(model.transformer().config(), request.seqlen());
             // before quantizing: the loaded model is the float reference
+            Evaluator.Options here = onDevice(options, modelOptions, model.transformer());
             if (options.kldCache() != null && recipe != null && referenceSha == null)
-                Evaluator.ensureReference(model, request, options.kldCache(), progress);
+                Evaluator.ensureReference(model, request, here);
             if (recipe != null) model.quantize(recipe, progress);
-            return referenceSha != null ? Evaluator.compareWith(model, referenceSha, request, options) : Evaluator.perplexity(model, request, options);
+            here = onDevice(here, modelOptions, model.transformer());  // a rotating recipe makes the model one the GPU path refuses
+            return referenceSha != null ? Evaluator.compareWith(model, referenceSha, request, here) : Evaluator.perplexity(model, request, here);
+        }
+    }
+
+    /**
+     * The options on the CPU where --device was left to auto and the GPU path does not run this model (OPT, a rotated
+     * model), with a warning; an explicit --device cuda keeps the GPU and the evaluator refuses the model in one line.
+     */
+    static Evaluator.Options onDevice(Evaluator.Options options, ModelOptions modelOptions, Transformer model) {
+        if (options.device() != Device.CUDA || !modelOptions.deviceIsAuto()) return options;
+        try {
+            DeviceModel.checkSupported(model);
+            return options;
+        } catch (IllegalArgumentException e) {
+            options.warnings().accept("--device auto: running on the CPU: " + e.getMessage());
+            return options.withDevice(Device.CPU, options.weights());
         }
     }
 

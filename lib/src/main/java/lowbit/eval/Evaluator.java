@@ -6,10 +6,18 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.Consumer;
+import java.util.function.ObjIntConsumer;
 import lowbit.checkpoint.Checkpoint;
 import lowbit.checkpoint.quantized.QuantizedCheckpoint;
+import lowbit.cuda.Cuda;
+import lowbit.cuda.Device;
+import lowbit.cuda.DeviceModel;
+import lowbit.model.Transformer;
 import lowbit.progress.Progress;
+import lowbit.quant.QuantizationRecipe;
+import lowbit.quant.RuntimeQuantization;
 import lowbit.results.Row;
+import lowbit.tensor.WeightFormat;
 import lowbit.tokenizer.Tokenizer;
 
 /**
@@ -22,6 +30,10 @@ import lowbit.tokenizer.Tokenizer;
  * <p>With a KL-divergence cache directory ({@link Options#kldCache}), a float model's run also writes its
  * next-token log-probabilities there ({@link FloatReference}, once per model and window set), and a quantized
  * model's run compares with them in the same forward pass that gives its perplexity ({@link KlDivergence}).
+ *
+ * <p>With {@link Options#withDevice} CUDA, the windows are scored by the model's copy on the GPU ({@link #onGpu}: the
+ * recipe's codes kept packed, its runtime quantization as kernels), made once per run; the protocol, the journal and the
+ * KL divergence are the same, and the report's fields say the device.
  */
 public final class Evaluator {
     private Evaluator() {}
@@ -50,10 +62,20 @@ public final class Evaluator {
      * @param journal  where finished windows are appended and resumed from, or null
      * @param warnings where warnings go (one line each, without the "lowbit: warning: " prefix)
      * @param kldCache the float references' directory, or null for no KL divergence
+     * @param device   where the windows are scored: the model's CPU forward pass, or its copy on the GPU ({@link DeviceModel})
+     * @param weights  how the GPU holds the dense weights (on the CPU the loaded model decides)
      */
-    public record Options(Progress progress, PerplexityJournal journal, Consumer<String> warnings, Path kldCache) {
+    public record Options(Progress progress, PerplexityJournal journal, Consumer<String> warnings, Path kldCache, Device device,
+                          WeightFormat weights) {
         public Options {
             if (journal != null && kldCache != null) throw new IllegalArgumentException(KLD_WITH_JOURNAL);
+            if (device == null) device = Device.CPU;
+            if (weights == null) weights = WeightFormat.FP32;
+        }
+
+        /** On the CPU. */
+        public Options(Progress progress, PerplexityJournal journal, Consumer<String> warnings, Path kldCache) {
+            this(progress, journal, warnings, kldCache, Device.CPU, WeightFormat.FP32);
         }
 
         public static Options of(Progress progress) {
@@ -61,15 +83,20 @@ public final class Evaluator {
         }
 
         public Options withKld(Path cache) {
-            return new Options(progress, journal, warnings, cache);
+            return new Options(progress, journal, warnings, cache, device, weights);
         }
 
         public Options withWarnings(Consumer<String> sink) {
-            return new Options(progress, journal, sink, kldCache);
+            return new Options(progress, journal, sink, kldCache, device, weights);
         }
 
         public Options withJournal(PerplexityJournal j) {
-            return new Options(progress, j, warnings, kldCache);
+            return new Options(progress, j, warnings, kldCache, device, weights);
+        }
+
+        /** Scores the windows on {@code device}, the GPU holding dense weights in {@code weights}. */
+        public Options withDevice(Device d, WeightFormat w) {
+            return new Options(progress, journal, warnings, kldCache, d, w);
         }
     }
 
@@ -202,33 +229,39 @@ public final class Evaluator {
         Perplexity.Result r;
         KlDivergence.Stats stats = null;
         Path referenceFile = null;
-        if (options.kldCache() == null || windows == 0) {
-            r = Perplexity.evaluate(model.transformer(), ids, seqlen, limit, options.progress(), options.journal(), journalKey);
-        } else {
-            FloatReference.Key key = FloatReference.Key.of(compareTo != null ? compareTo : floatSha256(model), cfg.vocabSize(), ids, seqlen, windows);
-            referenceFile = FloatReference.file(options.kldCache(), key);
-            if (compareTo == null) {
-                if (FloatReference.exists(options.kldCache(), key)) {
-                    try (FloatReference ignored = FloatReference.open(options.kldCache(), key)) {
-                        // opened only to check it: a stale or foreign file is an error now, not after the quantized runs
-                    }
-                    r = Perplexity.evaluate(model.transformer(), ids, seqlen, limit, options.progress(), null, journalKey);
-                } else {
-                    r = writeReference(model, ids, seqlen, limit, options, journalKey, key);
-                }
+        Map<String, Object> provenance = new LinkedHashMap<>(model.provenance());
+        try (Forward forward = Forward.open(model, options, seqlen)) {
+            provenance.putAll(forward.provenance());
+            if (options.kldCache() == null || windows == 0) {
+                r = Perplexity.evaluate(model.transformer(), ids, seqlen, limit, options.progress(), options.journal(), journalKey,
+                        (w, window) -> forward.nll(window));
             } else {
-                if (!FloatReference.exists(options.kldCache(), key))
-                    throw new IllegalArgumentException("no float reference for the KL divergence of " + model.checkpoint().source()
-                            + " in " + options.kldCache() + ": evaluate its float model (sha256 " + key.modelSha256() + ") on the same "
-                            + windows + " windows first");
-                Compared c = compare(model, ids, seqlen, limit, options, journalKey, key);
-                r = c.result;
-                stats = c.stats;
+                FloatReference.Key key = FloatReference.Key.of(compareTo != null ? compareTo : floatSha256(model), cfg.vocabSize(), ids, seqlen, windows);
+                referenceFile = FloatReference.file(options.kldCache(), key);
+                if (compareTo == null) {
+                    if (FloatReference.exists(options.kldCache(), key)) {
+                        try (FloatReference ignored = FloatReference.open(options.kldCache(), key)) {
+                            // opened only to check it: a stale or foreign file is an error now, not after the quantized runs
+                        }
+                        r = Perplexity.evaluate(model.transformer(), ids, seqlen, limit, options.progress(), null, journalKey,
+                                (w, window) -> forward.nll(window));
+                    } else {
+                        r = writeReference(model, forward, ids, seqlen, limit, options, journalKey, key);
+                    }
+                } else {
+                    if (!FloatReference.exists(options.kldCache(), key))
+                        throw new IllegalArgumentException("no float reference for the KL divergence of " + model.checkpoint().source()
+                                + " in " + options.kldCache() + ": evaluate its float model (sha256 " + key.modelSha256() + ") on the same "
+                                + windows + " windows first");
+                    Compared c = compare(model, forward, ids, seqlen, limit, options, journalKey, key);
+                    r = c.result;
+                    stats = c.stats;
+                }
             }
         }
         boolean bos = ids.length > 0 && tok.addsBos() && tok.bosId().isPresent() && ids[0] == tok.bosId().getAsInt();
         return new Report(r, request.dataset(), text.sha256(), text.protocol(), ids.length, bos,
-                TextDatasets.protocolWindowCap(request.dataset()), stats, referenceFile, model.provenance());
+                TextDatasets.protocolWindowCap(request.dataset()), stats, referenceFile, provenance);
     }
 
     /**
@@ -236,11 +269,16 @@ public final class Evaluator {
      * over the windows) when it is not; returns the float model's report when it ran, else null.
      */
     public static Report ensureReference(EvaluatedModel floatModel, Request request, Path cache, Progress progress) {
+        return ensureReference(floatModel, request, new Options(progress, null, w -> {}, cache));
+    }
+
+    /** As above, in {@code options}' cache, on its device. */
+    public static Report ensureReference(EvaluatedModel floatModel, Request request, Options options) {
         if (floatModel.quantized())
             throw new IllegalArgumentException(floatModel.checkpoint().source() + " is quantized: the float reference must come from a float model");
         FloatReference.Key key = referenceKey(floatModel, request);
-        if (key != null && FloatReference.exists(cache, key)) return null;
-        return perplexity(floatModel, request, new Options(progress, null, w -> {}, cache));
+        if (key != null && FloatReference.exists(options.kldCache(), key)) return null;
+        return perplexity(floatModel, request, new Options(options.progress(), null, w -> {}, options.kldCache(), options.device(), options.weights()));
     }
 
     /**
@@ -262,13 +300,13 @@ public final class Evaluator {
 
     // Both passes below take each position's NLL from the float32 log-prob row they stream, so their perplexity is
     // within float rounding (about 1e-7 relative) of Transformer.nll's, which subtracts in double.
-    private static Perplexity.Result writeReference(EvaluatedModel model, int[] ids, int seqlen, int limit, Options options,
+    private static Perplexity.Result writeReference(EvaluatedModel model, Forward forward, int[] ids, int seqlen, int limit, Options options,
                                                     String journalKey, FloatReference.Key key) {
         try (FloatReference.Writer writer = FloatReference.create(options.kldCache(), key)) {
             Perplexity.Result r = Perplexity.evaluate(model.transformer(), ids, seqlen, limit, options.progress(), null, journalKey,
                     (w, window) -> {
                         double[] nll = new double[window.length - 1];
-                        model.transformer().nextTokenLogProbs(window, (lp, t) -> {
+                        forward.nextTokenLogProbs(window, (lp, t) -> {
                             nll[t] = -lp[window[t + 1]];
                             writer.row(w, t, lp);
                         });
@@ -281,7 +319,7 @@ public final class Evaluator {
 
     private record Compared(Perplexity.Result result, KlDivergence.Stats stats) {}
 
-    private static Compared compare(EvaluatedModel model, int[] ids, int seqlen, int limit, Options options, String journalKey,
+    private static Compared compare(EvaluatedModel model, Forward forward, int[] ids, int seqlen, int limit, Options options, String journalKey,
                                     FloatReference.Key key) {
         int positions = key.windows() * (seqlen - 1), vocab = key.vocab();
         double[] kld = new double[positions], nllQ = new double[positions], nllF = new double[positions];
@@ -291,7 +329,7 @@ public final class Evaluator {
         try (FloatReference ref = FloatReference.open(options.kldCache(), key)) {
             r = Perplexity.evaluate(model.transformer(), ids, seqlen, limit, options.progress(), null, journalKey, (w, window) -> {
                 double[] nll = new double[window.length - 1];
-                model.transformer().nextTokenLogProbs(window, (lp, t) -> {
+                forward.nextTokenLogProbs(window, (lp, t) -> {
                     float[][] s = scratch.get();
                     ref.row(w, t, s[0]);
                     int i = w * (seqlen - 1) + t, target = window[t + 1];
@@ -306,5 +344,87 @@ public final class Evaluator {
             });
         }
         return new Compared(r, KlDivergence.of(kld, nllQ, nllF, same));
+    }
+
+    /**
+     * {@code model} copied to the GPU as it is evaluated: the packed codes of the recipe that quantized it (dense weights in
+     * {@code weights} for everything else) and its runtime quantization, the recipe's or a quantized directory's. Refused
+     * in one line, before any upload, when the GPU path does not run the model or it does not fit with windows of
+     * {@code seqlen} tokens.
+     */
+    public static DeviceModel onGpu(EvaluatedModel model, WeightFormat weights, int seqlen) {
+        Transformer t = model.transformer();
+        QuantizationRecipe.Outcome outcome = model.outcome();
+        var codes = outcome == null ? null : outcome.model();
+        RuntimeQuantization runtime = outcome != null ? outcome.runtime()
+                : model.checkpoint() instanceof QuantizedCheckpoint qc ? RuntimeQuantization.fromJson(qc.manifest().path("quantization").path("runtime"))
+                : RuntimeQuantization.NONE;
+        DeviceModel.checkSupported(t);
+        Cuda cuda = Cuda.get();
+        cuda.require(DeviceModel.bytesNeeded(t.config(), codes, weights, seqlen), String.format(Locale.ROOT,
+                "%s with %s weights and windows of %d tokens", model.checkpoint().source(), weights.label(), seqlen));
+        return DeviceModel.upload(cuda, t, codes, runtime, weights);
+    }
+
+    /**
+     * Where windows are scored: the model's own forward pass on the CPU, or its copy on the GPU (a {@link DeviceModel} made
+     * once per evaluation, with the recipe's packed codes and runtime quantization, or a quantized directory's runtime).
+     */
+    private interface Forward extends AutoCloseable {
+        double[] nll(int[] window);
+
+        /** Rows 0..T-2 of the window's next-token log-softmax, as {@link Transformer#nextTokenLogProbs}. */
+        void nextTokenLogProbs(int[] window, ObjIntConsumer<float[]> row);
+
+        /** device (and on the GPU: weights, device_description) for the report's fields. */
+        Map<String, Object> provenance();
+
+        @Override
+        void close();
+
+        static Forward open(EvaluatedModel model, Options options, int seqlen) {
+            Transformer t = model.transformer();
+            if (options.device() == Device.CPU)
+                return new Forward() {
+                    public double[] nll(int[] window) {
+                        return t.nll(window);
+                    }
+
+                    public void nextTokenLogProbs(int[] window, ObjIntConsumer<float[]> row) {
+                        t.nextTokenLogProbs(window, row);
+                    }
+
+                    public Map<String, Object> provenance() {
+                        return Map.of("device", Device.CPU.label());
+                    }
+
+                    public void close() {}
+                };
+            DeviceModel dm = onGpu(model, options.weights(), seqlen);
+            Map<String, Object> p = new LinkedHashMap<>();
+            p.put("device", Device.CUDA.label());
+            p.put("weights", options.weights().label());
+            p.put("device_description", dm.describe());
+            return new Forward() {
+                public double[] nll(int[] window) {
+                    return dm.nll(window);
+                }
+
+                public void nextTokenLogProbs(int[] window, ObjIntConsumer<float[]> row) {
+                    int last = window.length - 1;
+                    dm.logProbs(window, (lp, r) -> {
+                        if (r < last) row.accept(lp, r);
+                    });
+                }
+
+                public Map<String, Object> provenance() {
+                    return p;
+                }
+
+                public void close() {
+                    dm.close();
+                }
+            };
+        }
     }
 }

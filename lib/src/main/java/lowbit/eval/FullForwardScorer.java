@@ -2,6 +2,7 @@ package lowbit.eval;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Function;
 import lowbit.model.Transformer;
 
 /**
@@ -10,10 +11,15 @@ import lowbit.model.Transformer;
  * scorers are checked against.
  */
 public final class FullForwardScorer implements ContinuationScorer {
-    private final Transformer model;
+    private final Function<int[], float[][]> logProbs;
 
     public FullForwardScorer(Transformer model) {
-        this.model = model;
+        this(model::logProbs);
+    }
+
+    /** With another forward pass giving {@link Transformer#logProbs(int[])}'s rows (the model's copy on the GPU). */
+    public FullForwardScorer(Function<int[], float[][]> logProbs) {
+        this.logProbs = logProbs;
     }
 
     @Override
@@ -25,7 +31,7 @@ public final class FullForwardScorer implements ContinuationScorer {
             int[] input = new int[context.length + cont.length - 1];
             System.arraycopy(context, 0, input, 0, context.length);
             System.arraycopy(cont, 0, input, context.length, cont.length - 1);
-            float[][] lp = model.logProbs(input);
+            float[][] lp = logProbs.apply(input);
             double[] tokens = new double[cont.length];
             boolean greedy = true;
             for (int i = 0; i < cont.length; i++) {
