@@ -13,8 +13,8 @@ import lowbit.tensor.WeightFormat;
 /**
  * Where a result was computed and how the weights were held: the device (the CPU's Vector API runtime or a CUDA GPU),
  * the weight format (fp32 or bf16) and a description of the machine. Every result row and quantized directory records
- * it ({@link #provenance()}), and results from different backends are different experiments ({@link #key(String)},
- * {@link #parameters(Map)}).
+ * it ({@link #provenance()}), and results from different backends are different experiments ({@link #parameters(Map)}
+ * for a store row's key, {@link #key(String)} for a journal's).
  *
  * <p>Everything lowbit measured before the GPU path existed ran on the CPU with float32 weights, and its rows say
  * {@code "backend": "cpu-java-vector"} without device or weights fields; that backend keeps this label and its keys
@@ -92,13 +92,14 @@ public record Backend(Device device, WeightFormat weights, String description) {
     }
 
     /**
-     * A journal's or cache's configuration key made specific to this backend: unchanged on the CPU with fp32 weights
-     * (the keys written before the GPU path), else with "|cuda-bf16" (device-weights) appended. A GPU's log-probs differ
-     * from the CPU's in the last float digits and bf16 weights' by about 1%, so their windows are not interchangeable.
+     * A journal's or cache's configuration key made specific to this backend's device: unchanged on the CPU (the keys
+     * written before the GPU path), else with "|cuda" appended; a GPU's log-probs differ from the CPU's in the last float
+     * digits, so their windows are not interchangeable. The weight format is part of the model's own key
+     * ({@code EvaluatedModel.key()}), since the model, not the device, holds the weights.
      */
     public String key(String configuration) {
         Objects.requireNonNull(configuration, "configuration");
-        return isReference() ? configuration : configuration + "|" + device.label() + "-" + weights.label();
+        return device == Device.CPU ? configuration : configuration + "|" + device.label();
     }
 
     /**
