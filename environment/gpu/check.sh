@@ -4,14 +4,14 @@
 #
 #     bash environment/gpu/check.sh            # the device tool: run(command=..., carry=[".gpu"], timeout_s=540)
 #
-# In order, each step under its own time limit so that the whole run ends within 8 minutes, a failed step does not stop
+# In order, each step under its own time limit (490 s in all, the unpacking aside), a failed step does not stop
 # the next, and every log goes to $OUT (at most 8 files, what the device tool brings back):
 #   1. the GPU (nvidia-smi) and the packed runtime; without a GPU it says so and exits 2
 #   2. the GPU tests (JUnit, tag "gpu", lowbit.cuda.*GpuTest) with -Dlowbit.cuda.sync=true, so that a faulting kernel
 #      is named by the launch that faulted rather than by a later synchronization
 #   3. the benchmark model: random weights in the default model's shapes, made here by transformers
 #   4. bench forward --device cuda (bf16 and fp32 weights) against transformers on torch CUDA in bf16, same windows
-#   5. bench gptq --device cuda against gptq.py's algorithm on torch CUDA (one 2048x2048 layer; then the whole model)
+#   5. bench gptq --device cuda: one 2048x2048 layer against gptq.py's algorithm on torch CUDA, then the whole model
 #   6. bench dequant: the fused dequantize-GEMM's GB/s and % of the memory bandwidth
 #   7. summary.txt: the lines that matter from each step
 # `bash environment/gpu/check.sh --cpu-selftest` runs the Java part on the CPU here (the packed runtime, the CPU tests
@@ -29,6 +29,9 @@ SUMMARY="$OUT/summary.txt"
 say() { echo "$*" | tee -a "$SUMMARY"; }
 START=$(date +%s)
 elapsed() { echo $(( $(date +%s) - START )); }
+# the lines of a log matching a pattern, progress bars' carriage returns made line breaks, indented for the summary
+# (from the match on: a progress bar on stderr may share the line)
+pick() { tr '\r' '\n' < "$2" | grep -oE "($1).*" | sed 's/^/  /' | tee -a "$SUMMARY"; }
 
 # step NAME SECONDS LOG COMMAND...: runs COMMAND under its limit, output to LOG (appended) and the terminal
 step() {
@@ -115,11 +118,12 @@ if [ "$SELFTEST" = 1 ]; then
     step "--device cuda without a GPU: one line, exit 2" 60 "$TEST_LOG" \
         bash -c '"$@"; [ $? -eq 2 ]' _ "${LOWBIT[@]}" info --model "$DATA/models/stories260K/stories260K.bin" --device cuda
 else
-    step "GPU tests (tag gpu, -Dlowbit.cuda.sync=true)" 200 "$TEST_LOG" \
+    step "GPU tests (tag gpu, -Dlowbit.cuda.sync=true)" 120 "$TEST_LOG" \
         "${JUNIT[@]}" -Dlowbit.cuda.sync=true -cp "$PACK/junit-console.jar:$WORK/test-classes:$CP" org.junit.platform.console.ConsoleLauncher execute \
         --disable-banner --details=tree --include-tag gpu --select-package lowbit.cuda --include-classname '.*GpuTest' --reports-dir "$REPORTS"
 fi
-grep -E '^\[ *[0-9]+ (tests|containers) (found|successful|failed|skipped|aborted)' "$TEST_LOG" | sed 's/^/  /' | tee -a "$SUMMARY"
+pick '^\[ *[0-9]+ (tests (found|successful|failed|skipped|aborted)|containers failed)' "$TEST_LOG"
+grep -qE '^\[ +0 tests found' "$TEST_LOG" && say "  no test ran: are the *GpuTest classes in this build (git log), and was .gpu packed after it?"
 grep -E '✘|MethodSource|=> ' "$TEST_LOG" | head -40 | sed 's/^/  /' >> "$SUMMARY"
 [ -d "$REPORTS" ] && tar -C "$WORK" -czf "$OUT/junit-reports.tar.gz" junit-reports
 
@@ -134,38 +138,41 @@ MODEL_LOG="$OUT/model.txt"
 : > "$MODEL_LOG"
 if [ ! -f "$MODEL/model.safetensors" ]; then
     rm -rf "$MODEL"
-    step "benchmark model (transformers, random weights in SmolLM2-135M's shapes)" 120 "$MODEL_LOG" \
+    step "benchmark model (transformers, random weights in SmolLM2-135M's shapes)" 50 "$MODEL_LOG" \
         python3 "$ROOT/environment/gpu/make_bench_model.py" --tokenizer "$DATA/models/opt-125m-tokenizer" --out "$MODEL"
 fi
-step "lowbit reads the benchmark model" 60 "$MODEL_LOG" "${LOWBIT[@]}" info --model "$MODEL" --device cuda
-grep -E '^(config|tensors|backend):' "$MODEL_LOG" | sed 's/^/  /' | tee -a "$SUMMARY"
+step "lowbit reads the benchmark model" 20 "$MODEL_LOG" "${LOWBIT[@]}" info --model "$MODEL" --device cuda
+pick '^(config|tensors|backend):|"parameters"' "$MODEL_LOG"
 
 # 4. Forward pass against transformers (bf16 on both sides; then lowbit's fp32 weights)
 FWD_LOG="$OUT/bench-forward.txt"
 : > "$FWD_LOG"
 TEXT="$DATA/wikitext-2-raw/wiki.test.raw"
-step "bench forward --device cuda --weights bf16 (vs transformers bf16)" 120 "$FWD_LOG" \
+step "bench forward --device cuda --weights bf16 (vs transformers bf16)" 60 "$FWD_LOG" \
     "${LOWBIT[@]}" bench forward --device cuda --weights bf16 --model "$MODEL" --seqlen 2048 --windows 4 --baseline auto
 if ! grep -q '^transformers ' "$FWD_LOG"; then
     # the baseline did not run inside bench forward: the same script on the same windows, directly
-    step "transformers on torch CUDA, bf16 (environment/bench_transformers.py)" 90 "$FWD_LOG" \
+    step "transformers on torch CUDA, bf16 (environment/bench_transformers.py)" 40 "$FWD_LOG" \
         python3 "$ROOT/environment/bench_transformers.py" --hf "$MODEL" --device cuda --dtype bf16 --text "$TEXT" --seqlen 2048 --windows 4
 fi
-step "bench forward --device cuda --weights fp32" 90 "$FWD_LOG" \
+step "bench forward --device cuda --weights fp32" 40 "$FWD_LOG" \
     "${LOWBIT[@]}" bench forward --device cuda --weights fp32 --model "$MODEL" --seqlen 2048 --windows 4 --baseline none
-grep -E 'tokens/s|tokens_per_second|ratio' "$FWD_LOG" | sed 's/^/  /' | tee -a "$SUMMARY"
+pick '^lowbit: |tokens/s|tokens_per_second|ratio' "$FWD_LOG"
 
-# 5. GPTQ against the reference algorithm on torch CUDA (32 calibration windows of 2048 to fit the time)
+# 5. GPTQ against the reference algorithm on torch CUDA: one 2048x2048 layer on 32 windows of 2048, then the whole
+#    model on 16 (its calibration forward passes dominate and may run on the CPU: they are timed apart)
 GPTQ_LOG="$OUT/bench-gptq.txt"
 : > "$GPTQ_LOG"
-step "bench gptq --device cuda (vs gptq.py on torch CUDA)" 150 "$GPTQ_LOG" \
-    "${LOWBIT[@]}" bench gptq --device cuda --model "$MODEL" --nsamples 32 --baseline auto
-grep -E 'layer|model ' "$GPTQ_LOG" | grep -v '^==' | sed 's/^/  /' | tee -a "$SUMMARY"
+step "bench gptq --device cuda --part layer (vs gptq.py on torch CUDA)" 60 "$GPTQ_LOG" \
+    "${LOWBIT[@]}" bench gptq --device cuda --part layer --nsamples 32 --baseline auto
+step "bench gptq --device cuda --part model" 60 "$GPTQ_LOG" \
+    "${LOWBIT[@]}" bench gptq --device cuda --part model --model "$MODEL" --nsamples 16
+pick '^lowbit: |(lowbit|torch) +(layer|model) ' "$GPTQ_LOG"
 
 # 6. The fused dequantize-GEMM's bandwidth
 DEQ_LOG="$OUT/bench-dequant.txt"
 : > "$DEQ_LOG"
-step "bench dequant (GB/s, % of peak)" 60 "$DEQ_LOG" "${LOWBIT[@]}" bench dequant
-grep -E 'GB/s|peak' "$DEQ_LOG" | sed 's/^/  /' | tee -a "$SUMMARY"
+step "bench dequant (GB/s, % of peak)" 40 "$DEQ_LOG" "${LOWBIT[@]}" bench dequant
+pick '^lowbit: |GB/s|peak' "$DEQ_LOG"
 
 say "done in $(elapsed)s; logs: $(cd "$OUT" && ls | tr '\n' ' ')"
