@@ -64,6 +64,7 @@ final class AllocateBench implements Callable<Integer>, MemoryEstimated {
 
     @Override
     public Integer call() {
+        modelOptions.cpuOnly("bench allocate");
         allocation.check();
         QuantizationRecipe recipe = allocation.recipe(quantOptions);
         Sensitivities.Predictor p = allocation.predictor();

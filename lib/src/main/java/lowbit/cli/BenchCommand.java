@@ -132,6 +132,7 @@ final class BenchCommand implements Callable<Integer> {
 
         @Override
         public Integer call() {
+            modelOptions.cpuOnly("bench awq");
             QuantSpec spec = quantOptions.quant == null ? QuantSpec.of("awq", QuantConfig.group(4, 128)) : quantOptions.spec();
             if (!"awq".equals(spec.method())) throw new IllegalArgumentException("bench awq times awq specs, got --quant " + spec);
             QuantizationRecipe awq = quantOptions.recipe(spec, null);
@@ -186,6 +187,7 @@ final class BenchCommand implements Callable<Integer> {
 
         @Override
         public Integer call() {
+            modelOptions.cpuOnly("bench rotate");
             if (windows < 1) throw new IllegalArgumentException("--windows must be >= 1, got " + windows);
             if (seqlen < 2) throw new IllegalArgumentException("--seqlen must be >= 2, got " + seqlen);
             TextDatasets.Text text = TextDatasets.load("wikitext2");
@@ -268,6 +270,7 @@ final class BenchCommand implements Callable<Integer> {
 
         @Override
         public Integer call() {
+            modelOptions.cpuOnly("bench eval");
             if (limit < 1) throw new IllegalArgumentException("--limit must be >= 1, got " + limit);
             checkBaseline(baseline, "lm-eval");
             List<String> names = Tasks.parse(tasks, List.of());

@@ -41,6 +41,7 @@ final class BillmBench implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        modelOptions.cpuOnly("bench billm");
         QuantSpec b = QuantSpec.parse(billm), g = QuantSpec.parse(gptq);
         if (!QuantSpec.BILLM.equals(b.method())) throw new IllegalArgumentException("bench billm times billm specs, got --quant " + b);
         if (!"gptq".equals(g.method())) throw new IllegalArgumentException("bench billm compares with a gptq spec, got --gptq " + g);

@@ -46,6 +46,7 @@ final class ExportBench implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        modelOptions.cpuOnly("bench export");
         GgufPreset preset = GgufPreset.parse(type);
         if (repeat < 1) throw new IllegalArgumentException("--repeat must be >= 1, got " + repeat);
         if (llamaQuantize != null && !Files.isExecutable(llamaQuantize))

@@ -59,6 +59,7 @@ final class ExportGgufCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        modelOptions.cpuOnly("export gguf");
         AtomicOutput.checkFile(out);
         GgufPreset preset = type == null ? null : GgufPreset.parse(type);
         List<GgufTypePlan.TypeOverride> overrides = tensorTypes.stream().map(GgufTypePlan.TypeOverride::parse).toList();

@@ -1,6 +1,7 @@
 package lowbit.cli;
 
 import java.nio.file.Path;
+import java.util.Locale;
 import java.util.Map;
 import lowbit.checkpoint.Checkpoint;
 import lowbit.checkpoint.Checkpoints;
@@ -8,8 +9,8 @@ import lowbit.checkpoint.quantized.QuantizedModelFiles;
 import lowbit.cuda.Device;
 import lowbit.model.Transformer;
 import lowbit.quant.QuantizedModel;
+import lowbit.results.Backend;
 import lowbit.results.CodeVersion;
-import lowbit.results.Row;
 import lowbit.tensor.Parallel;
 import lowbit.tensor.WeightFormat;
 import picocli.CommandLine.Model.CommandSpec;
@@ -74,6 +75,26 @@ final class ModelOptions {
         return WeightFormat.parse(weightsOption);
     }
 
+    /**
+     * For a command with no GPU path ({@code what}: "qat", "bench awq"): the CPU, also under auto when a GPU is there;
+     * --device cuda asked for explicitly is refused with one line before any work (rather than ignored, which would
+     * leave a user believing a CPU timing was a GPU one). From then on {@link #device()} is the CPU.
+     */
+    Device cpuOnly(String what) {
+        String asked = deviceOption.strip().toLowerCase(Locale.ROOT);
+        // refused before the GPU is opened: on a machine without one this line says more than "no CUDA GPU"
+        if (asked.equals("cuda") || asked.equals("gpu"))
+            throw new IllegalArgumentException(what + " runs on the CPU only: drop --device " + deviceOption.strip() + " (auto uses the CPU for it)");
+        if (!asked.equals("auto")) Device.choose(deviceOption); // cpu, or Device's one line for a name it does not know
+        device = Device.CPU;
+        return device;
+    }
+
+    /** Where this command computes and how it holds the weights, for provenance: {@link #device()}, {@link #weights()}, {@link #threads()}. */
+    Backend backend() {
+        return Backend.of(device(), weights(), threads());
+    }
+
     Checkpoint open() {
         return Checkpoints.open(model, DownloadCommand.terminalDownloadProgress());
     }
@@ -85,12 +106,12 @@ final class ModelOptions {
     /**
      * Writes {@code quantized} (made from {@code model}, loaded from this --model) as a quantized directory at {@code out},
      * its manifest naming the --model as given (default, hf:...) or as an absolute path; first adds to the method's
-     * {@code provenance} how it ran (threads, backend, Java, code version, seconds since {@code startNanos}).
+     * {@code provenance} how it ran (threads, {@link #backend()}, Java, code version, seconds since {@code startNanos}).
      */
     Path writeQuantized(Path out, Checkpoint ckpt, Transformer model, QuantizedModel quantized, Map<String, Object> provenance,
                         long startNanos) {
         provenance.put("threads", model.threads());
-        provenance.put("backend", Row.BACKEND);
+        provenance.putAll(Backend.of(device(), weights(), model.threads()).provenance());
         provenance.put("java", Runtime.version().toString());
         provenance.put("code_version", CodeVersion.current().toString());
         provenance.put("seconds", (System.nanoTime() - startNanos) / 1e9);

@@ -76,6 +76,7 @@ final class TrainBench implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        modelOptions.cpuOnly("bench train");
         if (repeats < 1) throw new IllegalArgumentException("--repeats must be >= 1, got " + repeats);
         BenchCommand.checkBaseline(baseline, "torch");
         List<Integer> lengths = parseSeqlens(seqlens);

@@ -6,11 +6,13 @@ import java.util.Map;
 import lowbit.checkpoint.Checkpoint;
 import lowbit.checkpoint.Checkpoints;
 import lowbit.checkpoint.quantized.QuantizedCheckpoint;
+import lowbit.cuda.Device;
 import lowbit.model.Transformer;
 import lowbit.progress.Progress;
 import lowbit.quant.QuantizationRecipe;
 import lowbit.quant.RuntimeQuantization;
 import lowbit.quant.rotation.QuaRot;
+import lowbit.tensor.WeightFormat;
 import lowbit.tokenizer.Tokenizer;
 
 /**
@@ -43,10 +45,15 @@ public final class EvaluatedModel implements AutoCloseable {
         }
     }
 
-    /** Opens and loads {@code checkpoint}; this object closes both. */
+    /** Opens and loads {@code checkpoint} with float32 weights; this object closes both. */
     public static EvaluatedModel load(Checkpoint checkpoint, int threads) {
+        return load(checkpoint, threads, WeightFormat.FP32);
+    }
+
+    /** Opens and loads {@code checkpoint}, its linear weights held as {@code weights}; this object closes both. */
+    public static EvaluatedModel load(Checkpoint checkpoint, int threads, WeightFormat weights) {
         try {
-            Transformer t = Checkpoints.load(checkpoint, threads);
+            Transformer t = Checkpoints.load(checkpoint, threads, weights);
             try {
                 return new EvaluatedModel(checkpoint, t, Checkpoints.tokenizer(checkpoint), true);
             } catch (RuntimeException e) {
@@ -67,11 +74,16 @@ public final class EvaluatedModel implements AutoCloseable {
         return m;
     }
 
-    /** Quantizes the transformer in place by {@code recipe} (calibrating as the recipe says) and records it. */
+    /** Quantizes the transformer in place by {@code recipe} (calibrating as the recipe says) on the CPU and records it. */
     public QuantizationRecipe.Outcome quantize(QuantizationRecipe recipe, Progress progress) {
+        return quantize(recipe, progress, Device.CPU);
+    }
+
+    /** As {@link #quantize(QuantizationRecipe, Progress)}, the recipe's per-layer work on {@code device}. */
+    public QuantizationRecipe.Outcome quantize(QuantizationRecipe recipe, Progress progress, Device device) {
         if (outcome != null || quantization != null)
             throw new IllegalStateException(checkpoint.source() + " is already quantized; load it again to quantize it another way");
-        QuantizationRecipe.Outcome o = recipe.apply(transformer, tokenizer, progress);
+        QuantizationRecipe.Outcome o = recipe.apply(transformer, tokenizer, progress, device);
         quantized(o);
         return o;
     }
@@ -116,13 +128,16 @@ public final class EvaluatedModel implements AutoCloseable {
 
     /**
      * What separates this configuration from every other in a journal or cache: the checkpoint's sha256, plus the
-     * recipe and calibration draw when quantized here, or the stored quantization when the checkpoint is quantized.
+     * recipe and calibration draw when quantized here, or the stored quantization when the checkpoint is quantized, plus
+     * "|bf16" when the weights are held in bf16 (float32 keys stay as they were before bf16 existed). The device is the
+     * evaluation's, not the model's: {@link lowbit.results.Backend#key} adds it.
      */
     public String key() {
         String k = checkpoint.sha256();
         if (outcome != null)
-            return k + "|" + outcome.recipe() + "|" + (outcome.calibration() == null ? "" : outcome.calibration().windowsSha256());
-        return k;
+            k += "|" + outcome.recipe() + "|" + (outcome.calibration() == null ? "" : outcome.calibration().windowsSha256());
+        WeightFormat w = transformer.weightFormat();
+        return w == WeightFormat.FP32 ? k : k + "|" + w.label();
     }
 
     /** model, model_sha256, model_type, threads, bits_per_weight, quantization: the fields every result row carries. */

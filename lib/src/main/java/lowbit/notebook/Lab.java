@@ -3,12 +3,16 @@ package lowbit.notebook;
 import java.util.Locale;
 import java.util.Objects;
 import java.util.Optional;
+import lowbit.cuda.Device;
 import lowbit.eval.tasks.mmlu.MmluData;
 import lowbit.io.DataDir;
 import lowbit.progress.Progress;
+import lowbit.results.Backend;
+import lowbit.tensor.WeightFormat;
 
 /**
- * The notebook session: where progress goes and how numbers are published. The kernel's startup script calls
+ * The notebook session: where progress goes, where models run ({@link #device(String)}, {@link #weights(String)}) and
+ * how numbers are published. The kernel's startup script calls
  * {@link #useProgress} with bars that update in the cell; outside a kernel (a test, jshell) progress goes
  * nowhere.
  */
@@ -32,6 +36,44 @@ public final class Lab {
 
     public static void useProgress(Progress p) {
         progress = Objects.requireNonNull(p, "progress");
+    }
+
+    private static volatile Device device = Device.CPU;
+    private static volatile WeightFormat weights = WeightFormat.FP32;
+
+    /**
+     * Picks where this session's evaluations and quantizations run: "cpu", "cuda" (opens the GPU now: one line when there
+     * is none) or "auto" (cuda when a GPU opens, else cpu). Returns the backend chosen, which a cell shows as one line
+     * ("cuda NVIDIA H200 (sm_90, ...) fp32"). A session starts on the CPU, unlike the CLI's auto, so that committed
+     * outputs re-run to the same digits on any machine until a cell asks for the GPU.
+     */
+    public static Backend device(String option) {
+        device = Device.choose(option);
+        return backend();
+    }
+
+    /** The session's device: the CPU unless {@link #device(String)} chose another. */
+    public static Device device() {
+        return device;
+    }
+
+    /**
+     * How models loaded from now on hold their linear weights: "fp32" or "bf16" (half the memory; products accumulate
+     * in float32). Returns the session's backend.
+     */
+    public static Backend weights(String format) {
+        weights = WeightFormat.parse(format);
+        return backend();
+    }
+
+    /** The session's weight format: fp32 unless {@link #weights(String)} chose bf16. */
+    public static WeightFormat weights() {
+        return weights;
+    }
+
+    /** The session's device and weight format, as results record them. */
+    public static Backend backend() {
+        return Backend.of(device, weights);
     }
 
     /** Loads a model by name: "default", "stories260K", a path, or hf:ORG/NAME (see {@link Model#resolve}). */

@@ -21,6 +21,7 @@ import lowbit.io.DataDir;
 import lowbit.model.Transformer;
 import lowbit.tensor.Parallel;
 import lowbit.quant.QuantizationRecipe;
+import lowbit.tensor.WeightFormat;
 import lowbit.tokenizer.Tokenizer;
 
 /**
@@ -31,15 +32,21 @@ import lowbit.tokenizer.Tokenizer;
 public final class Model implements AutoCloseable {
     private final String name;
     private final EvaluatedModel model;
+    private final WeightFormat weights;
 
-    private Model(String name, EvaluatedModel model) {
+    private Model(String name, EvaluatedModel model, WeightFormat weights) {
         this.name = name;
         this.model = model;
+        this.weights = weights;
     }
 
-    /** Loads {@code name} (see {@link #resolve}) on every core; a quantized directory's runtime quantization is re-attached. */
+    /**
+     * Loads {@code name} (see {@link #resolve}) on every core, its weights held as the session says ({@link Lab#weights()});
+     * a quantized directory's runtime quantization is re-attached.
+     */
     public static Model load(String name) {
-        return new Model(name, EvaluatedModel.load(Checkpoints.open(resolve(name), null), Parallel.defaultThreads()));
+        WeightFormat w = Lab.weights();
+        return new Model(name, EvaluatedModel.load(Checkpoints.open(resolve(name), null), Parallel.defaultThreads(), w), w);
     }
 
     /**
@@ -94,7 +101,8 @@ public final class Model implements AutoCloseable {
 
     /**
      * Perplexity on the first {@code windows} non-overlapping windows of {@code seqlen} tokens (0: all), capped as
-     * the protocol caps the dataset (c4-train-slice: 256 windows), as {@code ./lowbit ppl} and studies measure it.
+     * the protocol caps the dataset (c4-train-slice: 256 windows), as {@code ./lowbit ppl} and studies measure it, on the
+     * session's device ({@link Lab#device()}).
      */
     public Perplexity.Result perplexity(String dataset, int seqlen, int windows) {
         return evaluate(dataset, seqlen, windows, null).perplexity();
@@ -105,7 +113,7 @@ public final class Model implements AutoCloseable {
      * Evaluate the float model first (that writes its log-probabilities there), then quantize and evaluate again.
      */
     public Evaluator.Report evaluate(String dataset, int seqlen, int windows, Path kldCache) {
-        Evaluator.Options options = Evaluator.Options.of(Lab.progress()).withKld(kldCache);
+        Evaluator.Options options = Evaluator.Options.of(Lab.progress()).withKld(kldCache).withDevice(Lab.device(), weights);
         return Evaluator.perplexity(model, new Evaluator.Request(dataset, seqlen, windows), options);
     }
 
@@ -117,7 +125,8 @@ public final class Model implements AutoCloseable {
     /**
      * Zero-shot task {@code task} (one of {@link Tasks#names()}) on its first {@code limit} items (0: all), as
      * {@code ./lowbit eval --tasks TASK --limit N} scores it (lm-eval 0.4.13's requests and metrics, the default
-     * scorer), without a results store: acc, acc_norm and their standard errors are on the result.
+     * scorer), without a results store: acc, acc_norm and their standard errors are on the result. Scored on the CPU,
+     * whatever the session's device.
      */
     public TaskResult zeroShot(String task, int limit) {
         return zeroShot(ZeroShot.Prepared.of(Tasks.get(task), limit));
@@ -138,9 +147,17 @@ public final class Model implements AutoCloseable {
         return MmluTask.run(model, p, ZeroShot.scorer(ZeroShot.DEFAULT_SCORER).apply(model.transformer()), null, Lab.progress());
     }
 
-    /** Quantizes this model in place with {@code recipe} and attaches its runtime hooks (once: load again to quantize another way). */
+    /**
+     * Quantizes this model in place with {@code recipe} on the session's device ({@link Lab#device()}) and attaches its
+     * runtime hooks (once: load again to quantize another way).
+     */
     public QuantizationRecipe.Outcome quantize(QuantizationRecipe recipe) {
-        return model.quantize(recipe, Lab.progress());
+        return model.quantize(recipe, Lab.progress(), Lab.device());
+    }
+
+    /** How this model holds its linear weights: the session's {@link Lab#weights()} when it was loaded. */
+    public WeightFormat weights() {
+        return weights;
     }
 
     /** Calibration windows drawn as GPTQ draws them (documents mode) from "c4" or a text file. */

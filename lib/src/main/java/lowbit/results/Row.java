@@ -10,6 +10,9 @@ import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Objects;
+import lowbit.cuda.Device;
+import lowbit.tensor.Parallel;
+import lowbit.tensor.WeightFormat;
 
 /**
  * One experiment in a {@link ResultStore}: its key and its fields (parameters, metrics, provenance, timing).
@@ -33,9 +36,6 @@ import java.util.Objects;
  * @param fields field name to value, in insertion order; "key" itself is reserved
  */
 public record Row(String key, Map<String, Object> fields) {
-    /** The backend string written by {@link #withProvenance()}: the pure-Java Vector API runtime. */
-    public static final String BACKEND = "cpu-java-vector";
-
     public Row {
         Objects.requireNonNull(key, "key");
         if (key.isBlank()) throw new IllegalArgumentException("row key is blank");
@@ -69,18 +69,29 @@ public record Row(String key, Map<String, Object> fields) {
     }
 
     /**
-     * This row with the standard provenance fields: {@code code_version} ({@code {commit, dirty}} from
-     * {@link CodeVersion#current()}), {@code java_version}, {@code backend} ({@value #BACKEND}) and
-     * {@code timestamp} (UTC, ISO-8601, millisecond precision). No host name: stores are shared and committed.
+     * This row with the standard provenance fields of a result computed on the CPU with float32 weights; the threads
+     * in the backend's description are the row's {@code threads} field when it has one (a model's provenance), else
+     * the default. See {@link #withProvenance(Backend)}.
      */
     public Row withProvenance() {
+        int threads = get("threads") instanceof Long n && n >= 1 && n <= Integer.MAX_VALUE ? n.intValue() : Parallel.defaultThreads();
+        return withProvenance(Backend.of(Device.CPU, WeightFormat.FP32, threads));
+    }
+
+    /**
+     * This row with the standard provenance fields: {@code code_version} ({@code {commit, dirty}} from
+     * {@link CodeVersion#current()}), {@code java_version}, the backend's {@code backend} ("cpu-java-vector" on the CPU,
+     * as before the GPU path), {@code device}, {@code weights} and {@code device_description} ({@link Backend#provenance()}),
+     * and {@code timestamp} (UTC, ISO-8601, millisecond precision). No host name: stores are shared and committed.
+     */
+    public Row withProvenance(Backend backend) {
         CodeVersion cv = CodeVersion.current();
         Map<String, Object> code = new LinkedHashMap<>();
         code.put("commit", cv.commit());
         code.put("dirty", cv.dirty());
         return with("code_version", code)
                 .with("java_version", Runtime.version().toString())
-                .with("backend", BACKEND)
+                .withAll(backend.provenance())
                 .with("timestamp", Instant.now().truncatedTo(ChronoUnit.MILLIS).toString());
     }
 

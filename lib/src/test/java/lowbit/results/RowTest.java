@@ -10,6 +10,8 @@ import java.time.Instant;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import lowbit.cuda.Device;
+import lowbit.tensor.WeightFormat;
 import org.junit.jupiter.api.Test;
 
 class RowTest {
@@ -87,8 +89,23 @@ class RowTest {
         assertEquals(cv.dirty(), r.at("code_version.dirty"));
         assertEquals(Runtime.version().toString(), r.get("java_version"));
         assertEquals("cpu-java-vector", r.get("backend"));
+        assertEquals("cpu", r.get("device"));
+        assertEquals("fp32", r.get("weights"));
         Instant t = Instant.parse((String) r.get("timestamp"));
         assertTrue(Math.abs(t.toEpochMilli() - System.currentTimeMillis()) < 60_000);
         assertTrue(((String) r.get("timestamp")).endsWith("Z"));
+    }
+
+    @Test
+    void provenanceOfAModelRowCountsItsThreadsAndAGpuRowSaysWhichGpu() {
+        Row cpu = Row.of("k").with("threads", 3).withProvenance();
+        assertTrue(((String) cpu.get("device_description")).startsWith("java-vector 3 threads, "), cpu.toString());
+        Backend h200 = new Backend(Device.CUDA, WeightFormat.BF16, "NVIDIA H200 (sm_90, 132 SMs, 139.8 GiB, driver CUDA 13.0)");
+        Row gpu = Row.of("k").with("threads", 3).withProvenance(h200);
+        assertEquals("cuda-jcuda", gpu.get("backend"));
+        assertEquals("cuda", gpu.get("device"));
+        assertEquals("bf16", gpu.get("weights"));
+        assertEquals("NVIDIA H200 (sm_90, 132 SMs, 139.8 GiB, driver CUDA 13.0)", gpu.get("device_description"));
+        assertEquals(3L, gpu.get("threads"));
     }
 }

@@ -8,6 +8,7 @@ import java.util.Map;
 import java.util.function.Supplier;
 import lowbit.calibration.CalibrationSampler;
 import lowbit.calibration.CalibrationSet;
+import lowbit.cuda.Device;
 import lowbit.model.Transformer;
 import lowbit.progress.Progress;
 import lowbit.quant.BitsMap;
@@ -16,6 +17,8 @@ import lowbit.quant.QuantizationRecipe;
 import lowbit.quant.QuantizedTensor;
 import lowbit.quant.mixed.Allocations.Granularity;
 import lowbit.quant.mixed.Sensitivities.Predictor;
+import lowbit.results.Backend;
+import lowbit.tensor.WeightFormat;
 import lowbit.tokenizer.Tokenizer;
 
 /**
@@ -191,8 +194,8 @@ public final class MixedPrecision {
             if (candidates.calibration() != null) m.put("calibration", candidates.calibration());
             m.put("model_sha256", floatModel.sha256());
             m.put("code_version", lowbit.results.CodeVersion.current().toString());
-            m.put("backend", "cpu-java-vector");
             m.put("threads", floatModel.threads());
+            m.putAll(Backend.of(Device.CPU, WeightFormat.FP32, floatModel.threads()).provenance());
             if (sensitivities.measured()) {
                 m.put("lazily_measured", sensitivities.lazilyMeasured());
                 m.put("split_half_spearman", sensitivities.splitHalfCorrelation());
