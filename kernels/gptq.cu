@@ -13,46 +13,58 @@ extern "C" __global__ void gptq_hessian_scale(double* h, long count, double keep
     if (i < count) h[i] = __dmul_rn(h[i], keep);
 }
 
-#define GPTQ_HT 32
-#define GPTQ_HR 8
+#define GPTQ_HT 64    // H tile edge
+#define GPTQ_HK 16    // rows of x per shared-memory step
+#define GPTQ_HQ 4     // H elements per thread along each side
 
 // h[i][j] = h[i][j] + weight * (float) sum_r x[r][i] x[r][j] for i <= j, mirrored into h[j][i]: Gram.accumulate. The
 // sum is a float fma chain over the rows in order starting from 0, as each of Gram's tile elements is; only the
-// finished sum is widened. Grid: (tiles, tiles) over 32x32 tiles of H, blocks below the diagonal return at once;
-// block (32, 8), each thread four elements of its tile's column.
+// finished sum is widened. Grid: (tiles, tiles) over 64x64 tiles of H, blocks below the diagonal return at once;
+// block (16, 16), each thread a 4x4 patch (rows ty + 16a, columns tx + 16b of the tile).
 extern "C" __global__ void gptq_hessian_add(double* h, const float* x, int rows, int n, double weight) {
     int bi = blockIdx.y, bj = blockIdx.x;
     if (bi > bj) return;
-    __shared__ float xi[GPTQ_HT][GPTQ_HT + 1], xj[GPTQ_HT][GPTQ_HT + 1];   // [row of x][column within the tile]
-    int tx = threadIdx.x, ty = threadIdx.y;
+    __shared__ float xi[GPTQ_HK][GPTQ_HT], xj[GPTQ_HK][GPTQ_HT];   // [row of x][column within the tile]
+    int tx = threadIdx.x, ty = threadIdx.y, tid = ty * 16 + tx;
     int i0 = bi * GPTQ_HT, j0 = bj * GPTQ_HT;
-    float acc[GPTQ_HT / GPTQ_HR];
+    float acc[GPTQ_HQ][GPTQ_HQ];
 #pragma unroll
-    for (int q = 0; q < GPTQ_HT / GPTQ_HR; q++) acc[q] = 0.f;
-    for (int k0 = 0; k0 < rows; k0 += GPTQ_HT) {
-        for (int r = ty; r < GPTQ_HT; r += GPTQ_HR) {
+    for (int a = 0; a < GPTQ_HQ; a++)
+#pragma unroll
+        for (int b = 0; b < GPTQ_HQ; b++) acc[a][b] = 0.f;
+    for (int k0 = 0; k0 < rows; k0 += GPTQ_HK) {
+        for (int e = tid; e < GPTQ_HK * GPTQ_HT; e += 256) {
+            int r = e / GPTQ_HT, c = e % GPTQ_HT;
             long row = (long) k0 + r;
-            xi[r][tx] = row < rows && i0 + tx < n ? x[row * n + i0 + tx] : 0.f;
-            xj[r][tx] = row < rows && j0 + tx < n ? x[row * n + j0 + tx] : 0.f;
+            xi[r][c] = row < rows && i0 + c < n ? x[row * n + i0 + c] : 0.f;
+            xj[r][c] = row < rows && j0 + c < n ? x[row * n + j0 + c] : 0.f;
         }
         __syncthreads();
-        int kend = min(GPTQ_HT, rows - k0);
+        int kend = min(GPTQ_HK, rows - k0);
         for (int k = 0; k < kend; k++) {
-            float b = xj[k][tx];
+            float av[GPTQ_HQ], bv[GPTQ_HQ];
 #pragma unroll
-            for (int q = 0; q < GPTQ_HT / GPTQ_HR; q++) acc[q] = fmaf(xi[k][ty + GPTQ_HR * q], b, acc[q]);
+            for (int q = 0; q < GPTQ_HQ; q++) {
+                av[q] = xi[k][ty + 16 * q];
+                bv[q] = xj[k][tx + 16 * q];
+            }
+#pragma unroll
+            for (int a = 0; a < GPTQ_HQ; a++)
+#pragma unroll
+                for (int b = 0; b < GPTQ_HQ; b++) acc[a][b] = fmaf(av[a], bv[b], acc[a][b]);
         }
         __syncthreads();
     }
-    int j = j0 + tx;
 #pragma unroll
-    for (int q = 0; q < GPTQ_HT / GPTQ_HR; q++) {
-        int i = i0 + ty + GPTQ_HR * q;
-        if (i >= n || j >= n || i > j) continue;
-        double v = __dadd_rn(h[(long) i * n + j], __dmul_rn(weight, (double) acc[q]));
-        h[(long) i * n + j] = v;
-        h[(long) j * n + i] = v;
-    }
+    for (int a = 0; a < GPTQ_HQ; a++)
+#pragma unroll
+        for (int b = 0; b < GPTQ_HQ; b++) {
+            int i = i0 + ty + 16 * a, j = j0 + tx + 16 * b;
+            if (i >= n || j >= n || i > j) continue;
+            double v = __dadd_rn(h[(long) i * n + j], __dmul_rn(weight, (double) acc[a][b]));
+            h[(long) i * n + j] = v;
+            h[(long) j * n + i] = v;
+        }
 }
 
 // out[r][c - c0] = w[r][c] for c in [c0, c1): the columns the host fits a block's dynamic group grids on.

@@ -86,8 +86,8 @@ public final class DeviceGptq implements AutoCloseable {
         }
         cuda.makeCurrent();
         Cuda.check(cuMemcpyHtoD(staging.pointer(), Pointer.to(x), need), "copying a GPTQ calibration batch to the GPU");
-        int tiles = (columns + 31) / 32;
-        cuda.kernel(MODULE, "gptq_hessian_add").launch(new Kernel.Grid(tiles, tiles, 1, 32, 8, 1, 0), h, staging, tokens, columns,
+        int tiles = (columns + 63) / 64;
+        cuda.kernel(MODULE, "gptq_hessian_add").launch(new Kernel.Grid(tiles, tiles, 1, 16, 16, 1, 0), h, staging, tokens, columns,
                 2.0 / samples);
         cuda.synchronize();
         hessianSeconds += (System.nanoTime() - t0) / 1e9;
