@@ -209,44 +209,37 @@ public final class Awq {
         List<float[]> saved = new ArrayList<>();
         for (Linear c : g.consumers()) saved.add(c.weight());
         BlockActivations.LinearLoss single = device == Device.CUDA ? act.linearLoss(model, layer, g.name()) : null;
-        if (single != null) return searchOnDevice(layer, g, single, xMean, wMean, saved.get(0));
+        if (single != null) {
+            Linear lin = single.linear();
+            try (DeviceAwq loss = DeviceAwq.upload(Cuda.get(), lin.name(), single.inputs(), lin.inFeatures(), single.reference(),
+                    lin.outFeatures(), lin.bias())) {
+                return choose(layer, g, xMean, wMean, s -> loss.loss(quantizeScaled(saved.get(0), lin, s)));
+            }
+        }
+        try {
+            return choose(layer, g, xMean, wMean, s -> {
+                for (int c = 0; c < g.consumers().size(); c++) g.consumers().get(c).setWeight(quantizeScaled(saved.get(c), g.consumers().get(c), s));
+                return act.loss(model, layer, g.name(), T);
+            });
+        } finally {
+            for (int c = 0; c < g.consumers().size(); c++) g.consumers().get(c).setWeight(saved.get(c));
+        }
+    }
+
+    /** The alpha with the least loss (the first of equal ones); {@code lossOf} gives the loss module's error under scales s. */
+    private Choice choose(int layer, ScaleGroup g, float[] xMean, float[] wMean, java.util.function.ToDoubleFunction<float[]> lossOf) {
         double best = Double.POSITIVE_INFINITY, bestAlpha = -1;
         float[] bestScales = null;
         double[] losses = new double[options.grid()];
         for (int i = 0; i < options.grid(); i++) {
             double alpha = (double) i / options.grid();
             float[] s = scales(xMean, wMean, alpha);
-            for (int c = 0; c < g.consumers().size(); c++) g.consumers().get(c).setWeight(quantizeScaled(saved.get(c), g.consumers().get(c), s));
-            double loss = act.loss(model, layer, g.name(), T);
+            double loss = lossOf.applyAsDouble(s);
             losses[i] = loss;
             if (loss < best) {
                 best = loss;
                 bestAlpha = alpha;
                 bestScales = s;
-            }
-        }
-        for (int c = 0; c < g.consumers().size(); c++) g.consumers().get(c).setWeight(saved.get(c));
-        if (bestScales == null) throw new IllegalStateException("block " + layer + " " + g.name() + ": no finite AWQ loss");
-        return new Choice(g.name(), bestAlpha, best, losses, bestScales);
-    }
-
-    /** {@link #search} with the loss of each alpha computed on the GPU; the consumer (the module itself) is left as it was. */
-    private Choice searchOnDevice(int layer, ScaleGroup g, BlockActivations.LinearLoss module, float[] xMean, float[] wMean, float[] saved) {
-        Linear lin = module.linear();
-        double best = Double.POSITIVE_INFINITY, bestAlpha = -1;
-        float[] bestScales = null;
-        double[] losses = new double[options.grid()];
-        try (DeviceAwq loss = DeviceAwq.upload(Cuda.get(), lin.name(), module.inputs(), lin.inFeatures(), module.reference(),
-                lin.outFeatures(), lin.bias())) {
-            for (int i = 0; i < options.grid(); i++) {
-                double alpha = (double) i / options.grid();
-                float[] s = scales(xMean, wMean, alpha);
-                losses[i] = loss.loss(quantizeScaled(saved, lin, s));
-                if (losses[i] < best) {
-                    best = losses[i];
-                    bestAlpha = alpha;
-                    bestScales = s;
-                }
             }
         }
         if (bestScales == null) throw new IllegalStateException("block " + layer + " " + g.name() + ": no finite AWQ loss");

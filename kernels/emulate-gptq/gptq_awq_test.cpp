@@ -1,4 +1,4 @@
-// The kernels of gptq.cu and awq.cu against plain loops of the same arithmetic, under the CPU emulation of common.cuh (run.sh).
+// The kernels of gptq.cu and awq.cu against plain loops of the same arithmetic, under the CPU emulation of common.cuh (run.sh; kept apart from kernels/emulate, the shared fiber-based emulator, which can take these checks over).
 double gptq_w1[1 << 16];
 #include "gptq.cu"
 #include "awq.cu"
