@@ -8,6 +8,9 @@ import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
 import lowbit.checkpoint.Checkpoint;
 import lowbit.checkpoint.Checkpoints;
+import lowbit.cuda.Cuda;
+import lowbit.cuda.Device;
+import lowbit.cuda.DeviceGptq;
 import lowbit.model.Transformer;
 import lowbit.progress.Progress;
 import lowbit.quant.QuantConfig;
@@ -24,6 +27,8 @@ import picocli.CommandLine.Option;
  * `bench gptq`: one 2048x2048 layer alone (Hessian accumulation, Cholesky, column loop; against the
  * PyTorch reference algorithm on the same CPU when .venv has torch), then the whole model with the
  * GPTQ calibration protocol, split into forward capture, Hessian, Cholesky, column loop and block outputs.
+ * With --device cuda both run with {@link DeviceGptq} and the baseline is the reference on torch.cuda (float32, as
+ * gptq.py runs), side by side in one run; without a GPU, --device cuda stops with Cuda's one line.
  */
 @Command(name = "gptq", mixinStandardHelpOptions = true,
         description = "GPTQ on one 2048x2048 layer (against the PyTorch reference algorithm when .venv has torch) and on the "
@@ -52,34 +57,38 @@ final class GptqBench implements Callable<Integer> {
         QuantSpec spec = quantOptions.quant == null ? QuantSpec.of("gptq", QuantConfig.group(4, 128)) : quantOptions.spec();
         if (!"gptq".equals(spec.method())) throw new IllegalArgumentException("bench gptq times gptq specs, got --quant " + spec);
         QuantizationRecipe recipe = quantOptions.recipe(spec, null);
+        Device device = QuantOptions.device(modelOptions, recipe);
         int threads = modelOptions.threads();
         int windows = recipe.resolvedCalibration().nsamples(), seqlen = recipe.resolvedCalibration().seqlen();
-        System.out.printf(Locale.ROOT, "gptq  spec=%s nsamples=%d seqlen=%d threads=%d code=%s%n", recipe.spec(), windows, seqlen,
-                threads, CodeVersion.current());
-        if (!part.equals("model")) layer(recipe.weightConfig(), recipe.gptq().layer(), windows, seqlen, threads, baseline);
-        if (!part.equals("layer")) model(modelOptions, recipe);
+        System.out.printf(Locale.ROOT, "gptq  spec=%s nsamples=%d seqlen=%d threads=%d device=%s code=%s%n", recipe.spec(), windows, seqlen,
+                threads, device == Device.CUDA ? Cuda.get().describe() : "cpu", CodeVersion.current());
+        if (!part.equals("model")) layer(recipe.weightConfig(), recipe.gptq().layer(), windows, seqlen, threads, baseline, device);
+        if (!part.equals("layer")) model(modelOptions, recipe, device);
         return 0;
     }
 
-    private static void layer(QuantConfig cfg, Gptq.Options opt, int windows, int seqlen, int threads, String baseline) {
+    private static void layer(QuantConfig cfg, Gptq.Options opt, int windows, int seqlen, int threads, String baseline, Device device) {
         SplittableRandom rnd = new SplittableRandom(0);
         float[] w = new float[LAYER * LAYER];
         for (int i = 0; i < w.length; i++) w[i] = (float) (0.02 * gaussian(rnd));
-        Gptq g = new Gptq(LAYER);
+        boolean gpu = device == Device.CUDA;
+        Gptq g = gpu ? null : new Gptq(LAYER);
         double hessian = 0;
-        try (Parallel par = new Parallel(threads); Progress.Task task = Progress.terminal().start("layer H", windows, "win")) {
+        try (Parallel par = new Parallel(threads); DeviceGptq dg = gpu ? new DeviceGptq(Cuda.get(), LAYER) : null;
+             Progress.Task task = Progress.terminal().start("layer H", windows, "win")) {
             float[] x = new float[seqlen * LAYER];
             for (int s = 0; s < windows; s++) {
                 correlatedInputs(x, seqlen, rnd);
                 long t0 = System.nanoTime();
-                g.addBatch(x, seqlen, par);
+                if (gpu) dg.addBatch(x, seqlen);   // synchronizes: the time is the device's (and the batch's upload)
+                else g.addBatch(x, seqlen, par);
                 hessian += (System.nanoTime() - t0) / 1e9;
                 task.step(1);
             }
-            Gptq.Result r = g.quantize("bench.2048x2048", w, LAYER, cfg, opt, par);
+            Gptq.Result r = gpu ? dg.quantize("bench.2048x2048", w, LAYER, cfg, opt, par) : g.quantize("bench.2048x2048", w, LAYER, cfg, opt, par);
             System.out.printf(Locale.ROOT, "%-12s layer %dx%d: hessian %.2f s (%.0f GFLOPS)  cholesky %.2f s  column loop %.2f s  total %.2f s%n",
-                    "lowbit", LAYER, LAYER, hessian, 2.0 * windows * seqlen * LAYER * LAYER / hessian / 1e9, r.choleskySeconds(),
-                    r.loopSeconds(), hessian + r.choleskySeconds() + r.loopSeconds());
+                    gpu ? "lowbit-cuda" : "lowbit", LAYER, LAYER, hessian, 2.0 * windows * seqlen * LAYER * LAYER / hessian / 1e9,
+                    r.choleskySeconds(), r.loopSeconds(), hessian + r.choleskySeconds() + r.loopSeconds());
         }
         if (baseline.equals("none")) return;
         PythonBaseline py = PythonBaseline.find("torch baseline", List.of("torch"));
@@ -90,12 +99,13 @@ final class GptqBench implements Callable<Integer> {
         }
         JsonNode ref = py.run("bench_gptq_layer.py", List.of("--columns", Integer.toString(LAYER), "--windows", Integer.toString(windows),
                 "--seqlen", Integer.toString(seqlen), "--bits", Integer.toString(cfg.bits()),
-                "--group", Integer.toString(cfg.grouped() ? cfg.groupSize() : -1), "--threads", Integer.toString(threads)));
-        System.out.printf(Locale.ROOT, "%-12s layer %dx%d: hessian %.2f s (%.0f GFLOPS)  cholesky %.2f s  column loop %.2f s  total %.2f s  (torch %s, float32, gptq.py)%n",
-                "torch", LAYER, LAYER, ref.path("hessian_seconds").asDouble(),
+                "--group", Integer.toString(cfg.grouped() ? cfg.groupSize() : -1), "--threads", Integer.toString(threads),
+                "--device", device.label()));
+        System.out.printf(Locale.ROOT, "%-12s layer %dx%d: hessian %.2f s (%.0f GFLOPS)  cholesky %.2f s  column loop %.2f s  total %.2f s  (torch %s, float32, gptq.py, %s)%n",
+                gpu ? "torch-cuda" : "torch", LAYER, LAYER, ref.path("hessian_seconds").asDouble(),
                 2.0 * windows * seqlen * LAYER * LAYER / ref.path("hessian_seconds").asDouble() / 1e9,
                 ref.path("cholesky_seconds").asDouble(), ref.path("loop_seconds").asDouble(), ref.path("total_seconds").asDouble(),
-                ref.path("torch").asText());
+                ref.path("torch").asText(), ref.path("device").asText("cpu"));
     }
 
     // Hessian GFLOPS count the full product X^T X (2 * tokens * n^2), what the reference computes; lowbit
@@ -117,17 +127,17 @@ final class GptqBench implements Callable<Integer> {
         return rnd.nextGaussian();
     }
 
-    private static void model(ModelOptions modelOptions, QuantizationRecipe recipe) {
+    private static void model(ModelOptions modelOptions, QuantizationRecipe recipe, Device device) {
         long t0 = System.nanoTime();
         try (Checkpoint ckpt = modelOptions.open(); Transformer model = modelOptions.load(ckpt)) {
             long t1 = System.nanoTime();
-            QuantizationRecipe.Outcome o = recipe.apply(model, Checkpoints.tokenizer(ckpt), Progress.terminal());
+            QuantizationRecipe.Outcome o = recipe.apply(model, Checkpoints.tokenizer(ckpt), Progress.terminal(), device);
             double total = (System.nanoTime() - t1) / 1e9;
             Map<String, Double> t = o.model().timings();
             double parts = t.values().stream().mapToDouble(Double::doubleValue).sum();
             System.out.printf(Locale.ROOT, "%-12s model %s (%d linears, %.3f bits/weight): total %.1f s = sampling+embedding %.1f s"
                             + " + forward capture %.1f s + hessian %.1f s + cholesky %.1f s + column loop %.1f s + block outputs %.1f s  (load %.1f s)%n",
-                    "lowbit", ckpt.source(), o.model().weights().size(), o.model().bitsPerWeight(), total, total - parts,
+                    device == Device.CUDA ? "lowbit-cuda" : "lowbit", ckpt.source(), o.model().weights().size(), o.model().bitsPerWeight(), total, total - parts,
                     t.get("forward_capture_seconds"), t.get("hessian_seconds"), t.get("cholesky_seconds"), t.get("column_loop_seconds"),
                     t.get("block_output_seconds"), (t1 - t0) / 1e9);
         }

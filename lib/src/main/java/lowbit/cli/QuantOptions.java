@@ -1,6 +1,7 @@
 package lowbit.cli;
 
 import java.util.Set;
+import lowbit.cuda.Device;
 import lowbit.quant.BitsMap;
 import lowbit.quant.QuantConfig;
 import lowbit.quant.QuantSpec;
@@ -118,6 +119,16 @@ final class QuantOptions {
                         observer == null ? null : ObserverSpec.parse(observer)))
                 .withCalibration(draw)
                 .withRotation(new QuantizationRecipe.RotationOptions(rotationSeed));
+    }
+
+    /**
+     * The device {@code recipe} quantizes on for the command's --device: an explicit cuda with a step that has no GPU path
+     * is refused in one line; auto runs such a recipe on the CPU.
+     */
+    static Device device(ModelOptions model, QuantizationRecipe recipe) {
+        Device chosen = model.device();
+        String option = model.deviceOption == null ? "auto" : model.deviceOption.strip().toLowerCase(java.util.Locale.ROOT);
+        return recipe.device(chosen, option.equals("cuda") || option.equals("gpu"));
     }
 
     private boolean matched(String option) {

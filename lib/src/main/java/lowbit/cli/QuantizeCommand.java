@@ -9,6 +9,7 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 import lowbit.checkpoint.Checkpoint;
 import lowbit.checkpoint.Checkpoints;
+import lowbit.cuda.Device;
 import lowbit.io.AtomicOutput;
 import lowbit.memory.MemoryEstimate;
 import lowbit.model.Transformer;
@@ -58,10 +59,11 @@ final class QuantizeCommand implements Callable<Integer>, MemoryEstimated {
     public Integer call() {
         AtomicOutput.checkDirectory(out);
         QuantizationRecipe recipe = quantOptions.recipe(spec(), seqlen);
+        Device device = QuantOptions.device(modelOptions, recipe);
         long t0 = System.nanoTime();
         try (Checkpoint ckpt = modelOptions.open(); Transformer model = modelOptions.load(ckpt)) {
             recipe.validate(model);
-            QuantizationRecipe.Outcome outcome = recipe.apply(model, Checkpoints.tokenizer(ckpt), Progress.terminal());
+            QuantizationRecipe.Outcome outcome = recipe.apply(model, Checkpoints.tokenizer(ckpt), Progress.terminal(), device);
             Map<String, Object> provenance = new LinkedHashMap<>(outcome.provenance());
             Path dir = modelOptions.writeQuantized(out, ckpt, model, outcome.model(), provenance, t0);
             if (json) {

@@ -6,6 +6,7 @@ import java.util.List;
 import java.util.Map;
 import lowbit.calibration.CalibrationSampler;
 import lowbit.calibration.CalibrationSet;
+import lowbit.cuda.Device;
 import lowbit.io.FormatException;
 import lowbit.model.Transformer;
 import lowbit.progress.Progress;
@@ -130,7 +131,8 @@ public record QuantizationRecipe(QuantSpec spec, WeightOptions weights, GptqOpti
      * {@code rotation} when the spec has no quarot term.
      */
     public record Outcome(QuantizationRecipe recipe, QuantizedModel model, CalibrationSet calibration, RuntimeQuantization runtime,
-                          Map<String, Object> runtimeDescription, QuaRot.Applied rotation) {
+                          Map<String, Object> runtimeDescription, QuaRot.Applied rotation, Device device) {
+
         /** Method, grid, options, bits per weight, calibration draw, runtime quantization and timings. */
         public Map<String, Object> provenance() {
             Map<String, Object> m = new LinkedHashMap<>();
@@ -153,6 +155,7 @@ public record QuantizationRecipe(QuantSpec spec, WeightOptions weights, GptqOpti
             m.put("runtime", runtimeDescription);
             if (rotation != null) m.put("rotation", rotation.describe());
             m.put("timings", model == null ? Map.of() : model.timings());
+            m.put("device", device.label());
             return m;
         }
     }
@@ -307,8 +310,48 @@ public record QuantizationRecipe(QuantSpec spec, WeightOptions weights, GptqOpti
         }
     }
 
-    /** Quantizes {@code model} in place and attaches its runtime hooks; the tokenizer is needed by methods that calibrate. */
+    /** Weight methods whose costly part runs on the GPU: GPTQ ({@link lowbit.cuda.DeviceGptq}) and AWQ's search ({@link lowbit.cuda.DeviceAwq}). */
+    static final List<String> GPU_METHODS = List.of("gptq", "awq");
+
+    /**
+     * Whether this recipe has work for a GPU: a GPU weight method, and no step that has none (QuaRot's rotation, BiLLM,
+     * SmoothQuant, the static activation scales' calibration). RTN and runtime-only specs (kvB, aA) fit no calibration and
+     * count as able: their few host-side steps run wherever the model is evaluated.
+     */
+    public String cpuOnlyStep() {
+        if (spec.rotates()) return "the quarot rotation";
+        String method = spec.method();
+        if (method != null && !method.equals("rtn") && !GPU_METHODS.contains(method)) return "method " + method;
+        if (spec.activationBits() != 0 && runtime.staticActivations()) return "--act-static's calibration of activation scales";
+        return null;
+    }
+
+    /**
+     * The device this recipe quantizes on for the --device choice: the CPU for a CPU choice, and for a GPU chosen by
+     * "auto" when a step has no GPU path; a GPU asked for explicitly ({@code explicit}) with such a step is refused in one
+     * line naming the step.
+     */
+    public Device device(Device chosen, boolean explicit) {
+        if (chosen != Device.CUDA) return Device.CPU;
+        String step = cpuOnlyStep();
+        if (step == null) return Device.CUDA;
+        if (explicit)
+            throw new IllegalArgumentException("--device cuda: --quant " + spec + " has no GPU path (" + step + " runs on the CPU only); "
+                    + "use --device cpu, or --device auto to run it on the CPU");
+        return Device.CPU;
+    }
+
+    /** Quantizes {@code model} in place on the CPU and attaches its runtime hooks; the tokenizer is needed by methods that calibrate. */
     public Outcome apply(Transformer model, Tokenizer tokenizer, Progress progress) {
+        return apply(model, tokenizer, progress, Device.CPU);
+    }
+
+    /**
+     * {@link #apply(Transformer, Tokenizer, Progress)} with GPTQ's Hessians and column loops, and AWQ's scale-search losses, on
+     * {@code device} (resolve it with {@link #device(Device, boolean)}; a step without a GPU path is refused here too).
+     */
+    public Outcome apply(Transformer model, Tokenizer tokenizer, Progress progress, Device device) {
+        if (device == Device.CUDA && cpuOnlyStep() != null) device(device, true);
         validate(model);
         RuntimeQuantization hooks = runtimeQuantization(null);
         // first: calibration and the weight method must see the rotated model, whose weights they quantize
@@ -322,8 +365,9 @@ public record QuantizationRecipe(QuantSpec spec, WeightOptions weights, GptqOpti
             QuantConfig cfg = weightConfig();
             qm = switch (method) {
                 case "rtn" -> QuantizedModel.rtn(model, cfg, this::weightConfig);
-                case "gptq" -> new GptqQuantizer(cfg, this::weightConfig, gptq.layer(), gptq.trueSequential()).quantize(model, calib.windows(), progress);
-                case "awq" -> new Awq(cfg, this::weightConfig, awq).quantize(model, calib.windows(), progress);
+                case "gptq" -> new GptqQuantizer(cfg, this::weightConfig, gptq.layer(), gptq.trueSequential(), device)
+                        .quantize(model, calib.windows(), progress);
+                case "awq" -> new Awq(cfg, this::weightConfig, awq, device).quantize(model, calib.windows(), progress);
                 case "smoothquant" -> SmoothQuant.quantize(model, SmoothQuant.activationMaxima(model, calib.windows(), progress), smoothQuant.alpha(), cfg);
                 default -> throw new IllegalArgumentException("--quant " + spec + ": method " + method + " has no implementation");
             };
@@ -332,7 +376,7 @@ public record QuantizationRecipe(QuantSpec spec, WeightOptions weights, GptqOpti
                 ? ActivationQuantizer.calibrate(model, calib.windows(), spec.activationBits(), runtime.observerOrDefault(), progress) : null;
         hooks = runtimeQuantization(scales);
         hooks.attach(model);
-        return new Outcome(this, qm, calib, hooks, hooks.describe(model.config()), rotated);
+        return new Outcome(this, qm, calib, hooks, hooks.describe(model.config()), rotated, device);
     }
 
     /** The KV widths are the bits map's per layer when it has them (validate refuses them with any other KV option), else the spec's. */

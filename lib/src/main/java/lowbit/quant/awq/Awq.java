@@ -5,6 +5,9 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Function;
+import lowbit.cuda.Cuda;
+import lowbit.cuda.Device;
+import lowbit.cuda.DeviceAwq;
 import lowbit.model.ForwardHook;
 import lowbit.model.Linear;
 import lowbit.model.Transformer;
@@ -67,6 +70,7 @@ public final class Awq {
     private final QuantConfig config;
     private final Function<String, QuantConfig> configs;
     private final Options options;
+    private final Device device;
 
     public Awq(QuantConfig config, Options options) {
         this(config, name -> config, options);
@@ -74,9 +78,20 @@ public final class Awq {
 
     /** Each linear on its own grid ({@code configs} by module name, e.g. from a bits map); {@code config} is the default recorded. */
     public Awq(QuantConfig config, Function<String, QuantConfig> configs, Options options) {
+        this(config, configs, options, Device.CPU);
+    }
+
+    /**
+     * On {@link Device#CUDA} the scale search of every group whose loss module is one linear (v -> o, up -> down, OPT's
+     * fc1 and fc1 -> fc2) computes its losses on the GPU ({@link DeviceAwq}); the groups judged on the whole attention or a
+     * gated MLP, the statistics, the clip search and the final quantization run on the CPU (the forward pass of a whole
+     * sub-layer on the GPU belongs to lowbit.cuda.DeviceModel, which the search does not use yet).
+     */
+    public Awq(QuantConfig config, Function<String, QuantConfig> configs, Options options, Device device) {
         this.config = config;
         this.configs = configs;
         this.options = options;
+        this.device = device == null ? Device.CPU : device;
     }
 
     /** One scaling group: who produces the input (a norm, or a linear whose rows are divided), who reads it. */
@@ -193,14 +208,33 @@ public final class Awq {
         float[] wMean = options.duoScaling() ? weightMean(g.consumers()) : null;
         List<float[]> saved = new ArrayList<>();
         for (Linear c : g.consumers()) saved.add(c.weight());
+        BlockActivations.LinearLoss single = device == Device.CUDA ? act.linearLoss(model, layer, g.name()) : null;
+        if (single != null) {
+            Linear lin = single.linear();
+            try (DeviceAwq loss = DeviceAwq.upload(Cuda.get(), lin.name(), single.inputs(), lin.inFeatures(), single.reference(),
+                    lin.outFeatures(), lin.bias())) {
+                return choose(layer, g, xMean, wMean, s -> loss.loss(quantizeScaled(saved.get(0), lin, s)));
+            }
+        }
+        try {
+            return choose(layer, g, xMean, wMean, s -> {
+                for (int c = 0; c < g.consumers().size(); c++) g.consumers().get(c).setWeight(quantizeScaled(saved.get(c), g.consumers().get(c), s));
+                return act.loss(model, layer, g.name(), T);
+            });
+        } finally {
+            for (int c = 0; c < g.consumers().size(); c++) g.consumers().get(c).setWeight(saved.get(c));
+        }
+    }
+
+    /** The alpha with the least loss (the first of equal ones); {@code lossOf} gives the loss module's error under scales s. */
+    private Choice choose(int layer, ScaleGroup g, float[] xMean, float[] wMean, java.util.function.ToDoubleFunction<float[]> lossOf) {
         double best = Double.POSITIVE_INFINITY, bestAlpha = -1;
         float[] bestScales = null;
         double[] losses = new double[options.grid()];
         for (int i = 0; i < options.grid(); i++) {
             double alpha = (double) i / options.grid();
             float[] s = scales(xMean, wMean, alpha);
-            for (int c = 0; c < g.consumers().size(); c++) g.consumers().get(c).setWeight(quantizeScaled(saved.get(c), g.consumers().get(c), s));
-            double loss = act.loss(model, layer, g.name(), T);
+            double loss = lossOf.applyAsDouble(s);
             losses[i] = loss;
             if (loss < best) {
                 best = loss;
@@ -208,7 +242,6 @@ public final class Awq {
                 bestScales = s;
             }
         }
-        for (int c = 0; c < g.consumers().size(); c++) g.consumers().get(c).setWeight(saved.get(c));
         if (bestScales == null) throw new IllegalStateException("block " + layer + " " + g.name() + ": no finite AWQ loss");
         return new Choice(g.name(), bestAlpha, best, losses, bestScales);
     }

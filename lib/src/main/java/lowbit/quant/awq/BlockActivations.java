@@ -120,25 +120,20 @@ final class BlockActivations {
 
     /** Mean squared error, over all output elements, of the group's loss module against its float output. */
     double loss(Transformer model, int layer, String group, int T) {
+        LinearLoss single = linearLoss(model, layer, group);
         double err = 0;
         long count = 0;
-        var lin = model.blockLinears(layer);
         for (int i = 0; i < x.length; i++) {
             float[] out, ref;
-            switch (group) {
-                case "attn_in" -> { out = model.attentionOutput(layer, model.attentionInput(layer, x[i], T), T); ref = attnOut[i]; }
-                case "v_o" -> { out = model.runLinear(lin.get(3), oIn[i], T); ref = attnOut[i]; }
-                case "mlp_in" -> {
-                    if (gated) {
-                        out = model.mlpOutput(layer, mIn[i], T);
-                        ref = mlpOut[i];
-                    } else {
-                        out = model.runLinear(lin.get(4), mIn[i], T);
-                        ref = upOut[i];
-                    }
-                }
-                case "up_down", "fc1_fc2" -> { out = model.runLinear(lin.get(lin.size() - 1), dIn[i], T); ref = mlpOut[i]; }
-                default -> throw new IllegalArgumentException(group);
+            if (single != null) {
+                out = model.runLinear(single.linear(), single.inputs()[i], T);
+                ref = single.reference()[i];
+            } else if (group.equals("attn_in")) {
+                out = model.attentionOutput(layer, model.attentionInput(layer, x[i], T), T);
+                ref = attnOut[i];
+            } else {
+                out = model.mlpOutput(layer, mIn[i], T);
+                ref = mlpOut[i];
             }
             for (int j = 0; j < out.length; j++) {
                 double d = out[j] - ref[j];
@@ -147,6 +142,24 @@ final class BlockActivations {
             count += out.length;
         }
         return err / count;
+    }
+
+    /** A loss module that is one linear: its inputs and its float outputs per window (live arrays). */
+    record LinearLoss(Linear linear, float[][] inputs, float[][] reference) {}
+
+    /**
+     * The group's loss module when it is one linear (v -> o, OPT's fc1, up -> down, fc1 -> fc2), null when it is the whole
+     * attention or a gated MLP.
+     */
+    LinearLoss linearLoss(Transformer model, int layer, String group) {
+        var lin = model.blockLinears(layer);
+        return switch (group) {
+            case "attn_in" -> null;
+            case "v_o" -> new LinearLoss(lin.get(3), oIn, attnOut);
+            case "mlp_in" -> gated ? null : new LinearLoss(lin.get(4), mIn, upOut);
+            case "up_down", "fc1_fc2" -> new LinearLoss(lin.get(lin.size() - 1), dIn, mlpOut);
+            default -> throw new IllegalArgumentException(group);
+        };
     }
 
     /** After a scale fold: the cached inputs of the group's consumers are divided by s (the attention input follows the norm). */

@@ -105,12 +105,53 @@ public final class Gptq {
 
     /** Quantizes W [rows][columns] (not modified); the Hessian is left as it is, so layers sharing an input can share it. */
     public Result quantize(String name, float[] weight, int rows, QuantConfig cfg, Options opt, Parallel par) {
-        if (weight.length != rows * columns)
-            throw new IllegalArgumentException(name + ": weight has " + weight.length + " elements, expected " + rows + "x" + columns);
+        Plan p = plan(name, weight, rows, hessian, cfg, opt, par);
+        int n = columns;
+        long t1 = System.nanoTime();
+        int tiles = (rows + ROW_TILE - 1) / ROW_TILE;
+        double[] tileLoss = new double[tiles];
+        UniformQuantizer grid = new UniformQuantizer(cfg);
+        int g = p.groupColumns(), groups = cfg.groupsPerRow(n);
+        par.forEach(tiles, tile -> {
+            int r0 = tile * ROW_TILE, r1 = Math.min(rows, r0 + ROW_TILE);
+            tileLoss[tile] = columnLoop(p.w(), p.hinv(), r0, r1, n, g, groups, grid, cfg, opt, p.perm(), p.rowScale(), p.rowZero(),
+                    p.staticScale(), p.staticZero(), p.out());
+        });
+        double loss = 0;
+        for (double l : tileLoss) loss += l;
+        return p.result(loss, (System.nanoTime() - t1) / 1e9);
+    }
+
+    /**
+     * Everything GPTQ decides before its column loop, shared by this CPU loop and the GPU's (lowbit.cuda.DeviceGptq), so
+     * both start from the same numbers: W in double, dead columns zeroed, permuted by act-order; the upper Cholesky factor
+     * of the damped H^-1, permuted likewise; the grids fitted before the loop (per channel or per tensor in
+     * {@code rowScale}/{@code rowZero}, static groups [rows][groups] in {@code staticScale}/{@code staticZero}, null
+     * otherwise), already recorded in {@code out}; and {@code perm} (column j of the loop is column perm[j] of W).
+     */
+    public record Plan(int rows, int columns, QuantConfig config, Options options, double[] w, double[] hinv, int[] perm,
+                       double[] rowScale, double[] rowZero, double[] staticScale, double[] staticZero, QuantizedWeight.Builder out,
+                       double percdamp, int dampAttempts, int deadColumns, double choleskySeconds) {
+        /** Columns per group along the loop (the whole row when not grouped). */
+        public int groupColumns() {
+            return config.grouped() ? config.groupSize() : columns;
+        }
+
+        /** The Result once the loop has written every code into {@code out}. */
+        public Result result(double loss, double loopSeconds) {
+            return new Result(out.build(), loss, percdamp, dampAttempts, deadColumns, choleskySeconds, loopSeconds);
+        }
+    }
+
+    /** The {@link Plan} of quantizing W [rows][H's columns] (not modified) with Hessian {@code hessian} (not modified). */
+    public static Plan plan(String name, float[] weight, int rows, Hessian hessian, QuantConfig cfg, Options opt, Parallel par) {
+        int n = hessian.columns();
+        double[] h = hessian.values();
+        if (weight.length != rows * n)
+            throw new IllegalArgumentException(name + ": weight has " + weight.length + " elements, expected " + rows + "x" + n);
         if (hessian.samples() == 0) throw new IllegalStateException(name + ": GPTQ needs calibration data, no batch was added");
         if (opt.staticGroups() && !cfg.grouped())
             throw new IllegalArgumentException(name + ": static groups need a group size");
-        int n = columns;
         double[] w = new double[rows * n];
         for (int i = 0; i < w.length; i++) {
             if (!Float.isFinite(weight[i]))
@@ -187,24 +228,9 @@ public final class Gptq {
 
         long t0 = System.nanoTime();
         Hessian.InverseFactor factor = Hessian.inverseFactor(name, hw, n, opt.percdamp(), par);
-        double[] hinv = factor.u();
-        double percdamp = factor.percdamp();
-        int attempt = factor.attempts();
         double cholSeconds = (System.nanoTime() - t0) / 1e9;
-
-        long t1 = System.nanoTime();
-        int tiles = (rows + ROW_TILE - 1) / ROW_TILE;
-        double[] tileLoss = new double[tiles];
-        final double[] wf = w, hf = hinv, ss = staticScale, sz = staticZero, rs = rowScale, rz = rowZero;
-        final int[] pf = perm;
-        par.forEach(tiles, tile -> {
-            int r0 = tile * ROW_TILE, r1 = Math.min(rows, r0 + ROW_TILE);
-            tileLoss[tile] = columnLoop(wf, hf, r0, r1, n, g, groups, grid, cfg, opt, pf, rs, rz, ss, sz, out);
-        });
-        double loss = 0;
-        for (double l : tileLoss) loss += l;
-        double loopSeconds = (System.nanoTime() - t1) / 1e9;
-        return new Result(out.build(), loss, percdamp, attempt, dead, cholSeconds, loopSeconds);
+        return new Plan(rows, n, cfg, opt, w, factor.u(), perm, rowScale, rowZero, staticScale, staticZero, out,
+                factor.percdamp(), factor.attempts(), dead, cholSeconds);
     }
 
     /** Rows [r0, r1): quantize column by column, feeding each column's error forward through H^-1. */

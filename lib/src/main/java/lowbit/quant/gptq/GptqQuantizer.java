@@ -6,6 +6,10 @@ import java.util.List;
 import java.util.Map;
 import lowbit.calibration.InputHessians;
 import lowbit.calibration.SequentialCalibration;
+import lowbit.cuda.Cuda;
+import lowbit.cuda.Device;
+import lowbit.cuda.DeviceGptq;
+import lowbit.model.ForwardHook;
 import lowbit.model.Linear;
 import lowbit.model.Transformer;
 import lowbit.progress.Progress;
@@ -24,6 +28,7 @@ public final class GptqQuantizer {
     private final java.util.function.Function<String, QuantConfig> configs;
     private final Gptq.Options options;
     private final boolean trueSequential;
+    private final Device device;
 
     public GptqQuantizer(QuantConfig config, Gptq.Options options, boolean trueSequential) {
         this(config, name -> config, options, trueSequential);
@@ -32,10 +37,22 @@ public final class GptqQuantizer {
     /** Each linear on its own grid ({@code configs} by module name, e.g. from a bits map); {@code config} is the default recorded. */
     public GptqQuantizer(QuantConfig config, java.util.function.Function<String, QuantConfig> configs, Gptq.Options options,
                          boolean trueSequential) {
+        this(config, configs, options, trueSequential, Device.CPU);
+    }
+
+    /**
+     * On {@link Device#CUDA} each distinct input's Hessian is accumulated on the GPU and every linear's column loop runs
+     * there ({@link DeviceGptq}, codes identical to the CPU's); the calibration forward passes that produce the inputs stay
+     * on the CPU runtime (lowbit.cuda.DeviceModel does not take hooks), as do the grids fitted before the loop and the
+     * inverse factor of H.
+     */
+    public GptqQuantizer(QuantConfig config, java.util.function.Function<String, QuantConfig> configs, Gptq.Options options,
+                         boolean trueSequential, Device device) {
         this.config = config;
         this.configs = configs;
         this.options = options;
         this.trueSequential = trueSequential;
+        this.device = device == null ? Device.CPU : device;
     }
 
     static final List<List<String>> TRUE_SEQUENTIAL = List.of(List.of("attn_in"), List.of("attn_out"), List.of("mlp_in"), List.of("mlp_act"));
@@ -80,22 +97,78 @@ public final class GptqQuantizer {
                                double[] seconds) {
         List<Linear> targets = new ArrayList<>();
         for (Linear lin : block.linears()) if (inputs.contains(lin.input())) targets.add(lin);
+        if (device == Device.CUDA) {
+            try (DeviceHessians hessians = new DeviceHessians(block.layer(), targets)) {
+                block.forward(hessians);
+                seconds[0] += hessians.seconds();
+                for (Linear lin : targets)
+                    record(lin, hessians.of(lin).quantize(lin.name(), lin.weight(), lin.outFeatures(), configs.apply(lin.name()), options, par),
+                            weights, layers, seconds);
+            }
+            return;
+        }
         InputHessians hessians = new InputHessians(block.layer(), targets, par);
         block.forward(hessians);
         seconds[0] += hessians.seconds();
-        for (Linear lin : targets) {
-            Gptq.Result r = new Gptq(hessians.of(lin)).quantize(lin.name(), lin.weight(), lin.outFeatures(), configs.apply(lin.name()), options, par);
-            lin.setWeight(r.weight().dequantize());
-            weights.put(lin.name(), r.weight());
-            Map<String, Object> facts = new LinkedHashMap<>();
-            facts.put("loss", r.loss());
-            facts.put("percdamp", r.percdamp());
-            facts.put("damp_attempts", r.dampAttempts());
-            facts.put("dead_columns", r.deadColumns());
-            facts.put("bits_per_weight", r.weight().bitsPerWeight());
-            layers.put(lin.name(), facts);
-            seconds[1] += r.choleskySeconds();
-            seconds[2] += r.loopSeconds();
+        for (Linear lin : targets)
+            record(lin, new Gptq(hessians.of(lin)).quantize(lin.name(), lin.weight(), lin.outFeatures(), configs.apply(lin.name()), options, par),
+                    weights, layers, seconds);
+    }
+
+    private static void record(Linear lin, Gptq.Result r, Map<String, lowbit.quant.QuantizedWeight> weights,
+                               Map<String, Map<String, Object>> layers, double[] seconds) {
+        lin.setWeight(r.weight().dequantize());
+        weights.put(lin.name(), r.weight());
+        Map<String, Object> facts = new LinkedHashMap<>();
+        facts.put("loss", r.loss());
+        facts.put("percdamp", r.percdamp());
+        facts.put("damp_attempts", r.dampAttempts());
+        facts.put("dead_columns", r.deadColumns());
+        facts.put("bits_per_weight", r.weight().bitsPerWeight());
+        layers.put(lin.name(), facts);
+        seconds[1] += r.choleskySeconds();
+        seconds[2] += r.loopSeconds();
+    }
+
+    /**
+     * {@link InputHessians} on the GPU: one {@link DeviceGptq} per distinct input of the block's targets, fed by the first
+     * linear that reads it, so a shared input (q/k/v, gate/up) is added once per sequence.
+     */
+    private static final class DeviceHessians implements ForwardHook, AutoCloseable {
+        private final int layer;
+        private final Map<String, Linear> readers = new LinkedHashMap<>();
+        private final Map<String, DeviceGptq> gptq = new LinkedHashMap<>();
+
+        DeviceHessians(int layer, List<Linear> linears) {
+            this.layer = layer;
+            Cuda cuda = Cuda.get();
+            try {
+                for (Linear lin : linears)
+                    if (readers.putIfAbsent(lin.input(), lin) == null) gptq.put(lin.input(), new DeviceGptq(cuda, lin.inFeatures()));
+            } catch (RuntimeException e) {
+                close();
+                throw e;
+            }
+        }
+
+        @Override
+        public void linearInput(Linear linear, float[] x, int rows) {
+            if (linear.layer() == layer && readers.get(linear.input()) == linear) gptq.get(linear.input()).addBatch(x, rows);
+        }
+
+        DeviceGptq of(Linear lin) {
+            return gptq.get(lin.input());
+        }
+
+        double seconds() {
+            double s = 0;
+            for (DeviceGptq g : gptq.values()) s += g.hessianSeconds();
+            return s;
+        }
+
+        @Override
+        public void close() {
+            for (DeviceGptq g : gptq.values()) g.close();
         }
     }
 }
