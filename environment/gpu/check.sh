@@ -7,7 +7,7 @@
 # In order, each step under its own time limit (490 s in all, the unpacking aside), a failed step does not stop
 # the next, and every log goes to $OUT (at most 8 files, what the device tool brings back):
 #   1. the GPU (nvidia-smi) and the packed runtime; without a GPU it says so and exits 2
-#   2. the GPU tests (JUnit, tag "gpu", lowbit.cuda.*GpuTest) with -Dlowbit.cuda.sync=true, so that a faulting kernel
+#   2. the GPU tests (JUnit, tag "gpu", lowbit.**.*GpuTest) with -Dlowbit.cuda.sync=true, so that a faulting kernel
 #      is named by the launch that faulted rather than by a later synchronization
 #   3. the benchmark model: random weights in the default model's shapes, made here by transformers
 #   4. bench forward --device cuda (bf16 and fp32 weights) against transformers on torch CUDA in bf16, same windows
@@ -112,7 +112,7 @@ if [ "$SELFTEST" = 1 ]; then
     step "CPU tests of lowbit.cuda and lowbit.results on the packed runtime" 300 "$TEST_LOG" \
         "${JUNIT[@]}" -cp "$PACK/junit-console.jar:$WORK/test-classes:$CP" org.junit.platform.console.ConsoleLauncher execute \
         --disable-banner --details=tree --exclude-tag gpu --select-package lowbit.cuda --exclude-classname '.*KernelsBuiltTest' --select-class lowbit.results.BackendTest \
-        --select-class lowbit.results.RowTest --reports-dir "$REPORTS"
+        --select-class lowbit.results.RowTest --select-class lowbit.model.cuda.DeviceModelRefusalTest --select-class lowbit.quant.PackedLinearLayoutTest --reports-dir "$REPORTS"
     step "info on stories260K with the packed runtime" 60 "$TEST_LOG" \
         "${LOWBIT[@]}" info --model "$DATA/models/stories260K/stories260K.bin" --device cpu
     step "--device cuda without a GPU: one line, exit 2" 60 "$TEST_LOG" \
@@ -120,7 +120,7 @@ if [ "$SELFTEST" = 1 ]; then
 else
     step "GPU tests (tag gpu, -Dlowbit.cuda.sync=true)" 120 "$TEST_LOG" \
         "${JUNIT[@]}" -Dlowbit.cuda.sync=true -cp "$PACK/junit-console.jar:$WORK/test-classes:$CP" org.junit.platform.console.ConsoleLauncher execute \
-        --disable-banner --details=tree --include-tag gpu --select-package lowbit.cuda --include-classname '.*GpuTest' --reports-dir "$REPORTS"
+        --disable-banner --details=tree --include-tag gpu --select-package lowbit --include-classname '.*GpuTest' --reports-dir "$REPORTS"
 fi
 pick '^\[ *[0-9]+ (tests (found|successful|failed|skipped|aborted)|containers failed)' "$TEST_LOG"
 grep -qE '^\[ +0 tests found' "$TEST_LOG" && say "  no test ran: are the *GpuTest classes in this build (git log), and was .gpu packed after it?"

@@ -14,7 +14,7 @@ import jcuda.driver.CUdevice_attribute;
 import jcuda.driver.CUresult;
 import lowbit.cuda.Cuda;
 import lowbit.cuda.DeviceBuffer;
-import lowbit.cuda.PackedLinear;
+import lowbit.quant.PackedLinear;
 import lowbit.quant.BitPacking;
 import lowbit.quant.QuantConfig;
 import lowbit.quant.QuantizedWeight;

@@ -11,7 +11,7 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 import lowbit.checkpoint.Checkpoint;
 import lowbit.cuda.Device;
-import lowbit.cuda.DeviceModel;
+import lowbit.model.cuda.DeviceModel;
 import lowbit.eval.ContinuationScorer;
 import lowbit.eval.Evaluator;
 import lowbit.eval.FullForwardScorer;

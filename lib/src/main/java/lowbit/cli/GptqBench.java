@@ -10,7 +10,7 @@ import lowbit.checkpoint.Checkpoint;
 import lowbit.checkpoint.Checkpoints;
 import lowbit.cuda.Cuda;
 import lowbit.cuda.Device;
-import lowbit.cuda.DeviceGptq;
+import lowbit.quant.gptq.DeviceGptq;
 import lowbit.model.Transformer;
 import lowbit.progress.Progress;
 import lowbit.quant.QuantConfig;

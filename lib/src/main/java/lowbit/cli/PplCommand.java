@@ -12,7 +12,7 @@ import lowbit.checkpoint.Checkpoint;
 import lowbit.checkpoint.Checkpoints;
 import lowbit.checkpoint.quantized.QuantizedCheckpoint;
 import lowbit.cuda.Device;
-import lowbit.cuda.DeviceModel;
+import lowbit.model.cuda.DeviceModel;
 import lowbit.eval.EvaluatedModel;
 import lowbit.eval.Evaluator;
 import lowbit.eval.KlDivergence;

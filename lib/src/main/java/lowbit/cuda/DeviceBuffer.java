@@ -63,6 +63,26 @@ public final class DeviceBuffer implements AutoCloseable {
         return copyIn(Pointer.to(src), src.length);
     }
 
+    public DeviceBuffer upload(double[] src) {
+        return copyIn(Pointer.to(src), 8L * src.length);
+    }
+
+    /** {@code src} into the buffer from byte {@code byteOffset} on (one part of a stacked tensor). */
+    public DeviceBuffer upload(long byteOffset, float[] src) {
+        return upload(byteOffset, src, src.length);
+    }
+
+    /** The first {@code count} floats of {@code src} into the buffer from byte {@code byteOffset} on. */
+    public DeviceBuffer upload(long byteOffset, float[] src, int count) {
+        if (count < 0 || count > src.length) throw new IllegalArgumentException(what + ": " + count + " of " + src.length + " floats");
+        long n = 4L * count;
+        if (byteOffset < 0 || byteOffset + n > bytes)
+            throw new IllegalArgumentException(what + ": bytes " + byteOffset + ".." + (byteOffset + n) + " are outside its " + bytes);
+        cuda.makeCurrent();
+        Cuda.check(cuMemcpyHtoD(pointer.withByteOffset(byteOffset), Pointer.to(src), n), "copying " + what + " to the GPU");
+        return this;
+    }
+
     /** The first {@code dst.length} floats. */
     public float[] download(float[] dst) {
         copyOut(Pointer.to(dst), 0, 4L * dst.length);
@@ -82,6 +102,11 @@ public final class DeviceBuffer implements AutoCloseable {
 
     public int[] download(int[] dst) {
         copyOut(Pointer.to(dst), 0, 4L * dst.length);
+        return dst;
+    }
+
+    public double[] download(double[] dst) {
+        copyOut(Pointer.to(dst), 0, 8L * dst.length);
         return dst;
     }
 

@@ -1,5 +1,7 @@
 package lowbit.cuda;
 
+import lowbit.quant.PackedLinear;
+
 import jcuda.driver.CUdeviceptr;
 
 /**

@@ -11,7 +11,7 @@ import lowbit.checkpoint.Checkpoint;
 import lowbit.checkpoint.quantized.QuantizedCheckpoint;
 import lowbit.cuda.Cuda;
 import lowbit.cuda.Device;
-import lowbit.cuda.DeviceModel;
+import lowbit.model.cuda.DeviceModel;
 import lowbit.model.Transformer;
 import lowbit.progress.Progress;
 import lowbit.quant.QuantizationRecipe;

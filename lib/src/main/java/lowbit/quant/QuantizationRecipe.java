@@ -310,7 +310,7 @@ public record QuantizationRecipe(QuantSpec spec, WeightOptions weights, GptqOpti
         }
     }
 
-    /** Weight methods whose costly part runs on the GPU: GPTQ ({@link lowbit.cuda.DeviceGptq}) and AWQ's search ({@link lowbit.cuda.DeviceAwq}). */
+    /** Weight methods whose costly part runs on the GPU: GPTQ ({@link lowbit.quant.gptq.DeviceGptq}) and AWQ's search ({@link lowbit.quant.awq.DeviceAwq}). */
     static final List<String> GPU_METHODS = List.of("gptq", "awq");
 
     /**

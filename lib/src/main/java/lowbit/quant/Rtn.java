@@ -30,7 +30,7 @@ public final class Rtn {
         return out.build();
     }
 
-    /** Refuses, naming the tensor, a weight of the wrong size or with NaN or Inf in it (also for lowbit.cuda.DeviceRtn). */
+    /** Refuses, naming the tensor, a weight of the wrong size or with NaN or Inf in it (also for lowbit.quant.DeviceRtn). */
     public static void checkWeight(String name, float[] w, int rows, int columns) {
         if (w.length != (long) rows * columns)
             throw new IllegalArgumentException(name + ": weight has " + w.length + " elements, expected " + rows + "x" + columns);

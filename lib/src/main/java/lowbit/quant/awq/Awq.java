@@ -7,7 +7,7 @@ import java.util.Map;
 import java.util.function.Function;
 import lowbit.cuda.Cuda;
 import lowbit.cuda.Device;
-import lowbit.cuda.DeviceAwq;
+
 import lowbit.model.ForwardHook;
 import lowbit.model.Linear;
 import lowbit.model.Transformer;
@@ -85,7 +85,7 @@ public final class Awq {
      * On {@link Device#CUDA} the scale search of every group whose loss module is one linear (v -> o, up -> down, OPT's
      * fc1 and fc1 -> fc2) computes its losses on the GPU ({@link DeviceAwq}); the groups judged on the whole attention or a
      * gated MLP, the statistics, the clip search and the final quantization run on the CPU (the forward pass of a whole
-     * sub-layer on the GPU belongs to lowbit.cuda.DeviceModel, which the search does not use yet).
+     * sub-layer on the GPU belongs to lowbit.model.cuda.DeviceModel, which the search does not use yet).
      */
     public Awq(QuantConfig config, Function<String, QuantConfig> configs, Options options, Device device) {
         this.config = config;

@@ -123,7 +123,7 @@ public final class Gptq {
     }
 
     /**
-     * Everything GPTQ decides before its column loop, shared by this CPU loop and the GPU's (lowbit.cuda.DeviceGptq), so
+     * Everything GPTQ decides before its column loop, shared by this CPU loop and the GPU's (lowbit.quant.gptq.DeviceGptq), so
      * both start from the same numbers: W in double, dead columns zeroed, permuted by act-order; the upper Cholesky factor
      * of the damped H^-1, permuted likewise; the grids fitted before the loop (per channel or per tensor in
      * {@code rowScale}/{@code rowZero}, static groups [rows][groups] in {@code staticScale}/{@code staticZero}, null

@@ -8,7 +8,7 @@ import lowbit.calibration.InputHessians;
 import lowbit.calibration.SequentialCalibration;
 import lowbit.cuda.Cuda;
 import lowbit.cuda.Device;
-import lowbit.cuda.DeviceGptq;
+
 import lowbit.model.ForwardHook;
 import lowbit.model.Linear;
 import lowbit.model.Transformer;
@@ -43,7 +43,7 @@ public final class GptqQuantizer {
     /**
      * On {@link Device#CUDA} each distinct input's Hessian is accumulated on the GPU and every linear's column loop runs
      * there ({@link DeviceGptq}, codes identical to the CPU's); the calibration forward passes that produce the inputs stay
-     * on the CPU runtime (lowbit.cuda.DeviceModel does not take hooks), as do the grids fitted before the loop and the
+     * on the CPU runtime (lowbit.model.cuda.DeviceModel does not take hooks), as do the grids fitted before the loop and the
      * inverse factor of H.
      */
     public GptqQuantizer(QuantConfig config, java.util.function.Function<String, QuantConfig> configs, Gptq.Options options,

@@ -1,4 +1,8 @@
-package lowbit.cuda;
+package lowbit.model.cuda;
+
+import lowbit.cuda.Cuda;
+import lowbit.cuda.DeviceBuffer;
+import lowbit.cuda.GpuAvailable;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;

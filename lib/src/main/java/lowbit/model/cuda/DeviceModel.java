@@ -1,4 +1,12 @@
-package lowbit.cuda;
+package lowbit.model.cuda;
+
+import lowbit.cuda.Cuda;
+import lowbit.cuda.DeviceBuffer;
+import lowbit.cuda.Device;
+import lowbit.cuda.DeviceLinear;
+import lowbit.cuda.DenseLinear;
+import lowbit.quant.PackedLinear;
+import lowbit.quant.activation.DeviceFakeQuant;
 
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;

@@ -1,4 +1,8 @@
-package lowbit.cuda;
+package lowbit.quant.gptq;
+
+import lowbit.cuda.Cuda;
+import lowbit.cuda.Device;
+import lowbit.cuda.GpuAvailable;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -12,8 +16,6 @@ import lowbit.model.Transformer;
 import lowbit.progress.Progress;
 import lowbit.quant.QuantConfig;
 import lowbit.quant.QuantizedModel;
-import lowbit.quant.gptq.Gptq;
-import lowbit.quant.gptq.GptqQuantizer;
 import lowbit.tensor.Parallel;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;

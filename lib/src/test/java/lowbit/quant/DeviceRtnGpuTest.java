@@ -1,4 +1,7 @@
-package lowbit.cuda;
+package lowbit.quant;
+
+import lowbit.cuda.Cuda;
+import lowbit.cuda.GpuAvailable;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -7,12 +10,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
-import lowbit.quant.QuantConfig;
 import lowbit.quant.QuantConfig.ScaleFormat;
 import lowbit.quant.QuantConfig.ZeroPoint;
-import lowbit.quant.QuantizedWeight;
-import lowbit.quant.Rtn;
-import lowbit.quant.UniformQuantizer;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;

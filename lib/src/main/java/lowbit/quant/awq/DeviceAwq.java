@@ -1,8 +1,10 @@
-package lowbit.cuda;
+package lowbit.quant.awq;
 
-import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
+import lowbit.cuda.Cuda;
+import lowbit.cuda.DeviceBuffer;
+import lowbit.cuda.Kernel;
 
-import jcuda.Pointer;
+
 
 /**
  * AWQ's scale-search loss on the GPU (kernels/awq.cu) for a scaling group whose loss module is one linear (v -> o,
@@ -71,9 +73,8 @@ public final class DeviceAwq implements AutoCloseable {
     private static DeviceBuffer stack(Cuda cuda, float[][] windows, long bytes, String what) {
         DeviceBuffer d = cuda.allocate(bytes, what);
         long off = 0;
-        cuda.makeCurrent();
         for (float[] w : windows) {
-            Cuda.check(jcuda.driver.JCudaDriver.cuMemcpyHtoD(d.at(off), Pointer.to(w), 4L * w.length), "copying " + what + " to the GPU");
+            d.upload(off, w);
             off += 4L * w.length;
         }
         return d;
@@ -89,9 +90,7 @@ public final class DeviceAwq implements AutoCloseable {
         weight.upload(w);
         int gx = (out + TILE - 1) / TILE, gy = (int) ((tokens + TILE - 1) / TILE);
         cuda.kernel("awq", "awq_loss").launch(new Kernel.Grid(gx, gy, 1, 256, 1, 1, 0), x, tokens, in, weight, out, bias, ref, partial);
-        double[] sums = new double[gx * gy];
-        cuda.makeCurrent();
-        Cuda.check(cuMemcpyDtoH(Pointer.to(sums), partial.pointer(), 8L * sums.length), "copying " + what + "'s loss from the GPU");
+        double[] sums = partial.download(new double[gx * gy]);
         double s = 0;
         for (double v : sums) s += v;
         return s / (tokens * out);

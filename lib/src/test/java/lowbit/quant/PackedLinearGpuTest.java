@@ -1,4 +1,8 @@
-package lowbit.cuda;
+package lowbit.quant;
+
+import lowbit.cuda.Cuda;
+import lowbit.cuda.DeviceBuffer;
+import lowbit.cuda.GpuAvailable;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -6,11 +10,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
-import lowbit.quant.QuantConfig;
 import lowbit.quant.QuantConfig.ScaleFormat;
 import lowbit.quant.QuantConfig.ZeroPoint;
-import lowbit.quant.QuantizedWeight;
-import lowbit.quant.Rtn;
 import lowbit.tensor.PackedMatrix;
 import lowbit.tensor.Parallel;
 import org.junit.jupiter.api.BeforeEach;

@@ -1,4 +1,4 @@
-package lowbit.cuda;
+package lowbit.model.cuda;
 
 import static org.junit.jupiter.api.Assertions.assertDoesNotThrow;
 import static org.junit.jupiter.api.Assertions.assertEquals;

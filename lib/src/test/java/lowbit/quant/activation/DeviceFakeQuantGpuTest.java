@@ -1,10 +1,12 @@
-package lowbit.cuda;
+package lowbit.quant.activation;
+
+import lowbit.cuda.Cuda;
+import lowbit.cuda.DeviceBuffer;
+import lowbit.cuda.GpuAvailable;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import java.util.Random;
-import lowbit.quant.activation.ActivationQuantizer;
-import lowbit.quant.activation.KvCacheQuantizer;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;

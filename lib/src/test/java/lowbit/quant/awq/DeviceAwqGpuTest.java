@@ -1,4 +1,8 @@
-package lowbit.cuda;
+package lowbit.quant.awq;
+
+import lowbit.cuda.Cuda;
+import lowbit.cuda.Device;
+import lowbit.cuda.GpuAvailable;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
@@ -11,7 +15,6 @@ import lowbit.model.Transformer;
 import lowbit.progress.Progress;
 import lowbit.quant.QuantConfig;
 import lowbit.quant.QuantizedModel;
-import lowbit.quant.awq.Awq;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;

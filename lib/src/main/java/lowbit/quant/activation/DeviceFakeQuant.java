@@ -1,8 +1,9 @@
-package lowbit.cuda;
+package lowbit.quant.activation;
+
+import lowbit.cuda.Cuda;
+import lowbit.cuda.Kernel;
 
 import jcuda.driver.CUdeviceptr;
-import lowbit.quant.activation.ActivationQuantizer;
-import lowbit.quant.activation.KvCacheQuantizer;
 
 /**
  * Activation and KV-cache fake quantization on the GPU, in place on float32 device arrays: the kernels of

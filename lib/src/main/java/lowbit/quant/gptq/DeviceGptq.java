@@ -1,13 +1,13 @@
-package lowbit.cuda;
+package lowbit.quant.gptq;
 
-import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
-import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
+import lowbit.cuda.Cuda;
+import lowbit.cuda.DeviceBuffer;
+import lowbit.cuda.Kernel;
 
-import jcuda.Pointer;
+
 import lowbit.calibration.Hessian;
 import lowbit.quant.QuantConfig;
 import lowbit.quant.UniformQuantizer;
-import lowbit.quant.gptq.Gptq;
 import lowbit.tensor.Parallel;
 
 /**
@@ -52,7 +52,7 @@ public final class DeviceGptq implements AutoCloseable {
     /** A DeviceGptq on a Hessian accumulated on the CPU (uploaded; the CPU's stays as it is). */
     public static DeviceGptq fromHessian(Cuda cuda, Hessian hessian) {
         DeviceGptq g = new DeviceGptq(cuda, hessian.columns());
-        g.copyIn(g.h, hessian.values(), "the Hessian");
+        g.h.upload(hessian.values());
         g.samples = hessian.samples();
         return g;
     }
@@ -84,8 +84,7 @@ public final class DeviceGptq implements AutoCloseable {
             if (staging != null) staging.close();
             staging = cuda.allocate(need, "GPTQ calibration batch " + tokens + "x" + columns);
         }
-        cuda.makeCurrent();
-        Cuda.check(cuMemcpyHtoD(staging.pointer(), Pointer.to(x), need), "copying a GPTQ calibration batch to the GPU");
+        staging.upload(0, x, tokens * columns);
         int tiles = (columns + 63) / 64;
         cuda.kernel(MODULE, "gptq_hessian_add").launch(new Kernel.Grid(tiles, tiles, 1, 16, 16, 1, 0), h, staging, tokens, columns,
                 2.0 / samples);
@@ -96,7 +95,7 @@ public final class DeviceGptq implements AutoCloseable {
     /** The running H, downloaded. */
     public Hessian hessian() {
         double[] v = new double[columns * columns];
-        copyOut(h, v, "the Hessian");
+        h.download(v);
         return Hessian.of(v, columns, samples);
     }
 
@@ -145,7 +144,7 @@ public final class DeviceGptq implements AutoCloseable {
                     int c1 = Math.min(n, (i2 - 1) / g * g + g), span = c1 - first;
                     gather.launch(Kernel.Grid.cover((long) rows * span, 256), dw, rows, n, first, c1, dcols);
                     double[] cols = new double[rows * span];
-                    copyOut(dcols, cols, name + " columns " + first + ".." + c1);
+                    dcols.download(cols);
                     for (int col = first; col < i2; col += g)
                         for (int r = 0; r < rows; r++) {
                             grid.fit(cols, r * span + col - first, Math.min(g, n - col), params);
@@ -153,8 +152,8 @@ public final class DeviceGptq implements AutoCloseable {
                             zero[r * groups + col / g] = params[1];
                             p.out().group(r, col / g, params[0], params[1]);
                         }
-                    copyIn(ds, scale, name + " scales");
-                    copyIn(dz, zero, name + " zeros");
+                    ds.upload(scale);
+                    dz.upload(zero);
                 }
                 loop.launch(new Kernel.Grid((rows + LOOP_WARPS - 1) / LOOP_WARPS, 1, 1, 32 * LOOP_WARPS, 1, 1, 8 * LOOP_WARPS * count),
                         dw, rows, n, i1, count, dh, ds, dz, dgroup, groups, cfg.maxq(),
@@ -164,7 +163,7 @@ public final class DeviceGptq implements AutoCloseable {
                             derr, dh);
             }
             dcodes.download(codes);
-            copyOut(dloss, rowLoss, name + " loss");
+            dloss.download(rowLoss);
         }
         for (int r = 0; r < rows; r++)
             for (int c = 0; c < n; c++) p.out().code(r, c, codes[r * n + c] & 0xff);
@@ -175,22 +174,10 @@ public final class DeviceGptq implements AutoCloseable {
 
     private DeviceBuffer doubles(double[] v, String what) {
         DeviceBuffer b = cuda.allocate(8L * v.length, what);
-        copyIn(b, v, what);
+        b.upload(v);
         return b;
     }
 
-    // DeviceBuffer copies float, short, int and byte arrays; GPTQ alone keeps doubles on the device.
-    private void copyIn(DeviceBuffer b, double[] v, String what) {
-        if (8L * v.length > b.bytes()) throw new IllegalArgumentException(what + ": " + v.length + " doubles do not fit " + b.bytes() + " bytes");
-        cuda.makeCurrent();
-        Cuda.check(cuMemcpyHtoD(b.pointer(), Pointer.to(v), 8L * v.length), "copying " + what + " to the GPU");
-    }
-
-    private void copyOut(DeviceBuffer b, double[] v, String what) {
-        if (8L * v.length > b.bytes()) throw new IllegalArgumentException(what + ": " + v.length + " doubles exceed " + b.bytes() + " bytes");
-        cuda.makeCurrent();
-        Cuda.check(cuMemcpyDtoH(Pointer.to(v), b.pointer(), 8L * v.length), "copying " + what + " from the GPU");
-    }
 
     @Override
     public void close() {

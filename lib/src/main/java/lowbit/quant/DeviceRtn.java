@@ -1,9 +1,9 @@
-package lowbit.cuda;
+package lowbit.quant;
 
-import lowbit.quant.BitPacking;
-import lowbit.quant.QuantConfig;
-import lowbit.quant.QuantizedWeight;
-import lowbit.quant.Rtn;
+import lowbit.cuda.Cuda;
+import lowbit.cuda.DeviceBuffer;
+import lowbit.cuda.Kernel;
+
 
 /**
  * Round-to-nearest on the GPU: kernels/quant.cu's rtn_fit_codes, twin of {@link Rtn#quantize}. One block per group

@@ -1,4 +1,6 @@
-package lowbit.cuda;
+package lowbit.quant;
+
+import lowbit.quant.activation.DeviceFakeQuant;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -10,11 +12,8 @@ import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-import lowbit.quant.BitPacking;
-import lowbit.quant.QuantConfig;
 import lowbit.quant.QuantConfig.ScaleFormat;
 import lowbit.quant.QuantConfig.ZeroPoint;
-import lowbit.quant.QuantizedWeight;
 import org.junit.jupiter.api.Test;
 
 /**

@@ -1,4 +1,9 @@
-package lowbit.cuda;
+package lowbit.model.cuda;
+
+import lowbit.cuda.Cuda;
+import lowbit.cuda.Device;
+import lowbit.cuda.GpuAvailable;
+import lowbit.quant.PackedLinear;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;

@@ -1,9 +1,12 @@
-package lowbit.cuda;
+package lowbit.quant;
+
+import lowbit.cuda.Cuda;
+import lowbit.cuda.DeviceBuffer;
+import lowbit.cuda.Kernel;
+import lowbit.cuda.Device;
+import lowbit.cuda.DeviceLinear;
 
 import jcuda.driver.CUdeviceptr;
-import lowbit.quant.BitPacking;
-import lowbit.quant.QuantConfig;
-import lowbit.quant.QuantizedWeight;
 
 /**
  * A quantized linear layer kept packed on the GPU and multiplied by the fused dequantize-GEMM of

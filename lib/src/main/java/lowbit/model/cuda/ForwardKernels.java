@@ -1,4 +1,7 @@
-package lowbit.cuda;
+package lowbit.model.cuda;
+
+import lowbit.cuda.Cuda;
+import lowbit.cuda.Kernel;
 
 import jcuda.driver.CUdeviceptr;
 
