@@ -35,6 +35,7 @@ final class AllocateCommand implements Callable<Integer>, MemoryEstimated {
 
     @Override
     public Integer call() {
+        modelOptions.requireFp32Weights("allocate");
         allocation.check();
         QuantizationRecipe recipe = allocation.recipe(quantOptions);
         Sensitivities.Predictor p = allocation.predictor();

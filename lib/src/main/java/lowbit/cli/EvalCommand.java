@@ -73,13 +73,14 @@ final class EvalCommand implements Callable<Integer>, MemoryEstimated {
 
     @Override
     public Integer call() {
+        if (quantOptions.quant != null) modelOptions.requireFp32Weights("--quant");
         ZeroShot.scorer(scorerName);
         Plan plan = prepare();
         if (plan.tasks().isEmpty() && plan.mmlu() == null) return 0; // only MMLU was asked for, and its note is printed
         QuantizationRecipe recipe = quantOptions.recipe(null, null);
         ResultStore results = noStore ? null : ResultStore.open(store);
         List<Row> rows = new ArrayList<>();
-        try (EvaluatedModel model = EvaluatedModel.load(modelOptions.open(), modelOptions.threads())) {
+        try (EvaluatedModel model = EvaluatedModel.load(modelOptions.open(), modelOptions.threads(), modelOptions.weights())) {
             if (recipe != null) model.quantize(recipe, Progress.terminal());
             ContinuationScorer scorer = ZeroShot.scorer(scorerName).apply(model.transformer());
             for (ZeroShot.Prepared p : plan.tasks()) {
@@ -127,7 +128,8 @@ final class EvalCommand implements Callable<Integer>, MemoryEstimated {
     public MemoryEstimate memoryEstimate() {
         try (Checkpoint ckpt = modelOptions.open()) {
             // the longest request of the shipped tasks (BoolQ passages, 5-shot MMLU) stays under 2048 tokens
-            return MemoryEstimate.of("eval", ckpt.config(), quantOptions.recipe(null, null), Math.min(2048, ckpt.config().maxPositions()));
+            return MemoryEstimate.of("eval", ckpt.config(), quantOptions.recipe(null, null), Math.min(2048, ckpt.config().maxPositions()),
+                    modelOptions.weights());
         }
     }
 
