@@ -18,6 +18,8 @@ import lowbit.io.TensorInfo;
 import lowbit.tensor.WeightFormat;
 import lowbit.tokenizer.Tokenizer;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 
 /** A model loaded with bf16 linears against the same model in float32. */
 class TransformerBf16Test {
@@ -55,6 +57,24 @@ class TransformerBf16Test {
                 for (int t = 0; t < a.length; t++) assertArrayEquals(a[t], b[t], "tied=" + tied + " position " + t);
                 assertArrayEquals(fp32.nll(TOKENS), bf16.nll(TOKENS));
             }
+        }
+    }
+
+    /**
+     * The tiny checkpoints of every family (tiny/README.md): Llama untied and tied, Qwen2's q/k/v biases, Qwen3's q/k norms,
+     * pre-norm OPT with biases and learned positions, post-norm OPT-350m with project_in/out. Those stored in BF16 load
+     * in bf16 as they are; the others through {@link Bf16Exact}. Either way, bitwise the float32 log-probs.
+     */
+    @ParameterizedTest
+    @CsvSource({"llama,false", "llama-tied-bf16,true", "smollm-like-f16,false", "qwen2,true", "qwen3,false", "opt,false",
+            "opt-350m-style,false"})
+    void everyFamilyIsBitwiseTheSameInBf16WhenItsWeightsAreBf16Values(String dir, boolean storedInBf16) throws Exception {
+        Checkpoint file = Checkpoints.open(TransformerParityTest.resource("tiny/" + dir));
+        try (Checkpoint ckpt = storedInBf16 ? file : new Bf16Exact(file);
+             Transformer fp32 = Checkpoints.load(ckpt, 2); Transformer bf16 = Checkpoints.load(ckpt, 2, WeightFormat.BF16)) {
+            float[][] a = fp32.logProbs(TOKENS), b = bf16.logProbs(TOKENS);
+            for (int t = 0; t < a.length; t++) assertArrayEquals(a[t], b[t], dir + " position " + t);
+            bf16.linears().values().forEach(l -> assertEquals(WeightFormat.BF16, l.format(), l.name()));
         }
     }
 
