@@ -87,11 +87,11 @@ class PackedMatrixTest {
     /**
      * bf16 storage on weights that are already bf16 values gives the float32 product bit for bit: the same kernels in the
      * same order, only the panel's source differs. Shapes cover odd output counts (a padded last panel), in a partial
-     * and in full panels, and x of 1, 4, 6, 7, 13 and 70 rows (the 1x4, 4x4 and 6x4 tiles and their mixes, and more
+     * and in full panels, and x of 1, 4, 6, 7, 13, 70 and 300 rows (the 1x4, 4x4 and 6x4 tiles and their mixes, and more
      * than one 64-row task).
      */
     @ParameterizedTest
-    @CsvSource({"1,64,67", "4,96,128", "6,33,5", "7,576,200", "13,100,131", "70,48,176", "1,1,1"})
+    @CsvSource({"1,64,67", "4,96,128", "6,33,5", "7,576,200", "13,100,131", "70,48,176", "300,40,70", "1,1,1"})
     void bf16StorageOfBf16ValuesIsBitwiseTheFloat32Product(int n, int in, int out) {
         SplittableRandom rnd = new SplittableRandom(n * 131L + in * 17L + out);
         float[] x = new float[n * in], w = new float[out * in], b = new float[out];
