@@ -17,6 +17,9 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 import lowbit.checkpoint.Checkpoint;
 import lowbit.checkpoint.Checkpoints;
+import lowbit.cuda.Cuda;
+import lowbit.cuda.Device;
+import lowbit.cuda.DeviceModel;
 import lowbit.eval.ContinuationScorer;
 import lowbit.eval.EvaluatedModel;
 import lowbit.eval.Perplexity;
@@ -33,6 +36,7 @@ import lowbit.progress.Progress;
 import lowbit.quant.QuantConfig;
 import lowbit.quant.QuantSpec;
 import lowbit.quant.QuantizationRecipe;
+import lowbit.quant.RuntimeQuantization;
 import lowbit.quant.rotation.QuaRot;
 import lowbit.tensor.Hadamard;
 import lowbit.tensor.Parallel;
@@ -68,7 +72,9 @@ final class BenchCommand implements Callable<Integer> {
             description = "Tokens/s of the perplexity forward pass on WikiText-2 and the process's peak resident memory, and the same "
                     + "windows through transformers on the CPU when torch and transformers are installed in .venv. --weights bf16 "
                     + "times bf16 linears; --weights both times fp32 then bf16, each in a child JVM of its own (heap sized from its "
-                    + "memory estimate) so that each peak RSS is that format's, and prints their ratio.")
+                    + "memory estimate) so that each peak RSS is that format's, and prints their ratio. On --device cuda the windows "
+                    + "run through DeviceModel on the GPU, and transformers on torch CUDA in the same dtype (--model a GGUF file or a "
+                    + "Hugging Face directory).")
     static final class Forward implements Callable<Integer> {
         @Mixin
         ModelOptions modelOptions;
@@ -109,7 +115,7 @@ final class BenchCommand implements Callable<Integer> {
             if (both) {
                 for (WeightFormat f : WeightFormat.values()) runs.add(inChildJvm(f));
             } else {
-                runs.add(time(weights));
+                runs.add(modelOptions.device() == Device.CUDA ? timeOnGpu(weights) : time(weights));
             }
             Figures first = runs.get(0);
             if (childJson) {
@@ -200,7 +206,34 @@ final class BenchCommand implements Callable<Integer> {
             }
         }
 
-        /** transformers on the same windows (fp32 on the CPU), as the baseline option says. */
+        /**
+         * {@link #time} on the GPU: the model loaded with {@code weights} and uploaded as DeviceModel, a warm-up window, then
+         * the same windows scored by DeviceModel.nll (which returns after the device is done with the window).
+         */
+        private Figures timeOnGpu(WeightFormat weights) {
+            if (quarot) throw new IllegalArgumentException("--quarot has no GPU path (DeviceModel refuses online Hadamards): give --device cpu");
+            TextDatasets.Text text = TextDatasets.load("wikitext2");
+            Cuda cuda = Cuda.get();
+            try (Checkpoint ckpt = modelOptions.open(); Transformer model = Checkpoints.load(ckpt, modelOptions.threads(), weights)) {
+                int[] ids = Checkpoints.tokenizer(ckpt).encodeWithSpecials(text.text());
+                if (ids.length < windows * seqlen)
+                    throw new IllegalArgumentException("WikiText-2 has " + ids.length + " tokens, too few for " + windows + " windows of " + seqlen);
+                cuda.require(DeviceModel.bytesNeeded(model.config(), null, weights, seqlen), "bench forward of " + ckpt.source());
+                try (DeviceModel gpu = DeviceModel.upload(cuda, model, null, RuntimeQuantization.NONE, weights)) {
+                    System.err.printf(Locale.ROOT, "lowbit: %s; warm-up window (%d tokens)...%n", gpu.describe(), seqlen);
+                    gpu.nll(Arrays.copyOfRange(ids, 0, seqlen));
+                    double sum = 0;
+                    long t0 = System.nanoTime();
+                    for (int w = 0; w < windows; w++)
+                        for (double v : gpu.nll(Arrays.copyOfRange(ids, w * seqlen, (w + 1) * seqlen))) sum += v;
+                    double seconds = (System.nanoTime() - t0) / 1e9;
+                    return new Figures(ckpt.source(), "lowbit cuda " + weights.label(), model.threads(), (double) windows * seqlen / seconds, sum,
+                            TrainBench.peakRss());
+                }
+            }
+        }
+
+        /** transformers on the same windows as the baseline option says: fp32 on the CPU, or in our format on the GPU. */
         private void baseline(Figures ours) {
             if (baseline.equals("none")) return;
             PythonBaseline py = PythonBaseline.find("transformers baseline", List.of("torch", "transformers", "gguf"));
@@ -209,7 +242,9 @@ final class BenchCommand implements Callable<Integer> {
                 System.out.println("skipped: " + py.missing());
                 return;
             }
-            JsonNode ref = py.run("bench_transformers.py", baselineArgs(ours.model(), "cpu", "float32", ours.threads()));
+            boolean gpu = ours.label().startsWith("lowbit cuda");
+            JsonNode ref = py.run("bench_transformers.py", baselineArgs(ours.model(), gpu ? "cuda" : "cpu",
+                    gpu ? modelOptions.weights().label() : "float32", ours.threads()));
             double theirs = ref.path("tokens_per_second").asDouble();
             System.out.printf(Locale.ROOT, "%-14s %12.1f tokens/s   nll_sum %.4f   (torch %s, %s %s)%n", "transformers", theirs,
                     ref.path("nll_sum").asDouble(), ref.path("torch").asText(), ref.path("device").asText("cpu"), ref.path("dtype").asText());
