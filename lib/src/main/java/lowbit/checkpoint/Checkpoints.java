@@ -14,6 +14,7 @@ import lowbit.io.FormatException;
 import lowbit.io.hub.HubClient;
 import lowbit.model.Transformer;
 import lowbit.tensor.Parallel;
+import lowbit.tensor.WeightFormat;
 import lowbit.tokenizer.Tokenizer;
 
 /** Opens a checkpoint from what a user types after --model. */
@@ -119,8 +120,20 @@ public final class Checkpoints {
      * misses a tensor the config implies or holds one the model would not use.
      */
     public static Transformer load(Checkpoint ckpt, int threads) {
+        return load(ckpt, threads, WeightFormat.FP32);
+    }
+
+    /**
+     * {@link #load(Checkpoint, int)} with every linear held in {@code format}. bf16 is for float checkpoints (a GGUF
+     * file's dequantized weights count as its float model); a quantized directory's weights are a quantizer's grid
+     * values, which bf16 would round, so it is refused before anything is read.
+     */
+    public static Transformer load(Checkpoint ckpt, int threads, WeightFormat format) {
+        if (format == WeightFormat.BF16 && (ckpt instanceof QuantizedCheckpoint || ckpt instanceof HfQuantizedCheckpoint))
+            throw new IllegalArgumentException(ckpt.source() + " is a quantized model: its weights are grid values that bf16 would"
+                    + " round; evaluate it with --weights fp32");
         CheckpointWeights weights = new CheckpointWeights(ckpt, true);
-        Transformer model = Transformer.load(weights, threads);
+        Transformer model = Transformer.load(weights, threads, format);
         try {
             weights.checkEveryTensorUsed();
         } catch (RuntimeException e) {

@@ -36,6 +36,7 @@ final class AllocateCommand implements Callable<Integer>, MemoryEstimated {
     @Override
     public Integer call() {
         modelOptions.cpuOnly("allocate");
+        modelOptions.requireFp32Weights("allocate");
         allocation.check();
         QuantizationRecipe recipe = allocation.recipe(quantOptions);
         Sensitivities.Predictor p = allocation.predictor();

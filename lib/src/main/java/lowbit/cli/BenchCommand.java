@@ -1,6 +1,14 @@
 package lowbit.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.lang.management.ManagementFactory;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -9,6 +17,9 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 import lowbit.checkpoint.Checkpoint;
 import lowbit.checkpoint.Checkpoints;
+import lowbit.cuda.Cuda;
+import lowbit.cuda.Device;
+import lowbit.cuda.DeviceModel;
 import lowbit.eval.ContinuationScorer;
 import lowbit.eval.EvaluatedModel;
 import lowbit.eval.Perplexity;
@@ -18,14 +29,18 @@ import lowbit.eval.tasks.TaskEvaluator;
 import lowbit.eval.tasks.Tasks;
 import lowbit.eval.tasks.ZeroShot;
 import lowbit.io.DataDir;
+import lowbit.memory.MemoryBudget;
+import lowbit.memory.MemoryEstimate;
 import lowbit.model.Transformer;
 import lowbit.progress.Progress;
 import lowbit.quant.QuantConfig;
 import lowbit.quant.QuantSpec;
 import lowbit.quant.QuantizationRecipe;
+import lowbit.quant.RuntimeQuantization;
 import lowbit.quant.rotation.QuaRot;
 import lowbit.tensor.Hadamard;
 import lowbit.tensor.Parallel;
+import lowbit.tensor.WeightFormat;
 import lowbit.results.CodeVersion;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -54,8 +69,12 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     @Command(name = "forward", mixinStandardHelpOptions = true,
-            description = "Tokens/s of the perplexity forward pass on WikiText-2, and the same windows through transformers on "
-                    + "the CPU when torch and transformers are installed in .venv.")
+            description = "Tokens/s of the perplexity forward pass on WikiText-2 and the process's peak resident memory, and the same "
+                    + "windows through transformers on the CPU when torch and transformers are installed in .venv. --weights bf16 "
+                    + "times bf16 linears; --weights both times fp32 then bf16, each in a child JVM of its own (heap sized from its "
+                    + "memory estimate) so that each peak RSS is that format's, and prints their ratio. On --device cuda the windows "
+                    + "run through DeviceModel on the GPU, and transformers on torch CUDA in the same dtype (--model a GGUF file or a "
+                    + "Hugging Face directory).")
     static final class Forward implements Callable<Integer> {
         @Mixin
         ModelOptions modelOptions;
@@ -74,18 +93,56 @@ final class BenchCommand implements Callable<Integer> {
                 + "Hadamards on down_proj's input and on queries and keys; the transformers baseline runs the plain model")
         boolean quarot;
 
+        /** Set on the child JVMs of --weights both: print the figures as one JSON line for the parent. */
+        @Option(names = "--child-json", hidden = true)
+        boolean childJson;
+
+        /** One format's figures: tokens/s and NLL sum of the timed windows, peak RSS of the process (-1: unknown). */
+        record Figures(String model, String label, int threads, double tokensPerSecond, double nllSum, long peakRssBytes) {}
+
         @Override
         public Integer call() {
             if (windows < 1) throw new IllegalArgumentException("--windows must be >= 1, got " + windows);
             if (seqlen < 2) throw new IllegalArgumentException("--seqlen must be >= 2, got " + seqlen);
             checkBaseline(baseline, "transformers");
+            boolean both = "both".equalsIgnoreCase(modelOptions.weightsOption.strip());
+            if (both && quarot) throw new IllegalArgumentException("--quarot rotates the weights, which needs --weights fp32; --weights both times bf16 too");
+            WeightFormat weights = both ? WeightFormat.FP32 : modelOptions.weights();
+            if (quarot && weights != WeightFormat.FP32)
+                throw new IllegalArgumentException("--quarot rotates the weights, which needs --weights fp32 (a rotated weight is not exact in bf16)");
+            String loadAtStart = Eval.loadAverage();
+            List<Figures> runs = new ArrayList<>();
+            if (both) {
+                for (WeightFormat f : WeightFormat.values()) runs.add(inChildJvm(f));
+            } else {
+                runs.add(modelOptions.device() == Device.CUDA ? timeOnGpu(weights) : time(weights));
+            }
+            Figures first = runs.get(0);
+            if (childJson) {
+                System.out.println(new ObjectMapper().valueToTree(first));
+                return 0;
+            }
+            System.out.printf(Locale.ROOT, "forward  model=%s seqlen=%d windows=%d threads=%d device=%s weights=%s code=%s%n", first.model(),
+                    seqlen, windows, first.threads(), modelOptions.deviceOption, both ? "fp32,bf16" : weights.label(), CodeVersion.current());
+            System.out.printf(Locale.ROOT, "load average at the start %s%n", loadAtStart);
+            for (Figures f : runs)
+                System.out.printf(Locale.ROOT, "%-14s %12.1f tokens/s   nll_sum %.4f   peak RSS %s%n", f.label(), f.tokensPerSecond(), f.nllSum(),
+                        TrainBench.gigabytes(f.peakRssBytes()));
+            if (both) {
+                Figures fp32 = runs.get(0), bf16 = runs.get(1);
+                System.out.printf(Locale.ROOT, "ratio bf16/fp32: tokens/s %.2f, peak RSS %s%n", bf16.tokensPerSecond() / fp32.tokensPerSecond(),
+                        fp32.peakRssBytes() > 0 && bf16.peakRssBytes() > 0
+                                ? String.format(Locale.ROOT, "%.2f", (double) bf16.peakRssBytes() / fp32.peakRssBytes()) : "unknown");
+            }
+            baseline(first);
+            System.out.printf(Locale.ROOT, "load average at the end %s%n", Eval.loadAverage());
+            return 0;
+        }
+
+        /** Loads the model with {@code weights}, runs a warm-up window, then times the windows. */
+        private Figures time(WeightFormat weights) {
             TextDatasets.Text text = TextDatasets.load("wikitext2");
-            double ours, oursNll;
-            String modelPath;
-            int threads;
-            try (Checkpoint ckpt = modelOptions.open(); Transformer model = modelOptions.load(ckpt)) {
-                modelPath = ckpt.source();
-                threads = model.threads();
+            try (Checkpoint ckpt = modelOptions.open(); Transformer model = Checkpoints.load(ckpt, modelOptions.threads(), weights)) {
                 int[] ids = Checkpoints.tokenizer(ckpt).encodeWithSpecials(text.text());
                 if (ids.length < windows * seqlen)
                     throw new IllegalArgumentException("WikiText-2 has " + ids.length + " tokens, too few for " + windows + " windows of " + seqlen);
@@ -93,29 +150,118 @@ final class BenchCommand implements Callable<Integer> {
                 System.err.printf(Locale.ROOT, "lowbit: warm-up window (%d tokens)...%n", seqlen);
                 model.nll(Arrays.copyOfRange(ids, 0, seqlen));
                 Perplexity.Result r = Perplexity.evaluate(model, ids, seqlen, windows, Progress.terminal());
-                ours = r.tokensPerSecond();
-                oursNll = r.nllSum();
+                String label = quarot ? "lowbit quarot" : weights == WeightFormat.FP32 ? "lowbit" : "lowbit " + weights.label();
+                return new Figures(ckpt.source(), label, model.threads(), r.tokensPerSecond(), r.nllSum(), TrainBench.peakRss());
             }
-            System.out.printf(Locale.ROOT, "forward  model=%s seqlen=%d windows=%d threads=%d code=%s%n", modelPath, seqlen,
-                    windows, threads, CodeVersion.current());
-            System.out.printf(Locale.ROOT, "%-14s %12.1f tokens/s   nll_sum %.4f%n", quarot ? "lowbit quarot" : "lowbit", ours, oursNll);
-            if (baseline.equals("none")) return 0;
+        }
+
+        /**
+         * This benchmark with {@code weights} in a child JVM: the same JVM options (the heap sized from the format's memory
+         * estimate, as ./lowbit sizes ppl's, unless -Xmx was given), the same model, windows and threads; its figures come
+         * back as the last line of its output.
+         */
+        private Figures inChildJvm(WeightFormat weights) {
+            long heap;
+            try (Checkpoint ckpt = modelOptions.open()) {
+                heap = MemoryBudget.current().plan(MemoryEstimate.of("bench forward", ckpt.config(), null, seqlen, weights)).heapBytes();
+            }
+            List<String> cmd = new ArrayList<>();
+            cmd.add(ProcessHandle.current().info().command().orElse(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
+            for (String a : ManagementFactory.getRuntimeMXBean().getInputArguments())
+                if (heap == 0 || !(a.startsWith("-Xmx") || a.startsWith("-XX:MaxHeapSize"))) cmd.add(a);
+            String xmx = new MemoryBudget.Plan(heap, null).javaOption();
+            if (heap > 0) cmd.add(xmx);
+            cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), Main.class.getName(), "bench", "forward",
+                    "--model", modelOptions.model, "--seqlen", Integer.toString(seqlen), "--windows", Integer.toString(windows),
+                    "--threads", Integer.toString(modelOptions.threads()), "--device", modelOptions.deviceOption,
+                    "--weights", weights.label(), "--baseline", "none", "--child-json"));
+            System.err.println("lowbit: timing " + weights.label() + " in a child JVM" + (heap > 0 ? " (" + xmx + ")" : ""));
+            Process p;
+            try {
+                p = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT).start();
+            } catch (IOException e) {
+                throw new UncheckedIOException("bench forward: cannot start a child JVM (" + cmd.get(0) + "): " + e.getMessage(), e);
+            }
+            Thread reaper = new Thread(p::destroy);
+            Runtime.getRuntime().addShutdownHook(reaper);
+            try {
+                List<String> out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip().lines().toList();
+                int exit = p.waitFor();
+                if (exit != 0 || out.isEmpty())
+                    throw new IllegalStateException("bench forward: the " + weights.label() + " child JVM exited with status " + exit
+                            + " (its error is above)");
+                return new ObjectMapper().readValue(out.get(out.size() - 1), Figures.class);
+            } catch (IOException e) {
+                throw new UncheckedIOException("bench forward: cannot read the " + weights.label() + " child JVM's figures: " + e.getMessage(), e);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("bench forward: interrupted while the " + weights.label() + " child JVM ran");
+            } finally {
+                p.destroy();
+                try {
+                    Runtime.getRuntime().removeShutdownHook(reaper);
+                } catch (IllegalStateException shuttingDown) {
+                    // the hook runs anyway
+                }
+            }
+        }
+
+        /**
+         * {@link #time} on the GPU: the model loaded with {@code weights} and uploaded as DeviceModel, a warm-up window, then
+         * the same windows scored by DeviceModel.nll (which returns after the device is done with the window).
+         */
+        private Figures timeOnGpu(WeightFormat weights) {
+            if (quarot) throw new IllegalArgumentException("--quarot has no GPU path (DeviceModel refuses online Hadamards): give --device cpu");
+            TextDatasets.Text text = TextDatasets.load("wikitext2");
+            Cuda cuda = Cuda.get();
+            try (Checkpoint ckpt = modelOptions.open(); Transformer model = Checkpoints.load(ckpt, modelOptions.threads(), weights)) {
+                int[] ids = Checkpoints.tokenizer(ckpt).encodeWithSpecials(text.text());
+                if (ids.length < windows * seqlen)
+                    throw new IllegalArgumentException("WikiText-2 has " + ids.length + " tokens, too few for " + windows + " windows of " + seqlen);
+                cuda.require(DeviceModel.bytesNeeded(model.config(), null, weights, seqlen), "bench forward of " + ckpt.source());
+                try (DeviceModel gpu = DeviceModel.upload(cuda, model, null, RuntimeQuantization.NONE, weights)) {
+                    System.err.printf(Locale.ROOT, "lowbit: %s; warm-up window (%d tokens)...%n", gpu.describe(), seqlen);
+                    gpu.nll(Arrays.copyOfRange(ids, 0, seqlen));
+                    double sum = 0;
+                    long t0 = System.nanoTime();
+                    for (int w = 0; w < windows; w++)
+                        for (double v : gpu.nll(Arrays.copyOfRange(ids, w * seqlen, (w + 1) * seqlen))) sum += v;
+                    double seconds = (System.nanoTime() - t0) / 1e9;
+                    return new Figures(ckpt.source(), "lowbit cuda " + weights.label(), model.threads(), (double) windows * seqlen / seconds, sum,
+                            TrainBench.peakRss());
+                }
+            }
+        }
+
+        /** transformers on the same windows as the baseline option says: fp32 on the CPU, or in our format on the GPU. */
+        private void baseline(Figures ours) {
+            if (baseline.equals("none")) return;
             PythonBaseline py = PythonBaseline.find("transformers baseline", List.of("torch", "transformers", "gguf"));
             if (!py.available()) {
                 if (baseline.equals("transformers")) throw new IllegalArgumentException(py.missing());
                 System.out.println("skipped: " + py.missing());
-                return 0;
+                return;
             }
-            if (!modelPath.endsWith(".gguf"))
-                throw new IllegalArgumentException("the transformers baseline loads GGUF files; --model " + modelPath + " is not one");
-            JsonNode ref = py.run("bench_transformers.py", List.of("--gguf", modelPath,
-                    "--text", DataDir.require("wikitext-2-raw/wiki.test.raw").toString(), "--seqlen", Integer.toString(seqlen),
-                    "--windows", Integer.toString(windows), "--threads", Integer.toString(threads)));
+            boolean gpu = ours.label().startsWith("lowbit cuda");
+            JsonNode ref = py.run("bench_transformers.py", baselineArgs(ours.model(), gpu ? "cuda" : "cpu",
+                    gpu ? modelOptions.weights().label() : "float32", ours.threads()));
             double theirs = ref.path("tokens_per_second").asDouble();
-            System.out.printf(Locale.ROOT, "%-14s %12.1f tokens/s   nll_sum %.4f   (torch %s)%n", "transformers", theirs,
-                    ref.path("nll_sum").asDouble(), ref.path("torch").asText());
-            System.out.printf(Locale.ROOT, "ratio lowbit/transformers: %.2f%n", ours / theirs);
-            return 0;
+            System.out.printf(Locale.ROOT, "%-14s %12.1f tokens/s   nll_sum %.4f   (torch %s, %s %s)%n", "transformers", theirs,
+                    ref.path("nll_sum").asDouble(), ref.path("torch").asText(), ref.path("device").asText("cpu"), ref.path("dtype").asText());
+            System.out.printf(Locale.ROOT, "ratio %s/transformers: %.2f%n", ours.label(), ours.tokensPerSecond() / theirs);
+        }
+
+        /** bench_transformers.py's arguments: the model as a GGUF file (--gguf) or a Hugging Face directory (--hf). */
+        private List<String> baselineArgs(String modelPath, String device, String dtype, int threads) {
+            Path model = Path.of(modelPath);
+            String kind;
+            if (modelPath.endsWith(".gguf")) kind = "--gguf";
+            else if (Files.isDirectory(model) && Files.exists(model.resolve("config.json"))) kind = "--hf";
+            else throw new IllegalArgumentException("the transformers baseline loads a GGUF file or a Hugging Face directory; --model "
+                        + modelPath + " is neither");
+            return List.of(kind, modelPath, "--text", DataDir.require("wikitext-2-raw/wiki.test.raw").toString(),
+                    "--seqlen", Integer.toString(seqlen), "--windows", Integer.toString(windows), "--threads", Integer.toString(threads),
+                    "--device", device, "--dtype", dtype);
         }
     }
 

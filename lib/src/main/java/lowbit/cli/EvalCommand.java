@@ -77,6 +77,7 @@ final class EvalCommand implements Callable<Integer>, MemoryEstimated {
 
     @Override
     public Integer call() {
+        if (quantOptions.quant != null) modelOptions.requireFp32Weights("--quant");
         ZeroShot.scorer(scorerName);
         Device device = modelOptions.device();
         Plan plan = prepare();
@@ -84,7 +85,7 @@ final class EvalCommand implements Callable<Integer>, MemoryEstimated {
         QuantizationRecipe recipe = quantOptions.recipe(null, null);
         ResultStore results = noStore ? null : ResultStore.open(store);
         List<Row> rows = new ArrayList<>();
-        try (EvaluatedModel model = EvaluatedModel.load(modelOptions.open(), modelOptions.threads())) {
+        try (EvaluatedModel model = EvaluatedModel.load(modelOptions.open(), modelOptions.threads(), modelOptions.weights())) {
             if (recipe != null) model.quantize(recipe, Progress.terminal());
             // On the GPU every continuation is one full forward pass (FullForwardScorer): the prefix scorer's reuse of the
             // context's keys and values is a CPU path; both give the same log-probs.
@@ -153,7 +154,8 @@ final class EvalCommand implements Callable<Integer>, MemoryEstimated {
     public MemoryEstimate memoryEstimate() {
         try (Checkpoint ckpt = modelOptions.open()) {
             // the longest request of the shipped tasks (BoolQ passages, 5-shot MMLU) stays under 2048 tokens
-            return MemoryEstimate.of("eval", ckpt.config(), quantOptions.recipe(null, null), Math.min(2048, ckpt.config().maxPositions()));
+            return MemoryEstimate.of("eval", ckpt.config(), quantOptions.recipe(null, null), Math.min(2048, ckpt.config().maxPositions()),
+                    modelOptions.weights());
         }
     }
 

@@ -39,6 +39,7 @@ final class ImatrixCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         modelOptions.cpuOnly("imatrix");
+        modelOptions.requireFp32Weights("imatrix (it measures the float model that export quantizes)");
         AtomicOutput.checkFile(out);
         QuantizationRecipe.Calibration c = calibrationOptions.calibration(null);
         int seqlen = c.seqlen() == 0 ? DEFAULT_SEQLEN : c.seqlen();

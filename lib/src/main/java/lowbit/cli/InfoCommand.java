@@ -33,6 +33,8 @@ final class InfoCommand implements Callable<Integer> {
                 byType.merge(t.dtype(), t.elements(), Long::sum);
             }
             System.out.printf("tensors: %d, %,d parameters, by storage type %s%n", ckpt.tensors().size(), params, byType);
+            System.out.println("memory:  " + lowbit.memory.MemoryEstimate.of("load", ckpt.config(), null, 0, modelOptions.weights()).describe()
+                    + " to load with --weights " + modelOptions.weights().label());
             if (tensors) ckpt.tensors().values().forEach(t -> System.out.println("  " + t));
             System.out.println("backend: " + b.text() + (b.device() == Device.CPU ? " (" + b.description() + ")" : ""));
         }

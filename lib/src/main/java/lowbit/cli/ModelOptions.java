@@ -100,7 +100,17 @@ final class ModelOptions {
     }
 
     Transformer load(Checkpoint ckpt) {
-        return Checkpoints.load(ckpt, threads());
+        return Checkpoints.load(ckpt, threads(), weights());
+    }
+
+    /**
+     * Refuses --weights bf16, before any work, for {@code what}: a job that writes weights (quantizers, rotations) or
+     * measures the float model another job quantizes. bf16 holds float weights for evaluation only.
+     */
+    void requireFp32Weights(String what) {
+        if (weights() == WeightFormat.BF16)
+            throw new IllegalArgumentException("--weights bf16 holds float weights for evaluation; " + what
+                    + " needs --weights fp32 (a quantizer's grid values are not exact in bf16)");
     }
 
     /**

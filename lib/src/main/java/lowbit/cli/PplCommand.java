@@ -77,6 +77,7 @@ final class PplCommand implements Callable<Integer>, MemoryEstimated {
 
     @Override
     public Integer call() {
+        if (quantOptions.quant != null) modelOptions.requireFp32Weights("--quant");
         // Before the model loads and quantizes: a journal that cannot be written must not cost the run.
         if (kld && journal != null) throw new IllegalArgumentException(Evaluator.KLD_WITH_JOURNAL);
         if (kldReference != null && !kld) throw new IllegalArgumentException("--kld-reference names the float model of --kld: give --kld too");
@@ -97,7 +98,7 @@ final class PplCommand implements Callable<Integer>, MemoryEstimated {
     @Override
     public MemoryEstimate memoryEstimate() {
         try (Checkpoint ckpt = modelOptions.open()) {
-            return MemoryEstimate.of("ppl", ckpt.config(), quantOptions.recipe(null, null), seqlen);
+            return MemoryEstimate.of("ppl", ckpt.config(), quantOptions.recipe(null, null), seqlen, modelOptions.weights());
         }
     }
 
@@ -180,7 +181,7 @@ final class PplCommand implements Callable<Integer>, MemoryEstimated {
             ckpt.close();
             throw e;
         }
-        try (EvaluatedModel model = EvaluatedModel.load(ckpt, modelOptions.threads())) {
+        try (EvaluatedModel model = EvaluatedModel.load(ckpt, modelOptions.threads(), modelOptions.weights())) {
             Perplexity.checkSeqlen(model.transformer().config(), request.seqlen());
             // before quantizing: the loaded model is the float reference
             Evaluator.Options here = onDevice(options, modelOptions, model.transformer());

@@ -85,6 +85,7 @@ final class QatCommand implements Callable<Integer>, MemoryEstimated {
     @Override
     public Integer call() {
         modelOptions.cpuOnly("qat");
+        modelOptions.requireFp32Weights("qat");
         Qat.Options options = new Qat.Options(steps, lr, warmup, minLr, weightDecay, batch, seqlen, seed, lsq, pact, distill, checkpointEvery);
         QuantSpec spec = QuantSpec.parse(quant);
         QatHook.check(spec, lsq, pact);

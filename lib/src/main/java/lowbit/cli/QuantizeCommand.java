@@ -57,6 +57,7 @@ final class QuantizeCommand implements Callable<Integer>, MemoryEstimated {
 
     @Override
     public Integer call() {
+        modelOptions.requireFp32Weights("quantize");
         AtomicOutput.checkDirectory(out);
         QuantizationRecipe recipe = quantOptions.recipe(spec(), seqlen);
         Device device = QuantOptions.device(modelOptions, recipe);

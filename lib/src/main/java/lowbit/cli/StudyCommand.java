@@ -59,6 +59,7 @@ final class StudyCommand implements Callable<Integer>, MemoryEstimated {
     @Override
     public Integer call() {
         modelOptions.cpuOnly("study");
+        modelOptions.requireFp32Weights("study");
         StudyPlan p = plan();
         try (RunMarker marker = RunMarker.start(out.resolve(".study-running"), "study into " + out,
                 "the rows in " + out.resolve("store.jsonl") + " are kept")) {

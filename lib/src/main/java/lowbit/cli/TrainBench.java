@@ -278,7 +278,7 @@ final class TrainBench implements Callable<Integer> {
         }
     }
 
-    private static long peakRss() {
+    static long peakRss() {
         try {
             for (String line : Files.readAllLines(Path.of("/proc/self/status")))
                 if (line.startsWith("VmHWM:")) return Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
@@ -288,7 +288,7 @@ final class TrainBench implements Callable<Integer> {
         return -1;
     }
 
-    private static String gigabytes(long bytes) {
+    static String gigabytes(long bytes) {
         return bytes < 0 ? "unknown" : String.format(Locale.ROOT, "%.2f GB", bytes / 1e9);
     }
 }

@@ -50,7 +50,7 @@ public final class EvaluatedModel implements AutoCloseable {
         return load(checkpoint, threads, WeightFormat.FP32);
     }
 
-    /** Opens and loads {@code checkpoint}, its linear weights held as {@code weights}; this object closes both. */
+    /** {@link #load(Checkpoint, int)} with the linears held in {@code weights} (bf16: float checkpoints only). */
     public static EvaluatedModel load(Checkpoint checkpoint, int threads, WeightFormat weights) {
         try {
             Transformer t = Checkpoints.load(checkpoint, threads, weights);
@@ -83,6 +83,9 @@ public final class EvaluatedModel implements AutoCloseable {
     public QuantizationRecipe.Outcome quantize(QuantizationRecipe recipe, Progress progress, Device device) {
         if (outcome != null || quantization != null)
             throw new IllegalStateException(checkpoint.source() + " is already quantized; load it again to quantize it another way");
+        if (transformer.weightFormat() != WeightFormat.FP32)
+            throw new IllegalStateException(checkpoint.source() + " is loaded with " + transformer.weightFormat().label() + " weights, which hold"
+                    + " float weights for evaluation; quantizing needs it loaded in fp32 (a quantizer's grid values are not exact in bf16)");
         QuantizationRecipe.Outcome o = recipe.apply(transformer, tokenizer, progress, device);
         quantized(o);
         return o;
@@ -120,9 +123,9 @@ public final class EvaluatedModel implements AutoCloseable {
         return quantization;
     }
 
-    /** Bits per weight of the evaluated weights: 32 for a float model. */
+    /** Bits per weight of the evaluated weights: 32 for a float model, 16 when its linears are held in bf16. */
     public double bitsPerWeight() {
-        if (quantization == null) return 32.0;
+        if (quantization == null) return 8.0 * transformer.weightFormat().bytes;
         return quantization.get("bits_per_weight") instanceof Number n ? n.doubleValue() : 32.0;
     }
 

@@ -10,6 +10,7 @@ import lowbit.model.ModelConfig;
 import lowbit.quant.QuantSpec;
 import lowbit.quant.QuantizationRecipe;
 import lowbit.studies.StudyPlan;
+import lowbit.tensor.WeightFormat;
 
 /**
  * The Java heap a job holds at its peak, by part, computed from the model's shape and the job's sizes before
@@ -50,7 +51,12 @@ public record MemoryEstimate(String job, Map<String, Long> parts, String remedy)
      * first by {@code recipe} when it is not null, with the calibration the recipe draws.
      */
     public static MemoryEstimate of(String job, ModelConfig cfg, QuantizationRecipe recipe, int seqlen) {
-        Builder b = new Builder(job, cfg).models(1);
+        return of(job, cfg, recipe, seqlen, WeightFormat.FP32);
+    }
+
+    /** {@link #of(String, ModelConfig, QuantizationRecipe, int)} with the linears held in {@code weights}. */
+    public static MemoryEstimate of(String job, ModelConfig cfg, QuantizationRecipe recipe, int seqlen, WeightFormat weights) {
+        Builder b = new Builder(job, cfg).models(1, weights);
         if (seqlen > 0) b.forward(seqlen);
         if (recipe == null) return b.build("a smaller --seqlen");
         b.quantization(recipe);
@@ -125,7 +131,19 @@ public record MemoryEstimate(String job, Map<String, Long> parts, String remedy)
          * embedding plus lm_head's packed copy of it (tied or not, both live), OPT's position table, the norms.
          */
         Builder models(int copies) {
-            return atLeast("weights (float32)", copies * 4L * modelFloats());
+            return models(copies, WeightFormat.FP32);
+        }
+
+        /**
+         * {@link #models(int)} with the linears (lm_head's packed copy included) in {@code format}; embeddings, OPT's
+         * position table and the norms stay float32 (Transformer keeps them so).
+         */
+        Builder models(int copies, WeightFormat format) {
+            if (format == WeightFormat.FP32) return atLeast("weights (float32)", copies * 4L * modelFloats());
+            long linears = linearWeights() + (long) cfg.vocabSize() * embedDim() + opt350Projections();
+            long floats = modelFloats() - linears;
+            return atLeast("weights (" + format.label() + " linears, float32 embeddings and norms)",
+                    copies * (format.bytes * linears + 4L * floats));
         }
 
         /**
@@ -200,8 +218,14 @@ public record MemoryEstimate(String job, Map<String, Long> parts, String remedy)
         private long modelFloats() {
             long h = cfg.hiddenSize(), e = embedDim();
             long floats = linearWeights() + 2L * cfg.vocabSize() * e + (long) cfg.numLayers() * 4 * h;
-            if (cfg.family() == ModelConfig.Family.OPT) floats += (cfg.maxPositions() + 2L) * h + (e != h ? 2 * e * h : 0);
+            if (cfg.family() == ModelConfig.Family.OPT) floats += (cfg.maxPositions() + 2L) * h + opt350Projections();
             return floats;
+        }
+
+        /** OPT-350m's project_in and project_out, linears between embedDim and hidden. */
+        private long opt350Projections() {
+            long h = cfg.hiddenSize(), e = embedDim();
+            return cfg.family() == ModelConfig.Family.OPT && e != h ? 2 * e * h : 0;
         }
     }
 }

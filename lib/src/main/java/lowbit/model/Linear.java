@@ -2,11 +2,15 @@ package lowbit.model;
 
 import lowbit.tensor.PackedMatrix;
 import lowbit.tensor.Parallel;
+import lowbit.tensor.WeightFormat;
 
 /**
  * One linear layer y = x W^T + b of a loaded model, addressed by its Hugging Face module name
  * ("model.layers.3.self_attn.q_proj"). Quantizers read {@link #weight()} and write back with
  * {@link #setWeight(float[])}; the model is not reloaded.
+ *
+ * <p>The weight is held in the model's {@link WeightFormat}. A bf16 linear is for evaluating float weights: setting a
+ * weight keeps it exact or refuses it, so a quantizer's grid values (rarely bf16 values) are never rounded behind its back.
  */
 public final class Linear {
     private final String name;
@@ -17,7 +21,7 @@ public final class Linear {
     private PackedMatrix packed;
     private final float[] bias;
 
-    Linear(String name, int layer, String module, float[] weight, int out, int in, float[] bias) {
+    Linear(String name, int layer, String module, float[] weight, int out, int in, float[] bias, WeightFormat format) {
         this.name = name;
         this.layer = layer;
         this.module = module;
@@ -26,7 +30,11 @@ public final class Linear {
         if (bias != null && bias.length != out)
             throw new IllegalArgumentException(name + ".bias has " + bias.length + " elements, expected " + out);
         this.bias = bias;
-        this.packed = PackedMatrix.pack(weight, out, in);
+        try {
+            this.packed = PackedMatrix.pack(weight, out, in, format);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(name + ": " + e.getMessage(), e);
+        }
     }
 
     /** Full module name, e.g. model.layers.3.mlp.down_proj. */
@@ -68,7 +76,12 @@ public final class Linear {
         return in;
     }
 
-    /** A copy of W, row-major [out][in]. */
+    /** How W is held: float32, or bf16 (rounded to nearest even when loaded). */
+    public WeightFormat format() {
+        return packed.format();
+    }
+
+    /** A copy of W, row-major [out][in] (a bf16 linear's values, exactly, as floats). */
     public float[] weight() {
         return packed.unpack();
     }
@@ -78,14 +91,25 @@ public final class Linear {
         return bias;
     }
 
-    /** Replaces W in place; the next forward pass uses it. */
+    /**
+     * Replaces W in place; the next forward pass uses it. A bf16 linear takes only bf16 values (kept exactly) and
+     * refuses any other with an IllegalStateException naming it: rounding a quantizer's or a rotation's result would
+     * change the model it describes without a word.
+     */
     public void setWeight(float[] weight) {
         if (weight.length != out * in)
             throw new IllegalArgumentException(name + ": new weight has " + weight.length + " elements, expected "
                     + out + "x" + in);
-        for (float v : weight)
+        WeightFormat format = packed.format();
+        for (int i = 0; i < weight.length; i++) {
+            float v = weight[i];
             if (!Float.isFinite(v)) throw new IllegalArgumentException(name + ": new weight contains " + v);
-        packed = PackedMatrix.pack(weight, out, in);
+            if (format.round(v) != v)
+                throw new IllegalStateException(name + " holds bf16 weights and the new weight's element " + i + " (" + v
+                        + ") is not a bf16 value; changing weights (quantizing, rotating, folding scales) needs the model"
+                        + " loaded with --weights fp32");
+        }
+        packed = PackedMatrix.pack(weight, out, in, format);
     }
 
     /** W[:, j] *= s[j]: the input side of a scale fold (the producer of this linear's input is divided by s). */

@@ -13,6 +13,7 @@ import lowbit.tensor.Parallel;
 import lowbit.tensor.RmsNorm;
 import lowbit.tensor.Scratch;
 import lowbit.tensor.VectorMath;
+import lowbit.tensor.WeightFormat;
 
 /**
  * A decoder-only transformer in float32: the Llama family (Llama, Mistral, SmolLM, Qwen2 with q/k/v biases,
@@ -20,6 +21,10 @@ import lowbit.tensor.VectorMath;
  * its own (no cache across windows), which is what perplexity and calibration need. Continuations scored after
  * a shared context (zero-shot tasks) reuse the context's keys and values: {@link #prefix},
  * {@link #continuationLogProbs(int[], List)}.
+ *
+ * <p>Every linear (lm_head included) holds its weight in the model's {@link #weightFormat()}: float32, or bf16 for half
+ * the memory with products still accumulated in float32. Embeddings, positions and norms stay float32 in both: they are
+ * a few percent of a model's weights, and an embedding row is copied, not multiplied.
  */
 public final class Transformer implements AutoCloseable {
     /** Rows of logits materialized at once: bounds memory at LOGIT_ROWS x vocab floats. */
@@ -50,7 +55,10 @@ public final class Transformer implements AutoCloseable {
                          float[] qNorm, float[] kNorm, float[] mlpNormW, float[] mlpNormB,
                          Linear gate, Linear up, Linear down) {}
 
-    private Transformer(ModelWeights w, int threads) {
+    private final WeightFormat weightFormat;
+
+    private Transformer(ModelWeights w, int threads, WeightFormat weightFormat) {
+        this.weightFormat = weightFormat;
         this.cfg = w.config();
         this.source = w.source();
         this.sha256 = w.sha256();
@@ -73,13 +81,28 @@ public final class Transformer implements AutoCloseable {
         lmHead = linear(w.lmHead());
     }
 
-    /** Builds the model from its weights, on all cores. */
+    /** Builds the model from its weights, on all cores, linears in float32. */
     public static Transformer load(ModelWeights weights) {
-        return new Transformer(weights, Parallel.defaultThreads());
+        return load(weights, Parallel.defaultThreads());
     }
 
+    /** Builds the model from its weights, linears in float32. */
     public static Transformer load(ModelWeights weights, int threads) {
-        return new Transformer(weights, threads);
+        return load(weights, threads, WeightFormat.FP32);
+    }
+
+    /**
+     * Builds the model from its weights with every linear held in {@code format}. The weights are taken part by part
+     * (one block's tensors at a time), and each linear's float array is dropped once packed, so loading in bf16 peaks
+     * near the bf16 model plus one block's float tensors.
+     */
+    public static Transformer load(ModelWeights weights, int threads, WeightFormat format) {
+        return new Transformer(weights, threads, java.util.Objects.requireNonNull(format, "format"));
+    }
+
+    /** How the linears hold their weights. */
+    public WeightFormat weightFormat() {
+        return weightFormat;
     }
 
     /** Keeps a non-linear tensor under its checkpoint name (live: scale folding changes norms in place); null for none. */
@@ -92,7 +115,8 @@ public final class Transformer implements AutoCloseable {
     private Linear linear(ModelWeights.LinearWeights lw) {
         if (lw == null) return null;
         // the weight is packed inside the Linear; keeping its float copy too would double memory
-        Linear lin = new Linear(lw.name(), lw.layer(), lw.module(), lw.weight().values(), lw.out(), lw.in(), keep(lw.bias()));
+        Linear lin = new Linear(lw.name(), lw.layer(), lw.module(), lw.weight().values(), lw.out(), lw.in(), keep(lw.bias()),
+                weightFormat);
         linears.put(lw.name(), lin);
         linearsByWeight.put(lw.weight().name(), lin);
         return lin;

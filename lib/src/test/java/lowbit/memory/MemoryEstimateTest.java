@@ -12,6 +12,7 @@ import lowbit.checkpoint.Checkpoints;
 import lowbit.io.TensorInfo;
 import lowbit.model.ModelConfig;
 import lowbit.quant.QuantizationRecipe;
+import lowbit.tensor.WeightFormat;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -110,5 +111,45 @@ class MemoryEstimateTest {
         Files.writeString(meminfo, "MemTotal:       24576000 kB\n");
         var err = assertThrows(IllegalStateException.class, () -> MemoryBudget.memAvailable(meminfo));
         assertEquals(meminfo + ": no MemAvailable line", err.getMessage());
+    }
+
+    /** The default model in bf16: its linears and lm_head's tied copy at 2 bytes, the embedding and norms at 4. */
+    @Test
+    void bf16CountsLinearsAtTwoBytesAndEmbeddingsAndNormsAtFour() {
+        try (Checkpoint ckpt = Checkpoints.open("default", null)) {
+            ModelConfig cfg = ckpt.config();
+            long linear = 0, other = 0;
+            for (TensorInfo t : ckpt.tensors().values()) {
+                if (t.shape().length == 2 && !t.name().equals("model.embed_tokens.weight")) linear += t.elements();
+                else other += t.elements();
+            }
+            linear += (long) cfg.vocabSize() * cfg.hiddenSize(); // lm_head's packed copy of the tied embedding
+            long estimated = MemoryEstimate.of("ppl", cfg, null, 2, WeightFormat.BF16).parts()
+                    .get("weights (bf16 linears, float32 embeddings and norms)");
+            assertEquals(2.0 * linear + 4.0 * other, estimated, 1e-3 * estimated);
+        }
+    }
+
+    /**
+     * Qwen3-4B (config.json: vocab 151936, hidden 2560, intermediate 9728, 36 layers, 32 heads and 8 KV heads of 128, tied):
+     * 3,633,315,840 linear weights and 388,956,160 embedding values. float32 holds 17.64 GB of weights and does not fit in
+     * 24 GiB with the heap's headroom (the plan warns); bf16 holds 9.60 GB and fits.
+     */
+    @Test
+    void qwen3FourBillionFitsIn24GbOnlyInBf16() {
+        ModelConfig qwen3 = new ModelConfig(ModelConfig.Family.LLAMA, "qwen3", 151936, 2560, 9728, 36, 32, 8, 128, 40960, 1e6, 1e-6,
+                true, false, true, "silu", true, 2560, 151643, 151645);
+        long linear = 36L * (2 * 2560 * 4096 + 2 * 2560 * 1024 + 3 * 2560 * 9728), embed = 151936L * 2560, norms = 36L * (2 * 2560 + 2 * 128) + 2560;
+        assertEquals(3_633_315_840L, linear);
+        MemoryEstimate fp32 = MemoryEstimate.of("ppl", qwen3, null, 2048), bf16 = MemoryEstimate.of("ppl", qwen3, null, 2048, WeightFormat.BF16);
+        long w32 = fp32.parts().get("weights (float32)"), w16 = bf16.parts().get("weights (bf16 linears, float32 embeddings and norms)");
+        // the estimate counts 4 norm vectors of hidden per layer (q/k norms of head_dim are within its rounding)
+        assertEquals(4.0 * (linear + 2 * embed + norms), w32, 4e-4 * w32);
+        assertEquals(2.0 * (linear + embed) + 4.0 * (embed + norms), w16, 4e-4 * w16);
+        MemoryBudget machine = new MemoryBudget(24L * GB, 0);
+        assertTrue(machine.plan(fp32).warning() != null, "fp32 Qwen3-4B leaves the collector no headroom in 24 GiB: " + fp32.describe());
+        MemoryBudget.Plan plan = machine.plan(bf16);
+        assertNull(plan.warning(), "bf16 Qwen3-4B at seqlen 2048: " + bf16.describe());
+        System.out.println("Qwen3-4B ppl at seqlen 2048: fp32 " + fp32.describe() + "; bf16 " + bf16.describe() + ", heap " + plan.javaOption());
     }
 }
