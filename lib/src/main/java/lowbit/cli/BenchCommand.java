@@ -19,7 +19,7 @@ import lowbit.checkpoint.Checkpoint;
 import lowbit.checkpoint.Checkpoints;
 import lowbit.cuda.Cuda;
 import lowbit.cuda.Device;
-import lowbit.cuda.DeviceModel;
+import lowbit.model.cuda.DeviceModel;
 import lowbit.eval.ContinuationScorer;
 import lowbit.eval.EvaluatedModel;
 import lowbit.eval.Perplexity;

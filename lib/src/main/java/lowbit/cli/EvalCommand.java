@@ -86,7 +86,7 @@ final class EvalCommand implements Callable<Integer>, MemoryEstimated {
         ResultStore results = noStore ? null : ResultStore.open(store);
         List<Row> rows = new ArrayList<>();
         try (EvaluatedModel model = EvaluatedModel.load(modelOptions.open(), modelOptions.threads(), modelOptions.weights())) {
-            if (recipe != null) model.quantize(recipe, Progress.terminal());
+            if (recipe != null) model.quantize(recipe, Progress.terminal(), recipe.device(device, !modelOptions.deviceIsAuto()));
             // On the GPU every continuation is one full forward pass (FullForwardScorer): the prefix scorer's reuse of the
             // context's keys and values is a CPU path; both give the same log-probs.
             try (DeviceModel gpu = onGpu(device, model)) {

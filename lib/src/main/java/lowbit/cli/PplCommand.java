@@ -105,7 +105,7 @@ final class PplCommand implements Callable<Integer>, MemoryEstimated {
     /** The report's fields with the run's environment: the --json object (keys in the README). */
     static ObjectNode json(Evaluator.Report report) {
         ObjectNode o = new ObjectMapper().valueToTree(report.fields());
-        o.put("backend", Device.CUDA.label().equals(report.fields().get("device")) ? "cuda-jcuda" : "cpu-java-vector");
+        report.backend().provenance().forEach((k, v) -> o.put(k, String.valueOf(v)));
         o.put("java", Runtime.version().toString());
         o.put("code_version", CodeVersion.current().toString());
         return o;
@@ -187,7 +187,7 @@ final class PplCommand implements Callable<Integer>, MemoryEstimated {
             Evaluator.Options here = onDevice(options, modelOptions, model.transformer());
             if (options.kldCache() != null && recipe != null && referenceSha == null)
                 Evaluator.ensureReference(model, request, here);
-            if (recipe != null) model.quantize(recipe, progress);
+            if (recipe != null) model.quantize(recipe, progress, recipe.device(options.device(), !modelOptions.deviceIsAuto()));
             here = onDevice(here, modelOptions, model.transformer());  // a rotating recipe makes the model one the GPU path refuses
             return referenceSha != null ? Evaluator.compareWith(model, referenceSha, request, here) : Evaluator.perplexity(model, request, here);
         }

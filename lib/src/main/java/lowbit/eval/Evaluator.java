@@ -16,7 +16,9 @@ import lowbit.model.Transformer;
 import lowbit.progress.Progress;
 import lowbit.quant.QuantizationRecipe;
 import lowbit.quant.RuntimeQuantization;
+import lowbit.results.Backend;
 import lowbit.results.Row;
+import lowbit.tensor.Parallel;
 import lowbit.tensor.WeightFormat;
 import lowbit.tokenizer.Tokenizer;
 
@@ -149,8 +151,24 @@ public final class Evaluator {
             // the parameters asked for ("model": "default") stay as asked; the resolved source is in model_sha256
             Map<String, Object> measured = fields();
             measured.keySet().removeAll(params.keySet());
-            return Row.of(Row.key(params)).withAll(params).withAll(measured).withProvenance();
+            Backend backend = backend();
+            Map<String, Object> keyed = backend.parameters(params);
+            return Row.of(Row.key(keyed)).withAll(keyed).withAll(measured).withProvenance(backend);
         }
+
+        /** Where the windows were scored, as the model's fields record it (device, weights, device_description). */
+        public Backend backend() {
+            Device device = Device.CUDA.label().equals(model.get("device")) ? Device.CUDA : Device.CPU;
+            WeightFormat weights = model.get("weights") instanceof String w ? WeightFormat.parse(w) : WeightFormat.FP32;
+            return model.get("device_description") instanceof String d ? new Backend(device, weights, d)
+                    : Backend.of(device, weights, model.get("threads") instanceof Number n ? n.intValue() : Parallel.defaultThreads());
+        }
+    }
+
+    /** The backend an evaluation of {@code model} under {@code options} runs on. */
+    static Backend backend(EvaluatedModel model, Options options) {
+        return options.device() == Device.CPU ? Backend.of(Device.CPU, model.transformer().weightFormat(), model.transformer().threads())
+                : Backend.of(Device.CUDA, options.weights());
     }
 
     private static final Map<String, int[]> TOKENS = new ConcurrentHashMap<>();
@@ -223,7 +241,7 @@ public final class Evaluator {
         if (Perplexity.beyondContext(context, seqlen))
             options.warnings().accept(String.format(Locale.ROOT, "--seqlen %d is longer than the model's declared context of %d tokens;"
                     + " positions past it are extrapolated (recorded as beyond_context)", seqlen, context));
-        String journalKey = String.join("|", model.key(), request.dataset(), text.sha256(), Integer.toString(seqlen));
+        String journalKey = backend(model, options).key(String.join("|", model.key(), request.dataset(), text.sha256(), Integer.toString(seqlen)));
         int limit = request.cappedWindows();
         int windows = Perplexity.windowCount(ids.length, seqlen, limit);
         Perplexity.Result r;
@@ -395,16 +413,14 @@ public final class Evaluator {
                     }
 
                     public Map<String, Object> provenance() {
-                        return Map.of("device", Device.CPU.label());
+                        return backend(model, options).provenance();
                     }
 
                     public void close() {}
                 };
             DeviceModel dm = onGpu(model, options.weights(), seqlen);
-            Map<String, Object> p = new LinkedHashMap<>();
-            p.put("device", Device.CUDA.label());
-            p.put("weights", options.weights().label());
-            p.put("device_description", dm.describe());
+            Map<String, Object> p = new LinkedHashMap<>(backend(model, options).provenance());
+            p.put("device_model", dm.describe());
             return new Forward() {
                 public double[] nll(int[] window) {
                     return dm.nll(window);

@@ -16,10 +16,10 @@ import org.junit.jupiter.api.Test;
  * equal to the CPU with the same bf16-rounded weights to 1e-5 and within 2e-2 relative of fp32.
  */
 @Tag("gpu")
-class DenseLinearGpuTest {
+public class DenseLinearGpuTest {
     private static final int ROWS = 70, OUT = 96, IN = 200;
 
-    static float[] random(int n, double scale, long seed) {
+    public static float[] random(int n, double scale, long seed) {
         SplittableRandom r = new SplittableRandom(seed);
         float[] a = new float[n];
         for (int i = 0; i < n; i++) a[i] = (float) ((r.nextDouble() * 2 - 1) * scale);

@@ -1,5 +1,6 @@
 package lowbit.model.cuda;
 
+import lowbit.cuda.DenseLinearGpuTest;
 import lowbit.cuda.Cuda;
 import lowbit.cuda.DeviceBuffer;
 import lowbit.cuda.GpuAvailable;
