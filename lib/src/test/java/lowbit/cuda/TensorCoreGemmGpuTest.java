@@ -12,6 +12,8 @@ import lowbit.checkpoint.Checkpoint;
 import lowbit.checkpoint.Checkpoints;
 import lowbit.io.DataDir;
 import lowbit.model.Transformer;
+import lowbit.model.cuda.DeviceModel;
+import lowbit.model.cuda.DeviceModelGpuTest;
 import lowbit.quant.RuntimeQuantization;
 import lowbit.tensor.PackedMatrix;
 import lowbit.tensor.Parallel;
@@ -124,35 +126,5 @@ class TensorCoreGemmGpuTest {
             System.out.printf("stories260K bf16 on the tensor cores: log-probs within %.2g relative of the CPU's fp32%n", err);
             assertTrue(err <= 2e-2, "stories260K bf16: log-probs differ from the CPU's fp32 by up to " + err + " relative");
         }
-    }
-
-    /** The reason the path exists: on a 2048 x 1536 x 576 product the tensor cores beat gemm.cu's fp32 FMAs. */
-    @Test
-    void tensorCoresAreFasterThanTheSimtKernel() {
-        Cuda cuda = GpuAvailable.require();
-        int rows = 2048, out = 1536, in = 576;
-        float[] w = DenseLinearGpuTest.random(out * in, 0.1, 21), x = DenseLinearGpuTest.random(rows * in, 1, 22);
-        try (DeviceBuffer wb = cuda.allocate(2L * w.length, "w bf16").upload(WeightFormat.toBf16(w));
-             DeviceBuffer xb = cuda.upload(x, "x"); DeviceBuffer yb = cuda.floats((long) rows * out, "y")) {
-            Kernel simt = cuda.kernel("gemm", "gemm_bf16"), tc = cuda.kernel("gemm_tc", "gemm_bf16_tc");
-            Kernel.Grid simtGrid = Kernel.Grid.of((out + 63) / 64, (rows + 63) / 64, 256, 0);
-            Kernel.Grid tcGrid = Kernel.Grid.of((out + 63) / 64, (rows + 127) / 128, 256, 0);
-            double simtMs = time(cuda, () -> simt.launch(simtGrid, xb, wb, null, yb, rows, out, in));
-            double tcMs = time(cuda, () -> tc.launch(tcGrid, xb, wb, null, yb, rows, out, in));
-            double flop = 2.0 * rows * out * in;
-            System.out.printf("bf16 GEMM %dx%dx%d on %s: gemm_bf16 (SIMT) %.3f ms (%.1f TFLOP/s), gemm_bf16_tc %.3f ms (%.1f TFLOP/s)%n",
-                    rows, out, in, cuda.name(), simtMs, flop / simtMs / 1e9, tcMs, flop / tcMs / 1e9);
-            assertTrue(tcMs < simtMs, "gemm_bf16_tc " + tcMs + " ms is not faster than gemm_bf16 " + simtMs + " ms");
-        }
-    }
-
-    private static double time(Cuda cuda, Runnable launch) {
-        for (int i = 0; i < 3; i++) launch.run();
-        cuda.synchronize();
-        int n = 50;
-        long t0 = System.nanoTime();
-        for (int i = 0; i < n; i++) launch.run();
-        cuda.synchronize();
-        return (System.nanoTime() - t0) / 1e6 / n;
     }
 }

@@ -35,8 +35,8 @@ import org.junit.jupiter.api.Test;
  * the evaluator to 1e-4 relative.
  */
 @Tag("gpu")
-class DeviceModelGpuTest {
-    static int[] window(int length, int vocab, long seed) {
+public class DeviceModelGpuTest {
+    public static int[] window(int length, int vocab, long seed) {
         SplittableRandom r = new SplittableRandom(seed);
         int[] w = new int[length];
         for (int i = 0; i < length; i++) w[i] = r.nextInt(vocab);
@@ -44,7 +44,7 @@ class DeviceModelGpuTest {
     }
 
     /** Largest |CPU - GPU| over every log-prob of the window, each divided by max(1, |CPU|) when {@code relative}. */
-    static double logProbError(Transformer cpu, DeviceModel gpu, int[] window, boolean relative) {
+    public static double logProbError(Transformer cpu, DeviceModel gpu, int[] window, boolean relative) {
         float[][] expected = cpu.logProbs(window);
         double[] worst = {0};
         gpu.logProbs(window, (row, t) -> {
