@@ -345,6 +345,7 @@ template <class T> struct Buffer {
     size_t len = 0;
     Buffer() = default;
     explicit Buffer(size_t count) { allocate(count); }
+    Buffer(size_t count, T value) { allocate(count); std::fill(ptr, ptr + count, value); }
     Buffer(const std::vector<T>& v) { allocate(v.size()); if (!v.empty()) memcpy(ptr, v.data(), v.size() * sizeof(T)); }
     Buffer(const Buffer&) = delete;
     Buffer& operator=(const Buffer&) = delete;
@@ -366,6 +367,8 @@ template <class T> struct Buffer {
         ptr = reinterpret_cast<T*>(base + pg + start);
     }
     T* data() const { return ptr; }
+    T* begin() const { return ptr; }
+    T* end() const { return ptr + n; }
     T& operator[](size_t i) const { return ptr[i]; }
     size_t size() const { return n; }
     std::vector<T> host() const { return std::vector<T>(ptr, ptr + n); }

@@ -2,6 +2,7 @@
 # Runs every CUDA kernel on the CPU under cuda_emu.h (one fiber per CUDA thread, adversarial scheduling orders, guarded
 # buffers) and compares it with a plain loop restating its Java CPU twin: one line per kernel and case, non-zero exit on
 # any mismatch, fault, or test that fails to build. Usage: run.sh [KERNELS] (default: the kernels/ above this directory).
+# EMULATE_TESTS="quant gemm" runs only those tests.
 # Checks indexing, bounds, synchronization and arithmetic order; says nothing of the GPU's speed or of nvcc's code
 # (contraction into FMAs, approximate intrinsics): only a GPU run (environment/gpu/check.sh) checks those.
 set -uo pipefail
@@ -17,7 +18,7 @@ for f in "$kernels"/*.cu "$kernels"/*.cuh; do
         "$f" > "$tmp/$(basename "$f")"
 done
 status=0
-for test in forward attention gemm logits quant dequant_gemm gptq_awq; do
+for test in ${EMULATE_TESTS:-forward attention gemm logits quant dequant_gemm gptq_awq}; do
     src="$here/${test}_test.cpp"
     [ -e "$src" ] || continue
     # the kernel files the test includes must exist in KERNELS

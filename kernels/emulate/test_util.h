@@ -4,6 +4,7 @@
 #include "cuda_emu.h"
 #include <cinttypes>
 #include <cstdarg>
+#include <memory>
 #include <cstdio>
 #include <random>
 #include <string>
