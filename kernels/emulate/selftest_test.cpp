@@ -1,0 +1,103 @@
+// The emulation catches what it is for: each toy kernel here has one deliberate bug of a class the real kernels could
+// have, and the case passes only when cuda_emu.h reports it (a test harness that cannot fail checks nothing).
+#include "test_util.h"
+#include "common.cuh"
+#include <fcntl.h>
+#include <sys/wait.h>
+
+inline float warp_sum_emu(float v);
+
+using namespace t;
+
+// Sums 64 values through shared memory but reads the partial sums without the __syncthreads that publishes them.
+static void missing_barrier(const float* x, float* out) {
+    __shared__ float part[2];
+    int w = threadIdx.x / 32;
+    float v = warp_sum_emu(x[threadIdx.x]);
+    if (threadIdx.x % 32 == 0) part[w] = v;
+    // bug: no __syncthreads() here
+    if (threadIdx.x == 0) *out = part[0] + part[1];
+}
+
+static void divergent_barrier(float* out) {
+    if (threadIdx.x < 16) __syncthreads();   // bug: half the block never reaches it
+    else out[threadIdx.x] = 1;
+    __syncthreads();
+}
+
+static void shuffle_after_exit(const float* x, float* out, int n) {
+    if ((int) threadIdx.x >= n) return;   // bug: lanes leave, then the rest shuffle with a full mask
+    out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, x[threadIdx.x], 1);
+}
+
+static void write_past_end(float* y, int n) {
+    int i = threadIdx.x;
+    if (i <= n) y[i] = 1;   // bug: <= writes y[n]
+}
+
+static void read_past_end(const float* x, float* y, long n) {
+    if (threadIdx.x == 0) y[0] = x[n + 64];   // bug: past the end, into the guard page
+}
+
+inline float warp_sum_emu(float v) { return warp_sum(v); }
+
+int main() {
+    int before = failures;
+    {   // the missing barrier gives the wrong sum under at least one order
+        std::vector<float> x(64, 1.f);
+        bool caught = false;
+        for (auto o : ORDERS) {
+            emu::Buffer<float> xb(x), out(1);
+            caught |= emu::launch("missing_barrier", dim3(1), dim3(64), 0, o, [&] { missing_barrier(xb.ptr, out.ptr); }) && out[0] != 64.f;
+        }
+        if (!caught) fail("a missing __syncthreads went unnoticed under every order");
+        line("selftest", "missing __syncthreads", caught ? "caught (wrong sum)" : "NOT caught", before);
+    }
+    before = failures;
+    {
+        emu::Buffer<float> out(64);
+        bool ok = emu::launch("divergent_barrier", dim3(1), dim3(64), 0, emu::Order::ASCENDING, [&] { divergent_barrier(out.ptr); });
+        if (ok) fail("a __syncthreads reached by half the block went unnoticed");
+        line("selftest", "divergent __syncthreads", ok ? "NOT caught" : "caught: " + emu::last_error.substr(0, 60), before);
+    }
+    before = failures;
+    {
+        emu::Buffer<float> x(64, 1.f), out(64);
+        bool ok = emu::launch("shuffle_after_exit", dim3(1), dim3(64), 0, emu::Order::ASCENDING, [&] { shuffle_after_exit(x.ptr, out.ptr, 40); });
+        if (ok) fail("a full-mask shuffle after lanes exited went unnoticed");
+        line("selftest", "full-mask shuffle, exited lanes", ok ? "NOT caught" : "caught", before);
+    }
+    before = failures;
+    {
+        emu::Buffer<float> x(48, 1.f), out(48);
+        bool ok = emu::launch("partial_warp", dim3(1), dim3(48), 0, emu::Order::ASCENDING, [&] { shuffle_after_exit(x.ptr, out.ptr, 48); });
+        if (ok) fail("a full-mask shuffle in a 16-lane warp went unnoticed");
+        line("selftest", "full-mask shuffle, blockDim 48", ok ? "NOT caught" : "caught", before);
+    }
+    before = failures;
+    {
+        emu::Buffer<float> y(37);
+        emu::launch("write_past_end", dim3(1), dim3(64), 0, emu::Order::ASCENDING, [&] { write_past_end(y.ptr, 37); });
+        bool caught = !y.intact();
+        if (!caught) fail("a write one past the end went unnoticed");
+        line("selftest", "write one past the end", caught ? "caught (canary)" : "NOT caught", before);
+    }
+    before = failures;
+    {
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid == 0) {
+            int devnull = open("/dev/null", 1);
+            dup2(devnull, 2);
+            emu::Buffer<float> x(100), y(1);
+            emu::launch("read_past_end", dim3(1), dim3(32), 0, emu::Order::ASCENDING, [&] { read_past_end(x.ptr, y.ptr, 100); });
+            _exit(0);
+        }
+        int status = 0;
+        waitpid(pid, &status, 0);
+        bool caught = WIFEXITED(status) && WEXITSTATUS(status) == 3;
+        if (!caught) fail("a read into the guard page went unnoticed");
+        line("selftest", "read past the end (guard page)", caught ? "caught (fault, exit 3)" : "NOT caught", before);
+    }
+    return finish("selftest");
+}
