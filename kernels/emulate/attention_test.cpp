@@ -57,5 +57,6 @@ int main() {
     attention(33, 2, 1, 16);     // a second query tile of one row, grouped heads
     attention(70, 3, 3, 40);     // keys past one 64-key tile, head_dim not a multiple of 32
     attention(65, 4, 2, 64);     // key tile boundary at 64, two query tiles plus one row
+    attention(40, 2, 1, 128);    // Qwen3's head_dim: four accumulators per lane and row
     return finish("attention_test");
 }

@@ -53,5 +53,6 @@ int main() {
     logits(3, 1000, 256, 3);
     logits(2, 4099, 128, 10);   // more entries than threads, a sharp distribution
     logits(1, 50, 256, 1);      // more threads than entries
+    logits(1, 49152, 256, 4);   // SmolLM2's vocabulary
     return finish("logits_test");
 }

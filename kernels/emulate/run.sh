@@ -28,7 +28,7 @@ for test in ${EMULATE_TESTS:-selftest forward attention gemm logits quant dequan
         status=1
         continue
     fi
-    if ! g++ -std=c++20 -O1 -ffp-contract=off -pthread -Wall -Wno-unknown-pragmas -Wno-unused-variable -Wno-unused-function \
+    if ! g++ -std=c++20 -O1 -ffp-contract=off -pthread ${EMULATE_CXXFLAGS:-} -Wall -Wno-unknown-pragmas -Wno-unused-variable -Wno-unused-function \
         -I"$here/include" -I"$here" -I"$tmp" -include "$here/cuda_emu.h" "$src" -o "$tmp/$test" 2> "$tmp/$test.log"; then
         echo "FAIL $test: does not build under the emulation"
         sed -n 1,30p "$tmp/$test.log"
