@@ -540,3 +540,87 @@ inline __half __float2half(float f) { return __float2half_rn(f); }
 inline float __half2float(__half h) { return (float) h.v; }
 inline unsigned short __half_as_ushort(__half h) { return emu::to_bits(h.v) & 0xffff; }
 inline __half __ushort_as_half(unsigned short v) { return {emu::from_bits<_Float16>(v)}; }
+
+// ---- nvcuda::wmma (16x16x16, bf16 or half inputs, float accumulators) ----------------------------------------------------
+// Every lane holds the whole tile (num_elements covers it all), so element-wise loops over x[] stay correct whatever
+// layout they assume not; load/store/mma are warp-collective: each meets the warp before and after (a lane that skips
+// one deadlocks, as the GPU's would misbehave). mma_sync sums each dot product in k order with float FMAs: the tensor
+// cores' order and internal precision are unspecified, so compare wmma results with a tolerance.
+namespace nvcuda {
+namespace wmma {
+struct matrix_a {};
+struct matrix_b {};
+struct accumulator {};
+struct row_major {};
+struct col_major {};
+enum layout_t { mem_row_major, mem_col_major };
+
+inline float emu_float(float v) { return v; }
+inline float emu_float(__nv_bfloat16 v) { return __bfloat162float(v); }
+inline float emu_float(__half v) { return __half2float(v); }
+template <class T> inline T emu_from_float(float v);
+template <> inline float emu_from_float<float>(float v) { return v; }
+template <> inline __nv_bfloat16 emu_from_float<__nv_bfloat16>(float v) { return __float2bfloat16(v); }
+template <> inline __half emu_from_float<__half>(float v) { return __float2half_rn(v); }
+
+template <class Use, int M, int N, int K> struct shape;
+template <int M, int N, int K> struct shape<matrix_a, M, N, K> { static constexpr int rows = M, cols = K; };
+template <int M, int N, int K> struct shape<matrix_b, M, N, K> { static constexpr int rows = K, cols = N; };
+template <int M, int N, int K> struct shape<accumulator, M, N, K> { static constexpr int rows = M, cols = N; };
+
+template <class Use, int M, int N, int K, class T, class Layout = void> struct fragment {
+    static constexpr int R = shape<Use, M, N, K>::rows, C = shape<Use, M, N, K>::cols;
+    static constexpr int num_elements = R * C;
+    T x[R * C];   // row-major [R][C]
+};
+
+inline void emu_warp(const std::source_location& site) { emu::arrive(emu::AT_SHUFFLE, site); }
+
+template <class Use, int M, int N, int K, class T, class Layout>
+inline void fill_fragment(fragment<Use, M, N, K, T, Layout>& f, T v) {
+    for (auto& e : f.x) e = v;
+}
+
+template <class Use, int M, int N, int K, class T, class Layout, class P>
+inline void load_matrix_sync(fragment<Use, M, N, K, T, Layout>& f, const P* p, unsigned ldm, EMU_SITE) {
+    emu_warp(site);
+    constexpr bool col = std::is_same_v<Layout, col_major>;
+    using F = fragment<Use, M, N, K, T, Layout>;
+    for (int r = 0; r < F::R; r++)
+        for (int c = 0; c < F::C; c++) f.x[r * F::C + c] = col ? p[(size_t) c * ldm + r] : p[(size_t) r * ldm + c];
+    emu_warp(site);
+}
+
+template <int M, int N, int K, class T, class P>
+inline void load_matrix_sync(fragment<accumulator, M, N, K, T>& f, const P* p, unsigned ldm, layout_t layout, EMU_SITE) {
+    emu_warp(site);
+    for (int r = 0; r < M; r++)
+        for (int c = 0; c < N; c++) f.x[r * N + c] = layout == mem_col_major ? p[(size_t) c * ldm + r] : p[(size_t) r * ldm + c];
+    emu_warp(site);
+}
+
+template <int M, int N, int K, class T, class P>
+inline void store_matrix_sync(P* p, const fragment<accumulator, M, N, K, T>& f, unsigned ldm, layout_t layout, EMU_SITE) {
+    emu_warp(site);
+    if (emu::lane() == 0)
+        for (int r = 0; r < M; r++)
+            for (int c = 0; c < N; c++) (layout == mem_col_major ? p[(size_t) c * ldm + r] : p[(size_t) r * ldm + c]) = f.x[r * N + c];
+    emu_warp(site);
+}
+
+template <int M, int N, int K, class TA, class LA, class TB, class LB, class TC>
+inline void mma_sync(fragment<accumulator, M, N, K, TC>& d, const fragment<matrix_a, M, N, K, TA, LA>& a,
+                     const fragment<matrix_b, M, N, K, TB, LB>& b, const fragment<accumulator, M, N, K, TC>& c, EMU_SITE) {
+    emu_warp(site);
+    TC out[M * N];
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            float acc = emu_float(c.x[i * N + j]);
+            for (int k = 0; k < K; k++) acc = std::fmaf(emu_float(a.x[i * K + k]), emu_float(b.x[k * N + j]), acc);
+            out[i * N + j] = emu_from_float<TC>(acc);
+        }
+    std::copy(out, out + M * N, d.x);
+    emu_warp(site);
+}
+} // namespace wmma
+} // namespace nvcuda

@@ -41,6 +41,19 @@ static void read_past_end(const float* x, float* y, long n) {
 
 inline float warp_sum_emu(float v) { return warp_sum(v); }
 
+// The wmma emulation itself (no kernel uses wmma yet): one warp's 16x16x16 bf16 product against a double loop.
+static void wmma_tile(const __nv_bfloat16* a, const __nv_bfloat16* b, float* y) {
+    using namespace nvcuda;
+    wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> fa;
+    wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> fb;
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+    wmma::fill_fragment(acc, 0.f);
+    wmma::load_matrix_sync(fa, a, 16);
+    wmma::load_matrix_sync(fb, b, 16);
+    wmma::mma_sync(acc, fa, fb, acc);
+    wmma::store_matrix_sync(y, acc, 16, wmma::mem_row_major);
+}
+
 int main() {
     int before = failures;
     {   // the missing barrier gives the wrong sum under at least one order
@@ -98,6 +111,27 @@ int main() {
         bool caught = WIFEXITED(status) && WEXITSTATUS(status) == 3;
         if (!caught) fail("a read into the guard page went unnoticed");
         line("selftest", "read past the end (guard page)", caught ? "caught (fault, exit 3)" : "NOT caught", before);
+    }
+    before = failures;
+    {
+        std::vector<__nv_bfloat16> a(256), b(256);
+        for (int i = 0; i < 256; i++) { a[i] = __float2bfloat16((float) gauss()); b[i] = __float2bfloat16((float) gauss()); }
+        std::vector<double> want(256), mag(256);
+        for (int i = 0; i < 16; i++)
+            for (int j = 0; j < 16; j++)
+                for (int k = 0; k < 16; k++) {   // a row-major [i][k], b col-major: b[j][k] is B[k][j]
+                    double p = (double) __bfloat162float(a[i * 16 + k]) * __bfloat162float(b[j * 16 + k]);
+                    want[i * 16 + j] += p;
+                    mag[i * 16 + j] += std::fabs(p);
+                }
+        double worst = 0;
+        for (auto o : ORDERS) {
+            emu::Buffer<__nv_bfloat16> ab(a), bb(b);
+            emu::Buffer<float> y(256);
+            if (run("wmma_tile", dim3(1), dim3(32), 0, o, [&] { wmma_tile(ab.ptr, bb.ptr, y.ptr); }))
+                worst = std::max(worst, expect_close("wmma 16x16x16 bf16", y.ptr, want, mag, 1e-6, o));
+        }
+        line("selftest", "wmma 16x16x16 bf16 emulation", fmt("1e-6 rel (worst %.2g)", worst), before);
     }
     return finish("selftest");
 }
