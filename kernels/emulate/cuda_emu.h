@@ -17,7 +17,8 @@
 // Exited threads count as arrived at __syncthreads and __syncwarp, as on sm_70 and later.
 // Dynamic shared memory (extern __shared__ T name[]) is rewritten by run.sh into a pointer to emu::dynamic_shared(),
 // which is filled with 0xff bytes (NaN as float and double) before each block, so an unwritten read shows. Static
-// __shared__ variables are function statics: blocks run one at a time, so each block has them to itself.
+// __shared__ variables are function statics in the section emu_shared: blocks run one at a time, so each block has them
+// to itself, and the section is filled with 0xff before each block too (no block inherits another's values).
 // Math: fmaf/fma are fused as on the GPU (libm's correctly rounded fma); expf/logf/exp/log are glibc's (the GPU's may
 // differ by an ulp or two: compare those with a relative tolerance); division, sqrt and conversions are IEEE
 // correctly rounded as CUDA's non-approximate forms; build with -ffp-contract=off so g++ fuses nothing nvcc would not.
@@ -44,7 +45,7 @@
 #define __host__
 #define __forceinline__ inline
 #define __noinline__
-#define __shared__ static
+#define __shared__ __attribute__((section("emu_shared"))) static
 #define __constant__ static
 #define __launch_bounds__(...)
 #define __align__(n) alignas(n)
@@ -209,6 +210,13 @@ inline std::string describe_states() {
     return s;
 }
 
+// Static __shared__ variables live in the section emu_shared (see the macro); the linker brackets it with these.
+extern "C" char __start_emu_shared[] __attribute__((weak));
+extern "C" char __stop_emu_shared[] __attribute__((weak));
+inline void poison_static_shared() {
+    if (__start_emu_shared && __stop_emu_shared) memset(__start_emu_shared, 0xff, __stop_emu_shared - __start_emu_shared);
+}
+
 inline void run_block(Order order) {
     for (int t = 0; t < L.n; t++) {
         Fiber& f = L.fibers[t];
@@ -220,6 +228,7 @@ inline void run_block(Order order) {
         makecontext(&f.ctx, trampoline, 0);
     }
     std::fill(L.dynamic.begin(), L.dynamic.end(), 0xff);
+    poison_static_shared();
     std::vector<int> pick;
     while (!L.failed) {
         int next = -1;

@@ -19,6 +19,14 @@ static void missing_barrier(const float* x, float* out) {
     if (threadIdx.x == 0) *out = part[0] + part[1];
 }
 
+// Initializes its shared flag in block 0 only: every later block reads shared memory nobody wrote.
+static void uninitialized_shared(float* out) {
+    __shared__ float s;
+    if (blockIdx.x == 0 && threadIdx.x == 0) s = 1;   // bug: blockIdx.x == 0
+    __syncthreads();
+    if (threadIdx.x == 0) out[blockIdx.x] = s;
+}
+
 static void divergent_barrier(float* out) {
     if (threadIdx.x < 16) __syncthreads();   // bug: half the block never reaches it
     else out[threadIdx.x] = 1;
@@ -65,6 +73,14 @@ int main() {
         }
         if (!caught) fail("a missing __syncthreads went unnoticed under every order");
         line("selftest", "missing __syncthreads", caught ? "caught (wrong sum)" : "NOT caught", before);
+    }
+    before = failures;
+    {   // static __shared__ is poisoned (NaN) before each block, so block 1 cannot inherit block 0's value
+        emu::Buffer<float> out(2);
+        emu::launch("uninitialized_shared", dim3(2), dim3(32), 0, emu::Order::ASCENDING, [&] { uninitialized_shared(out.ptr); });
+        bool caught = out[0] == 1 && std::isnan(out[1]);
+        if (!caught) fail("a block reading static shared memory only an earlier block wrote went unnoticed");
+        line("selftest", "uninitialized static __shared__", caught ? "caught (NaN)" : "NOT caught", before);
     }
     before = failures;
     {
