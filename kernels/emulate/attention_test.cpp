@@ -58,5 +58,6 @@ int main() {
     attention(70, 3, 3, 40);     // keys past one 64-key tile, head_dim not a multiple of 32
     attention(65, 4, 2, 64);     // key tile boundary at 64, two query tiles plus one row
     attention(40, 2, 1, 128);    // Qwen3's head_dim: four accumulators per lane and row
+    attention(35, 9, 3, 64);     // SmolLM2-135M's heads: 9 query heads over 3 kv heads
     return finish("attention_test");
 }

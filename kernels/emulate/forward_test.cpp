@@ -132,9 +132,11 @@ int main() {
     rms(1, 37, 32, false);
     rms(5, 129, 128, true);
     rms(3, 64, 256, false);   // more threads than columns
+    rms(2, 576, 128, false);  // SmolLM2-135M's hidden size, 128 threads as ForwardKernels launches it
     rope(1, 1, 2, 32);
     rope(5, 3, 34, 64);
     rope(4, 2, 64, 32);       // more pairs than threads
+    rope(3, 9, 64, 256);      // SmolLM2-135M: 288 pairs, 256 threads as ForwardKernels launches it
     silu(1, 32);
     silu(1000, 256);
     return finish("forward_test");
