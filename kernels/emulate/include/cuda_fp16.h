@@ -1,0 +1,3 @@
+// The emulation stands in for the CUDA header of this name.
+#pragma once
+#include "../cuda_emu.h"
