@@ -18,7 +18,7 @@ for f in "$kernels"/*.cu "$kernels"/*.cuh; do
         "$f" > "$tmp/$(basename "$f")"
 done
 status=0
-for test in ${EMULATE_TESTS:-selftest forward attention gemm logits quant dequant_gemm gptq_awq}; do
+for test in ${EMULATE_TESTS:-selftest forward attention gemm gemm_tc logits quant dequant_gemm gptq_awq}; do
     src="$here/${test}_test.cpp"
     [ -e "$src" ] || continue
     # the kernel files the test includes must exist in KERNELS
