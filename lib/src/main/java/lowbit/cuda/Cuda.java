@@ -1,41 +1,24 @@
 package lowbit.cuda;
 
-import static jcuda.driver.JCudaDriver.cuCtxSetCurrent;
-import static jcuda.driver.JCudaDriver.cuCtxSynchronize;
-import static jcuda.driver.JCudaDriver.cuDeviceGet;
-import static jcuda.driver.JCudaDriver.cuDeviceGetAttribute;
-import static jcuda.driver.JCudaDriver.cuDeviceGetCount;
-import static jcuda.driver.JCudaDriver.cuDeviceGetName;
-import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRetain;
-import static jcuda.driver.JCudaDriver.cuDeviceTotalMem;
-import static jcuda.driver.JCudaDriver.cuDriverGetVersion;
-import static jcuda.driver.JCudaDriver.cuInit;
-import static jcuda.driver.JCudaDriver.cuMemAlloc;
-import static jcuda.driver.JCudaDriver.cuMemGetInfo;
-import static jcuda.driver.JCudaDriver.cuModuleGetFunction;
-import static jcuda.driver.JCudaDriver.cuModuleLoadData;
-
 import java.io.IOException;
 import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicLong;
-import jcuda.driver.CUcontext;
-import jcuda.driver.CUdevice;
-import jcuda.driver.CUdevice_attribute;
 import jcuda.driver.CUdeviceptr;
-import jcuda.driver.CUfunction;
-import jcuda.driver.CUmodule;
 import jcuda.driver.CUresult;
-import jcuda.driver.JCudaDriver;
 
 /**
  * The GPU, through JCuda's binding of the CUDA driver API: the first device's primary context, the kernels of
  * {@code kernels/*.cu} loaded from the PTX inside the jar (the driver compiles it for the GPU at hand), and device
  * memory. One per process ({@link #get()}); every method makes the context current on the calling thread first.
- * A machine without the driver or a GPU gets a {@link CudaException} with one line, never a JVM crash.
+ * A machine without the driver or a GPU gets a {@link CudaException} with one line, never a JVM crash. Every launch is
+ * checked against its kernel's PTX signature first ({@link PtxSignature}). {@link #dryRun()} gives one that runs the
+ * host code without a GPU: memory in the host, launches checked and recorded, not executed.
  */
 public final class Cuda {
     /** Where set-up puts the PTX inside the jar: lowbit/cuda/ptx/NAME.ptx for kernels/NAME.cu. */
@@ -44,32 +27,44 @@ public final class Cuda {
     private static Cuda instance;
     private static CudaException unavailable;
 
-    private final CUdevice device;
-    private final CUcontext context;
+    private final Driver driver;
     private final String name;
     private final long totalMemory;
     private final int major, minor, multiprocessors, driverVersion;
-    private final Map<String, CUmodule> modules = new HashMap<>();
+    private final Map<String, Object> modules = new HashMap<>();
+    private final Map<String, Map<String, PtxSignature>> signatures = new HashMap<>();
     private final Map<String, Kernel> kernels = new HashMap<>();
     private final AtomicLong allocated = new AtomicLong();
 
-    private Cuda(CUdevice device, CUcontext context) {
-        this.device = device;
-        this.context = context;
-        byte[] n = new byte[256];
-        check(cuDeviceGetName(n, n.length, device), "reading the GPU's name");
-        int end = 0;
-        while (end < n.length && n[end] != 0) end++;
-        this.name = new String(n, 0, end, java.nio.charset.StandardCharsets.US_ASCII);
-        long[] total = new long[1];
-        check(cuDeviceTotalMem(total, device), "reading the GPU's memory size");
-        this.totalMemory = total[0];
-        this.major = attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR);
-        this.minor = attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR);
-        this.multiprocessors = attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT);
-        int[] v = new int[1];
-        check(cuDriverGetVersion(v), "reading the driver's version");
-        this.driverVersion = v[0];
+    private Cuda(Driver driver) {
+        this.driver = driver;
+        Driver.Info i = driver.info();
+        this.name = i.name();
+        this.totalMemory = i.totalMemory();
+        this.major = i.major();
+        this.minor = i.minor();
+        this.multiprocessors = i.multiprocessors();
+        this.driverVersion = i.driverVersion();
+    }
+
+    /**
+     * A dry run: no GPU is touched. Device memory is host memory at made-up addresses (downloads return what was uploaded,
+     * or zeros), every copy and pointer is bounds-checked, kernels are looked up in the PTX, and each launch is checked
+     * against its kernel's signature and recorded ({@link #launches()}), not executed. For tests and debugging of the host
+     * code; {@link Device#choose} never picks it. A fresh one each call.
+     */
+    public static Cuda dryRun() {
+        return new Cuda(new DryRunDriver());
+    }
+
+    /** Whether this is a {@link #dryRun()}. */
+    public boolean isDryRun() {
+        return driver.dryRun();
+    }
+
+    /** The launches a {@link #dryRun()} recorded, in order; an IllegalStateException on a GPU. */
+    public List<Kernel.Launch> launches() {
+        return driver.launches();
     }
 
     /** The GPU, opened at the first call; a {@link CudaException} (the same one every time) when there is none. */
@@ -106,28 +101,7 @@ public final class Cuda {
     }
 
     private static Cuda open() {
-        try {
-            JCudaDriver.setExceptionsEnabled(false);
-        } catch (LinkageError e) {
-            // JCuda's native library links against the driver's libcuda.so.1: on a machine without the NVIDIA driver it
-            // does not load (UnsatisfiedLinkError, or NoClassDefFoundError when the class failed to initialize before)
-            throw new CudaException("no CUDA GPU: the NVIDIA driver's libcuda.so.1 could not be loaded (" + firstLine(e.getMessage())
-                    + "); install the driver, or use --device cpu");
-        }
-        int r = cuInit(0);
-        if (r != CUresult.CUDA_SUCCESS)
-            throw new CudaException(r == CUresult.CUDA_ERROR_NO_DEVICE
-                    ? "no CUDA GPU: the driver is installed but found no device (cuInit: CUDA_ERROR_NO_DEVICE); use --device cpu"
-                    : "no CUDA GPU: the driver did not start (cuInit: " + CUresult.stringFor(r) + "); use --device cpu");
-        int[] count = new int[1];
-        check(cuDeviceGetCount(count), "counting GPUs");
-        if (count[0] == 0) throw new CudaException("no CUDA GPU: the driver found no device; use --device cpu");
-        CUdevice dev = new CUdevice();
-        check(cuDeviceGet(dev, 0), "opening GPU 0");
-        CUcontext ctx = new CUcontext();
-        check(cuDevicePrimaryCtxRetain(ctx, dev), "creating a context on GPU 0");
-        check(cuCtxSetCurrent(ctx), "making GPU 0's context current");
-        return new Cuda(dev, ctx);
+        return new Cuda(CudaDriver.open());
     }
 
     /** The device's name, e.g. "NVIDIA H200". */
@@ -142,9 +116,7 @@ public final class Cuda {
     /** Free device memory now, in bytes. */
     public long freeMemory() {
         makeCurrent();
-        long[] free = new long[1], total = new long[1];
-        check(cuMemGetInfo(free, total), "reading free GPU memory");
-        return free[0];
+        return driver.freeMemory();
     }
 
     /** Compute capability as major * 10 + minor (90 for Hopper). */
@@ -163,6 +135,9 @@ public final class Cuda {
 
     /** One line for provenance and logs: "NVIDIA H200 (sm_90, 132 SMs, 139.8 GiB, driver CUDA 13.0)". */
     public String describe() {
+        if (isDryRun())
+            return String.format(Locale.ROOT, "dry run: no GPU, kernels checked and recorded, not executed (as sm_%d, %d SMs, %.1f GiB)",
+                    computeCapability(), multiprocessors, totalMemory / (double) (1L << 30));
         return String.format(Locale.ROOT, "%s (sm_%d, %d SMs, %.1f GiB, driver CUDA %d.%d)", name, computeCapability(), multiprocessors,
                 totalMemory / (double) (1L << 30), driverVersion / 1000, driverVersion % 1000 / 10);
     }
@@ -188,12 +163,13 @@ public final class Cuda {
     public DeviceBuffer allocate(long bytes, String what) {
         if (bytes <= 0) throw new IllegalArgumentException(what + ": a GPU buffer of " + bytes + " bytes");
         makeCurrent();
-        CUdeviceptr p = new CUdeviceptr();
-        int r = cuMemAlloc(p, bytes);
-        if (r == CUresult.CUDA_ERROR_OUT_OF_MEMORY) require(bytes, what);
-        check(r, "allocating " + bytes + " bytes for " + what);
+        CUdeviceptr p = driver.allocate(bytes, what);
+        if (p == null) {
+            require(bytes, what);
+            check(CUresult.CUDA_ERROR_OUT_OF_MEMORY, "allocating " + bytes + " bytes for " + what);
+        }
         allocated.addAndGet(bytes);
-        return new DeviceBuffer(this, p, bytes, what);
+        return new DeviceBuffer(this, driver, p, bytes, what);
     }
 
     /** A buffer of {@code n} floats. */
@@ -219,28 +195,25 @@ public final class Cuda {
         Kernel k = kernels.get(key);
         if (k != null) return k;
         makeCurrent();
-        CUmodule m = modules.get(module);
+        Object m = modules.get(module);
         if (m == null) {
-            m = new CUmodule();
-            int r = cuModuleLoadData(m, ptx(module));
-            if (r != CUresult.CUDA_SUCCESS)
-                throw new CudaException("kernels/" + module + ".cu: the CUDA driver could not load its PTX (" + CUresult.stringFor(r) + ")"
-                        + (r == CUresult.CUDA_ERROR_UNSUPPORTED_PTX_VERSION
-                        ? "; the PTX was compiled by CUDA 13.0 (environment/requirements-cuda.txt), newer than this driver's CUDA "
-                                + driverVersion / 1000 + "." + driverVersion % 1000 / 10 + ": update the NVIDIA driver, or use --device cpu"
-                        : r == CUresult.CUDA_ERROR_NO_BINARY_FOR_GPU || r == CUresult.CUDA_ERROR_INVALID_PTX
-                        ? "; it targets compute_80 and the " + name + " is sm_" + computeCapability() + ": use --device cpu"
-                        : "; use --device cpu"));
+            byte[] ptx = ptx(module);
+            signatures.put(module, PtxSignature.parse(module, new String(ptx, 0, ptx.length - 1, StandardCharsets.US_ASCII)));
+            m = driver.loadModule(module, ptx);
             modules.put(module, m);
         }
-        CUfunction f = new CUfunction();
-        int r = cuModuleGetFunction(f, m, function);
-        if (r != CUresult.CUDA_SUCCESS)
-            throw new CudaException("kernels/" + module + ".cu has no kernel " + function + " (" + CUresult.stringFor(r)
-                    + "): the PTX in the jar is older than the code; run ./lowbit setup");
-        k = new Kernel(this, module + "." + function, f);
+        Object f = driver.function(m, module, function);
+        PtxSignature sig = signatures.get(module).get(function);
+        if (sig == null) throw noKernel(module, function, "not in its PTX text");
+        k = new Kernel(this, driver, module + "." + function, f, sig);
         kernels.put(key, k);
         return k;
+    }
+
+    /** The one message for a kernel the PTX lacks, from the driver or the dry run alike. */
+    static CudaException noKernel(String module, String function, String why) {
+        return new CudaException("kernels/" + module + ".cu has no kernel " + function + " (" + why
+                + "): the PTX in the jar is older than the code; run ./lowbit setup");
     }
 
     /** The PTX text of kernels/{@code module}.cu, NUL-terminated as cuModuleLoadData wants it. */
@@ -259,18 +232,12 @@ public final class Cuda {
     /** Waits for every launched kernel; a failure inside one is reported here (CUDA reports them late). */
     public void synchronize() {
         makeCurrent();
-        check(cuCtxSynchronize(), "running the GPU's kernels");
+        driver.synchronize("running the GPU's kernels");
     }
 
     /** Makes this context current on the calling thread (the driver API keeps one per thread). */
     public void makeCurrent() {
-        check(cuCtxSetCurrent(context), "making the GPU's context current");
-    }
-
-    private int attribute(int attribute) {
-        int[] v = new int[1];
-        check(cuDeviceGetAttribute(v, attribute, device), "reading a GPU attribute");
-        return v[0];
+        driver.makeCurrent();
     }
 
     /** Throws a one-line {@link CudaException} naming what was being done when {@code result} is an error. */
@@ -280,9 +247,4 @@ public final class Cuda {
                     + (result == CUresult.CUDA_ERROR_OUT_OF_MEMORY ? " (use --device cpu, bf16 weights, or a smaller model)" : ""));
     }
 
-    private static String firstLine(String s) {
-        if (s == null) return "no reason given";
-        int cut = s.indexOf('\n');
-        return (cut >= 0 ? s.substring(0, cut) : s).strip();
-    }
 }

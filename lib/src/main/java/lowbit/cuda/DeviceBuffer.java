@@ -1,11 +1,5 @@
 package lowbit.cuda;
 
-import static jcuda.driver.JCudaDriver.cuMemFree;
-import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
-import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
-import static jcuda.driver.JCudaDriver.cuMemsetD8;
-
-import jcuda.Pointer;
 import jcuda.driver.CUdeviceptr;
 
 /**
@@ -14,13 +8,15 @@ import jcuda.driver.CUdeviceptr;
  */
 public final class DeviceBuffer implements AutoCloseable {
     private final Cuda cuda;
+    private final Driver driver;
     private final CUdeviceptr pointer;
     private final long bytes;
     private final String what;
     private boolean closed;
 
-    DeviceBuffer(Cuda cuda, CUdeviceptr pointer, long bytes, String what) {
+    DeviceBuffer(Cuda cuda, Driver driver, CUdeviceptr pointer, long bytes, String what) {
         this.cuda = cuda;
+        this.driver = driver;
         this.pointer = pointer;
         this.bytes = bytes;
         this.what = what;
@@ -48,23 +44,23 @@ public final class DeviceBuffer implements AutoCloseable {
     }
 
     public DeviceBuffer upload(float[] src) {
-        return copyIn(Pointer.to(src), 4L * src.length);
+        return copyIn(src, 4L * src.length);
     }
 
     public DeviceBuffer upload(short[] src) {
-        return copyIn(Pointer.to(src), 2L * src.length);
+        return copyIn(src, 2L * src.length);
     }
 
     public DeviceBuffer upload(int[] src) {
-        return copyIn(Pointer.to(src), 4L * src.length);
+        return copyIn(src, 4L * src.length);
     }
 
     public DeviceBuffer upload(byte[] src) {
-        return copyIn(Pointer.to(src), src.length);
+        return copyIn(src, src.length);
     }
 
     public DeviceBuffer upload(double[] src) {
-        return copyIn(Pointer.to(src), 8L * src.length);
+        return copyIn(src, 8L * src.length);
     }
 
     /** {@code src} into the buffer from byte {@code byteOffset} on (one part of a stacked tensor). */
@@ -78,62 +74,66 @@ public final class DeviceBuffer implements AutoCloseable {
         long n = 4L * count;
         if (byteOffset < 0 || byteOffset + n > bytes)
             throw new IllegalArgumentException(what + ": bytes " + byteOffset + ".." + (byteOffset + n) + " are outside its " + bytes);
+        check(0);
         cuda.makeCurrent();
-        Cuda.check(cuMemcpyHtoD(pointer.withByteOffset(byteOffset), Pointer.to(src), n), "copying " + what + " to the GPU");
+        driver.copyIn(pointer.withByteOffset(byteOffset), src, n, what);
         return this;
     }
 
     /** The first {@code dst.length} floats. */
     public float[] download(float[] dst) {
-        copyOut(Pointer.to(dst), 0, 4L * dst.length);
+        copyOut(dst, 0, 4L * dst.length);
         return dst;
     }
 
     /** {@code dst.length} floats starting at float {@code offset}. */
     public float[] download(long offset, float[] dst) {
-        copyOut(Pointer.to(dst), 4 * offset, 4L * dst.length);
+        copyOut(dst, 4 * offset, 4L * dst.length);
         return dst;
     }
 
     public short[] download(short[] dst) {
-        copyOut(Pointer.to(dst), 0, 2L * dst.length);
+        copyOut(dst, 0, 2L * dst.length);
         return dst;
     }
 
     public int[] download(int[] dst) {
-        copyOut(Pointer.to(dst), 0, 4L * dst.length);
+        copyOut(dst, 0, 4L * dst.length);
         return dst;
     }
 
     public double[] download(double[] dst) {
-        copyOut(Pointer.to(dst), 0, 8L * dst.length);
+        copyOut(dst, 0, 8L * dst.length);
         return dst;
     }
 
     public byte[] download(byte[] dst) {
-        copyOut(Pointer.to(dst), 0, dst.length);
+        copyOut(dst, 0, dst.length);
         return dst;
     }
 
     /** Sets every byte to zero. */
     public DeviceBuffer zero() {
+        check(0);
         cuda.makeCurrent();
-        Cuda.check(cuMemsetD8(pointer, (byte) 0, bytes), "clearing " + what);
+        driver.memsetZero(pointer, bytes, what);
         return this;
     }
 
-    private DeviceBuffer copyIn(Pointer src, long n) {
+    private DeviceBuffer copyIn(Object src, long n) {
         if (n > bytes) throw new IllegalArgumentException(what + ": " + n + " bytes do not fit its " + bytes);
+        check(0);
         cuda.makeCurrent();
-        Cuda.check(cuMemcpyHtoD(pointer, src, n), "copying " + what + " to the GPU");
+        driver.copyIn(pointer, src, n, what);
         return this;
     }
 
-    private void copyOut(Pointer dst, long offset, long n) {
+    private void copyOut(Object dst, long offset, long n) {
         if (offset < 0 || offset + n > bytes)
             throw new IllegalArgumentException(what + ": bytes " + offset + ".." + (offset + n) + " are outside its " + bytes);
+        check(0);
         cuda.makeCurrent();
-        Cuda.check(cuMemcpyDtoH(dst, pointer.withByteOffset(offset), n), "copying " + what + " from the GPU");
+        driver.copyOut(dst, pointer.withByteOffset(offset), n, what);
     }
 
     private void check(long offset) {
@@ -146,7 +146,7 @@ public final class DeviceBuffer implements AutoCloseable {
         if (closed) return;
         closed = true;
         cuda.makeCurrent();
-        cuMemFree(pointer);
+        driver.free(pointer, bytes);
         cuda.released(bytes);
     }
 }
