@@ -89,6 +89,32 @@ public class DeviceModelDryRunTest {
         }
     }
 
+    /**
+     * A window longer than {@link DeviceModel#LOGIT_ROWS} makes logits in chunks, at offsets into the targets and NLL
+     * buffers (checked against their bounds by the dry run), after the workspace grew from a shorter window.
+     */
+    @ParameterizedTest
+    @CsvSource({"qwen3,FP32", "llama,BF16"})
+    void longWindowsMakeLogitsInChunks(String name, WeightFormat format) throws Exception {
+        try (Checkpoint c = Checkpoints.open(DeviceModelRefusalTest.tiny(name)); Transformer cpu = Checkpoints.load(c, 1)) {
+            Cuda cuda = Cuda.dryRun();
+            int V = cpu.config().vocabSize(), T = 2 * DeviceModel.LOGIT_ROWS + 88;
+            try (DeviceModel gpu = DeviceModel.upload(cuda, cpu, null, RuntimeQuantization.NONE, format)) {
+                gpu.nll(DeviceModelGpuTest.window(16, V, 3));
+                int before = cuda.launches().size();
+                assertEquals(T - 1, gpu.nll(DeviceModelGpuTest.window(T, V, 4)).length);
+                gpu.logProbs(DeviceModelGpuTest.window(T, V, 5), (row, t) -> {});
+                List<Kernel.Launch> l = cuda.launches().subList(before, cuda.launches().size());
+                assertEquals(List.of(256, 256, 87), l.stream().filter(x -> x.kernel().equals("logits.nll_rows")).map(x -> x.args().get(3)).toList());
+                assertEquals(List.of(256, 256, 88),
+                        l.stream().filter(x -> x.kernel().equals("logits.log_softmax_rows")).map(x -> x.args().get(1)).toList());
+                assertEquals((T + ForwardKernels.ATT_Q - 1) / ForwardKernels.ATT_Q,
+                        l.stream().filter(x -> x.kernel().equals("attention.attention_causal")).findFirst().orElseThrow().grid().gx());
+            }
+            assertEquals(0, cuda.allocatedBytes());
+        }
+    }
+
     private static Set<String> kernels(List<Kernel.Launch> launches) {
         return launches.stream().map(Kernel.Launch::kernel).collect(Collectors.toCollection(TreeSet::new));
     }
