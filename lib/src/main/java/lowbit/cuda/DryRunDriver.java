@@ -161,12 +161,16 @@ final class DryRunDriver implements Driver {
 
     @Override
     public void launch(Object function, String name, Kernel.Grid g, Object[] args) {
+        Long[] room = new Long[args.length];
         for (int i = 0; i < args.length; i++) {
             Object a = args[i];
             CUdeviceptr p = a instanceof DeviceBuffer b ? b.pointer() : a instanceof CUdeviceptr c ? c : null;
-            if (p != null) place(p, 0, name + " argument " + i);
+            if (p == null) continue;
+            Place at = place(p, 0, name + " argument " + i);
+            room[i] = (long) at.bytes().length - at.offset();
         }
-        launches.add(new Kernel.Launch(name, g, Collections.unmodifiableList(Arrays.asList(args.clone()))));
+        launches.add(new Kernel.Launch(name, g, Collections.unmodifiableList(Arrays.asList(args.clone())),
+                Collections.unmodifiableList(Arrays.asList(room))));
     }
 
     @Override

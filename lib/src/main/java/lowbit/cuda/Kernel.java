@@ -56,8 +56,12 @@ public final class Kernel {
         }
     }
 
-    /** A launch a {@link Cuda#dryRun()} recorded: the kernel ("module.function"), its shape and its arguments. */
-    public record Launch(String kernel, Grid grid, List<Object> args) {}
+    /**
+     * A launch a {@link Cuda#dryRun()} recorded: the kernel ("module.function"), its shape, its arguments, and for each
+     * pointer argument the bytes from it to the end of its buffer (null for scalars and null pointers), so that a test can
+     * check that each array the kernel reads or writes fits.
+     */
+    public record Launch(String kernel, Grid grid, List<Object> args, List<Long> room) {}
 
     public String name() {
         return name;

@@ -26,6 +26,7 @@ public class DenseLinearDryRunTest {
             }
         }
         List<Kernel.Launch> launches = cuda.launches();
+        DryRunExtents.assertFit(launches);
         assertEquals(2, launches.size());
         for (Kernel.Launch l : launches) {
             assertEquals(kernel, l.kernel());
@@ -36,5 +37,19 @@ public class DenseLinearDryRunTest {
             assertEquals((rows + tileRows - 1) / tileRows, g.gy());
         }
         assertEquals(0, cuda.allocatedBytes());
+    }
+
+    /** The extents check sees an output one row short, and a slice that starts too late in its buffer. */
+    @org.junit.jupiter.api.Test
+    void aTooSmallOutputIsFound() {
+        Cuda cuda = Cuda.dryRun();
+        try (DenseLinear l = DenseLinear.upload(cuda, "l", new float[12], 3, 4, null, WeightFormat.FP32);
+             DeviceBuffer x = cuda.floats(8, "x"); DeviceBuffer y = cuda.floats(5, "y")) {
+            l.apply(x.pointer(), 2, y.pointer());
+            l.apply(x.at(4), 2, y.pointer());
+        }
+        assertEquals(List.of("gemm.gemm_f32 argument 3: needs 24 bytes, its buffer has 20 from there",
+                "gemm.gemm_f32 argument 0: needs 32 bytes, its buffer has 28 from there",
+                "gemm.gemm_f32 argument 3: needs 24 bytes, its buffer has 20 from there"), DryRunExtents.violations(cuda.launches()));
     }
 }

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
 import java.util.List;
 import java.util.SplittableRandom;
 import lowbit.cuda.Cuda;
+import lowbit.cuda.DryRunExtents;
 import lowbit.cuda.DeviceBuffer;
 import lowbit.cuda.Kernel;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -44,6 +45,7 @@ public class PackedLinearDryRunTest {
                     }
             }
             List<Kernel.Launch> launches = cuda.launches();
+            DryRunExtents.assertFit(launches);
             assertEquals(rowCounts.length, launches.size());
             for (int i = 0; i < rowCounts.length; i++) {
                 assertEquals("dequant_gemm." + expected[i] + bits, launches.get(i).kernel());
@@ -70,6 +72,7 @@ public class PackedLinearDryRunTest {
         QuantizedWeight w = DeviceRtn.quantize(cuda, "w", weights(rows * cols, 1), rows, cols, cfg);
         assertEquals(rows, w.rows());
         List<Kernel.Launch> launches = cuda.launches();
+        DryRunExtents.assertFit(launches);
         assertEquals(1, launches.size());
         assertEquals("quant.rtn_fit_codes", launches.get(0).kernel());
         int blocks = cfg.groupSize() == QuantConfig.PER_TENSOR ? 1 : rows * cfg.groupsPerRow(cols);

@@ -11,6 +11,7 @@ import java.util.stream.Collectors;
 import lowbit.checkpoint.Checkpoint;
 import lowbit.checkpoint.Checkpoints;
 import lowbit.cuda.Cuda;
+import lowbit.cuda.DryRunExtents;
 import lowbit.cuda.Kernel;
 import lowbit.model.Transformer;
 import lowbit.progress.Progress;
@@ -45,6 +46,7 @@ public class DeviceModelDryRunTest {
                 assertEquals(T, lp.length);
                 assertEquals(cpu.config().vocabSize(), lp[0].length);
                 List<Kernel.Launch> all = cuda.launches();
+                DryRunExtents.assertFit(all);
                 String gemm = format == WeightFormat.FP32 ? "gemm.gemm_f32" : "gemm_tc.gemm_bf16_tc";   // 64 rows: tensor cores in bf16
                 Set<String> expected = new TreeSet<>(Set.of(format == WeightFormat.FP32 ? "forward.embed_rows" : "forward.embed_rows_bf16",
                         "forward.rms_norm_rows", "forward.rope_rows", "forward.silu_mul", "elementwise.add_inplace", "attention.attention_causal",
@@ -78,6 +80,7 @@ public class DeviceModelDryRunTest {
                 gpu.logProbs(DeviceModelGpuTest.window(3, cpu.config().vocabSize(), 2));   // 3 rows: the GEMV kernel
             }
             List<Kernel.Launch> all = cuda.launches();
+            DryRunExtents.assertFit(all);
             Set<String> k = kernels(all);
             assertTrue(k.contains("dequant_gemm.dq_gemm_b4"), k.toString());
             assertTrue(k.contains("dequant_gemm.dq_gemv4_b4"), k.toString());
@@ -104,6 +107,7 @@ public class DeviceModelDryRunTest {
                 int before = cuda.launches().size();
                 assertEquals(T - 1, gpu.nll(DeviceModelGpuTest.window(T, V, 4)).length);
                 gpu.logProbs(DeviceModelGpuTest.window(T, V, 5), (row, t) -> {});
+                DryRunExtents.assertFit(cuda.launches());
                 List<Kernel.Launch> l = cuda.launches().subList(before, cuda.launches().size());
                 assertEquals(List.of(256, 256, 87), l.stream().filter(x -> x.kernel().equals("logits.nll_rows")).map(x -> x.args().get(3)).toList());
                 assertEquals(List.of(256, 256, 88),

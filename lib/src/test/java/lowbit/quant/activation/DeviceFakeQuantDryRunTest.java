@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import java.util.List;
 import lowbit.cuda.Cuda;
+import lowbit.cuda.DryRunExtents;
 import lowbit.cuda.DeviceBuffer;
 import lowbit.cuda.Kernel;
 import org.junit.jupiter.api.Test;
@@ -26,6 +27,7 @@ public class DeviceFakeQuantDryRunTest {
             DeviceFakeQuant.perToken(cuda, x.pointer(), 0, kvHeads * headDim, 8);   // an empty window launches nothing
         }
         List<Kernel.Launch> l = cuda.launches();
+        DryRunExtents.assertFit(l);
         assertEquals(List.of("quant.act_per_token", "quant.act_per_tensor", "quant.kv_groups", "quant.kv_groups"),
                 l.stream().map(Kernel.Launch::kernel).toList());
         assertEquals(rows, l.get(0).grid().gx(), "one block per token");

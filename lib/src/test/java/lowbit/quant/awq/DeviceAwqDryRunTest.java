@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import java.util.List;
 import lowbit.cuda.Cuda;
+import lowbit.cuda.DryRunExtents;
 import lowbit.cuda.Kernel;
 import org.junit.jupiter.api.Test;
 
@@ -23,6 +24,7 @@ public class DeviceAwqDryRunTest {
                 a.loss(new float[out * in]);
             }
         List<Kernel.Launch> l = cuda.launches();
+        DryRunExtents.assertFit(l);
         assertEquals(2, l.size());
         for (Kernel.Launch launch : l) {
             assertEquals("awq.awq_loss", launch.kernel());

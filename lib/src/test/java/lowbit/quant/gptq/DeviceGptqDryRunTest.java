@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.util.List;
 import java.util.SplittableRandom;
 import lowbit.cuda.Cuda;
+import lowbit.cuda.DryRunExtents;
 import lowbit.cuda.Kernel;
 import lowbit.quant.QuantConfig;
 import lowbit.tensor.Parallel;
@@ -37,6 +38,7 @@ public class DeviceGptqDryRunTest {
             Gptq.Result res = g.quantize("w", w, rows, cfg, opt, par);
             assertTrue(res != null);
         }
+        DryRunExtents.assertFit(cuda.launches());
         List<String> kernels = cuda.launches().stream().map(Kernel.Launch::kernel).toList();
         // every batch first scales H by samples / (samples + 1), as gptq.py does (by 0 on the first, H being zeroed)
         assertEquals(List.of("gptq.gptq_hessian_scale", "gptq.gptq_hessian_add", "gptq.gptq_hessian_scale", "gptq.gptq_hessian_add"),
