@@ -120,7 +120,7 @@ final class PplCommand implements Callable<Integer>, MemoryEstimated {
                         + "model %s (sha256 %s)%n%.1f s, %.1f tokens/s on %s",
                 report.dataset(), result.seqlen(), result.windows(), result.tokens(), result.ppl(), model.get("model"),
                 sha.substring(0, 12), result.seconds(), result.tokensPerSecond(),
-                model.get("device_description") != null ? model.get("device_description") : model.get("threads") + " threads"));
+                report.backend().description() + ", " + report.backend().weights().label() + " weights"));
         if (result.beyondContext())
             s.append(String.format(Locale.ROOT, "%nwindows longer than the model's declared context of %d tokens", result.contextLength()));
         if (model.get("quantization") instanceof Map<?, ?> q)
